@@ -1,0 +1,87 @@
+// Model packages (manifest.json + TorchScript + hashes, verified before load) and the Engine that runs them.
+#pragma once
+
+#include <medinfer/export.hpp>
+#include <medinfer/tensor.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace medinfer {
+
+/// Which model produced a result: every Result and audit record carries it.
+struct ModelIdentity {
+  std::string name;
+  std::string version;
+  /// SHA-256 (hex) of manifest.json. The manifest pins the SHA-256 of every other file in the
+  /// package, so this one hash identifies the model, its preprocessing, calibration and risk policy.
+  std::string sha256;
+};
+
+/// An opened, verified model package directory. Opening reads manifest.json, checks its required
+/// fields, then reads every file it lists into memory and checks its SHA-256: no byte of a package
+/// reaches LibTorch before that check passes, and LibTorch later reads the verified bytes from memory,
+/// not the file again. Move-only; const member functions are thread-safe.
+class MEDINFER_API ModelPackage {
+ public:
+  /// Throws Error with kNotFound (no directory or no manifest.json), kInvalidArgument (malformed
+  /// manifest: names the field), kModelIntegrity (a listed file missing, modified, or outside the
+  /// package; the model file not listed), kIo.
+  static ModelPackage open(const std::string& directory);
+
+  ModelPackage(ModelPackage&&) noexcept;
+  ModelPackage& operator=(ModelPackage&&) noexcept;
+  ~ModelPackage();
+
+  const ModelIdentity& identity() const noexcept;
+  const std::string& directory() const noexcept;
+  /// The manifest's text, exactly as hashed.
+  const std::string& manifest_text() const noexcept;
+  /// The manifest's "input.shape", e.g. {1, 1, 64, 64}.
+  const std::vector<std::int64_t>& input_shape() const noexcept;
+  /// The number of values the model outputs per image ("output.count").
+  std::int64_t output_count() const noexcept;
+  /// The verified bytes of the model file ("model.file").
+  const std::string& model_bytes() const noexcept;
+
+ private:
+  struct Impl;
+  explicit ModelPackage(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct EngineOptions {
+  /// "cpu". ("cuda:N" fails with kUnsupported in a build whose LibTorch has no CUDA.)
+  std::string device = "cpu";
+  /// LibTorch intra-op threads; 0 leaves LibTorch's setting alone. Note LibTorch's setting is
+  /// process-wide.
+  int intra_op_threads = 0;
+};
+
+/// Runs a package's model. The TorchScript module is frozen and optimised for inference at open and
+/// warmed up once on the declared input shape. Move-only; run() is thread-safe.
+class MEDINFER_API Engine {
+ public:
+  /// Throws Error with kInvalidArgument (the model rejects the declared input shape or returns a
+  /// different number of outputs than declared), kUnsupported (device), kModelIntegrity (the verified
+  /// bytes are not a TorchScript archive).
+  static Engine open(const ModelPackage& package, const EngineOptions& options = {});
+
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  ~Engine();
+
+  /// Runs the model on `input` (shape N, C, H, W matching the package's input shape except N).
+  /// Returns shape {N, output_count}. Throws Error(kInvalidArgument) for a wrong shape or data size,
+  /// Error(kInternal) if LibTorch fails.
+  Tensor run(const Tensor& input) const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medinfer

@@ -1,0 +1,63 @@
+// Pipeline: the one-call facade. DICOM file -> preprocessing -> model -> calibration -> risk -> audit.
+#pragma once
+
+#include <medinfer/audit.hpp>
+#include <medinfer/dicom.hpp>
+#include <medinfer/export.hpp>
+#include <medinfer/image.hpp>
+#include <medinfer/model.hpp>
+
+#include <memory>
+#include <string>
+
+namespace medinfer {
+
+struct PipelineOptions {
+  EngineOptions engine;
+  dicom::ReadOptions read;
+  /// Receives one record per predict() call, including failed ones. May be null (no audit).
+  std::shared_ptr<audit::Sink> audit_sink;
+};
+
+/// The outcome of one prediction.
+struct Result {
+  double probability = 0.0;    ///< calibrated p(positive), in [0, 1]
+  double raw_score = 0.0;      ///< the model's logit before calibration
+  double confidence = 0.0;     ///< max(probability, 1 - probability)
+  std::string tier;            ///< the risk tier's name, or "indeterminate"
+  bool escalate = false;       ///< probability >= the package's escalation threshold
+  bool indeterminate = false;
+  std::string reason;          ///< why indeterminate
+  ModelIdentity model;
+  std::string input_sha256;    ///< SHA-256 of the decoded pixels (what the audit record names)
+  double latency_ms = 0.0;
+};
+
+/// Opens a model package once and predicts many inputs. Move-only. predict() is thread-safe: one
+/// Pipeline may be shared by many host threads.
+class MEDINFER_API Pipeline {
+ public:
+  /// Opens and verifies the package, parses its preprocessing, calibration and risk policy, and loads
+  /// the model. Throws Error (see ModelPackage::open, Engine::open; kInvalidArgument for an invalid
+  /// manifest section, naming the field).
+  static Pipeline open(const std::string& package_dir, PipelineOptions options = {});
+
+  Pipeline(Pipeline&&) noexcept;
+  Pipeline& operator=(Pipeline&&) noexcept;
+  ~Pipeline();
+
+  /// Reads a DICOM file and predicts. Throws Error (see dicom::read_instance; kAuditFailed when the
+  /// audit sink fails). Every call, failed or not, is audited when a sink is set.
+  Result predict(const std::string& dicom_path) const;
+  /// Predicts an image already in memory (pixels in modality units, e.g. HU).
+  Result predict(const Image& image) const;
+
+  const ModelIdentity& model() const noexcept;
+
+ private:
+  struct Impl;
+  explicit Pipeline(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medinfer

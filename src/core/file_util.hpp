@@ -1,0 +1,13 @@
+// Reading a whole file with a size limit and errors that name the path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace medinfer::detail {
+
+/// The file's bytes. Throws kNotFound (no such file), kIo (not a regular file, unreadable), or
+/// kResourceLimit (larger than `max_bytes`).
+std::string read_file(const std::string& path, std::uint64_t max_bytes);
+
+}  // namespace medinfer::detail

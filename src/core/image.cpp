@@ -1,0 +1,97 @@
+#include <medinfer/error.hpp>
+#include <medinfer/image.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace medinfer {
+
+std::size_t bytes_per_sample(PixelType type) noexcept {
+  switch (type) {
+    case PixelType::kUInt8:
+    case PixelType::kInt8: return 1;
+    case PixelType::kUInt16:
+    case PixelType::kInt16: return 2;
+    case PixelType::kUInt32:
+    case PixelType::kInt32:
+    case PixelType::kFloat32: return 4;
+    case PixelType::kFloat64: return 8;
+  }
+  return 0;
+}
+
+const char* to_string(PixelType type) noexcept {
+  switch (type) {
+    case PixelType::kUInt8: return "uint8";
+    case PixelType::kInt8: return "int8";
+    case PixelType::kUInt16: return "uint16";
+    case PixelType::kInt16: return "int16";
+    case PixelType::kUInt32: return "uint32";
+    case PixelType::kInt32: return "int32";
+    case PixelType::kFloat32: return "float32";
+    case PixelType::kFloat64: return "float64";
+  }
+  return "unknown";
+}
+
+Image::Image() = default;
+
+Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t channels)
+    : type_(type), width_(width), height_(height), channels_(channels) {
+  if (width == 0 || height == 0 || channels == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "Image: width, height and channels must be > 0 (got " + std::to_string(width) + "x" +
+                    std::to_string(height) + "x" + std::to_string(channels) + ")");
+  }
+  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 8;
+  if (width > limit / height || width * height > limit / channels) {
+    throw Error(ErrorCode::kResourceLimit, "Image: dimensions overflow the address space");
+  }
+  pixels_ = std::make_shared<std::vector<std::uint8_t>>(width * height * channels * bytes_per_sample(type));
+}
+
+Image Image::from_buffer(const void* data, PixelType type, std::size_t width, std::size_t height,
+                         std::size_t channels) {
+  if (data == nullptr) throw Error(ErrorCode::kInvalidArgument, "Image::from_buffer: data is null");
+  Image image(type, width, height, channels);
+  std::memcpy(image.pixels_->data(), data, image.size_bytes());
+  return image;
+}
+
+std::size_t Image::size_bytes() const noexcept { return pixels_ ? pixels_->size() : 0; }
+
+const void* Image::data() const noexcept { return pixels_ ? pixels_->data() : nullptr; }
+
+void* Image::mutable_data() {
+  if (!pixels_) return nullptr;
+  if (pixels_.use_count() > 1) pixels_ = std::make_shared<std::vector<std::uint8_t>>(*pixels_);
+  return pixels_->data();
+}
+
+void Image::set_spacing(const std::array<double, 2>& spacing) {
+  for (double s : spacing) {
+    if (!std::isfinite(s) || s <= 0.0) {
+      throw Error(ErrorCode::kInvalidArgument, "Image: spacing must be finite and > 0 (got " +
+                                                   std::to_string(s) + ")");
+    }
+  }
+  spacing_ = spacing;
+}
+
+void Image::set_origin(const std::array<double, 3>& origin) {
+  for (double v : origin) {
+    if (!std::isfinite(v)) throw Error(ErrorCode::kInvalidArgument, "Image: origin must be finite");
+  }
+  origin_ = origin;
+}
+
+void Image::set_direction(const std::array<double, 9>& direction) {
+  for (double v : direction) {
+    if (!std::isfinite(v)) throw Error(ErrorCode::kInvalidArgument, "Image: direction must be finite");
+  }
+  direction_ = direction;
+}
+
+}  // namespace medinfer

@@ -1,0 +1,75 @@
+#include "core/json_util.hpp"
+
+#include <medinfer/error.hpp>
+
+#include <cmath>
+
+namespace medinfer::detail {
+namespace {
+
+[[noreturn]] void fail(const std::string& field, const std::string& what) {
+  throw Error(ErrorCode::kInvalidArgument, field + ": " + what);
+}
+
+const char* type_name(const Json& v) { return v.type_name(); }
+
+}  // namespace
+
+std::string field_path(const std::string& where, const char* key) {
+  // "manifest.json" + "name" -> "manifest.json: name"; "manifest.json: risk" + "tiers" -> "manifest.json: risk.tiers"
+  if (where.empty()) return key;
+  return where + (where.find(':') == std::string::npos ? ": " : ".") + key;
+}
+
+void rethrow_with_location(const Error& e, const std::string& where, const char* section) {
+  const auto pos = where.rfind(section);
+  throw Error(e.code(), (pos == std::string::npos ? where + ": " : where.substr(0, pos)) + e.what());
+}
+
+Json parse_json(std::string_view text, const std::string& where) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(ErrorCode::kInvalidArgument,
+                where + ": not valid JSON at byte " + std::to_string(e.byte) + " (" + e.what() + ")");
+  }
+}
+
+void require_object(const Json& value, const std::string& where) {
+  if (!value.is_object()) fail(where, std::string("expected an object, got ") + type_name(value));
+}
+
+const Json& require_member(const Json& obj, const char* key, const std::string& where) {
+  require_object(obj, where);
+  auto it = obj.find(key);
+  if (it == obj.end()) fail(field_path(where, key), "missing");
+  return *it;
+}
+
+double get_number(const Json& obj, const char* key, const std::string& where) {
+  const Json& v = require_member(obj, key, where);
+  if (!v.is_number()) fail(field_path(where, key), std::string("expected a number, got ") + type_name(v));
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) fail(field_path(where, key), "must be finite");
+  return d;
+}
+
+std::int64_t get_integer(const Json& obj, const char* key, const std::string& where) {
+  const Json& v = require_member(obj, key, where);
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e15) return static_cast<std::int64_t>(d);
+  }
+  fail(field_path(where, key), std::string("expected an integer, got ") + (v.is_number() ? v.dump() : type_name(v)));
+}
+
+std::string get_string(const Json& obj, const char* key, const std::string& where) {
+  const Json& v = require_member(obj, key, where);
+  if (!v.is_string()) fail(field_path(where, key), std::string("expected a string, got ") + type_name(v));
+  std::string s = v.get<std::string>();
+  if (s.empty()) fail(field_path(where, key), "must not be empty");
+  return s;
+}
+
+}  // namespace medinfer::detail

@@ -1,0 +1,35 @@
+// Reading typed fields out of JSON with errors that name the field (kInvalidArgument).
+// `where` is the path of the object being read, e.g. "manifest.json: preprocessing[1]".
+#pragma once
+
+#include <medinfer/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace medinfer::detail {
+
+using Json = nlohmann::json;
+
+/// Parses `text`; a syntax error names `where` and the byte offset.
+Json parse_json(std::string_view text, const std::string& where);
+/// Throws unless `value` is an object.
+void require_object(const Json& value, const std::string& where);
+/// The member `key` of object `obj`; throws if absent.
+const Json& require_member(const Json& obj, const char* key, const std::string& where);
+/// A finite number.
+double get_number(const Json& obj, const char* key, const std::string& where);
+/// An integer (a number with no fractional part).
+std::int64_t get_integer(const Json& obj, const char* key, const std::string& where);
+/// A non-empty string.
+std::string get_string(const Json& obj, const char* key, const std::string& where);
+/// An error from a section's validate() (which names "section.field"), re-raised with the file part of
+/// `where` ("manifest.json: risk" -> "manifest.json: risk.tiers[1].name: ...").
+[[noreturn]] void rethrow_with_location(const Error& e, const std::string& where, const char* section);
+/// "where.key" or "where: key" joined for messages.
+std::string field_path(const std::string& where, const char* key);
+
+}  // namespace medinfer::detail

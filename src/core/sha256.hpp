@@ -1,0 +1,29 @@
+// SHA-256 (OpenSSL EVP), hex-encoded. Used for package integrity and input fingerprints.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace medinfer::detail {
+
+/// Incremental SHA-256. Not thread-safe; one per computation.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, std::size_t size);
+  /// Lower-case hex of the digest. Call once.
+  std::string hex_digest();
+
+ private:
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+};
+
+std::string sha256_hex(std::string_view bytes);
+
+}  // namespace medinfer::detail

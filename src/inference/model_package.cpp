@@ -1,0 +1,184 @@
+// Opening a model package: parse the manifest, then verify every listed file's SHA-256 from bytes
+// read into memory, so what LibTorch later parses is exactly what was verified (no re-read, no TOCTOU).
+#include <medinfer/error.hpp>
+#include <medinfer/model.hpp>
+
+#include "core/file_util.hpp"
+#include "core/json_util.hpp"
+#include "core/log_internal.hpp"
+#include "core/sha256.hpp"
+
+#include <filesystem>
+#include <regex>
+
+namespace medinfer {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::Json;
+
+constexpr std::uint64_t kMaxManifestBytes = 1u << 20;
+constexpr std::uint64_t kMaxModelBytes = 2ull << 30;
+
+[[noreturn]] void integrity(const std::string& what) { throw Error(ErrorCode::kModelIntegrity, what); }
+
+bool is_sha256_hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// A listed file must be a plain relative path that stays inside the package, symlinks resolved.
+fs::path checked_member_path(const fs::path& root_canonical, const std::string& rel, const std::string& where) {
+  const fs::path p(rel);
+  if (rel.empty() || p.is_absolute() || rel.find('\\') != std::string::npos) {
+    integrity(where + ": '" + rel + "' is not a relative path inside the package");
+  }
+  for (const auto& part : p) {
+    if (part == "..") integrity(where + ": '" + rel + "' escapes the package ('..')");
+  }
+  std::error_code ec;
+  const fs::path full = root_canonical / p;
+  if (!fs::exists(fs::symlink_status(full, ec))) integrity(where + ": '" + rel + "' is listed but missing");
+  const fs::path resolved = fs::canonical(full, ec);
+  if (ec) integrity(where + ": '" + rel + "' cannot be resolved: " + ec.message());
+  const auto rel_to_root = resolved.lexically_relative(root_canonical);
+  if (rel_to_root.empty() || *rel_to_root.begin() == "..") {
+    integrity(where + ": '" + rel + "' resolves outside the package (symlink to " + resolved.string() + ")");
+  }
+  if (!fs::is_regular_file(resolved, ec)) integrity(where + ": '" + rel + "' is not a regular file");
+  return resolved;
+}
+
+}  // namespace
+
+struct ModelPackage::Impl {
+  ModelIdentity identity;
+  std::string directory;
+  std::string manifest_text;
+  Json manifest;
+  std::string model_file;
+  std::string model_bytes;
+  std::vector<std::int64_t> input_shape;
+  std::int64_t output_count = 0;
+};
+
+ModelPackage ModelPackage::open(const std::string& directory) {
+  std::error_code ec;
+  if (!fs::is_directory(directory, ec)) {
+    throw Error(ErrorCode::kNotFound, directory + ": no such model package directory");
+  }
+  const fs::path root = fs::canonical(directory, ec);
+  if (ec) throw Error(ErrorCode::kIo, directory + ": " + ec.message());
+  const std::string manifest_path = (root / "manifest.json").string();
+  const std::string where = manifest_path;
+
+  auto impl = std::make_unique<Impl>();
+  impl->directory = root.string();
+  impl->manifest_text = detail::read_file(manifest_path, kMaxManifestBytes);
+  impl->manifest = detail::parse_json(impl->manifest_text, where);
+  const Json& m = impl->manifest;
+  detail::require_object(m, where);
+
+  const auto format_version = detail::get_integer(m, "format_version", where);
+  if (format_version != 1) {
+    throw Error(ErrorCode::kUnsupported, where + ": format_version " + std::to_string(format_version) +
+                                             " is not supported (this SDK reads 1)");
+  }
+  impl->identity.name = detail::get_string(m, "name", where);
+  impl->identity.version = detail::get_string(m, "version", where);
+  static const std::regex semver(R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
+  if (!std::regex_match(impl->identity.version, semver)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                where + ": version: '" + impl->identity.version + "' is not a semantic version (MAJOR.MINOR.PATCH)");
+  }
+  impl->identity.sha256 = detail::sha256_hex(impl->manifest_text);
+
+  const std::string task = detail::get_string(m, "task", where);
+  if (task != "binary") {
+    throw Error(ErrorCode::kUnsupported, where + ": task: '" + task + "' is not supported yet (binary)");
+  }
+  const Json& model = detail::require_member(m, "model", where);
+  const std::string model_where = detail::field_path(where, "model");
+  impl->model_file = detail::get_string(model, "file", model_where);
+  const std::string format = detail::get_string(model, "format", model_where);
+  if (format != "torchscript") {
+    throw Error(ErrorCode::kUnsupported, model_where + ".format: '" + format + "' is not supported (torchscript)");
+  }
+
+  const Json& input = detail::require_member(m, "input", where);
+  const std::string input_where = detail::field_path(where, "input");
+  const Json& shape = detail::require_member(input, "shape", input_where);
+  if (!shape.is_array() || shape.size() != 4) {
+    throw Error(ErrorCode::kInvalidArgument, input_where + ".shape: expected [N, C, H, W]");
+  }
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (!shape[i].is_number_integer() || shape[i].get<std::int64_t>() < 1 || shape[i].get<std::int64_t>() > 16384) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  input_where + ".shape[" + std::to_string(i) + "]: expected an integer in 1..16384");
+    }
+    impl->input_shape.push_back(shape[i].get<std::int64_t>());
+  }
+  const Json& output = detail::require_member(m, "output", where);
+  const std::string output_where = detail::field_path(where, "output");
+  const std::string kind = detail::get_string(output, "kind", output_where);
+  if (kind != "logit") {
+    throw Error(ErrorCode::kUnsupported, output_where + ".kind: '" + kind + "' is not supported yet (logit)");
+  }
+  impl->output_count = detail::get_integer(output, "count", output_where);
+  if (impl->output_count != 1) {
+    throw Error(ErrorCode::kUnsupported, output_where + ".count: a binary task has exactly 1 output");
+  }
+  const Json& labels = detail::require_member(m, "labels", where);
+  if (!labels.is_array() || labels.size() != static_cast<std::size_t>(impl->output_count)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                where + ": labels: expected an array of " + std::to_string(impl->output_count) + " name(s)");
+  }
+
+  // Integrity: every listed file, then the model file must be among them.
+  const Json& files = detail::require_member(m, "files", where);
+  const std::string files_where = detail::field_path(where, "files");
+  detail::require_object(files, files_where);
+  bool model_listed = false;
+  for (auto it = files.begin(); it != files.end(); ++it) {
+    const std::string& rel = it.key();
+    const std::string at = files_where + "[\"" + rel + "\"]";
+    if (!it->is_string() || !is_sha256_hex(it->get<std::string>())) {
+      throw Error(ErrorCode::kInvalidArgument, at + ": expected 64 lower-case hex digits (SHA-256)");
+    }
+    if (rel == "manifest.json") integrity(at + ": the manifest cannot list itself");
+    const fs::path resolved = checked_member_path(root, rel, at);
+    std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
+    const std::string actual = detail::sha256_hex(bytes);
+    if (actual != it->get<std::string>()) {
+      integrity(at + ": SHA-256 mismatch: the file was modified (manifest " + it->get<std::string>() +
+                ", file " + actual + ")");
+    }
+    if (fs::path(rel).lexically_normal() == fs::path(impl->model_file).lexically_normal()) {
+      impl->model_bytes = std::move(bytes);
+      model_listed = true;
+    }
+  }
+  if (!model_listed) {
+    integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
+  }
+  detail::log(LogLevel::kInfo, "opened model package {} {} ({}), manifest sha256 {}", impl->identity.name,
+              impl->identity.version, impl->directory, impl->identity.sha256);
+  return ModelPackage(std::move(impl));
+}
+
+ModelPackage::ModelPackage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelPackage::ModelPackage(ModelPackage&&) noexcept = default;
+ModelPackage& ModelPackage::operator=(ModelPackage&&) noexcept = default;
+ModelPackage::~ModelPackage() = default;
+
+const ModelIdentity& ModelPackage::identity() const noexcept { return impl_->identity; }
+const std::string& ModelPackage::directory() const noexcept { return impl_->directory; }
+const std::string& ModelPackage::manifest_text() const noexcept { return impl_->manifest_text; }
+const std::vector<std::int64_t>& ModelPackage::input_shape() const noexcept { return impl_->input_shape; }
+std::int64_t ModelPackage::output_count() const noexcept { return impl_->output_count; }
+const std::string& ModelPackage::model_bytes() const noexcept { return impl_->model_bytes; }
+
+}  // namespace medinfer
