@@ -35,7 +35,7 @@ struct NormalizeStep {
 using Step = std::variant<WindowStep, ResizeStep, NormalizeStep>;
 
 /// An ordered list of steps. The result is a float32 tensor laid out N=1, C, H, W.
-struct Spec {
+struct MEDINFER_API Spec {
   std::vector<Step> steps;
 
   /// Throws Error(kInvalidArgument) naming the step index and field of the first invalid value.

@@ -14,7 +14,7 @@ struct Tier {
   double min_probability = 0.0;
 };
 
-struct Policy {
+struct MEDINFER_API Policy {
   /// Ascending; the first starts at 0. Names non-empty, unique, and not "indeterminate".
   std::vector<Tier> tiers;
   /// A calibrated probability at or above this sets `escalate`.

@@ -16,9 +16,10 @@ const char* type_name(const Json& v) { return v.type_name(); }
 }  // namespace
 
 std::string field_path(const std::string& where, const char* key) {
-  // "manifest.json" + "name" -> "manifest.json: name"; "manifest.json: risk" + "tiers" -> "manifest.json: risk.tiers"
+  // "manifest.json" + "name" -> "manifest.json: name"; "manifest.json: risk" + "tiers" -> "... risk.tiers"
   if (where.empty()) return key;
-  return where + (where.find(':') == std::string::npos ? ": " : ".") + key;
+  const bool is_file = where.size() >= 5 && where.compare(where.size() - 5, 5, ".json") == 0;
+  return where + (is_file ? ": " : ".") + key;
 }
 
 void rethrow_with_location(const Error& e, const std::string& where, const char* section) {

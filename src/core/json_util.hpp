@@ -29,7 +29,7 @@ std::string get_string(const Json& obj, const char* key, const std::string& wher
 /// An error from a section's validate() (which names "section.field"), re-raised with the file part of
 /// `where` ("manifest.json: risk" -> "manifest.json: risk.tiers[1].name: ...").
 [[noreturn]] void rethrow_with_location(const Error& e, const std::string& where, const char* section);
-/// "where.key" or "where: key" joined for messages.
+/// "file.json: key" at the top of a file, "where.key" below it.
 std::string field_path(const std::string& where, const char* key);
 
 }  // namespace medinfer::detail

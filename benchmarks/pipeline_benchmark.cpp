@@ -1,0 +1,154 @@
+// End-to-end (DICOM file -> Result) and inference benchmarks, with the bare LibTorch forward on the
+// same tensors as the peer in the same run. Prints the ratios at the end.
+//
+//   medinfer_benchmark --study=DIR --model=DIR [google-benchmark flags]
+//
+// Ratios are what to read: this machine is noisy, absolute numbers drift between runs.
+#include <medinfer/medinfer.hpp>
+
+#include <benchmark/benchmark.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/script.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+
+namespace {
+
+std::string g_study, g_model;
+std::vector<std::string> g_files;
+
+// Lazily built state shared by the benchmarks (built outside the timed loops).
+struct State {
+  std::optional<medinfer::Pipeline> pipeline;
+  std::optional<medinfer::ModelPackage> package;
+  std::optional<medinfer::Engine> engine;
+  std::vector<medinfer::Tensor> tensors;  // the demo spec applied to each study image
+  torch::jit::Module bare;
+};
+
+State& state() {
+  static State s = [] {
+    State st;
+    st.pipeline.emplace(medinfer::Pipeline::open(g_model));
+    st.package.emplace(medinfer::ModelPackage::open(g_model));
+    st.engine.emplace(medinfer::Engine::open(*st.package));
+    const auto spec = medinfer::preprocess::parse_spec(R"([
+      {"step":"window","center":40,"width":400},
+      {"step":"resize","width":64,"height":64,"interpolation":"area"},
+      {"step":"normalize","mean":0,"std":1}])");
+    for (const auto& f : g_files) st.tensors.push_back(medinfer::preprocess::apply(spec, medinfer::dicom::read_image(f)));
+    // The peer: the same TorchScript file, loaded, frozen and optimised the way the SDK does.
+    torch::jit::Module m = torch::jit::load(g_model + "/model.pt");
+    m.eval();
+    m = torch::jit::freeze(m);
+    st.bare = torch::jit::optimize_for_inference(m);
+    return st;
+  }();
+  return s;
+}
+
+void BM_EndToEnd_FileToResult(benchmark::State& s) {
+  auto& st = state();
+  std::size_t i = 0;
+  for (auto _ : s) {
+    benchmark::DoNotOptimize(st.pipeline->predict(g_files[i++ % g_files.size()]));
+  }
+  s.SetItemsProcessed(s.iterations());
+}
+
+void BM_DicomRead(benchmark::State& s) {
+  std::size_t i = 0;
+  for (auto _ : s) benchmark::DoNotOptimize(medinfer::dicom::read_image(g_files[i++ % g_files.size()]));
+  s.SetItemsProcessed(s.iterations());
+}
+
+void BM_EngineRun(benchmark::State& s) {
+  auto& st = state();
+  std::size_t i = 0;
+  for (auto _ : s) benchmark::DoNotOptimize(st.engine->run(st.tensors[i++ % st.tensors.size()]));
+  s.SetItemsProcessed(s.iterations());
+}
+
+void BM_BareTorchForward(benchmark::State& s) {
+  auto& st = state();
+  std::size_t i = 0;
+  c10::InferenceMode guard;
+  for (auto _ : s) {
+    auto& t = st.tensors[i++ % st.tensors.size()];
+    auto in = torch::from_blob(t.data.data(), t.shape, torch::kFloat32);
+    auto out = st.bare.forward({in}).toTensor();
+    benchmark::DoNotOptimize(out.data_ptr<float>()[0]);
+  }
+  s.SetItemsProcessed(s.iterations());
+}
+
+BENCHMARK(BM_DicomRead);
+BENCHMARK(BM_BareTorchForward);
+BENCHMARK(BM_EngineRun);
+BENCHMARK(BM_EndToEnd_FileToResult);
+
+// Collects each run's time per iteration to print ratios after the table.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const auto& r : runs) {
+      if (r.run_type == Run::RT_Iteration) ns_[r.benchmark_name()] = r.GetAdjustedRealTime();
+    }
+  }
+  void print_ratios() const {
+    auto get = [&](const char* n) { auto it = ns_.find(n); return it == ns_.end() ? 0.0 : it->second; };
+    const double bare = get("BM_BareTorchForward"), engine = get("BM_EngineRun"), e2e = get("BM_EndToEnd_FileToResult");
+    if (bare > 0 && engine > 0) {
+      std::cout << "ratio EngineRun / BareTorchForward = " << engine / bare << " (SDK inference overhead: "
+                << (engine / bare - 1.0) * 100.0 << " %)\n";
+    }
+    if (e2e > 0) std::cout << "end to end: " << 1e9 / e2e << " images/s, " << e2e / 1e6 << " ms per image\n";
+  }
+
+ private:
+  std::map<std::string, double> ns_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--study=", 0) == 0) {
+      g_study = a.substr(8);
+    } else if (a.rfind("--model=", 0) == 0) {
+      g_model = a.substr(8);
+    } else {
+      std::cerr << "unknown argument " << a << "\nusage: medinfer_benchmark --study=DIR --model=DIR [benchmark flags]\n";
+      return 2;
+    }
+  }
+  if (g_study.empty() || g_model.empty()) {
+    std::cerr << "usage: medinfer_benchmark --study=DIR --model=DIR [benchmark flags]\n";
+    return 2;
+  }
+  for (const auto& e : std::filesystem::directory_iterator(g_study)) {
+    if (e.path().extension() == ".dcm") g_files.push_back(e.path().string());
+  }
+  std::sort(g_files.begin(), g_files.end());
+  if (g_files.empty()) {
+    std::cerr << "no .dcm files in " << g_study << "\n";
+    return 2;
+  }
+  try {
+    state();
+  } catch (const std::exception& e) {
+    std::cerr << "setup failed: " << e.what() << "\n";
+    return 1;
+  }
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_ratios();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,129 @@
+// Python bindings: a mirror of the C++ API (same names), plus exceptions per ErrorCode.
+// The GIL is released in every call that reads, decodes or infers.
+#include <medinfer/medinfer.hpp>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+
+namespace {
+
+struct ExceptionClasses {
+  py::object base;
+  std::map<medinfer::ErrorCode, py::object> by_code;
+};
+
+ExceptionClasses& exceptions() {
+  static ExceptionClasses* e = new ExceptionClasses();  // leaked on purpose: outlives the interpreter's teardown order
+  return *e;
+}
+
+// medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
+void register_exceptions(py::module_& m) {
+  auto& ex = exceptions();
+  ex.base = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
+      "medinfer.MedinferError", "Base class of every medinfer error; .code is the ErrorCode name.", PyExc_RuntimeError,
+      nullptr));
+  m.attr("MedinferError") = ex.base;
+  const struct {
+    medinfer::ErrorCode code;
+    const char* name;
+    PyObject* builtin;
+  } table[] = {
+      {medinfer::ErrorCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError},
+      {medinfer::ErrorCode::kInvalidDicom, "InvalidDicomError", PyExc_ValueError},
+      {medinfer::ErrorCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError},
+      {medinfer::ErrorCode::kResourceLimit, "ResourceLimitError", PyExc_MemoryError},
+      {medinfer::ErrorCode::kModelIntegrity, "ModelIntegrityError", nullptr},
+      {medinfer::ErrorCode::kIo, "IoError", PyExc_OSError},
+      {medinfer::ErrorCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError},
+      {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr},
+      {medinfer::ErrorCode::kInternal, "InternalError", nullptr},
+  };
+  for (const auto& t : table) {
+    py::tuple bases = t.builtin ? py::make_tuple(ex.base, py::handle(t.builtin)) : py::make_tuple(ex.base);
+    const std::string qualified = std::string("medinfer.") + t.name;
+    auto cls = py::reinterpret_steal<py::object>(
+        PyErr_NewException(qualified.c_str(), bases.ptr(), nullptr));
+    m.attr(t.name) = cls;
+    ex.by_code[t.code] = cls;
+  }
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const medinfer::Error& e) {
+      auto& ex = exceptions();
+      auto it = ex.by_code.find(e.code());
+      py::object cls = it == ex.by_code.end() ? ex.base : it->second;
+      py::object instance = cls(e.what());
+      instance.attr("code") = medinfer::to_string(e.code());
+      PyErr_SetObject(cls.ptr(), instance.ptr());
+    }
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(medinfer, m) {
+  m.doc() = "medinfer: DICOM images to calibrated, audited risk scores (Python mirror of the C++ SDK).";
+  register_exceptions(m);
+
+  m.def("version", [] { return std::string(medinfer::version()); }, "The library's semantic version.");
+  m.def("build_info", [] {
+    const auto b = medinfer::build_info();
+    py::dict d;
+    d["version"] = b.version;
+    d["libtorch_version"] = b.libtorch_version;
+    d["opencv_version"] = b.opencv_version;
+    d["dcmtk_version"] = b.dcmtk_version;
+    d["compiler"] = b.compiler;
+    d["cuda_compiled"] = b.cuda_compiled;
+    d["cuda_available"] = b.cuda_available;
+    return d;
+  }, "Versions of medinfer and its dependencies, and whether CUDA is available, as a dict.");
+
+  py::class_<medinfer::ModelIdentity>(m, "ModelIdentity")
+      .def_readonly("name", &medinfer::ModelIdentity::name)
+      .def_readonly("version", &medinfer::ModelIdentity::version)
+      .def_readonly("sha256", &medinfer::ModelIdentity::sha256)
+      .def("__repr__", [](const medinfer::ModelIdentity& i) {
+        return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
+      });
+
+  py::class_<medinfer::Result>(m, "Result")
+      .def_readonly("probability", &medinfer::Result::probability)
+      .def_readonly("raw_score", &medinfer::Result::raw_score)
+      .def_readonly("confidence", &medinfer::Result::confidence)
+      .def_readonly("tier", &medinfer::Result::tier)
+      .def_readonly("escalate", &medinfer::Result::escalate)
+      .def_readonly("indeterminate", &medinfer::Result::indeterminate)
+      .def_readonly("reason", &medinfer::Result::reason)
+      .def_readonly("model", &medinfer::Result::model)
+      .def_readonly("input_sha256", &medinfer::Result::input_sha256)
+      .def_readonly("latency_ms", &medinfer::Result::latency_ms)
+      .def("__repr__", [](const medinfer::Result& r) {
+        return "Result(probability=" + std::to_string(r.probability) + ", tier='" + r.tier +
+               "', escalate=" + (r.escalate ? "True" : "False") + ")";
+      });
+
+  py::class_<medinfer::Pipeline>(m, "Pipeline")
+      .def_static(
+          "open",
+          [](const std::string& model_dir, const std::optional<std::string>& audit_log, int intra_op_threads) {
+            medinfer::PipelineOptions options;
+            options.engine.intra_op_threads = intra_op_threads;
+            py::gil_scoped_release release;
+            if (audit_log) options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+            return medinfer::Pipeline::open(model_dir, options);
+          },
+          py::arg("model_dir"), py::arg("audit_log") = py::none(), py::arg("intra_op_threads") = 0,
+          "Opens and verifies a model package. audit_log: append one JSON Lines record per prediction to this "
+          "file. Releases the GIL. Raises ModelIntegrityError, NotFoundError, InvalidArgumentError, ...")
+      .def(
+          "predict", [](const medinfer::Pipeline& p, const std::string& path) { return p.predict(path); },
+          py::arg("path"), py::call_guard<py::gil_scoped_release>(),
+          "Reads a DICOM file and predicts. Thread-safe; releases the GIL. Raises InvalidDicomError, "
+          "NotFoundError, UnsupportedError, AuditFailedError, ...")
+      .def_property_readonly("model", &medinfer::Pipeline::model);
+}

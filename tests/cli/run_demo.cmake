@@ -1,0 +1,20 @@
+# The CLI on the sample study plus a missing file and a non-DICOM file: every input gets a line,
+# the bad ones an error record, and the exit status is 1.
+file(GLOB dicoms ${STUDY}/*.dcm)
+list(LENGTH dicoms n)
+execute_process(COMMAND ${CLI} predict --model ${MODEL} ${dicoms} ${STUDY}/missing.dcm ${STUDY}/truth.csv
+  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+if(NOT rc EQUAL 1)
+  message(FATAL_ERROR "expected exit status 1, got ${rc}\n${out}\n${err}")
+endif()
+string(REGEX MATCHALL "\"probability\":" results "${out}")
+string(REGEX MATCHALL "\"error\":" errors "${out}")
+list(LENGTH results nr)
+list(LENGTH errors ne)
+if(NOT nr EQUAL n OR NOT ne EQUAL 2)
+  message(FATAL_ERROR "expected ${n} results and 2 errors, got ${nr} and ${ne}:\n${out}")
+endif()
+if(NOT out MATCHES "\"code\":\"kNotFound\"" OR NOT out MATCHES "\"code\":\"kInvalidDicom\"")
+  message(FATAL_ERROR "error records lack their codes:\n${out}")
+endif()
+message(STATUS "${nr} results, ${ne} error records, exit status ${rc}")

@@ -1,0 +1,157 @@
+#include <medinfer/error.hpp>
+#include <medinfer/model.hpp>
+#include <medinfer/build_info.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "../support/test_support.hpp"
+
+using namespace medinfer;
+using test::error_code_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Rewrites the copied package's manifest through `edit`.
+void edit_manifest(const fs::path& package, const std::function<void(nlohmann::json&)>& edit) {
+  auto m = nlohmann::json::parse(test::read_text(package / "manifest.json"));
+  edit(m);
+  test::write_text(package / "manifest.json", m.dump(2));
+}
+
+ErrorCode open_code(const fs::path& package, std::string* msg = nullptr) {
+  return error_code_of([&] { ModelPackage::open(package.string()); }, msg);
+}
+
+}  // namespace
+
+TEST_CASE("the demo package opens, and its identity hash is the manifest's SHA-256", "[inference]") {
+  const ModelPackage p = ModelPackage::open(test::demo_model_dir().string());
+  CHECK(p.identity().name == "demo-ct-lesion");
+  CHECK(p.identity().version == "1.0.0");
+  CHECK(p.identity().sha256 == test::sha256_file(test::demo_model_dir() / "manifest.json"));
+  CHECK(p.input_shape() == std::vector<std::int64_t>{1, 1, 64, 64});
+  CHECK(p.output_count() == 1);
+  CHECK(p.model_bytes().size() == fs::file_size(test::demo_model_dir() / "model.pt"));
+}
+
+TEST_CASE("a model.pt that differs by one byte is refused with kModelIntegrity", "[inference][integrity]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  std::string bytes = test::read_text(pkg / "model.pt");
+  bytes[bytes.size() / 2] ^= 0x01;
+  test::write_text(pkg / "model.pt", bytes);
+  std::string msg;
+  CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("model.pt") && Catch::Contains("SHA-256 mismatch"));
+}
+
+TEST_CASE("the hash is checked before LibTorch parses anything", "[inference][integrity]") {
+  // A model.pt that would make LibTorch fail if it were parsed: refused for its hash first.
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  test::write_text(pkg / "model.pt", "this is not a TorchScript archive");
+  std::string msg;
+  CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("SHA-256 mismatch"));
+  // With a matching hash, the same bytes pass integrity and LibTorch's refusal is translated.
+  edit_manifest(pkg, [&](nlohmann::json& m) { m["files"]["model.pt"] = test::sha256_file(pkg / "model.pt"); });
+  const ModelPackage p = ModelPackage::open(pkg.string());
+  CHECK(error_code_of([&] { Engine::open(p); }, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("not a loadable TorchScript"));
+}
+
+TEST_CASE("packages whose files escape, vanish or are unlisted are refused with kModelIntegrity",
+          "[inference][integrity]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  const std::string digest = test::sha256_file(pkg / "model.pt");
+  test::write_text(dir / "outside.bin", "x");
+  std::string msg;
+  SECTION("'..' in a path") {
+    edit_manifest(pkg, [&](nlohmann::json& m) { m["files"]["../outside.bin"] = test::sha256_file(dir / "outside.bin"); });
+    CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+    CHECK_THAT(msg, Catch::Contains("escapes the package"));
+  }
+  SECTION("an absolute path") {
+    edit_manifest(pkg, [&](nlohmann::json& m) { m["files"][(dir / "outside.bin").string()] = digest; });
+    CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+  }
+  SECTION("a symlink out of the package") {
+    fs::create_symlink(dir / "outside.bin", pkg / "link.bin");
+    edit_manifest(pkg, [&](nlohmann::json& m) { m["files"]["link.bin"] = test::sha256_file(dir / "outside.bin"); });
+    CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+    CHECK_THAT(msg, Catch::Contains("outside the package"));
+  }
+  SECTION("a listed file that is missing") {
+    fs::remove(pkg / "model.pt");
+    CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+    CHECK_THAT(msg, Catch::Contains("missing"));
+  }
+  SECTION("the model file not listed") {
+    edit_manifest(pkg, [&](nlohmann::json& m) { m["files"].erase("model.pt"); });
+    CHECK(open_code(pkg, &msg) == ErrorCode::kModelIntegrity);
+    CHECK_THAT(msg, Catch::Contains("not listed"));
+  }
+}
+
+TEST_CASE("a missing package or manifest is kNotFound; a malformed manifest names the field", "[inference][errors]") {
+  test::TempDir dir;
+  std::string msg;
+  CHECK(open_code(dir / "nope", &msg) == ErrorCode::kNotFound);
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  fs::remove(pkg / "manifest.json");
+  CHECK(open_code(pkg) == ErrorCode::kNotFound);
+
+  const std::vector<std::tuple<std::function<void(nlohmann::json&)>, ErrorCode, std::string>> cases = {
+      {[](nlohmann::json& m) { m.erase("name"); }, ErrorCode::kInvalidArgument, "manifest.json: name: missing"},
+      {[](nlohmann::json& m) { m["version"] = "one"; }, ErrorCode::kInvalidArgument, "not a semantic version"},
+      {[](nlohmann::json& m) { m["input"]["shape"] = {1, 64}; }, ErrorCode::kInvalidArgument, "input.shape"},
+      {[](nlohmann::json& m) { m["files"]["model.pt"] = "abc"; }, ErrorCode::kInvalidArgument, "SHA-256"},
+      {[](nlohmann::json& m) { m["format_version"] = 2; }, ErrorCode::kUnsupported, "format_version 2"},
+      {[](nlohmann::json& m) { m["model"]["format"] = "onnx"; }, ErrorCode::kUnsupported, "model.format"},
+      {[](nlohmann::json& m) { m["task"] = "segmentation"; }, ErrorCode::kUnsupported, "task"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& [edit, code, expected] = cases[i];
+    const fs::path p = dir / ("case" + std::to_string(i));
+    fs::create_directories(p);
+    const fs::path copy = test::copy_demo_package(p);
+    edit_manifest(copy, edit);
+    INFO(expected);
+    CHECK(open_code(copy, &msg) == code);
+    CHECK_THAT(msg, Catch::Contains(expected));
+  }
+  test::write_text(pkg / "manifest.json", "{\"name\": ");
+  CHECK(open_code(pkg, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("not valid JSON"));
+}
+
+TEST_CASE("Engine runs the model and checks input shapes and devices", "[inference]") {
+  const ModelPackage p = ModelPackage::open(test::demo_model_dir().string());
+  const Engine engine = Engine::open(p);
+  Tensor in;
+  in.shape = {3, 1, 64, 64};
+  in.data.assign(3 * 64 * 64, 0.25f);
+  const Tensor out = engine.run(in);
+  REQUIRE(out.shape == std::vector<std::int64_t>{3, 1});
+  CHECK(out.data[0] == out.data[2]);  // same input, same logit
+
+  std::string msg;
+  Tensor wrong;
+  wrong.shape = {1, 1, 32, 32};
+  wrong.data.assign(32 * 32, 0.0f);
+  CHECK(error_code_of([&] { engine.run(wrong); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("[1, 1, 32, 32]"));
+  Tensor short_data = in;
+  short_data.data.resize(10);
+  CHECK(error_code_of([&] { engine.run(short_data); }) == ErrorCode::kInvalidArgument);
+
+  EngineOptions bad;
+  bad.device = "gpu0";
+  CHECK(error_code_of([&] { Engine::open(p, bad); }) == ErrorCode::kInvalidArgument);
+  EngineOptions cuda;
+  cuda.device = "cuda:0";
+  if (!medinfer::build_info().cuda_available) CHECK(error_code_of([&] { Engine::open(p, cuda); }) == ErrorCode::kUnsupported);
+}

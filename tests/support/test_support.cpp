@@ -1,0 +1,146 @@
+#include "test_support.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmjpeg/djencode.h>
+#include <dcmtk/dcmjpeg/djrplol.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace medinfer::test {
+
+fs::path source_dir() { return fs::path(MEDINFER_TEST_SOURCE_DIR); }
+fs::path demo_model_dir() { return source_dir() / "models" / "demo"; }
+fs::path sample_study_dir() { return fs::path(MEDINFER_TEST_BINARY_DIR) / "sample-study"; }
+
+TempDir::TempDir() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex m;
+  std::lock_guard<std::mutex> lock(m);
+  for (;;) {
+    path_ = fs::temp_directory_path() / ("medinfer-test-" + std::to_string(rng()));
+    if (fs::create_directory(path_)) return;
+  }
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+namespace {
+
+void check(const OFCondition& c, const char* what) {
+  if (c.bad()) throw std::runtime_error(std::string("test DICOM writer: ") + what + ": " + c.text());
+}
+
+}  // namespace
+
+void write_dicom(const fs::path& path, const DicomSpec& s) {
+  DcmFileFormat file;
+  DcmDataset* ds = file.getDataset();
+  char uid[100];
+  check(ds->putAndInsertString(DCM_SOPClassUID, UID_CTImageStorage), "SOPClassUID");
+  check(ds->putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)), "uid");
+  check(ds->putAndInsertString(DCM_StudyInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_STUDY_UID_ROOT)), "uid");
+  check(ds->putAndInsertString(DCM_SeriesInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT)), "uid");
+  check(ds->putAndInsertString(DCM_Modality, "CT"), "Modality");
+  check(ds->putAndInsertString(DCM_PatientName, s.patient_name.c_str()), "PatientName");
+  check(ds->putAndInsertString(DCM_PatientID, s.patient_id.c_str()), "PatientID");
+  check(ds->putAndInsertUint16(DCM_Rows, s.rows), "Rows");
+  check(ds->putAndInsertUint16(DCM_Columns, s.columns), "Columns");
+  check(ds->putAndInsertUint16(DCM_BitsAllocated, s.bits_allocated), "BitsAllocated");
+  check(ds->putAndInsertUint16(DCM_BitsStored, s.bits_stored), "BitsStored");
+  check(ds->putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(s.bits_stored - 1)), "HighBit");
+  check(ds->putAndInsertUint16(DCM_PixelRepresentation, s.pixel_signed ? 1 : 0), "PixelRepresentation");
+  check(ds->putAndInsertUint16(DCM_SamplesPerPixel, s.samples_per_pixel), "SamplesPerPixel");
+  check(ds->putAndInsertString(DCM_PhotometricInterpretation, s.photometric.c_str()), "Photometric");
+  if (!s.number_of_frames.empty()) check(ds->putAndInsertString(DCM_NumberOfFrames, s.number_of_frames.c_str()), "Frames");
+  if (s.write_rescale) {
+    check(ds->putAndInsertString(DCM_RescaleSlope, s.slope.c_str()), "RescaleSlope");
+    check(ds->putAndInsertString(DCM_RescaleIntercept, s.intercept.c_str()), "RescaleIntercept");
+  }
+  if (!s.pixel_spacing.empty()) check(ds->putAndInsertString(DCM_PixelSpacing, s.pixel_spacing.c_str()), "PixelSpacing");
+  if (!s.position.empty()) check(ds->putAndInsertString(DCM_ImagePositionPatient, s.position.c_str()), "Position");
+  if (!s.orientation.empty()) {
+    check(ds->putAndInsertString(DCM_ImageOrientationPatient, s.orientation.c_str()), "Orientation");
+  }
+  if (s.pixel_data) {
+    const std::size_t n = std::size_t{s.rows} * s.columns * s.samples_per_pixel;
+    std::vector<std::int32_t> values = s.values;
+    if (values.empty()) {
+      for (std::size_t i = 0; i < n; ++i) values.push_back(static_cast<std::int32_t>(i % 200));
+    }
+    if (values.size() != n) throw std::runtime_error("test DICOM writer: wrong number of values");
+    if (s.bits_allocated == 8) {
+      std::vector<Uint8> px(values.begin(), values.end());
+      check(ds->putAndInsertUint8Array(DCM_PixelData, px.data(), px.size()), "PixelData");
+    } else {
+      std::vector<Uint16> px;
+      for (auto v : values) px.push_back(static_cast<Uint16>(v));
+      check(ds->putAndInsertUint16Array(DCM_PixelData, px.data(), px.size()), "PixelData");
+    }
+  }
+  E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+  if (s.syntax == Syntax::kImplicitLittle) xfer = EXS_LittleEndianImplicit;
+  if (s.syntax == Syntax::kExplicitBig) xfer = EXS_BigEndianExplicit;
+  if (s.syntax == Syntax::kJpegLossless) {
+    static std::once_flag once;
+    std::call_once(once, [] { DJEncoderRegistration::registerCodecs(); });
+    xfer = EXS_JPEGProcess14SV1;
+    DJ_RPLossless params;
+    check(ds->chooseRepresentation(xfer, &params), "JPEG encode");
+  }
+  check(file.saveFile(path.c_str(), xfer), "saveFile");
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+fs::path copy_demo_package(const fs::path& dir) {
+  const fs::path dst = dir / "package";
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(demo_model_dir())) fs::copy_file(e.path(), dst / e.path().filename());
+  return dst;
+}
+
+std::string sha256_file(const fs::path& path) {
+  const std::string cmd = "sha256sum '" + path.string() + "'";
+  std::FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run sha256sum");
+  std::array<char, 65> buf{};
+  const std::size_t n = std::fread(buf.data(), 1, 64, p);
+  pclose(p);
+  if (n != 64) throw std::runtime_error("sha256sum failed for " + path.string());
+  return std::string(buf.data(), 64);
+}
+
+ErrorCode error_code_of(const std::function<void()>& f, std::string* message) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  throw std::runtime_error("expected a medinfer::Error, but nothing was thrown");
+}
+
+}  // namespace medinfer::test

@@ -1,0 +1,72 @@
+// Helpers for the C++ tests: paths, temporary directories, and DICOM files written with DCMTK.
+#pragma once
+
+#include <medinfer/error.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace medinfer::test {
+
+namespace fs = std::filesystem;
+
+fs::path source_dir();
+fs::path demo_model_dir();
+/// Written by the 'sample_study' CTest fixture (scripts/make_sample_study.py).
+fs::path sample_study_dir();
+
+/// A fresh directory under the system temp dir, removed when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+enum class Syntax { kExplicitLittle, kImplicitLittle, kExplicitBig, kJpegLossless };
+
+/// What write_dicom() writes: a single-frame grayscale CT image unless told otherwise.
+struct DicomSpec {
+  std::uint16_t rows = 8, columns = 8;
+  std::uint16_t bits_allocated = 16, bits_stored = 16;
+  bool pixel_signed = true;
+  /// Stored values, row-major, rows*columns of them (cast to the stored type); empty -> a ramp.
+  std::vector<std::int32_t> values;
+  bool write_rescale = true;
+  std::string slope = "1", intercept = "-1024";
+  Syntax syntax = Syntax::kExplicitLittle;
+  bool pixel_data = true;
+  std::uint16_t samples_per_pixel = 1;
+  std::string photometric = "MONOCHROME2";
+  std::string number_of_frames;  ///< written when non-empty
+  std::string pixel_spacing = "0.5\\0.75";
+  std::string position = "-100\\-50\\20";
+  std::string orientation = "1\\0\\0\\0\\1\\0";
+  std::string patient_name = "DOE^JANE";
+  std::string patient_id = "PID-123456";
+};
+
+/// Writes a Part-10 file; throws std::runtime_error if DCMTK fails.
+void write_dicom(const fs::path& path, const DicomSpec& spec);
+
+std::string read_text(const fs::path& path);
+void write_text(const fs::path& path, const std::string& text);
+/// Copies the demo package into `dir` (a fresh copy the test may modify).
+fs::path copy_demo_package(const fs::path& dir);
+/// SHA-256 hex of a file's bytes (via the sha256sum tool: independent of the library's own code).
+std::string sha256_file(const fs::path& path);
+
+/// Runs f, which must throw medinfer::Error; returns its code (and message). Anything else, or no
+/// exception at all, throws std::runtime_error, which fails the calling test.
+ErrorCode error_code_of(const std::function<void()>& f, std::string* message = nullptr);
+
+}  // namespace medinfer::test
