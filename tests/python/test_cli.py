@@ -1,0 +1,79 @@
+"""The medinfer CLI: every command, flag and output field the docs name, and its error records."""
+import json
+import shutil
+import subprocess
+
+
+def run(cli, *args):
+    return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_help_and_version(cli):
+    r = run(cli, "--help")
+    assert r.returncode == 0 and "predict --model DIR" in r.stdout
+    r = run(cli, "version")
+    assert r.returncode == 0 and r.stdout.startswith("medinfer ")
+    r = run(cli, "version", "--json")
+    info = json.loads(r.stdout)
+    assert set(info) >= {"version", "libtorch", "opencv", "dcmtk", "cuda_available"}
+
+
+def test_predict_prints_one_json_line_per_input_with_the_documented_fields(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    files = [directory / row["file"] for row in rows]
+    audit = tmp_path / "audit.jsonl"
+    r = run(cli, "predict", "--model", demo_model, "--audit-log", audit, *files)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == len(files)
+    for line, f in zip(lines, files):
+        assert line["input"] == str(f)
+        for key in ("probability", "tier", "escalate", "raw_score", "confidence", "indeterminate", "input_sha256",
+                    "latency_ms"):
+            assert key in line
+        assert set(line["model"]) == {"name", "version", "sha256"}
+    assert len(audit.read_text().splitlines()) == len(files)
+    assert r.stderr == ""
+
+
+def test_bad_inputs_get_error_records_and_others_still_get_results(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    text = tmp_path / "notes.txt"
+    text.write_text("not dicom" * 40)
+    good = directory / rows[0]["file"]
+    r = run(cli, "predict", "--model", demo_model, tmp_path / "missing.dcm", text, good)
+    assert r.returncode == 1
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [l["error"]["code"] for l in lines[:2]] == ["kNotFound", "kInvalidDicom"]
+    assert all(l["error"]["message"] for l in lines[:2])
+    assert "probability" in lines[2]
+
+
+def test_a_missing_or_modified_model_gives_every_input_an_error_record(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    files = [directory / row["file"] for row in rows[:2]]
+    r = run(cli, "predict", "--model", tmp_path / "no-model", *files)
+    assert r.returncode == 1
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [l["error"]["code"] for l in lines] == ["kNotFound", "kNotFound"]
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    (pkg / "model.pt").write_bytes((pkg / "model.pt").read_bytes() + b"\0")
+    r = run(cli, "predict", "--model", pkg, *files)
+    assert r.returncode == 1
+    assert [json.loads(l)["error"]["code"] for l in r.stdout.splitlines()] == ["kModelIntegrity"] * 2
+    manifest = json.loads((demo_model / "manifest.json").read_text())
+    del manifest["risk"]
+    (pkg / "model.pt").write_bytes((demo_model / "model.pt").read_bytes())
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    r = run(cli, "predict", "--model", pkg, files[0])
+    err = json.loads(r.stdout)["error"]
+    assert r.returncode == 1 and err["code"] == "kInvalidArgument" and "risk" in err["message"]
+
+
+def test_usage_errors_exit_2(cli, demo_model):
+    for args in (["predict"], ["predict", "--model", demo_model], ["predict", "--bogus"], ["frobnicate"],
+                 ["predict", "--model", demo_model, "--threads", "x", "a.dcm"], []):
+        r = run(cli, *args)
+        assert r.returncode == 2, args
+        assert r.stderr.strip(), args
