@@ -31,9 +31,6 @@ struct Engine::Impl {
   std::vector<std::int64_t> input_shape;  // N, C, H, W as declared
   std::int64_t output_count = 0;
   std::string name;
-
-  // Runs the module and checks the output is {N, output_count}. Translates LibTorch's exceptions.
-  torch::Tensor forward(const torch::Tensor& input);
 };
 
 namespace {
@@ -63,31 +60,33 @@ std::string shape_string(c10::IntArrayRef sizes) {
   return s + "]";
 }
 
-}  // namespace
-
-torch::Tensor Engine::Impl::forward(const torch::Tensor& input) {
-  Impl& impl = *this;
+// Runs the module and checks the output is {N, output_count}. Translates LibTorch's exceptions.
+// A free function (not a member of Engine::Impl) so that no LibTorch type appears in an exported symbol.
+torch::Tensor forward(torch::jit::Module& module, const torch::Device& device, std::int64_t output_count,
+                      const std::string& name, const torch::Tensor& input) {
   c10::InferenceMode guard;
   torch::jit::IValue out;
   try {
-    out = impl.module.forward({input.to(impl.device)});
+    out = module.forward({input.to(device)});
   } catch (const c10::Error& e) {
-    throw Error(ErrorCode::kInternal, impl.name + ": the model failed on input " + shape_string(input.sizes()) +
+    throw Error(ErrorCode::kInternal, name + ": the model failed on input " + shape_string(input.sizes()) +
                                           ": " + e.what_without_backtrace());
   }
   if (!out.isTensor()) {
-    throw Error(ErrorCode::kInvalidArgument, impl.name + ": the model returned a " + out.tagKind() +
+    throw Error(ErrorCode::kInvalidArgument, name + ": the model returned a " + out.tagKind() +
                                                  ", expected one tensor of logits");
   }
   torch::Tensor t = out.toTensor();
-  if (t.dim() != 2 || t.size(0) != input.size(0) || t.size(1) != impl.output_count) {
+  if (t.dim() != 2 || t.size(0) != input.size(0) || t.size(1) != output_count) {
     throw Error(ErrorCode::kInvalidArgument,
-                impl.name + ": the model returned shape " + shape_string(t.sizes()) + " for input " +
+                name + ": the model returned shape " + shape_string(t.sizes()) + " for input " +
                     shape_string(input.sizes()) + ", expected [" + std::to_string(input.size(0)) + ", " +
-                    std::to_string(impl.output_count) + "] (manifest output.count)");
+                    std::to_string(output_count) + "] (manifest output.count)");
   }
   return t.to(torch::kCPU, torch::kFloat32).contiguous();
 }
+
+}  // namespace
 
 Engine Engine::open(const ModelPackage& package, const EngineOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -115,7 +114,7 @@ Engine Engine::open(const ModelPackage& package, const EngineOptions& options) {
   // Warm-up on the declared shape: the profiling executor specialises on the first runs, and a model
   // that does not accept its own declared input fails here, at open, not at the first patient.
   const torch::Tensor zeros = torch::zeros(impl->input_shape, torch::kFloat32);
-  for (int i = 0; i < 2; ++i) impl->forward(zeros);
+  for (int i = 0; i < 2; ++i) forward(impl->module, impl->device, impl->output_count, impl->name, zeros);
   detail::log(LogLevel::kInfo, "engine {} ready on {} in {:.1f} ms", impl->name, impl->device.str(),
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   return Engine(std::move(impl));
@@ -137,7 +136,7 @@ Tensor Engine::run(const Tensor& input) const {
   }
   // A view of the caller's buffer: forward() does not write to its inputs.
   const torch::Tensor view = torch::from_blob(const_cast<float*>(input.data.data()), input.shape, torch::kFloat32);
-  const torch::Tensor out = impl_->forward(view);
+  const torch::Tensor out = forward(impl_->module, impl_->device, impl_->output_count, impl_->name, view);
   Tensor result;
   result.shape = {out.size(0), out.size(1)};
   result.data.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());

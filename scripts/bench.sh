@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Full benchmark run: medinfer (C++, Google Benchmark) and the Python peer on the same sample study,
+# in the same run, then the ratios. Assumes scripts/test.sh has built everything.
+#   bash scripts/bench.sh [SECONDS_PER_BENCHMARK]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-2}
+study=build/sample-study
+[ -f "$study/truth.csv" ] || /usr/bin/python3 scripts/make_sample_study.py --out "$study" >/dev/null
+out=$(build/benchmarks/medinfer_benchmark --study="$study" --model=models/demo --benchmark_min_time="$secs" 2>/dev/null)
+echo "$out"
+peer=$(/usr/bin/python3 benchmarks/compare/python_pipeline.py --study "$study" --model models/demo --seconds "$secs")
+echo "$peer"
+ours=$(echo "$out" | sed -n 's/^end to end: \([0-9.e+]*\) images\/s.*/\1/p')
+theirs=$(echo "$peer" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
+/usr/bin/python3 -c "print(f'ratio medinfer / python peer (end to end, file -> calibrated result): {float($ours)/float($theirs):.2f}x')"
