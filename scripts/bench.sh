@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-2}
 study=build/sample-study
 [ -f "$study/truth.csv" ] || /usr/bin/python3 scripts/make_sample_study.py --out "$study" >/dev/null
-out=$(build/benchmarks/medinfer_benchmark --study="$study" --model=models/demo --benchmark_min_time="$secs" 2>/dev/null)
+out=$(build/benchmarks/medinfer_benchmark --study="$study" --model=models/demo --benchmark_min_time="$secs" --benchmark_color=false 2>/dev/null)
 echo "$out"
 peer=$(/usr/bin/python3 benchmarks/compare/python_pipeline.py --study "$study" --model models/demo --seconds "$secs")
 echo "$peer"

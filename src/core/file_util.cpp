@@ -10,7 +10,7 @@
 
 namespace medinfer::detail {
 
-std::string read_file(const std::string& path, std::uint64_t max_bytes) {
+std::uint64_t checked_file_size(const std::string& path, std::uint64_t max_bytes, const char* limit_name) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);
@@ -20,8 +20,14 @@ std::string read_file(const std::string& path, std::uint64_t max_bytes) {
   if (ec) throw Error(ErrorCode::kIo, path + ": cannot stat: " + ec.message());
   if (size > max_bytes) {
     throw Error(ErrorCode::kResourceLimit, path + ": " + std::to_string(size) + " bytes exceeds the limit of " +
-                                               std::to_string(max_bytes));
+                                               std::to_string(max_bytes) +
+                                               (limit_name ? std::string(" (") + limit_name + ")" : std::string()));
   }
+  return size;
+}
+
+std::string read_file(const std::string& path, std::uint64_t max_bytes) {
+  const std::uint64_t size = checked_file_size(path, max_bytes);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
   std::string bytes(static_cast<std::size_t>(size), '\0');

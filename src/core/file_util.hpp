@@ -6,6 +6,10 @@
 
 namespace medinfer::detail {
 
+/// The size of a regular file. Throws kNotFound (no such file), kIo (not a regular file), or
+/// kResourceLimit (larger than `max_bytes`; the message names `limit_name` when given).
+std::uint64_t checked_file_size(const std::string& path, std::uint64_t max_bytes, const char* limit_name = nullptr);
+
 /// The file's bytes. Throws kNotFound (no such file), kIo (not a regular file, unreadable), or
 /// kResourceLimit (larger than `max_bytes`).
 std::string read_file(const std::string& path, std::uint64_t max_bytes);

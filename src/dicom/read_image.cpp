@@ -2,6 +2,7 @@
 #include <medinfer/dicom.hpp>
 #include <medinfer/error.hpp>
 
+#include "core/file_util.hpp"
 #include "core/log_internal.hpp"
 #include "core/module_versions.hpp"
 
@@ -18,7 +19,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 
@@ -88,18 +88,9 @@ bool optional_doubles(DcmDataset& ds, const DcmTagKey& key, std::array<double, N
   return true;
 }
 
-void check_part10_preamble(const std::string& path, const ReadOptions& options) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) fail(ErrorCode::kNotFound, path, "no such file");
-  if (!fs::is_regular_file(status)) fail(ErrorCode::kIo, path, "not a regular file");
-  const auto size = fs::file_size(path, ec);
-  if (ec) fail(ErrorCode::kIo, path, "cannot stat: " + ec.message());
-  if (size > options.max_file_bytes) {
-    fail(ErrorCode::kResourceLimit, path,
-         fmt::format("{} bytes exceeds the limit of {} (ReadOptions::max_file_bytes)", size, options.max_file_bytes));
-  }
+// Returns the file's size after checking it exists, is within the limit and starts like Part 10.
+std::uint64_t check_part10_preamble(const std::string& path, const ReadOptions& options) {
+  const std::uint64_t size = detail::checked_file_size(path, options.max_file_bytes, "ReadOptions::max_file_bytes");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(ErrorCode::kIo, path, std::string("cannot open: ") + std::strerror(errno));
   char head[132] = {};
@@ -107,13 +98,14 @@ void check_part10_preamble(const std::string& path, const ReadOptions& options) 
   if (in.gcount() < 132 || std::memcmp(head + 128, "DICM", 4) != 0) {
     fail(ErrorCode::kInvalidDicom, path, "not a DICOM Part-10 file (no 'DICM' prefix at byte 128)");
   }
+  return size;
 }
 
 }  // namespace
 
 Instance read_instance(const std::string& path, const ReadOptions& options) {
   init_dcmtk_once();
-  check_part10_preamble(path, options);
+  const std::uint64_t file_size = check_part10_preamble(path, options);
 
   DcmFileFormat file;
   const OFCondition loaded =
@@ -198,8 +190,7 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
                      h.columns, h.bits_allocated, bytes_needed));
   }
   // DCMTK trusts the declared length; the element is still on disk (lazy), so compare with the file.
-  std::error_code ec;
-  if (declared > std::filesystem::file_size(path, ec)) {
+  if (declared > file_size) {
     fail(ErrorCode::kInvalidDicom, path,
          fmt::format("{} declares {} bytes, more than the file holds: truncated", tag_name(DCM_PixelData), declared));
   }
