@@ -1,6 +1,9 @@
 // medinfer: the command-line host. Uses only the public API (<medinfer/medinfer.hpp>).
 //
-//   medinfer predict --model DIR [--audit-log FILE] [--threads N] FILE...
+//   medinfer predict --model DIR [--audit-log FILE [--audit-key KEYFILE] [--audit-mode strict|buffered]
+//                    [--audit-user ID]] [--threads N] FILE...
+//   medinfer audit verify FILE [--key KEYFILE] [--allow-unclosed]
+//   medinfer audit export --format atna|fhir FILE
 //   medinfer version [--json]
 //   medinfer --help
 //
@@ -12,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -23,15 +28,29 @@ namespace {
 constexpr const char* kUsage = R"(usage: medinfer <command> [options]
 
 commands:
-  predict --model DIR [--audit-log FILE] [--threads N] FILE...
+  predict --model DIR [--audit-log FILE [--audit-key KEYFILE] [--audit-mode strict|buffered]
+          [--audit-user ID]] [--threads N] FILE...
       Runs the model package in DIR on each DICOM FILE and prints one JSON line per input:
         {"input", "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
          "reason" (when indeterminate), "model": {"name", "version", "sha256"}, "input_sha256",
          "latency_ms"}
       or, for an input that failed, {"input", "error": {"code", "message"}}.
       --audit-log FILE   append one JSON Lines audit record per prediction to FILE
+      --audit-key KEYFILE  make FILE a tamper-evident HMAC-SHA256 chain under the keys in KEYFILE
+                         (lines "EPOCH HEX" or "HEX"); default: $MEDINFER_AUDIT_KEY when set, else a
+                         plain JSON Lines log. With a key, studies are referenced by keyed pseudonyms.
+      --audit-mode M     strict (default: each record fsync'd before the result is printed) or
+                         buffered (a writer thread; dropped records are reported on stderr)
+      --audit-user ID    the user id recorded as the actor (default: $USER)
       --threads N        LibTorch intra-op threads (default: LibTorch's own setting)
       Exit status: 0 all inputs succeeded, 1 any input or the model failed, 2 usage error.
+  audit verify FILE [--key KEYFILE] [--allow-unclosed]
+      Verifies a chained audit log: "OK: N records verified" (exit 0), or names the first record that
+      was modified, deleted, inserted or reordered, or a torn last line (exit 1). A log without its
+      closing checkpoint fails unless --allow-unclosed. Key: KEYFILE or $MEDINFER_AUDIT_KEY.
+  audit export --format atna|fhir FILE
+      Prints each record of FILE as a DICOM PS3.15 A.5 audit message (IHE ATNA, one XML document per
+      line) or a FHIR R4 AuditEvent (one JSON resource per line).
   version [--json]
       Prints the medinfer version and the LibTorch, OpenCV and DCMTK versions it was built with.
   --help, -h, help
@@ -79,8 +98,12 @@ int parse_threads(const std::string& value) {
 }
 
 int run_predict(const std::vector<std::string>& args) {
-  std::optional<std::string> model_dir, audit_log;
   medinfer::PipelineOptions options;
+  std::optional<std::string> model_dir, audit_log, audit_key;
+  std::string audit_mode = "strict";
+  const char* user = std::getenv("USER");
+  options.actor.user_id = user ? user : "";
+  options.actor.application_id = "medinfer-cli";
   std::vector<std::string> inputs;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -92,6 +115,15 @@ int run_predict(const std::vector<std::string>& args) {
       model_dir = value("--model");
     } else if (a == "--audit-log") {
       audit_log = value("--audit-log");
+    } else if (a == "--audit-key") {
+      audit_key = value("--audit-key");
+    } else if (a == "--audit-mode") {
+      audit_mode = value("--audit-mode");
+      if (audit_mode != "strict" && audit_mode != "buffered") {
+        usage_error("--audit-mode: '" + audit_mode + "' is not strict or buffered");
+      }
+    } else if (a == "--audit-user") {
+      options.actor.user_id = value("--audit-user");
     } else if (a == "--threads") {
       options.engine.intra_op_threads = parse_threads(value("--threads"));
     } else if (a == "--") {
@@ -105,10 +137,30 @@ int run_predict(const std::vector<std::string>& args) {
   }
   if (!model_dir) usage_error("predict: --model DIR is required");
   if (inputs.empty()) usage_error("predict: no input files");
+  if (!audit_log && (audit_key || audit_mode != "strict")) usage_error("predict: --audit-key/--audit-mode need --audit-log");
 
   std::optional<medinfer::Pipeline> pipeline;
+  std::shared_ptr<medinfer::audit::ChainedFileSink> chain;
   try {
-    if (audit_log) options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+    if (audit_log) {
+      std::optional<medinfer::audit::Keyring> keys;
+      if (audit_key) {
+        keys = medinfer::audit::Keyring::load_file(*audit_key);
+      } else if (std::getenv("MEDINFER_AUDIT_KEY")) {
+        keys = medinfer::audit::Keyring::from_environment();
+      }
+      if (keys) {
+        medinfer::audit::ChainOptions chain_options;
+        chain_options.durability =
+            audit_mode == "buffered" ? medinfer::audit::Durability::kBuffered : medinfer::audit::Durability::kStrict;
+        chain = medinfer::audit::ChainedFileSink::open(*audit_log, *keys, chain_options);
+        options.audit_sink = chain;
+        options.pseudonym_key = medinfer::audit::derive_pseudonym_key(*keys);
+      } else {
+        if (audit_mode != "strict") usage_error("predict: --audit-mode buffered needs an audit key");
+        options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+      }
+    }
     pipeline.emplace(medinfer::Pipeline::open(*model_dir, options));
   } catch (const medinfer::Error& e) {
     // Nothing is lost: every input still gets a line, carrying the reason it has no result.
@@ -125,7 +177,80 @@ int run_predict(const std::vector<std::string>& args) {
       status = 1;
     }
   }
+  if (chain) {
+    try {
+      chain->close();
+    } catch (const medinfer::Error& e) {
+      std::cerr << "medinfer: " << medinfer::to_string(e.code()) << ": " << e.what() << '\n';
+      status = 1;
+    }
+    if (chain->dropped() > 0) {
+      std::cerr << "medinfer: kAuditFailed: " << chain->dropped() << " audit record(s) dropped (buffered queue full)\n";
+      status = 1;
+    }
+  }
   return status;
+}
+
+medinfer::audit::Keyring audit_keys(const std::optional<std::string>& key_file) {
+  return key_file ? medinfer::audit::Keyring::load_file(*key_file) : medinfer::audit::Keyring::from_environment();
+}
+
+int run_audit(const std::vector<std::string>& args) {
+  if (args.empty()) usage_error("audit: expected 'verify' or 'export'");
+  const std::string sub = args[0];
+  std::optional<std::string> key_file, format, file;
+  bool allow_unclosed = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= args.size()) usage_error(std::string(flag) + " needs a value");
+      return args[++i];
+    };
+    if (a == "--key" && sub == "verify") {
+      key_file = value("--key");
+    } else if (a == "--allow-unclosed" && sub == "verify") {
+      allow_unclosed = true;
+    } else if (a == "--format" && sub == "export") {
+      format = value("--format");
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("audit " + sub + ": unknown option '" + a + "'");
+    } else if (file) {
+      usage_error("audit " + sub + ": one FILE only");
+    } else {
+      file = a;
+    }
+  }
+  if (!file) usage_error("audit " + sub + ": FILE is required");
+  if (sub == "verify") {
+    const auto result = medinfer::audit::verify_log(*file, audit_keys(key_file), allow_unclosed);
+    if (result.ok) {
+      std::cout << "OK: " << result.records << " records verified" << (result.closed ? " (closed)" : " (not closed)")
+                << '\n';
+      return 0;
+    }
+    std::cout << "FAILED at record " << result.first_bad_index << ": " << result.problem << " (" << result.records
+              << " records verified before it)\n";
+    return 1;
+  }
+  if (sub != "export") usage_error("audit: unknown subcommand '" + sub + "' (verify, export)");
+  if (!format || (*format != "atna" && *format != "fhir")) usage_error("audit export: --format atna|fhir is required");
+  std::ifstream in(*file);
+  if (!in) throw medinfer::Error(medinfer::ErrorCode::kNotFound, *file + ": cannot open");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    medinfer::audit::Record r;
+    try {
+      r = medinfer::audit::from_json_line(line);
+    } catch (const medinfer::Error& e) {
+      throw medinfer::Error(e.code(), *file + " line " + std::to_string(n) + ": " + e.what());
+    }
+    std::cout << (*format == "atna" ? medinfer::audit::to_atna_xml(r) : medinfer::audit::to_fhir_audit_event(r)) << '\n';
+  }
+  return 0;
 }
 
 int run_version(const std::vector<std::string>& args) {
@@ -172,6 +297,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "predict") return run_predict(rest);
+    if (command == "audit") return run_audit(rest);
     if (command == "version" || command == "--version") return run_version(rest);
     usage_error("unknown command '" + command + "'");
   } catch (const medinfer::Error& e) {

@@ -1,46 +1,98 @@
-// Audit: one record per prediction, delivered to host-chosen sinks. No patient identifier is recorded.
+// Audit: every inference and every model event recorded, with no patient identifier, delivered to
+// host-chosen sinks: a callback, a plain JSON Lines file, a tamper-evident HMAC hash-chained JSON Lines
+// file, RFC 5424 syslog; exportable as DICOM PS3.15 A.5 (IHE ATNA) and FHIR R4 AuditEvent.
 #pragma once
 
 #include <medinfer/export.hpp>
 #include <medinfer/model.hpp>
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 namespace medinfer::audit {
 
-/// One prediction, successful or not. Contains no patient identifier and no file path (paths often
-/// carry patient names): the input is identified by `input_sha256`, the SHA-256 of its decoded pixels.
+enum class EventType {
+  kInference,            ///< one predict() call, successful or not
+  kModelOpened,          ///< a package passed its checks and its engine is ready
+  kModelRefused,         ///< Pipeline::open failed (integrity, manifest, engine)
+  kConfigurationChange,  ///< reported by the host (Pipeline::record_event)
+  kOverride,             ///< a calibration or policy override, reported by the host
+  kLogVerified,          ///< verify_log() ran (when given a sink to report to)
+  kCheckpoint,           ///< written by ChainedFileSink: periodic, on key rotation, on close
+};
+
+/// "inference", "model_opened", "model_refused", "configuration_change", "override",
+/// "log_verified", "checkpoint".
+MEDINFER_API const char* to_string(EventType type) noexcept;
+
+/// Who asked: host-supplied ids, recorded as given (do not put patient data here).
+struct Actor {
+  std::string user_id;
+  std::string application_id;
+};
+
+/// One audit event. Contains no patient name, ID, birth date or accession number, and no file path
+/// (paths often carry patient names). Study/series/instance are referenced by keyed pseudonyms
+/// (HMAC-SHA256 of the UID under the host's pseudonym key), or omitted without a key; raw UIDs appear
+/// only when the host opts in (PipelineOptions::include_identifiers).
 struct Record {
-  std::string timestamp;       ///< UTC, ISO 8601 with milliseconds: "2026-11-23T10:15:00.123Z"
-  std::string event = "prediction";
+  std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
+  std::string event_id;              ///< random UUID (version 4)
+  std::uint64_t sequence = 0;        ///< emission order within this process (1, 2, ...)
+  EventType event = EventType::kInference;
+  Actor actor;
+  std::string host;                  ///< this machine's host name
   ModelIdentity model;
-  std::string input_sha256;    ///< empty when the input could not be decoded
-  std::string outcome;         ///< "ok", "indeterminate" or "error"
-  double raw_score = 0.0;      ///< set when outcome != "error"
+  std::string preprocessing_sha256;  ///< SHA-256 of the package's preprocessing spec (canonical JSON)
+  std::string input_sha256;          ///< SHA-256 of the decoded pixels; empty if not decoded
+  std::string study_ref, series_ref, instance_ref;  ///< pseudonyms (or UIDs on opt-in); may be empty
+  std::string outcome;               ///< "ok", "indeterminate" or "error"
+  double raw_score = 0.0;            ///< inference with outcome != "error"
   double probability = 0.0;
   std::string tier;
   bool escalate = false;
-  std::string reason;          ///< why indeterminate
-  std::string error_code;      ///< "kInvalidDicom", ... when outcome == "error"
-  std::string error_message;   ///< the error's message with the input path replaced by "<input>"
-  double latency_ms = 0.0;     ///< wall time of the prediction
+  std::string reason;                ///< why indeterminate
+  std::string error_code;            ///< "kInvalidDicom", ... when outcome == "error"
+  std::string error_message;         ///< with the input path replaced by "<input>"
+  double latency_ms = 0.0;
+  std::string detail;                ///< free text of non-inference events
 };
 
-/// One JSON object on one line (no trailing newline), keys as the Record's member names, with the
-/// model as {"name", "version", "sha256"}.
+/// One JSON object on one line (no trailing newline).
 MEDINFER_API std::string to_json_line(const Record& record);
+/// Parses a line written by to_json_line (or a chained log line; chain fields are ignored).
+/// Throws Error(kInvalidArgument) naming the field.
+MEDINFER_API Record from_json_line(const std::string& line);
 
-/// A destination for records. write() is called from whichever thread made the prediction, possibly
-/// concurrently: implementations must be thread-safe. A write that throws makes the prediction fail
-/// with kAuditFailed: a result is never released unaudited.
+/// A DICOM PS3.15 A.5 audit message (IHE ATNA) for the record, as one XML document on one line.
+MEDINFER_API std::string to_atna_xml(const Record& record);
+/// A FHIR R4 AuditEvent resource for the record, as one JSON object on one line.
+MEDINFER_API std::string to_fhir_audit_event(const Record& record);
+
+/// A destination for records. write() may be called from several threads at once: implementations
+/// must be thread-safe. A write that throws makes the prediction fail with kAuditFailed.
 class MEDINFER_API Sink {
  public:
   virtual ~Sink();
   virtual void write(const Record& record) = 0;
 };
 
-/// Appends JSON Lines to a file, one record per line, flushed after each record. Thread-safe.
+/// Calls a host function for every record (from the predicting thread). Thread-safe if `fn` is.
+class MEDINFER_API CallbackSink final : public Sink {
+ public:
+  static std::shared_ptr<CallbackSink> create(std::function<void(const Record&)> fn);
+  void write(const Record& record) override;
+
+ private:
+  explicit CallbackSink(std::function<void(const Record&)> fn);
+  std::function<void(const Record&)> fn_;
+};
+
+/// Appends plain JSON Lines, one record per line, flushed after each. Thread-safe. Not
+/// tamper-evident: use ChainedFileSink for that.
 class MEDINFER_API FileSink final : public Sink {
  public:
   /// Opens (creating, or appending to) `path`. Throws Error(kIo) naming the path.
@@ -52,6 +104,93 @@ class MEDINFER_API FileSink final : public Sink {
  private:
   struct Impl;
   explicit FileSink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// HMAC keys by epoch. Key bytes are never logged nor put in an exception message.
+struct MEDINFER_API Keyring {
+  std::map<std::uint32_t, std::string> keys;  ///< epoch -> key bytes (at least 16)
+
+  /// The highest epoch; throws Error(kInvalidArgument) when empty.
+  std::uint32_t current_epoch() const;
+  /// Reads a key file: lines "EPOCH HEX" (or a single line "HEX", epoch 0), hex of 16..64 bytes,
+  /// '#' comments. Throws Error(kNotFound/kIo/kInvalidArgument) naming the file and line, never the key.
+  static Keyring load_file(const std::string& path);
+  /// The same format from an environment variable's value. Throws Error(kNotFound) when unset.
+  static Keyring from_environment(const std::string& variable = "MEDINFER_AUDIT_KEY");
+};
+
+/// A key for PipelineOptions::pseudonym_key derived from the keyring's oldest key (HMAC-SHA256 of a
+/// fixed label), so pseudonyms stay stable across key rotation and the raw audit key is never reused.
+MEDINFER_API std::string derive_pseudonym_key(const Keyring& keys);
+
+enum class Durability {
+  kStrict,    ///< written and fsync'd before write() returns; failure -> kAuditFailed
+  kBuffered,  ///< queued for a writer thread; a full queue drops (counted); flushed and fsync'd on close
+};
+
+struct ChainOptions {
+  Durability durability = Durability::kStrict;
+  std::size_t queue_capacity = 65536;      ///< kBuffered only
+  std::uint64_t checkpoint_every = 1000;   ///< a checkpoint record after every N records (0: only on rotation/close)
+};
+
+/// A tamper-evident JSON Lines log. Each line is a record plus "chain_index", "key_epoch",
+/// "prev_mac" (the previous line's MAC; 64 zeros for the first) and "mac" = HMAC-SHA256 under the
+/// epoch's key of the line's bytes before the mac field. Reopening an existing log verifies its last
+/// line and continues the chain; a torn last line fails with kAuditFailed instead of being extended.
+class MEDINFER_API ChainedFileSink final : public Sink {
+ public:
+  /// Throws Error(kIo) (cannot open), Error(kAuditFailed) (torn or unverifiable tail),
+  /// Error(kInvalidArgument) (no key).
+  static std::shared_ptr<ChainedFileSink> open(const std::string& path, const Keyring& keys,
+                                               const ChainOptions& options = {});
+  ~ChainedFileSink() override;
+  void write(const Record& record) override;
+  /// Writes a checkpoint under the current key, then continues under (epoch, key); epoch must grow.
+  void rotate_key(std::uint32_t epoch, const std::string& key);
+  /// Drains the queue, writes the closing checkpoint, fsyncs and closes. Idempotent; the destructor
+  /// calls it and swallows errors. Throws Error(kAuditFailed) if anything could not be written.
+  void close();
+  std::uint64_t dropped() const noexcept;  ///< records dropped because the buffered queue was full
+  std::uint64_t written() const noexcept;  ///< lines written (records and checkpoints)
+
+ private:
+  struct Impl;
+  explicit ChainedFileSink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// What verify_log found.
+struct VerifyResult {
+  bool ok = false;
+  std::uint64_t records = 0;         ///< lines that verified before the first problem (all, when ok)
+  bool closed = false;               ///< the last line is a closing checkpoint
+  std::int64_t first_bad_index = -1; ///< 0-based line index of the first problem
+  std::string problem;               ///< "record 7 was modified (MAC mismatch)", ...
+};
+
+/// Checks every line's MAC, index and link. Names the first record that was modified, deleted,
+/// inserted or reordered, and a torn last line. A log without a closing checkpoint is not ok unless
+/// `allow_unclosed` (a running writer's log, or one truncated at a record boundary: the two cannot be
+/// told apart without an external anchor). Throws Error(kNotFound/kIo) for an unreadable file.
+MEDINFER_API VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed = false);
+
+/// RFC 5424 syslog over UDP (one datagram per record) or TCP (RFC 6587 octet counting), facility
+/// 13 (log audit), severity informational (error outcomes: error). Thread-safe.
+class MEDINFER_API SyslogSink final : public Sink {
+ public:
+  enum class Transport { kUdp, kTcp };
+  /// Throws Error(kIo) when the address cannot be resolved or (TCP) connected.
+  static std::shared_ptr<SyslogSink> open(const std::string& host, std::uint16_t port, Transport transport,
+                                          const std::string& app_name = "medinfer");
+  ~SyslogSink() override;
+  /// Throws Error(kAuditFailed) when the message cannot be sent (TCP: after one reconnect attempt).
+  void write(const Record& record) override;
+
+ private:
+  struct Impl;
+  explicit SyslogSink(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -19,10 +19,13 @@ struct ReadOptions {
   std::uint32_t max_columns = 16384;          ///< Columns above this fail with kResourceLimit
 };
 
-/// The header values a host needs alongside the pixels. No patient-identifying values are kept here.
+/// The header values a host needs alongside the pixels. No patient name, ID, birth date or accession
+/// number is kept here; the UIDs are identifiers, handle them as such.
 struct ImageHeader {
   std::string sop_class_uid;
   std::string sop_instance_uid;
+  std::string study_instance_uid;   ///< identifies a patient's study: keep it out of logs
+  std::string series_instance_uid;
   std::string transfer_syntax_uid;
   std::string modality;
   std::string photometric_interpretation;

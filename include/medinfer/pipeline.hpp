@@ -15,8 +15,17 @@ namespace medinfer {
 struct PipelineOptions {
   EngineOptions engine;
   dicom::ReadOptions read;
-  /// Receives one record per predict() call, including failed ones. May be null (no audit).
+  /// Receives one record per predict() call (failed ones included), and model_opened/model_refused
+  /// from open(). May be null (no audit).
   std::shared_ptr<audit::Sink> audit_sink;
+  /// Who is using this pipeline, as recorded in every audit record.
+  audit::Actor actor;
+  /// Key for the study/series/instance pseudonyms in audit records (HMAC-SHA256 of each UID). Empty:
+  /// the references are left out. Never logged.
+  std::string pseudonym_key;
+  /// Opt-in: record the raw Study/Series/SOP Instance UIDs instead of pseudonyms. UIDs identify a
+  /// patient's study; leave this off unless the audit store is allowed to hold them.
+  bool include_identifiers = false;
 };
 
 /// The outcome of one prediction.
@@ -30,6 +39,7 @@ struct Result {
   std::string reason;          ///< why indeterminate
   ModelIdentity model;
   std::string input_sha256;    ///< SHA-256 of the decoded pixels (what the audit record names)
+  std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
   double latency_ms = 0.0;
 };
 
@@ -39,7 +49,7 @@ class MEDINFER_API Pipeline {
  public:
   /// Opens and verifies the package, parses its preprocessing, calibration and risk policy, and loads
   /// the model. Throws Error (see ModelPackage::open, Engine::open; kInvalidArgument for an invalid
-  /// manifest section, naming the field).
+  /// manifest section, naming the field). Audits model_opened, or model_refused before rethrowing.
   static Pipeline open(const std::string& package_dir, PipelineOptions options = {});
 
   Pipeline(Pipeline&&) noexcept;
@@ -53,6 +63,11 @@ class MEDINFER_API Pipeline {
   Result predict(const Image& image) const;
 
   const ModelIdentity& model() const noexcept;
+
+  /// Records a host event in the audit trail: `type` is kConfigurationChange or kOverride (anything
+  /// else: kInvalidArgument); `detail` says what changed (no patient data). Throws kAuditFailed if the
+  /// sink fails. Thread-safe.
+  void record_event(audit::EventType type, const std::string& detail) const;
 
  private:
   struct Impl;

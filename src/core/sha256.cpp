@@ -2,7 +2,10 @@
 
 #include <medinfer/error.hpp>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 namespace medinfer::detail {
 
@@ -32,11 +35,38 @@ std::string Sha256::hex_digest() {
   if (EVP_DigestFinal_ex(ctx_->md, digest, &len) != 1) {
     throw Error(ErrorCode::kInternal, "OpenSSL: SHA-256 final failed");
   }
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
+std::string to_hex(std::string_view bytes) {
   static const char* hex = "0123456789abcdef";
-  std::string out(2 * len, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = hex[digest[i] >> 4];
-    out[2 * i + 1] = hex[digest[i] & 15];
+  std::string out(2 * bytes.size(), '0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = hex[b >> 4];
+    out[2 * i + 1] = hex[b & 15];
+  }
+  return out;
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), mac, &len) == nullptr) {
+    throw Error(ErrorCode::kInternal, "OpenSSL: HMAC-SHA256 failed");
+  }
+  return to_hex(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (n && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    throw Error(ErrorCode::kInternal, "OpenSSL: RAND_bytes failed");
   }
   return out;
 }

@@ -26,4 +26,16 @@ class Sha256 {
 
 std::string sha256_hex(std::string_view bytes);
 
+/// HMAC-SHA256 of `data` under `key`, lower-case hex.
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
+
+/// Constant-time comparison of two equal-length strings (MACs).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+/// `n` bytes from OpenSSL's CSPRNG.
+std::string random_bytes(std::size_t n);
+
+/// Lower-case hex of arbitrary bytes.
+std::string to_hex(std::string_view bytes);
+
 }  // namespace medinfer::detail

@@ -129,6 +129,8 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
   }
   h.sop_class_uid = optional_string(ds, DCM_SOPClassUID);
   h.sop_instance_uid = optional_string(ds, DCM_SOPInstanceUID);
+  h.study_instance_uid = optional_string(ds, DCM_StudyInstanceUID);
+  h.series_instance_uid = optional_string(ds, DCM_SeriesInstanceUID);
   h.modality = optional_string(ds, DCM_Modality);
 
   DcmElement* pixel_element = nullptr;
@@ -277,7 +279,8 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
                          r[0] * c[1] - r[1] * c[0]});
   }
   out.image = std::move(image);
-  detail::log(LogLevel::kDebug, "read {} ({}x{}, {} bits, {})", path, h.columns, h.rows, h.bits_stored,
+  // No path in the log: paths often carry patient names, and log stores are rarely cleared for PHI.
+  detail::log(LogLevel::kDebug, "read a DICOM image ({}x{}, {} bits, {})", h.columns, h.rows, h.bits_stored,
               h.transfer_syntax_uid);
   return out;
 }

@@ -5,6 +5,7 @@
 #include <medinfer/preprocess.hpp>
 #include <medinfer/risk.hpp>
 
+#include "audit/audit_internal.hpp"
 #include "calibration/calibration_json.hpp"
 #include "core/json_util.hpp"
 #include "core/log_internal.hpp"
@@ -14,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -24,16 +26,6 @@ namespace medinfer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string utc_timestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
 
 // Content fingerprint: pixel type, dimensions and pixel bytes (not the header, which holds PHI and
 // changes on de-identification, nor the path).
@@ -57,6 +49,14 @@ bool is_constant(const Image& image) {
   return true;
 }
 
+// Emission order of audit records within this process.
+std::atomic<std::uint64_t> g_sequence{0};
+
+// The identifiers an inference record may carry: pseudonyms, or the UIDs on opt-in.
+struct InputRefs {
+  std::string study, series, instance;
+};
+
 std::string redact(std::string message, const std::string& path) {
   if (path.empty()) return message;
   for (auto pos = message.find(path); pos != std::string::npos; pos = message.find(path, pos + 7)) {
@@ -65,38 +65,15 @@ std::string redact(std::string message, const std::string& path) {
   return message;
 }
 
-}  // namespace
-
-struct Pipeline::Impl {
-  ModelPackage package;
-  preprocess::Spec spec;
-  calibration::TemperatureScaling calibrator{1.0};
-  risk::Policy policy;
-  std::optional<Engine> engine;
-  PipelineOptions options;
-
-  Result predict_image(const Image& image, const std::string& input_sha256, Clock::time_point start) const;
-  void audit(const audit::Record& record) const;
-  void audit_error(const Error& e, const std::string& path, Clock::time_point start) const;
-};
-
-Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
-  auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir), {}, calibration::TemperatureScaling(1.0),
-                                             {}, std::nullopt, std::move(options)});
-  const std::string where = impl->package.directory() + "/manifest.json";
-  const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
-  impl->spec = preprocess::detail::spec_from_json(detail::require_member(manifest, "preprocessing", where),
-                                                  detail::field_path(where, "preprocessing"));
-  impl->calibrator = calibration::detail::calibration_from_json(detail::require_member(manifest, "calibration", where),
-                                                                detail::field_path(where, "calibration"));
-  impl->policy = risk::detail::policy_from_json(detail::require_member(manifest, "risk", where),
-                                                detail::field_path(where, "risk"));
-  impl->engine.emplace(Engine::open(impl->package, impl->options.engine));
-  return Pipeline(std::move(impl));
-}
-
-void Pipeline::Impl::audit(const audit::Record& record) const {
+// Fills the fields every record carries and hands it to the sink. kAuditFailed if the sink fails.
+void emit(const PipelineOptions& options, audit::Record& record) {
   if (!options.audit_sink) return;
+  static const std::string host = audit::detail::host_name();
+  record.timestamp = audit::detail::now_rfc3339();
+  record.event_id = audit::detail::new_uuid();
+  record.sequence = ++g_sequence;
+  record.host = host;
+  record.actor = options.actor;
   try {
     options.audit_sink->write(record);
   } catch (const Error& e) {
@@ -108,18 +85,87 @@ void Pipeline::Impl::audit(const audit::Record& record) const {
   }
 }
 
-void Pipeline::Impl::audit_error(const Error& e, const std::string& path, Clock::time_point start) const {
+}  // namespace
+
+struct Pipeline::Impl {
+  ModelPackage package;
+  preprocess::Spec spec;
+  std::string spec_sha256;
+  calibration::TemperatureScaling calibrator{1.0};
+  risk::Policy policy;
+  std::optional<Engine> engine;
+  PipelineOptions options;
+
+  Result predict_image(const Image& image, const std::string& input_sha256, const InputRefs& refs,
+                       Clock::time_point start) const;
+  InputRefs refs_of(const dicom::ImageHeader& header) const;
+  audit::Record base_record(audit::EventType type) const;
+  void audit_error(const Error& e, const std::string& path, const InputRefs& refs, Clock::time_point start) const;
+};
+
+Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
+  try {
+    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir), {}, {},
+                                               calibration::TemperatureScaling(1.0), {}, std::nullopt, options});
+    const std::string where = impl->package.directory() + "/manifest.json";
+    const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
+    const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
+    impl->spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
+    impl->spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
+    impl->calibrator = calibration::detail::calibration_from_json(
+        detail::require_member(manifest, "calibration", where), detail::field_path(where, "calibration"));
+    impl->policy = risk::detail::policy_from_json(detail::require_member(manifest, "risk", where),
+                                                  detail::field_path(where, "risk"));
+    impl->engine.emplace(Engine::open(impl->package, impl->options.engine));
+    audit::Record opened = impl->base_record(audit::EventType::kModelOpened);
+    opened.outcome = "ok";
+    opened.detail = "package " + impl->package.directory() + " on " + impl->options.engine.device;
+    emit(impl->options, opened);
+    return Pipeline(std::move(impl));
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kAuditFailed) throw;
+    audit::Record refused;
+    refused.event = audit::EventType::kModelRefused;
+    refused.outcome = "error";
+    refused.error_code = to_string(e.code());
+    refused.error_message = e.what();
+    refused.detail = "package " + package_dir;
+    emit(options, refused);
+    throw;
+  }
+}
+
+audit::Record Pipeline::Impl::base_record(audit::EventType type) const {
   audit::Record r;
-  r.timestamp = utc_timestamp();
+  r.event = type;
   r.model = package.identity();
+  r.preprocessing_sha256 = spec_sha256;
+  return r;
+}
+
+InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
+  if (options.include_identifiers) return {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid};
+  if (options.pseudonym_key.empty()) return {};
+  auto pseudonym = [&](const std::string& uid) {
+    return uid.empty() ? std::string() : detail::hmac_sha256_hex(options.pseudonym_key, uid);
+  };
+  return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
+}
+
+void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const InputRefs& refs,
+                                 Clock::time_point start) const {
+  audit::Record r = base_record(audit::EventType::kInference);
+  r.study_ref = refs.study;
+  r.series_ref = refs.series;
+  r.instance_ref = refs.instance;
   r.outcome = "error";
   r.error_code = to_string(e.code());
   r.error_message = redact(e.what(), path);
   r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  audit(r);
+  emit(options, r);
 }
 
-Result Pipeline::Impl::predict_image(const Image& image, const std::string& input_sha256,
+Result Pipeline::Impl::predict_image(const Image& image, const std::string& input_sha256, const InputRefs& refs,
                                      Clock::time_point start) const {
   const Tensor input = preprocess::apply(spec, image);
   const Tensor logits = engine->run(input);
@@ -140,11 +186,13 @@ Result Pipeline::Impl::predict_image(const Image& image, const std::string& inpu
   r.reason = score.reason;
   r.model = package.identity();
   r.input_sha256 = input_sha256;
+  r.preprocessing_sha256 = spec_sha256;
   r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 
-  audit::Record rec;
-  rec.timestamp = utc_timestamp();
-  rec.model = r.model;
+  audit::Record rec = base_record(audit::EventType::kInference);
+  rec.study_ref = refs.study;
+  rec.series_ref = refs.series;
+  rec.instance_ref = refs.instance;
   rec.input_sha256 = r.input_sha256;
   rec.outcome = r.indeterminate ? "indeterminate" : "ok";
   rec.raw_score = r.raw_score;
@@ -153,23 +201,24 @@ Result Pipeline::Impl::predict_image(const Image& image, const std::string& inpu
   rec.escalate = r.escalate;
   rec.reason = r.reason;
   rec.latency_ms = r.latency_ms;
-  audit(rec);
+  emit(options, rec);
   return r;
 }
 
 Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
-  std::optional<Image> image;
+  std::optional<dicom::Instance> instance;
   try {
-    image = dicom::read_image(dicom_path, impl_->options.read);
+    instance = dicom::read_instance(dicom_path, impl_->options.read);
   } catch (const Error& e) {
-    impl_->audit_error(e, dicom_path, start);
+    impl_->audit_error(e, dicom_path, {}, start);
     throw;
   }
+  const InputRefs refs = impl_->refs_of(instance->header);
   try {
-    return impl_->predict_image(*image, fingerprint(*image), start);
+    return impl_->predict_image(instance->image, fingerprint(instance->image), refs, start);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, dicom_path, start);
+    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, dicom_path, refs, start);
     throw;
   }
 }
@@ -177,11 +226,22 @@ Result Pipeline::predict(const std::string& dicom_path) const {
 Result Pipeline::predict(const Image& image) const {
   const auto start = Clock::now();
   try {
-    return impl_->predict_image(image, fingerprint(image), start);
+    return impl_->predict_image(image, fingerprint(image), {}, start);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, {}, start);
+    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, {}, {}, start);
     throw;
   }
+}
+
+void Pipeline::record_event(audit::EventType type, const std::string& detail) const {
+  if (type != audit::EventType::kConfigurationChange && type != audit::EventType::kOverride) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
+  }
+  audit::Record r = impl_->base_record(type);
+  r.outcome = "ok";
+  r.detail = detail;
+  emit(impl_->options, r);
 }
 
 const ModelIdentity& Pipeline::model() const noexcept { return impl_->package.identity(); }

@@ -6,49 +6,112 @@
 
 #include "../support/test_support.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
 #include <sstream>
 #include <thread>
 
 using namespace medinfer;
 using namespace medinfer::audit;
 using test::error_code_of;
+namespace fs = std::filesystem;
 
 namespace {
 
 Record sample_record(int i) {
   Record r;
-  r.timestamp = "2026-11-23T10:15:00.123Z";
+  r.timestamp = "2026-11-23T10:15:00.123456Z";
+  r.event_id = "0b8f0a52-5d2c-4b65-9a43-0d5f6c1e9a10";
+  r.sequence = static_cast<std::uint64_t>(i) + 1;
+  r.actor = {"dr.who", "pacs-7"};
+  r.host = "reading-room-3";
   r.model = {"demo", "1.0.0", std::string(64, 'a')};
+  r.preprocessing_sha256 = std::string(64, 'c');
   r.input_sha256 = std::string(64, 'b');
+  r.study_ref = std::string(64, 'd');
   r.outcome = "ok";
   r.raw_score = 1.5;
   r.probability = 0.8 + i * 1e-6;
   r.tier = "high";
-  r.escalate = false;
   r.latency_ms = 2.5;
   return r;
 }
 
+Keyring ring(std::uint32_t epoch = 0, char fill = 'k') {
+  Keyring k;
+  k.keys[epoch] = std::string(32, fill);
+  return k;
+}
+
+std::vector<std::string> lines_of(const fs::path& path) {
+  std::vector<std::string> out;
+  std::istringstream in(test::read_text(path));
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  test::write_text(path, text);
+}
+
+// A closed chain of `n` records (plus its closing checkpoint) at dir/chain.jsonl.
+fs::path make_chain(const test::TempDir& dir, int n, ChainOptions options = {}) {
+  const fs::path path = dir / "chain.jsonl";
+  auto sink = ChainedFileSink::open(path.string(), ring(), options);
+  for (int i = 0; i < n; ++i) sink->write(sample_record(i));
+  sink->close();
+  return path;
+}
+
 }  // namespace
 
-TEST_CASE("to_json_line writes one JSON object with the record's fields", "[audit]") {
-  const auto j = nlohmann::json::parse(to_json_line(sample_record(0)));
-  CHECK(j["event"] == "prediction");
-  CHECK(j["model"]["name"] == "demo");
+TEST_CASE("to_json_line writes one JSON object that from_json_line reads back", "[audit]") {
+  const Record r = sample_record(0);
+  const auto j = nlohmann::json::parse(to_json_line(r));
+  CHECK(j["event"] == "inference");
+  CHECK(j["event_id"] == r.event_id);
+  CHECK(j["sequence"] == 1);
+  CHECK(j["actor"]["user_id"] == "dr.who");
   CHECK(j["model"]["sha256"] == std::string(64, 'a'));
-  CHECK(j["outcome"] == "ok");
+  CHECK(j["preprocessing_sha256"] == std::string(64, 'c'));
   CHECK(j["probability"] == Approx(0.8));
-  CHECK(j["tier"] == "high");
-  CHECK(j["latency_ms"] == 2.5);
   CHECK_FALSE(j.contains("error_code"));
-  Record e = sample_record(0);
+  const Record back = from_json_line(to_json_line(r));
+  CHECK(to_json_line(back) == to_json_line(r));
+  Record e = r;
   e.outcome = "error";
   e.error_code = "kInvalidDicom";
   e.error_message = "<input>: not DICOM \xff";  // invalid UTF-8 is replaced, never thrown on
   const auto je = nlohmann::json::parse(to_json_line(e));
   CHECK(je["error_code"] == "kInvalidDicom");
   CHECK_FALSE(je.contains("probability"));
-  CHECK(to_json_line(e).find('\n') == std::string::npos);
+  CHECK(error_code_of([] { from_json_line(R"({"event":"party"})"); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([] { from_json_line("{"); }) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("ATNA and FHIR exports carry the event, outcome, actor and references", "[audit]") {
+  Record r = sample_record(0);
+  const std::string xml = to_atna_xml(r);
+  CHECK_THAT(xml, Catch::Contains("<AuditMessage>") && Catch::Contains("csd-code=\"110103\"") &&
+                      Catch::Contains("EventOutcomeIndicator=\"0\"") && Catch::Contains("UserID=\"dr.who\"") &&
+                      Catch::Contains("ParticipantObjectID=\"" + std::string(64, 'd') + "\""));
+  r.outcome = "error";
+  r.error_code = "kInvalidDicom";
+  r.error_message = "a <b> & \"c\"";
+  CHECK_THAT(to_atna_xml(r), Catch::Contains("EventOutcomeIndicator=\"4\"") && Catch::Contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+  const auto f = nlohmann::json::parse(to_fhir_audit_event(r));
+  CHECK(f["resourceType"] == "AuditEvent");
+  CHECK(f["type"]["code"] == "110103");
+  CHECK(f["outcome"] == "4");
+  CHECK(f["agent"][0]["who"]["identifier"]["value"] == "dr.who");
+  CHECK(f["recorded"] == r.timestamp);
 }
 
 TEST_CASE("FileSink appends whole lines from many threads without interleaving", "[audit]") {
@@ -64,19 +127,10 @@ TEST_CASE("FileSink appends whole lines from many threads without interleaving",
     }
     for (auto& th : threads) th.join();
   }
-  {
-    auto again = FileSink::open(path.string());  // appends, never truncates
-    again->write(sample_record(99999));
-  }
-  std::istringstream lines(test::read_text(path));
-  std::string line;
-  int count = 0;
-  while (std::getline(lines, line)) {
-    INFO(line);
-    CHECK_NOTHROW(nlohmann::json::parse(line));
-    ++count;
-  }
-  CHECK(count == 8 * 200 + 1);
+  FileSink::open(path.string())->write(sample_record(99999));  // appends, never truncates
+  const auto lines = lines_of(path);
+  for (const auto& line : lines) CHECK_NOTHROW(nlohmann::json::parse(line));
+  CHECK(lines.size() == 8 * 200 + 1);
 }
 
 TEST_CASE("FileSink reports an unopenable path as kIo and a failed write as kAuditFailed", "[audit][errors]") {
@@ -86,4 +140,262 @@ TEST_CASE("FileSink reports an unopenable path as kIo and a failed write as kAud
   auto full = FileSink::open("/dev/full");  // every write fails with ENOSPC
   CHECK(error_code_of([&] { full->write(sample_record(0)); }, &msg) == ErrorCode::kAuditFailed);
   CHECK_THAT(msg, Catch::Contains("/dev/full"));
+}
+
+TEST_CASE("a chained log verifies, with its record count, and every line links to the one before", "[audit][chain]") {
+  test::TempDir dir;
+  const fs::path path = make_chain(dir, 5);
+  const auto result = verify_log(path.string(), ring());
+  CHECK(result.ok);
+  CHECK(result.closed);
+  CHECK(result.records == 6);  // 5 records + the closing checkpoint
+  const auto lines = lines_of(path);
+  REQUIRE(lines.size() == 6);
+  const auto first = nlohmann::json::parse(lines[0]), second = nlohmann::json::parse(lines[1]);
+  CHECK(first["prev_mac"] == std::string(64, '0'));
+  CHECK(second["prev_mac"] == first["mac"]);
+  CHECK(nlohmann::json::parse(lines[5])["event"] == "checkpoint");
+  CHECK_FALSE(verify_log(path.string(), ring(0, 'x')).ok);  // wrong key
+}
+
+TEST_CASE("verify_log names the first tampered record for every kind of tampering", "[audit][chain]") {
+  test::TempDir dir;
+  const fs::path path = make_chain(dir, 6);
+  const auto original = lines_of(path);
+  auto check_tamper = [&](std::vector<std::string> lines, std::int64_t index, const std::string& expected) {
+    write_lines(dir / "t.jsonl", lines);
+    const auto r = verify_log((dir / "t.jsonl").string(), ring());
+    INFO(r.problem);
+    CHECK_FALSE(r.ok);
+    CHECK(r.first_bad_index == index);
+    CHECK_THAT(r.problem, Catch::Contains(expected));
+  };
+  SECTION("an edited field") {
+    auto l = original;
+    const auto pos = l[3].find("\"tier\":\"high\"");
+    REQUIRE(pos != std::string::npos);
+    l[3].replace(pos, 13, "\"tier\":\"low\" ");
+    check_tamper(l, 3, "modified");
+  }
+  SECTION("a deleted record") {
+    auto l = original;
+    l.erase(l.begin() + 2);
+    check_tamper(l, 2, "deleted");
+  }
+  SECTION("an inserted (replayed) record") {
+    auto l = original;
+    l.insert(l.begin() + 4, original[1]);
+    check_tamper(l, 4, "inserted");
+  }
+  SECTION("an inserted forged record") {
+    auto l = original;
+    l.insert(l.begin() + 2, to_json_line(sample_record(42)));
+    check_tamper(l, 2, "modified or inserted");
+  }
+  SECTION("two records swapped") {
+    auto l = original;
+    std::swap(l[1], l[2]);
+    check_tamper(l, 1, "reordered");
+  }
+  SECTION("a truncated last line") {
+    std::string text = test::read_text(path);
+    text.resize(text.size() - 30);
+    test::write_text(dir / "t.jsonl", text);
+    const auto r = verify_log((dir / "t.jsonl").string(), ring());
+    CHECK_FALSE(r.ok);
+    CHECK(r.first_bad_index == 6);  // 6 records + the closing checkpoint: line 6 is the torn one
+    CHECK_THAT(r.problem, Catch::Contains("torn"));
+  }
+  SECTION("records cut from the end at a line boundary") {
+    auto l = original;
+    l.resize(4);
+    check_tamper(l, 4, "no closing checkpoint");
+    write_lines(dir / "t.jsonl", l);
+    CHECK(verify_log((dir / "t.jsonl").string(), ring(), /*allow_unclosed=*/true).ok);
+  }
+}
+
+TEST_CASE("reopening a chained log verifies its tail and continues the chain", "[audit][chain]") {
+  test::TempDir dir;
+  const fs::path path = make_chain(dir, 3);
+  {
+    auto sink = ChainedFileSink::open(path.string(), ring());
+    sink->write(sample_record(10));
+  }  // the destructor closes
+  const auto r = verify_log(path.string(), ring());
+  CHECK(r.ok);
+  CHECK(r.records == 6);
+  CHECK(error_code_of([&] { ChainedFileSink::open(path.string(), ring(0, 'x')); }) == ErrorCode::kAuditFailed);
+  std::string text = test::read_text(path);
+  text.resize(text.size() - 5);
+  test::write_text(dir / "torn.jsonl", text);
+  std::string msg;
+  CHECK(error_code_of([&] { ChainedFileSink::open((dir / "torn.jsonl").string(), ring()); }, &msg) ==
+        ErrorCode::kAuditFailed);
+  CHECK_THAT(msg, Catch::Contains("torn"));
+  CHECK(test::read_text(dir / "torn.jsonl") == text);  // never extended
+}
+
+TEST_CASE("key rotation checkpoints under the old key and continues under the new one", "[audit][chain]") {
+  test::TempDir dir;
+  const fs::path path = dir / "rot.jsonl";
+  {
+    auto sink = ChainedFileSink::open(path.string(), ring());
+    sink->write(sample_record(0));
+    sink->rotate_key(1, std::string(32, 'n'));
+    sink->write(sample_record(1));
+    CHECK(error_code_of([&] { sink->rotate_key(1, std::string(32, 'm')); }) == ErrorCode::kInvalidArgument);
+    sink->close();
+  }
+  Keyring both = ring();
+  both.keys[1] = std::string(32, 'n');
+  CHECK(verify_log(path.string(), both).ok);
+  const auto only_old = verify_log(path.string(), ring());
+  CHECK_FALSE(only_old.ok);
+  CHECK(only_old.first_bad_index == 2);
+  CHECK_THAT(only_old.problem, Catch::Contains("epoch 1"));
+  CHECK(nlohmann::json::parse(lines_of(path)[1])["detail"].get<std::string>().rfind("key rotation", 0) == 0);
+}
+
+TEST_CASE("many threads writing to a chained log give a valid chain with every record", "[audit][chain]") {
+  for (Durability mode : {Durability::kStrict, Durability::kBuffered}) {
+    test::TempDir dir;
+    ChainOptions options;
+    options.durability = mode;
+    options.checkpoint_every = 50;
+    const fs::path path = dir / "mt.jsonl";
+    {
+      auto sink = ChainedFileSink::open(path.string(), ring(), options);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+          for (int i = 0; i < 100; ++i) sink->write(sample_record(t * 1000 + i));
+        });
+      }
+      for (auto& th : threads) th.join();
+      sink->close();
+      CHECK(sink->dropped() == 0);
+    }
+    const auto r = verify_log(path.string(), ring());
+    INFO(r.problem);
+    CHECK(r.ok);
+    std::set<std::uint64_t> sequences;
+    int checkpoints = 0;
+    for (const auto& line : lines_of(path)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["event"] == "checkpoint") {
+        ++checkpoints;
+      } else {
+        sequences.insert(j["sequence"].get<std::uint64_t>());
+      }
+    }
+    CHECK(sequences.size() == 400);  // none lost, none duplicated
+    CHECK(checkpoints == 400 / 50 + 1);
+  }
+}
+
+TEST_CASE("a buffered log counts what a full queue drops and stays verifiable", "[audit][chain]") {
+  test::TempDir dir;
+  ChainOptions options;
+  options.durability = Durability::kBuffered;
+  options.queue_capacity = 1;
+  options.checkpoint_every = 0;
+  const fs::path path = dir / "drop.jsonl";
+  auto sink = ChainedFileSink::open(path.string(), ring(), options);
+  for (int i = 0; i < 2000; ++i) sink->write(sample_record(i));
+  sink->close();
+  CHECK(sink->written() + sink->dropped() == 2000 + 1);  // + the closing checkpoint
+  CHECK(verify_log(path.string(), ring()).ok);
+}
+
+TEST_CASE("a strict chained log on a full disk fails the write with kAuditFailed", "[audit][chain][errors]") {
+  auto sink = ChainedFileSink::open("/dev/full", ring());
+  std::string msg;
+  CHECK(error_code_of([&] { sink->write(sample_record(0)); }, &msg) == ErrorCode::kAuditFailed);
+  CHECK_THAT(msg, Catch::Contains("/dev/full"));
+  test::TempDir dir;  // a path that cannot be opened for writing (a directory) fails at open, not later
+  CHECK(error_code_of([&] { ChainedFileSink::open(dir.path().string(), ring()); }, &msg) == ErrorCode::kIo);
+  CHECK_THAT(msg, Catch::Contains(dir.path().string()));
+}
+
+TEST_CASE("keys load from a file or the environment, and errors never show key material", "[audit][keys]") {
+  test::TempDir dir;
+  const std::string hex0 = "00112233445566778899aabbccddeeff", hex1 = "ffeeddccbbaa99887766554433221100ffee";
+  test::write_text(dir / "keys", "# audit keys\n0 " + hex0 + "\n1 " + hex1 + "\n");
+  const Keyring k = Keyring::load_file((dir / "keys").string());
+  CHECK(k.current_epoch() == 1);
+  CHECK(k.keys.at(0).size() == 16);
+  test::write_text(dir / "single", hex0 + "\n");
+  CHECK(Keyring::load_file((dir / "single").string()).current_epoch() == 0);
+  const std::string secret = "0123456789abcdef0123456789abcdeg";  // one bad digit
+  test::write_text(dir / "bad", secret + "\n");
+  std::string msg;
+  CHECK(error_code_of([&] { Keyring::load_file((dir / "bad").string()); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("line 1"));
+  CHECK(msg.find("0123456789abcdef") == std::string::npos);
+  test::write_text(dir / "short", "abcd\n");
+  CHECK(error_code_of([&] { Keyring::load_file((dir / "short").string()); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { Keyring::load_file((dir / "none").string()); }) == ErrorCode::kNotFound);
+  ::setenv("MEDINFER_TEST_AUDIT_KEY", hex0.c_str(), 1);
+  CHECK(Keyring::from_environment("MEDINFER_TEST_AUDIT_KEY").keys.at(0) == k.keys.at(0));
+  ::unsetenv("MEDINFER_TEST_AUDIT_KEY");
+  CHECK(error_code_of([] { Keyring::from_environment("MEDINFER_TEST_AUDIT_KEY"); }) == ErrorCode::kNotFound);
+  CHECK(derive_pseudonym_key(k) != k.keys.at(0));
+  CHECK(derive_pseudonym_key(k) == derive_pseudonym_key(Keyring::load_file((dir / "single").string())));
+}
+
+TEST_CASE("SyslogSink sends RFC 5424 messages over UDP and octet-counted TCP", "[audit][syslog]") {
+  const Record r = sample_record(0);
+  SECTION("UDP") {
+    const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+    auto sink = SyslogSink::open("127.0.0.1", ntohs(addr.sin_port), SyslogSink::Transport::kUdp);
+    sink->write(r);
+    char buf[8192] = {};
+    const ssize_t n = ::recv(s, buf, sizeof buf - 1, 0);
+    ::close(s);
+    const std::string msg(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    CHECK(msg.rfind("<110>1 " + r.timestamp + " ", 0) == 0);
+    CHECK_THAT(msg, Catch::Contains(" medinfer ") && Catch::Contains(" inference - {"));
+    CHECK(nlohmann::json::parse(msg.substr(msg.find(" - {") + 3))["event_id"] == r.event_id);
+  }
+  SECTION("TCP") {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(s, 1) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+    auto sink = SyslogSink::open("127.0.0.1", ntohs(addr.sin_port), SyslogSink::Transport::kTcp);
+    const int c = ::accept(s, nullptr, nullptr);
+    Record e = r;
+    e.outcome = "error";
+    sink->write(r);
+    sink->write(e);
+    sink.reset();  // closes the connection: read until EOF
+    std::string all;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(c, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<std::size_t>(n));
+    ::close(c);
+    ::close(s);
+    std::vector<std::string> frames;
+    for (std::size_t pos = 0; pos < all.size();) {
+      const auto space = all.find(' ', pos);
+      REQUIRE(space != std::string::npos);
+      const std::size_t size = std::stoul(all.substr(pos, space - pos));
+      frames.push_back(all.substr(space + 1, size));
+      pos = space + 1 + size;
+    }
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].rfind("<110>1 ", 0) == 0);
+    CHECK(frames[1].rfind("<107>1 ", 0) == 0);  // error outcome: severity 3
+  }
+  CHECK(error_code_of([] { SyslogSink::open("127.0.0.1", 1, SyslogSink::Transport::kTcp); }) == ErrorCode::kIo);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -147,14 +148,20 @@ TEST_CASE("every prediction is audited, failures included, with no patient ident
   CHECK(error_code_of([&] { pipeline.predict((dir / "notdicom.txt").string()); }) == ErrorCode::kInvalidDicom);
   CHECK(error_code_of([&] { pipeline.predict((dir / "missing.dcm").string()); }) == ErrorCode::kNotFound);
 
-  const auto records = read_jsonl(dir / "audit.jsonl");
-  REQUIRE(records.size() == 4);
+  const auto all = read_jsonl(dir / "audit.jsonl");
+  REQUIRE(all.size() == 5);
+  CHECK(all[0]["event"] == "model_opened");
+  const std::vector<nlohmann::json> records(all.begin() + 1, all.end());
+  for (const auto& r : records) CHECK(r["event"] == "inference");
   CHECK(records[0]["outcome"] == "ok");
   CHECK(records[0]["model"]["name"] == "demo-ct-lesion");
   CHECK(records[0]["model"]["version"] == "1.0.0");
   CHECK(records[0]["model"]["sha256"] == pipeline.model().sha256);
   CHECK(records[0]["input_sha256"].get<std::string>().size() == 64);
+  CHECK(records[0]["preprocessing_sha256"].get<std::string>().size() == 64);
   CHECK(records[0]["latency_ms"].get<double>() > 0.0);
+  CHECK(records[0]["sequence"].get<std::uint64_t>() < records[1]["sequence"].get<std::uint64_t>());
+  CHECK_FALSE(records[0].contains("study_ref"));  // no pseudonym key: no references at all
   CHECK(records[2]["outcome"] == "error");
   CHECK(records[2]["error_code"] == "kInvalidDicom");
   CHECK(records[3]["error_code"] == "kNotFound");
@@ -167,12 +174,20 @@ TEST_CASE("every prediction is audited, failures included, with no patient ident
 }
 
 TEST_CASE("a failing audit sink fails the prediction with kAuditFailed", "[pipeline][audit]") {
-  PipelineOptions options;
-  options.audit_sink = audit::FileSink::open("/dev/full");
-  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+  PipelineOptions full;
+  full.audit_sink = audit::FileSink::open("/dev/full");  // every write fails with ENOSPC
   std::string msg;
+  CHECK(error_code_of([&] { Pipeline::open(test::demo_model_dir().string(), full); }, &msg) ==
+        ErrorCode::kAuditFailed);  // even model_opened is never unaudited
+  bool fail = false;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record&) {
+    if (fail) throw std::runtime_error("audit store unreachable");
+  });
+  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+  fail = true;
   CHECK(error_code_of([&] { pipeline.predict(sample_cases()[0].file.string()); }, &msg) == ErrorCode::kAuditFailed);
-  CHECK_THAT(msg, Catch::Contains("not released"));
+  CHECK_THAT(msg, Catch::Contains("not released") && Catch::Contains("audit store unreachable"));
 }
 
 TEST_CASE("one Pipeline shared by many threads gives the sequential results", "[pipeline][threads]") {
@@ -241,4 +256,165 @@ TEST_CASE("Pipeline::open refuses a modified package and names invalid manifest 
   test::write_text(pkg / "manifest.json", m.dump());
   CHECK(error_code_of([&] { Pipeline::open(pkg.string()); }, &msg) == ErrorCode::kInvalidArgument);
   CHECK_THAT(msg, Catch::Contains("manifest.json: preprocessing[0].step"));
+}
+
+TEST_CASE("model events are audited: opened, refused, and host-reported changes", "[pipeline][audit]") {
+  std::vector<audit::Record> records;
+  std::mutex m;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) {
+    std::lock_guard<std::mutex> lock(m);
+    records.push_back(r);
+  });
+  options.actor = {"radiologist-17", "pacs-gateway"};
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  test::write_text(pkg / "model.pt", test::read_text(pkg / "model.pt") + "x");
+  CHECK(error_code_of([&] { Pipeline::open(pkg.string(), options); }) == ErrorCode::kModelIntegrity);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].event == audit::EventType::kModelRefused);
+  CHECK(records[0].error_code == "kModelIntegrity");
+  CHECK(records[0].actor.user_id == "radiologist-17");
+
+  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].event == audit::EventType::kModelOpened);
+  CHECK(records[1].model.sha256 == pipeline.model().sha256);
+  CHECK(records[1].event_id.size() == 36);
+  CHECK(records[1].timestamp.size() == std::string("2026-11-23T10:15:00.123456Z").size());
+  CHECK(records[1].host.size() > 0);
+  pipeline.record_event(audit::EventType::kOverride, "escalation threshold lowered to 0.7 by the safety officer");
+  REQUIRE(records.size() == 3);
+  CHECK(records[2].event == audit::EventType::kOverride);
+  CHECK(records[2].sequence > records[1].sequence);
+  CHECK(error_code_of([&] { pipeline.record_event(audit::EventType::kInference, "x"); }) ==
+        ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("studies are referenced by keyed pseudonyms, or by UIDs only on opt-in", "[pipeline][audit]") {
+  test::TempDir dir;
+  test::DicomSpec spec;
+  spec.rows = spec.columns = 64;
+  spec.study_uid = "1.2.826.0.1.3680043.9.7777.1";
+  spec.series_uid = "1.2.826.0.1.3680043.9.7777.2";
+  spec.sop_uid = "1.2.826.0.1.3680043.9.7777.3";
+  test::write_dicom(dir / "a.dcm", spec);
+  spec.sop_uid = "1.2.826.0.1.3680043.9.7777.4";
+  test::write_dicom(dir / "b.dcm", spec);
+  std::vector<audit::Record> records;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) { records.push_back(r); });
+  options.pseudonym_key = "a secret only the hospital holds";
+  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+  pipeline.predict((dir / "a.dcm").string());
+  pipeline.predict((dir / "b.dcm").string());
+  REQUIRE(records.size() == 3);
+  CHECK(records[1].study_ref.size() == 64);
+  CHECK(records[1].study_ref == records[2].study_ref);  // same study links
+  CHECK(records[1].instance_ref != records[2].instance_ref);
+  CHECK(records[1].study_ref.find("7777") == std::string::npos);
+  options.include_identifiers = true;
+  const Pipeline opted_in = Pipeline::open(test::demo_model_dir().string(), options);
+  opted_in.predict((dir / "a.dcm").string());
+  CHECK(records.back().study_ref == "1.2.826.0.1.3680043.9.7777.1");
+}
+
+TEST_CASE("no patient identifier reaches an audit record, export, log line or error message", "[pipeline][audit][phi]") {
+  test::TempDir dir;
+  const std::vector<std::string> phi = {"ZEBULON^QUIXOTE", "ZEBULON", "QUIXOTE", "PID-9H7G5F", "19230417",
+                                        "ACC-55X1Y2", "1.2.826.0.1.3680043.9.4242.11", "1.2.826.0.1.3680043.9.4242.22",
+                                        "1.2.826.0.1.3680043.9.4242.33", "4242"};
+  test::DicomSpec spec;
+  spec.rows = spec.columns = 64;
+  spec.patient_name = phi[0];
+  spec.patient_id = phi[3];
+  spec.patient_birth_date = phi[4];
+  spec.accession_number = phi[5];
+  spec.study_uid = phi[6];
+  spec.series_uid = phi[7];
+  spec.sop_uid = phi[8];
+  const fs::path patient_dir = dir / "ZEBULON_QUIXOTE_PID-9H7G5F";
+  fs::create_directories(patient_dir);
+  test::write_dicom(patient_dir / "ACC-55X1Y2.dcm", spec);
+  spec.pixel_data = false;
+  test::write_dicom(patient_dir / "nopixels.dcm", spec);
+  spec.pixel_data = true;
+  spec.syntax = test::Syntax::kJpegLossless;
+  spec.pixel_signed = false;
+  test::write_dicom(patient_dir / "jpeg.dcm", spec);
+
+  std::string logs;
+  std::mutex m;
+  set_log_handler([&](LogLevel, std::string_view msg) {
+    std::lock_guard<std::mutex> lock(m);
+    logs += std::string(msg) + "\n";
+  }, LogLevel::kDebug);
+  audit::Keyring keys;
+  keys.keys[0] = std::string(32, 'q');
+  const fs::path log = dir / "audit.jsonl";
+  {
+    PipelineOptions options;
+    options.audit_sink = audit::ChainedFileSink::open(log.string(), keys);
+    options.pseudonym_key = audit::derive_pseudonym_key(keys);
+    const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+    pipeline.predict((patient_dir / "ACC-55X1Y2.dcm").string());
+    for (const char* bad : {"nopixels.dcm", "jpeg.dcm", "missing.dcm"}) {
+      std::string msg;
+      error_code_of([&] { pipeline.predict((patient_dir / bad).string()); }, &msg);
+      for (const auto& s : phi) {
+        // The message names the path the host gave (its own choice of name), never a value from the file.
+        const std::string without_path = [&] {
+          std::string t = msg;
+          const std::string p = (patient_dir / bad).string();
+          for (auto pos = t.find(p); pos != std::string::npos; pos = t.find(p)) t.erase(pos, p.size());
+          return t;
+        }();
+        INFO(bad << ": " << msg);
+        CHECK(without_path.find(s) == std::string::npos);
+      }
+    }
+  }
+  set_log_handler(nullptr);
+  CHECK(audit::verify_log(log.string(), keys).ok);
+  std::string exported;
+  std::istringstream lines(test::read_text(log));
+  for (std::string line; std::getline(lines, line);) {
+    const auto r = audit::from_json_line(line);
+    exported += audit::to_atna_xml(r) + audit::to_fhir_audit_event(r);
+  }
+  const std::string audit_text = test::read_text(log);
+  CHECK(audit_text.find("kUnsupported") != std::string::npos);  // the failures were recorded
+  for (const auto& s : phi) {
+    INFO(s);
+    CHECK(audit_text.find(s) == std::string::npos);
+    CHECK(exported.find(s) == std::string::npos);
+    CHECK(logs.find(s) == std::string::npos);
+  }
+}
+
+TEST_CASE("many threads predicting into one chained log leave a valid chain with every record",
+          "[pipeline][audit][threads]") {
+  test::TempDir dir;
+  audit::Keyring keys;
+  keys.keys[0] = std::string(32, 'z');
+  const fs::path log = dir / "audit.jsonl";
+  const auto cases = sample_cases();
+  {
+    PipelineOptions options;
+    options.audit_sink = audit::ChainedFileSink::open(log.string(), keys);
+    const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (const Case& c : cases) pipeline.predict(c.file.string());
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  const auto r = audit::verify_log(log.string(), keys);
+  INFO(r.problem);
+  CHECK(r.ok);
+  int inferences = 0;
+  for (const auto& j : read_jsonl(log)) inferences += j["event"] == "inference";
+  CHECK(inferences == 4 * static_cast<int>(cases.size()));
 }

@@ -49,9 +49,14 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
   DcmDataset* ds = file.getDataset();
   char uid[100];
   check(ds->putAndInsertString(DCM_SOPClassUID, UID_CTImageStorage), "SOPClassUID");
-  check(ds->putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)), "uid");
-  check(ds->putAndInsertString(DCM_StudyInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_STUDY_UID_ROOT)), "uid");
-  check(ds->putAndInsertString(DCM_SeriesInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT)), "uid");
+  auto uid_or = [&](const std::string& given, const char* root) {
+    return given.empty() ? std::string(dcmGenerateUniqueIdentifier(uid, root)) : given;
+  };
+  check(ds->putAndInsertString(DCM_SOPInstanceUID, uid_or(s.sop_uid, SITE_INSTANCE_UID_ROOT).c_str()), "uid");
+  check(ds->putAndInsertString(DCM_StudyInstanceUID, uid_or(s.study_uid, SITE_STUDY_UID_ROOT).c_str()), "uid");
+  check(ds->putAndInsertString(DCM_SeriesInstanceUID, uid_or(s.series_uid, SITE_SERIES_UID_ROOT).c_str()), "uid");
+  if (!s.patient_birth_date.empty()) check(ds->putAndInsertString(DCM_PatientBirthDate, s.patient_birth_date.c_str()), "BirthDate");
+  if (!s.accession_number.empty()) check(ds->putAndInsertString(DCM_AccessionNumber, s.accession_number.c_str()), "Accession");
   check(ds->putAndInsertString(DCM_Modality, "CT"), "Modality");
   check(ds->putAndInsertString(DCM_PatientName, s.patient_name.c_str()), "PatientName");
   check(ds->putAndInsertString(DCM_PatientID, s.patient_id.c_str()), "PatientID");

@@ -53,6 +53,9 @@ struct DicomSpec {
   std::string orientation = "1\\0\\0\\0\\1\\0";
   std::string patient_name = "DOE^JANE";
   std::string patient_id = "PID-123456";
+  std::string patient_birth_date;   ///< written when non-empty
+  std::string accession_number;     ///< written when non-empty
+  std::string study_uid, series_uid, sop_uid;  ///< generated when empty
 };
 
 /// Writes a Part-10 file; throws std::runtime_error if DCMTK fails.

@@ -1,0 +1,297 @@
+// The audit record: JSON Lines form, parsing, and the ATNA / FHIR mappings.
+#include <medinfer/audit.hpp>
+#include <medinfer/error.hpp>
+
+#include "audit/audit_internal.hpp"
+#include "core/json_util.hpp"
+#include "core/sha256.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+namespace medinfer::audit {
+
+using OJson = nlohmann::ordered_json;
+
+const char* to_string(EventType type) noexcept {
+  switch (type) {
+    case EventType::kInference: return "inference";
+    case EventType::kModelOpened: return "model_opened";
+    case EventType::kModelRefused: return "model_refused";
+    case EventType::kConfigurationChange: return "configuration_change";
+    case EventType::kOverride: return "override";
+    case EventType::kLogVerified: return "log_verified";
+    case EventType::kCheckpoint: return "checkpoint";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+std::string now_rfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+}
+
+std::string new_uuid() {
+  std::string b = medinfer::detail::random_bytes(16);
+  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);  // version 4
+  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  const std::string h = medinfer::detail::to_hex(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "unknown";
+  return buf;
+}
+
+OJson to_json(const Record& r) {
+  OJson j;
+  j["timestamp"] = r.timestamp;
+  j["event_id"] = r.event_id;
+  j["sequence"] = r.sequence;
+  j["event"] = to_string(r.event);
+  j["actor"] = {{"user_id", r.actor.user_id}, {"application_id", r.actor.application_id}};
+  j["host"] = r.host;
+  j["model"] = {{"name", r.model.name}, {"version", r.model.version}, {"sha256", r.model.sha256}};
+  j["preprocessing_sha256"] = r.preprocessing_sha256;
+  j["input_sha256"] = r.input_sha256;
+  if (!r.study_ref.empty() || !r.series_ref.empty() || !r.instance_ref.empty()) {
+    j["study_ref"] = r.study_ref;
+    j["series_ref"] = r.series_ref;
+    j["instance_ref"] = r.instance_ref;
+  }
+  j["outcome"] = r.outcome;
+  if (r.outcome == "error") {
+    j["error_code"] = r.error_code;
+    j["error_message"] = r.error_message;
+  } else if (r.event == EventType::kInference) {
+    j["raw_score"] = r.raw_score;
+    j["probability"] = r.probability;
+    j["tier"] = r.tier;
+    j["escalate"] = r.escalate;
+    if (!r.reason.empty()) j["reason"] = r.reason;
+  }
+  j["latency_ms"] = std::round(r.latency_ms * 1000.0) / 1000.0;
+  if (!r.detail.empty()) j["detail"] = r.detail;
+  return j;
+}
+
+}  // namespace detail
+
+std::string to_json_line(const Record& r) {
+  // Replace invalid UTF-8 rather than throw: an audit line must always be producible.
+  return detail::to_json(r).dump(-1, ' ', false, OJson::error_handler_t::replace);
+}
+
+Record from_json_line(const std::string& line) {
+  using medinfer::detail::Json;
+  const Json j = medinfer::detail::parse_json(line, "audit record");
+  medinfer::detail::require_object(j, "audit record");
+  auto str = [&](const char* key) -> std::string {
+    auto it = j.find(key);
+    if (it == j.end()) return {};
+    if (!it->is_string()) throw Error(ErrorCode::kInvalidArgument, std::string("audit record: ") + key + ": expected a string");
+    return it->get<std::string>();
+  };
+  auto num = [&](const char* key) -> double {
+    auto it = j.find(key);
+    if (it == j.end()) return 0.0;
+    if (!it->is_number()) throw Error(ErrorCode::kInvalidArgument, std::string("audit record: ") + key + ": expected a number");
+    return it->get<double>();
+  };
+  Record r;
+  r.timestamp = str("timestamp");
+  r.event_id = str("event_id");
+  if (j.contains("sequence")) r.sequence = j.at("sequence").get<std::uint64_t>();
+  const std::string event = str("event");
+  bool known = false;
+  for (EventType t : {EventType::kInference, EventType::kModelOpened, EventType::kModelRefused,
+                      EventType::kConfigurationChange, EventType::kOverride, EventType::kLogVerified,
+                      EventType::kCheckpoint}) {
+    if (event == to_string(t)) r.event = t, known = true;
+  }
+  if (!known) throw Error(ErrorCode::kInvalidArgument, "audit record: event: unknown event '" + event + "'");
+  if (j.contains("actor") && j["actor"].is_object()) {
+    r.actor.user_id = j["actor"].value("user_id", "");
+    r.actor.application_id = j["actor"].value("application_id", "");
+  }
+  r.host = str("host");
+  if (j.contains("model") && j["model"].is_object()) {
+    r.model.name = j["model"].value("name", "");
+    r.model.version = j["model"].value("version", "");
+    r.model.sha256 = j["model"].value("sha256", "");
+  }
+  r.preprocessing_sha256 = str("preprocessing_sha256");
+  r.input_sha256 = str("input_sha256");
+  r.study_ref = str("study_ref");
+  r.series_ref = str("series_ref");
+  r.instance_ref = str("instance_ref");
+  r.outcome = str("outcome");
+  r.raw_score = num("raw_score");
+  r.probability = num("probability");
+  r.tier = str("tier");
+  r.escalate = j.value("escalate", false);
+  r.reason = str("reason");
+  r.error_code = str("error_code");
+  r.error_message = str("error_message");
+  r.latency_ms = num("latency_ms");
+  r.detail = str("detail");
+  return r;
+}
+
+namespace {
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      case '\n': out += "&#10;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+struct DcmCode {
+  const char* code;
+  const char* meaning;
+};
+
+// DICOM PS3.16 CID 400 (Audit Event ID) for each event type, and the action code.
+DcmCode event_code(EventType t) {
+  switch (t) {
+    case EventType::kInference: return {"110103", "DICOM Instances Accessed"};
+    case EventType::kModelOpened: return {"110100", "Application Activity"};
+    case EventType::kModelRefused: return {"110113", "Security Alert"};
+    case EventType::kConfigurationChange:
+    case EventType::kOverride: return {"110113", "Security Alert"};
+    case EventType::kLogVerified:
+    case EventType::kCheckpoint: return {"110101", "Audit Log Used"};
+  }
+  return {"110100", "Application Activity"};
+}
+
+// PS3.15 A.5.1: 0 success, 4 minor failure, 8 serious failure.
+int outcome_indicator(const Record& r) {
+  if (r.outcome == "error") return r.event == EventType::kInference ? 4 : 8;
+  return 0;
+}
+
+// Every event here is the SDK executing something: PS3.15 action code "E" (Execute).
+const char* action_code(EventType) { return "E"; }
+
+}  // namespace
+
+std::string to_atna_xml(const Record& r) {
+  const DcmCode ev = event_code(r.event);
+  std::string x;
+  x += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+  x += "<AuditMessage>";
+  x += fmt::format("<EventIdentification EventActionCode=\"{}\" EventDateTime=\"{}\" EventOutcomeIndicator=\"{}\">",
+                   action_code(r.event), xml_escape(r.timestamp), outcome_indicator(r));
+  x += fmt::format("<EventID csd-code=\"{}\" codeSystemName=\"DCM\" originalText=\"{}\"/>", ev.code, ev.meaning);
+  if (r.event == EventType::kModelOpened) {
+    x += "<EventTypeCode csd-code=\"110120\" codeSystemName=\"DCM\" originalText=\"Application Start\"/>";
+  }
+  if (r.outcome == "error") {
+    x += "<EventOutcomeDescription>" + xml_escape(r.error_code + ": " + r.error_message) + "</EventOutcomeDescription>";
+  }
+  x += "</EventIdentification>";
+  x += fmt::format("<ActiveParticipant UserID=\"{}\" AlternativeUserID=\"{}\" UserIsRequestor=\"true\">",
+                   xml_escape(r.actor.user_id.empty() ? "unknown" : r.actor.user_id),
+                   xml_escape(r.actor.application_id));
+  x += "<RoleIDCode csd-code=\"110153\" codeSystemName=\"DCM\" originalText=\"Source Role ID\"/>";
+  x += "</ActiveParticipant>";
+  x += fmt::format("<ActiveParticipant UserID=\"medinfer:{}\" UserIsRequestor=\"false\" NetworkAccessPointID=\"{}\" "
+                   "NetworkAccessPointTypeCode=\"1\">",
+                   xml_escape(r.model.name.empty() ? "sdk" : r.model.name), xml_escape(r.host));
+  x += "<RoleIDCode csd-code=\"110151\" codeSystemName=\"DCM\" originalText=\"Application Launcher\"/>";
+  x += "</ActiveParticipant>";
+  x += fmt::format("<AuditSourceIdentification AuditSourceID=\"{}\">", xml_escape(r.host));
+  x += "<AuditSourceTypeCode csd-code=\"4\" codeSystemName=\"DCM\" originalText=\"Application Server Process\"/>";
+  x += "</AuditSourceIdentification>";
+  if (!r.study_ref.empty()) {
+    x += fmt::format("<ParticipantObjectIdentification ParticipantObjectID=\"{}\" ParticipantObjectTypeCode=\"2\" "
+                     "ParticipantObjectTypeCodeRole=\"3\">",
+                     xml_escape(r.study_ref));
+    x += "<ParticipantObjectIDTypeCode csd-code=\"110180\" codeSystemName=\"DCM\" originalText=\"Study Instance UID\"/>";
+    x += "</ParticipantObjectIdentification>";
+  }
+  if (!r.model.sha256.empty()) {
+    x += fmt::format("<ParticipantObjectIdentification ParticipantObjectID=\"{}\" ParticipantObjectTypeCode=\"2\" "
+                     "ParticipantObjectTypeCodeRole=\"4\">",
+                     xml_escape(r.model.sha256));
+    x += "<ParticipantObjectIDTypeCode csd-code=\"model-sha256\" codeSystemName=\"medinfer\" "
+         "originalText=\"Model package SHA-256\"/>";
+    x += fmt::format("<ParticipantObjectName>{} {}</ParticipantObjectName>", xml_escape(r.model.name),
+                     xml_escape(r.model.version));
+    x += fmt::format("<ParticipantObjectDetail type=\"event_id\" value=\"{}\"/>", xml_escape(r.event_id));
+    if (r.event == EventType::kInference && r.outcome != "error") {
+      x += fmt::format("<ParticipantObjectDetail type=\"probability\" value=\"{}\"/>", r.probability);
+      x += fmt::format("<ParticipantObjectDetail type=\"tier\" value=\"{}\"/>", xml_escape(r.tier));
+    }
+    x += "</ParticipantObjectIdentification>";
+  }
+  x += "</AuditMessage>";
+  return x;
+}
+
+std::string to_fhir_audit_event(const Record& r) {
+  const DcmCode ev = event_code(r.event);
+  OJson j;
+  j["resourceType"] = "AuditEvent";
+  j["id"] = r.event_id;
+  j["type"] = {{"system", "http://dicom.nema.org/resources/ontology/DCM"}, {"code", ev.code}, {"display", ev.meaning}};
+  j["subtype"] = OJson::array({{{"system", "urn:medinfer:audit-event"}, {"code", to_string(r.event)}}});
+  j["action"] = action_code(r.event);
+  j["recorded"] = r.timestamp;
+  j["outcome"] = std::to_string(outcome_indicator(r));
+  if (r.outcome == "error") j["outcomeDesc"] = r.error_code + ": " + r.error_message;
+  OJson agent;
+  agent["who"] = {{"identifier", {{"value", r.actor.user_id.empty() ? "unknown" : r.actor.user_id}}}};
+  if (!r.actor.application_id.empty()) agent["altId"] = r.actor.application_id;
+  agent["requestor"] = true;
+  j["agent"] = OJson::array({agent});
+  j["source"] = {{"site", r.host}, {"observer", {{"display", "medinfer"}}},
+                 {"type", OJson::array({{{"system", "http://terminology.hl7.org/CodeSystem/security-source-type"},
+                                         {"code", "4"}, {"display", "Application Server"}}})}};
+  OJson entities = OJson::array();
+  if (!r.study_ref.empty()) {
+    entities.push_back({{"what", {{"identifier", {{"system", "urn:medinfer:study-ref"}, {"value", r.study_ref}}}}},
+                        {"type", {{"system", "http://terminology.hl7.org/CodeSystem/audit-entity-type"},
+                                  {"code", "2"}, {"display", "System Object"}}}});
+  }
+  if (!r.model.sha256.empty()) {
+    OJson detail = OJson::array({{{"type", "model_version"}, {"valueString", r.model.version}}});
+    if (r.event == EventType::kInference && r.outcome != "error") {
+      detail.push_back({{"type", "probability"}, {"valueString", fmt::format("{}", r.probability)}});
+      detail.push_back({{"type", "tier"}, {"valueString", r.tier}});
+      detail.push_back({{"type", "escalate"}, {"valueString", r.escalate ? "true" : "false"}});
+      detail.push_back({{"type", "input_sha256"}, {"valueString", r.input_sha256}});
+    }
+    entities.push_back({{"what", {{"identifier", {{"system", "urn:medinfer:model-sha256"}, {"value", r.model.sha256}}}}},
+                        {"name", r.model.name},
+                        {"detail", detail}});
+  }
+  if (!entities.empty()) j["entity"] = entities;
+  return j.dump(-1, ' ', false, OJson::error_handler_t::replace);
+}
+
+}  // namespace medinfer::audit
