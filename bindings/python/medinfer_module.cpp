@@ -83,6 +83,26 @@ PYBIND11_MODULE(medinfer, m) {
     return d;
   }, "Versions of medinfer and its dependencies, and whether CUDA is available, as a dict.");
 
+  m.def(
+      "verify_audit_log",
+      [](const std::string& path, const std::string& key_file, bool allow_unclosed) {
+        medinfer::audit::VerifyResult r;
+        {
+          py::gil_scoped_release release;
+          r = medinfer::audit::verify_log(path, medinfer::audit::Keyring::load_file(key_file), allow_unclosed);
+        }
+        py::dict d;
+        d["ok"] = r.ok;
+        d["records"] = r.records;
+        d["closed"] = r.closed;
+        d["first_bad_index"] = r.first_bad_index;
+        d["problem"] = r.problem;
+        return d;
+      },
+      py::arg("path"), py::arg("key_file"), py::arg("allow_unclosed") = false,
+      "Verifies a chained audit log (see `medinfer audit verify`); returns a dict with ok, records, closed, "
+      "first_bad_index, problem. Releases the GIL.");
+
   py::class_<medinfer::ModelIdentity>(m, "ModelIdentity")
       .def_readonly("name", &medinfer::ModelIdentity::name)
       .def_readonly("version", &medinfer::ModelIdentity::version)
@@ -110,16 +130,29 @@ PYBIND11_MODULE(medinfer, m) {
   py::class_<medinfer::Pipeline>(m, "Pipeline")
       .def_static(
           "open",
-          [](const std::string& model_dir, const std::optional<std::string>& audit_log, int intra_op_threads) {
+          [](const std::string& model_dir, const std::optional<std::string>& audit_log,
+             const std::optional<std::string>& audit_key_file, const std::string& user_id, int intra_op_threads) {
             medinfer::PipelineOptions options;
             options.engine.intra_op_threads = intra_op_threads;
+            options.actor = {user_id, "medinfer-python"};
             py::gil_scoped_release release;
-            if (audit_log) options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+            if (audit_log && audit_key_file) {
+              const auto keys = medinfer::audit::Keyring::load_file(*audit_key_file);
+              options.audit_sink = medinfer::audit::ChainedFileSink::open(*audit_log, keys);
+              options.pseudonym_key = medinfer::audit::derive_pseudonym_key(keys);
+            } else if (audit_log) {
+              options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+            } else if (audit_key_file) {
+              throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, "audit_key_file needs audit_log");
+            }
             return medinfer::Pipeline::open(model_dir, options);
           },
-          py::arg("model_dir"), py::arg("audit_log") = py::none(), py::arg("intra_op_threads") = 0,
+          py::arg("model_dir"), py::arg("audit_log") = py::none(), py::arg("audit_key_file") = py::none(),
+          py::arg("user_id") = "", py::arg("intra_op_threads") = 0,
           "Opens and verifies a model package. audit_log: append one JSON Lines record per prediction to this "
-          "file. Releases the GIL. Raises ModelIntegrityError, NotFoundError, InvalidArgumentError, ...")
+          "file; with audit_key_file, as a tamper-evident HMAC chain (closed when the Pipeline is garbage "
+          "collected). user_id: the actor recorded. Releases the GIL. Raises ModelIntegrityError, NotFoundError, "
+          "InvalidArgumentError, ...")
       .def(
           "predict", [](const medinfer::Pipeline& p, const std::string& path) { return p.predict(path); },
           py::arg("path"), py::call_guard<py::gil_scoped_release>(),

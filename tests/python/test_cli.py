@@ -1,5 +1,6 @@
 """The medinfer CLI: every command, flag and output field the docs name, and its error records."""
 import json
+import os
 import shutil
 import subprocess
 
@@ -32,7 +33,8 @@ def test_predict_prints_one_json_line_per_input_with_the_documented_fields(cli, 
                     "latency_ms"):
             assert key in line
         assert set(line["model"]) == {"name", "version", "sha256"}
-    assert len(audit.read_text().splitlines()) == len(files)
+    events = [json.loads(line)["event"] for line in audit.read_text().splitlines()]
+    assert events == ["model_opened"] + ["inference"] * len(files)
     assert r.stderr == ""
 
 
@@ -77,3 +79,45 @@ def test_usage_errors_exit_2(cli, demo_model):
         r = run(cli, *args)
         assert r.returncode == 2, args
         assert r.stderr.strip(), args
+
+
+def test_chained_audit_log_verifies_exports_and_detects_tampering(cli, demo_model, study, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    directory, rows = study
+    files = [directory / row["file"] for row in rows[:4]]
+    key = tmp_path / "audit.key"
+    key.write_text("0 " + "ab" * 32 + "\n")
+    log = tmp_path / "chain.jsonl"
+    for mode in ("strict", "buffered"):
+        r = run(cli, "predict", "--model", demo_model, "--audit-log", log, "--audit-key", key, "--audit-mode", mode,
+                "--audit-user", "dr.house", *files)
+        assert r.returncode == 0, r.stderr
+    r = run(cli, "audit", "verify", log, "--key", key)
+    assert r.returncode == 0 and r.stdout.startswith("OK: 12 records verified"), r.stdout
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    inference = [x for x in records if x["event"] == "inference"]
+    assert len(inference) == 8 and all(x["actor"]["user_id"] == "dr.house" for x in inference)
+    assert all(len(x["study_ref"]) == 64 for x in inference)
+    assert "SYNTHETIC" not in log.read_text()
+
+    atna = run(cli, "audit", "export", "--format", "atna", log)
+    assert atna.returncode == 0
+    messages = [ET.fromstring(line) for line in atna.stdout.splitlines()]
+    assert len(messages) == len(records) and all(m.tag == "AuditMessage" for m in messages)
+    assert messages[1].find("EventIdentification/EventID").get("csd-code") == "110103"
+    fhir = [json.loads(line) for line in run(cli, "audit", "export", "--format", "fhir", log).stdout.splitlines()]
+    assert all(f["resourceType"] == "AuditEvent" for f in fhir)
+
+    lines = log.read_text().splitlines(keepends=True)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("".join(lines[:3] + lines[4:]))
+    r = run(cli, "audit", "verify", tampered, "--key", key)
+    assert r.returncode == 1 and "FAILED at record 3" in r.stdout and "deleted" in r.stdout
+    env = dict(os.environ, MEDINFER_AUDIT_KEY="ab" * 32)
+    r = subprocess.run([cli, "audit", "verify", str(log)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(cli, "audit", "verify", log, "--key", tmp_path / "missing.key")
+    assert r.returncode == 1 and "kNotFound" in r.stderr
+    r = run(cli, "audit", "export", "--format", "csv", log)
+    assert r.returncode == 2

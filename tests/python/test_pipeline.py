@@ -100,8 +100,8 @@ def test_audit_log_gets_one_record_per_prediction(demo_model, study, tmp_path):
     for row in rows[:3]:
         p.predict(str(directory / row["file"]))
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(records) == 3
-    assert {r["outcome"] for r in records} <= {"ok", "indeterminate"}
+    assert [r["event"] for r in records] == ["model_opened", "inference", "inference", "inference"]
+    assert {r["outcome"] for r in records[1:]} <= {"ok", "indeterminate"}
     assert "SYNTHETIC" not in log.read_text() and str(directory) not in log.read_text()
 
 
@@ -116,3 +116,23 @@ def test_predict_releases_the_gil(demo_model, study):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda f: p.predict(f).raw_score, files * 3))
     assert got == expected * 3
+
+
+def test_chained_audit_log_from_python(demo_model, study, tmp_path):
+    directory, rows = study
+    key = tmp_path / "k"
+    key.write_text("cd" * 32)
+    log = tmp_path / "chain.jsonl"
+    p = medinfer.Pipeline.open(str(demo_model), audit_log=str(log), audit_key_file=str(key), user_id="researcher-1")
+    p.predict(str(directory / rows[0]["file"]))
+    del p
+    import gc
+    gc.collect()
+    result = medinfer.verify_audit_log(str(log), str(key))
+    assert result["ok"] and result["closed"] and result["records"] == 3, result
+    bad = medinfer.verify_audit_log(str(log), str(key), allow_unclosed=False)
+    assert bad["ok"]
+    text = log.read_text().replace('"outcome":"ok"', '"outcome":"OK"', 1)
+    (tmp_path / "t.jsonl").write_text(text)
+    tampered = medinfer.verify_audit_log(str(tmp_path / "t.jsonl"), str(key))
+    assert not tampered["ok"] and tampered["first_bad_index"] == 0 and "modified" in tampered["problem"]
