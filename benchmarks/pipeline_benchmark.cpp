@@ -85,14 +85,49 @@ void BM_BareTorchForward(benchmark::State& s) {
   s.SetItemsProcessed(s.iterations());
 }
 
+// Audit cost: the same end-to-end predict with each kind of audit sink (logs in a temp directory).
+enum AuditKind { kNone, kPlainFile, kChainStrict, kChainBuffered };
+
+void BM_PredictWithAudit(benchmark::State& s) {
+  const auto kind = static_cast<AuditKind>(s.range(0));
+  const auto dir = std::filesystem::temp_directory_path() / ("medinfer-bench-audit-" + std::to_string(kind));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  medinfer::audit::Keyring keys;
+  keys.keys[0] = std::string(32, 'k');
+  medinfer::PipelineOptions options;
+  std::shared_ptr<medinfer::audit::ChainedFileSink> chain;
+  if (kind == kPlainFile) options.audit_sink = medinfer::audit::FileSink::open((dir / "a.jsonl").string());
+  if (kind == kChainStrict || kind == kChainBuffered) {
+    medinfer::audit::ChainOptions co;
+    co.durability = kind == kChainStrict ? medinfer::audit::Durability::kStrict : medinfer::audit::Durability::kBuffered;
+    chain = medinfer::audit::ChainedFileSink::open((dir / "a.jsonl").string(), keys, co);
+    options.audit_sink = chain;
+    options.pseudonym_key = medinfer::audit::derive_pseudonym_key(keys);
+  }
+  {
+    const auto pipeline = medinfer::Pipeline::open(g_model, options);
+    std::size_t i = 0;
+    for (auto _ : s) benchmark::DoNotOptimize(pipeline.predict(g_files[i++ % g_files.size()]));
+    s.SetItemsProcessed(s.iterations());
+  }
+  if (chain) {
+    chain->close();  // buffered: the drain is paid here, outside the timed loop
+    s.counters["dropped"] = static_cast<double>(chain->dropped());
+  }
+  std::filesystem::remove_all(dir);
+}
+
 BENCHMARK(BM_DicomRead);
 BENCHMARK(BM_BareTorchForward);
 BENCHMARK(BM_EngineRun);
 BENCHMARK(BM_EndToEnd_FileToResult);
+BENCHMARK(BM_PredictWithAudit)->ArgName("sink")->Arg(kNone)->Arg(kPlainFile)->Arg(kChainStrict)->Arg(kChainBuffered);
 
 // Collects each run's time per iteration to print ratios after the table.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
+  RatioReporter() : ConsoleReporter(OO_None) {}  // plain text: the output is read by scripts and people
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const auto& r : runs) {
@@ -107,6 +142,15 @@ class RatioReporter : public benchmark::ConsoleReporter {
                 << (engine / bare - 1.0) * 100.0 << " %)\n";
     }
     if (e2e > 0) std::cout << "end to end: " << 1e9 / e2e << " images/s, " << e2e / 1e6 << " ms per image\n";
+    const double none = get("BM_PredictWithAudit/sink:0");
+    const char* names[] = {"", "plain JSONL file", "chained, strict (fsync per record)", "chained, buffered"};
+    for (int k = 1; k <= 3; ++k) {
+      const double t = get(("BM_PredictWithAudit/sink:" + std::to_string(k)).c_str());
+      if (none > 0 && t > 0) {
+        std::cout << "audit cost, " << names[k] << ": +" << (t - none) / 1e3 << " us per prediction (ratio "
+                  << t / none << " vs no audit)\n";
+      }
+    }
   }
 
  private:
