@@ -41,7 +41,7 @@ struct Actor {
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
   std::string event_id;              ///< random UUID (version 4)
-  std::uint64_t sequence = 0;        ///< emission order within this process (1, 2, ...)
+  std::uint64_t sequence = 0;        ///< emission order within this process (1, 2, ...); 0 for checkpoints
   EventType event = EventType::kInference;
   Actor actor;
   std::string host;                  ///< this machine's host name
@@ -173,8 +173,10 @@ struct VerifyResult {
 /// Checks every line's MAC, index and link. Names the first record that was modified, deleted,
 /// inserted or reordered, and a torn last line. A log without a closing checkpoint is not ok unless
 /// `allow_unclosed` (a running writer's log, or one truncated at a record boundary: the two cannot be
-/// told apart without an external anchor). Throws Error(kNotFound/kIo) for an unreadable file.
-MEDINFER_API VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed = false);
+/// told apart without an external anchor). When `report_to` is set, a log_verified record with the
+/// outcome is written to it. Throws Error(kNotFound/kIo) for an unreadable file.
+MEDINFER_API VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed = false,
+                                     const std::shared_ptr<Sink>& report_to = nullptr);
 
 /// RFC 5424 syslog over UDP (one datagram per record) or TCP (RFC 6587 octet counting), facility
 /// 13 (log audit), severity informational (error outcomes: error). Thread-safe.

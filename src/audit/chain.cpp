@@ -309,7 +309,9 @@ void ChainedFileSink::close() {
 std::uint64_t ChainedFileSink::dropped() const noexcept { return impl_->dropped.load(); }
 std::uint64_t ChainedFileSink::written() const noexcept { return impl_->written.load(); }
 
-VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed) {
+namespace {
+
+VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool allow_unclosed) {
   const std::string text = medinfer::detail::read_file(path, std::uint64_t{1} << 40);
   std::vector<std::string> lines;
   std::size_t start = 0;
@@ -366,6 +368,26 @@ VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow
                               "were cut from its end");
   }
   result.ok = true;
+  return result;
+}
+
+}  // namespace
+
+VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed,
+                        const std::shared_ptr<Sink>& report_to) {
+  const VerifyResult result = verify_lines(path, keys, allow_unclosed);
+  if (report_to) {
+    Record r;
+    r.timestamp = detail::now_rfc3339();
+    r.event_id = detail::new_uuid();
+    r.sequence = detail::next_sequence();
+    r.event = EventType::kLogVerified;
+    r.host = detail::host_name();
+    r.outcome = result.ok ? "ok" : "error";
+    if (!result.ok) r.error_code = "kAuditFailed", r.error_message = result.problem;
+    r.detail = path + ": " + std::to_string(result.records) + " lines verified" + (result.closed ? ", closed" : "");
+    report_to->write(r);
+  }
   return result;
 }
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -50,10 +51,18 @@ std::string new_uuid() {
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "unknown";
-  return buf;
+const std::string& host_name() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("unknown");
+    return std::string(buf);
+  }();
+  return name;
+}
+
+std::uint64_t next_sequence() {
+  static std::atomic<std::uint64_t> sequence{0};
+  return ++sequence;
 }
 
 OJson to_json(const Record& r) {

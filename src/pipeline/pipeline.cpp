@@ -15,7 +15,6 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -49,9 +48,6 @@ bool is_constant(const Image& image) {
   return true;
 }
 
-// Emission order of audit records within this process.
-std::atomic<std::uint64_t> g_sequence{0};
-
 // The identifiers an inference record may carry: pseudonyms, or the UIDs on opt-in.
 struct InputRefs {
   std::string study, series, instance;
@@ -68,11 +64,10 @@ std::string redact(std::string message, const std::string& path) {
 // Fills the fields every record carries and hands it to the sink. kAuditFailed if the sink fails.
 void emit(const PipelineOptions& options, audit::Record& record) {
   if (!options.audit_sink) return;
-  static const std::string host = audit::detail::host_name();
   record.timestamp = audit::detail::now_rfc3339();
   record.event_id = audit::detail::new_uuid();
-  record.sequence = ++g_sequence;
-  record.host = host;
+  record.sequence = audit::detail::next_sequence();
+  record.host = audit::detail::host_name();
   record.actor = options.actor;
   try {
     options.audit_sink->write(record);

@@ -156,6 +156,15 @@ TEST_CASE("a chained log verifies, with its record count, and every line links t
   CHECK(second["prev_mac"] == first["mac"]);
   CHECK(nlohmann::json::parse(lines[5])["event"] == "checkpoint");
   CHECK_FALSE(verify_log(path.string(), ring(0, 'x')).ok);  // wrong key
+  std::vector<Record> reports;
+  verify_log(path.string(), ring(), false, CallbackSink::create([&](const Record& r) { reports.push_back(r); }));
+  verify_log(path.string(), ring(0, 'x'), false, CallbackSink::create([&](const Record& r) { reports.push_back(r); }));
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].event == EventType::kLogVerified);
+  CHECK(reports[0].outcome == "ok");
+  CHECK_THAT(reports[0].detail, Catch::Contains("6 lines verified, closed"));
+  CHECK(reports[1].outcome == "error");
+  CHECK(reports[1].sequence > reports[0].sequence);
 }
 
 TEST_CASE("verify_log names the first tampered record for every kind of tampering", "[audit][chain]") {
