@@ -70,6 +70,18 @@ fs::path make_chain(const test::TempDir& dir, int n, ChainOptions options = {}) 
   return path;
 }
 
+// A socket bound to 127.0.0.1 on a free port; returns {fd, port}.
+std::pair<int, std::uint16_t> loopback_socket(int type) {
+  const int s = ::socket(AF_INET, type, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+  return {s, ntohs(addr.sin_port)};
+}
+
 }  // namespace
 
 TEST_CASE("to_json_line writes one JSON object that from_json_line reads back", "[audit]") {
@@ -356,14 +368,8 @@ TEST_CASE("keys load from a file or the environment, and errors never show key m
 TEST_CASE("SyslogSink sends RFC 5424 messages over UDP and octet-counted TCP", "[audit][syslog]") {
   const Record r = sample_record(0);
   SECTION("UDP") {
-    const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
-    auto sink = SyslogSink::open("127.0.0.1", ntohs(addr.sin_port), SyslogSink::Transport::kUdp);
+    const auto [s, port] = loopback_socket(SOCK_DGRAM);
+    auto sink = SyslogSink::open("127.0.0.1", port, SyslogSink::Transport::kUdp);
     sink->write(r);
     char buf[8192] = {};
     const ssize_t n = ::recv(s, buf, sizeof buf - 1, 0);
@@ -374,15 +380,9 @@ TEST_CASE("SyslogSink sends RFC 5424 messages over UDP and octet-counted TCP", "
     CHECK(nlohmann::json::parse(msg.substr(msg.find(" - {") + 3))["event_id"] == r.event_id);
   }
   SECTION("TCP") {
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const auto [s, port] = loopback_socket(SOCK_STREAM);
     REQUIRE(::listen(s, 1) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
-    auto sink = SyslogSink::open("127.0.0.1", ntohs(addr.sin_port), SyslogSink::Transport::kTcp);
+    auto sink = SyslogSink::open("127.0.0.1", port, SyslogSink::Transport::kTcp);
     const int c = ::accept(s, nullptr, nullptr);
     Record e = r;
     e.outcome = "error";
