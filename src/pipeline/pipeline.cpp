@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <ctime>
 #include <optional>
 
 namespace medinfer {
@@ -71,9 +70,7 @@ void emit(const PipelineOptions& options, audit::Record& record) {
   record.actor = options.actor;
   try {
     options.audit_sink->write(record);
-  } catch (const Error& e) {
-    throw Error(ErrorCode::kAuditFailed, std::string("audit sink failed; the result was not released: ") + e.what());
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // medinfer::Error included
     throw Error(ErrorCode::kAuditFailed, std::string("audit sink failed; the result was not released: ") + e.what());
   } catch (...) {
     throw Error(ErrorCode::kAuditFailed, "audit sink failed with an unknown exception; the result was not released");
