@@ -103,6 +103,73 @@ PYBIND11_MODULE(medinfer, m) {
       "Verifies a chained audit log (see `medinfer audit verify`); returns a dict with ok, records, closed, "
       "first_bad_index, problem. Releases the GIL.");
 
+  namespace cal = medinfer::calibration;
+  py::class_<cal::Calibrator>(m, "Calibrator", "A fitted calibrator (raw score -> probability). See docs/calibration.md.")
+      .def_static(
+          "fit",
+          [](const std::string& method, const std::vector<double>& scores, const std::vector<int>& labels, int bins) {
+            py::gil_scoped_release release;
+            return cal::Calibrator::fit(cal::parse_method(method), scores, labels, bins);
+          },
+          py::arg("method"), py::arg("scores"), py::arg("labels"), py::arg("bins") = 15,
+          "Fits 'temperature', 'platt', 'isotonic', 'histogram' or 'beta' on raw scores and 0/1 labels.")
+      .def_static(
+          "from_json", [](const std::string& text) { return cal::parse_calibration(text).at(0); }, py::arg("text"))
+      .def("apply", &cal::Calibrator::apply, py::arg("score"), "Calibrated probability of one raw score.")
+      .def(
+          "apply_many",
+          [](const cal::Calibrator& c, const std::vector<double>& scores) {
+            std::vector<double> out;
+            out.reserve(scores.size());
+            for (double s : scores) out.push_back(c.apply(s));
+            return out;
+          },
+          py::arg("scores"), "Calibrated probabilities of a sequence of raw scores.")
+      .def("to_json", &cal::Calibrator::to_json)
+      .def_property_readonly("method", [](const cal::Calibrator& c) { return std::string(cal::to_string(c.method())); })
+      .def_property_readonly("parameters", &cal::Calibrator::parameters)
+      .def_property_readonly("knots", &cal::Calibrator::knots)
+      .def_property_readonly("values", &cal::Calibrator::values);
+
+  m.def(
+      "compute_metrics",
+      [](const std::vector<double>& p, const std::vector<int>& y, double threshold, int bins) {
+        const cal::Metrics r = cal::compute_metrics(p, y, threshold, bins);
+        py::dict d;
+        d["count"] = r.count;
+        d["positives"] = r.positives;
+        d["ece_positive"] = r.ece_positive;
+        d["ece_top_label"] = r.ece_top_label;
+        d["ece_equal_mass"] = r.ece_equal_mass;
+        d["mce"] = r.mce;
+        d["brier"] = r.brier;
+        d["nll"] = r.nll;
+        d["auc"] = r.auc;
+        d["threshold"] = r.threshold;
+        d["sensitivity"] = r.sensitivity;
+        d["specificity"] = r.specificity;
+        d["ppv"] = r.ppv;
+        d["npv"] = r.npv;
+        return d;
+      },
+      py::arg("probabilities"), py::arg("labels"), py::arg("threshold") = 0.5, py::arg("bins") = 15,
+      "Calibration and discrimination metrics as a dict (see docs/calibration.md for definitions).");
+  m.def(
+      "bootstrap_intervals",
+      [](const std::vector<double>& p, const std::vector<int>& y, double threshold, int resamples, std::uint64_t seed,
+         double level) {
+        std::map<std::string, cal::Interval> r;
+        {
+          py::gil_scoped_release release;
+          r = cal::bootstrap_intervals(p, y, threshold, resamples, seed, level);
+        }
+        py::dict d;
+        for (const auto& [k, v] : r) d[py::str(k)] = py::make_tuple(v.low, v.high);
+        return d;
+      },
+      py::arg("probabilities"), py::arg("labels"), py::arg("threshold") = 0.5, py::arg("resamples") = 1000,
+      py::arg("seed") = 0, py::arg("level") = 0.95, "Percentile bootstrap intervals: {metric: (low, high)}.");
+
   py::class_<medinfer::ModelIdentity>(m, "ModelIdentity")
       .def_readonly("name", &medinfer::ModelIdentity::name)
       .def_readonly("version", &medinfer::ModelIdentity::version)

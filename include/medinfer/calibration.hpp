@@ -1,28 +1,120 @@
-// Calibration: turning a model's raw score (logit) into a probability that means what it says.
+// Calibration: turning a model's raw score (a logit) into a probability that means what it says;
+// fitting calibrators on labelled scores, and measuring calibration and discrimination.
 #pragma once
 
 #include <medinfer/export.hpp>
 
+#include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace medinfer::calibration {
 
-/// Temperature scaling (Guo et al. 2017): p = sigmoid(logit / T). A value type; thread-safe.
-class MEDINFER_API TemperatureScaling {
+enum class Method { kTemperature, kPlatt, kIsotonic, kHistogram, kBeta };
+
+/// "temperature", "platt", "isotonic", "histogram", "beta".
+MEDINFER_API const char* to_string(Method method) noexcept;
+/// The inverse of to_string; Error(kInvalidArgument) naming the accepted names otherwise.
+MEDINFER_API Method parse_method(const std::string& name);
+
+/// A fitted calibrator for one label: maps a raw score s (a logit) to a probability. A value type;
+/// const members are thread-safe. Stored in the package as JSON (to_json / parse_calibration).
+///
+/// | method | probability | parameters |
+/// |---|---|---|
+/// | temperature | sigmoid(s / T) | T > 0 |
+/// | platt | 1 / (1 + exp(a·s + b)) (scikit-learn's sign convention) | a, b |
+/// | isotonic | linear interpolation of (x_i, y_i), clipped outside [x_0, x_n] (scikit-learn's IsotonicRegression) | x ascending, y non-decreasing in [0, 1] |
+/// | histogram | the value of the equal-width bin of sigmoid(s) | edges 0 = e_0 < … < e_n = 1, values in [0, 1] |
+/// | beta | sigmoid(a·ln p − b·ln(1 − p) + c), p = sigmoid(s) (Kull et al. 2017) | a, b ≥ 0, c |
+class MEDINFER_API Calibrator {
  public:
-  /// Throws Error(kInvalidArgument) unless `temperature` is finite and > 0.
-  explicit TemperatureScaling(double temperature);
-  double temperature() const noexcept { return temperature_; }
-  /// The calibrated probability in [0, 1]; numerically stable for large |logit|. Throws
-  /// Error(kInvalidArgument) for a non-finite logit.
-  double apply(double logit) const;
+  /// The identity calibration: temperature 1.
+  Calibrator();
+  /// Each factory validates its parameters: Error(kInvalidArgument) naming the parameter.
+  static Calibrator temperature(double t);
+  static Calibrator platt(double a, double b);
+  static Calibrator isotonic(std::vector<double> x, std::vector<double> y);
+  static Calibrator histogram(std::vector<double> edges, std::vector<double> values);
+  static Calibrator beta(double a, double b, double c);
+
+  /// Fits `method` on raw scores and 0/1 labels (both classes present, all scores finite):
+  /// temperature by minimising the NLL; Platt as scikit-learn's sigmoid calibration (Platt's smoothed
+  /// targets); isotonic by pool-adjacent-violators on the scores; histogram binning with `bins`
+  /// equal-width bins of sigmoid(s) (an empty bin keeps its midpoint); beta by logistic regression on
+  /// (ln p, −ln(1 − p)), refitted without a feature whose coefficient comes out negative.
+  /// Throws Error(kInvalidArgument) for mismatched lengths, too few or one-class labels, bad values.
+  static Calibrator fit(Method method, const std::vector<double>& scores, const std::vector<int>& labels,
+                        int bins = 15);
+
+  Method method() const noexcept { return method_; }
+  /// T; a, b; a, b, c (empty for isotonic and histogram).
+  const std::vector<double>& parameters() const noexcept { return params_; }
+  /// Isotonic: thresholds x; histogram: edges.
+  const std::vector<double>& knots() const noexcept { return x_; }
+  /// Isotonic: values y; histogram: bin values.
+  const std::vector<double>& values() const noexcept { return y_; }
+
+  /// The calibrated probability in [0, 1]. Error(kInvalidArgument) for a non-finite score.
+  double apply(double score) const;
+  /// {"method": "...", ...parameters}: the manifest's "calibration" object.
+  std::string to_json() const;
 
  private:
-  double temperature_;
+  Method method_;
+  std::vector<double> params_, x_, y_;
 };
 
-/// Parses the manifest's "calibration" object: {"method": "temperature", "temperature": T}.
-/// Throws Error(kInvalidArgument) naming the field.
-MEDINFER_API TemperatureScaling parse_calibration(const std::string& json_text);
+/// Parses a "calibration" object (or an array of one object per label; `label_count` of them).
+/// Refuses NaN or infinite values, non-monotonic isotonic values, out-of-range probabilities and a
+/// wrong number of calibrators with Error(kInvalidArgument) naming the field.
+MEDINFER_API std::vector<Calibrator> parse_calibration(const std::string& json_text, std::size_t label_count = 1);
+
+/// One bin of a reliability diagram.
+struct ReliabilityBin {
+  double lower = 0.0, upper = 0.0;
+  std::size_t count = 0;
+  double mean_probability = 0.0;   ///< mean predicted p(positive) in the bin
+  double fraction_positive = 0.0;  ///< observed frequency of label 1 in the bin
+};
+
+/// Calibration and discrimination of probabilities against 0/1 labels.
+struct Metrics {
+  std::size_t count = 0, positives = 0;
+  double ece_positive = 0.0;    ///< 15 equal-width bins over p(positive): Σ n_b/N · |mean p − mean y|
+  double ece_top_label = 0.0;   ///< 15 equal-width bins over max(p, 1 − p) against accuracy of p ≥ 0.5
+  double ece_equal_mass = 0.0;  ///< 15 bins of (nearly) equal count over sorted p(positive)
+  double mce = 0.0;             ///< max over non-empty equal-width bins of |mean p − mean y|
+  double brier = 0.0;           ///< mean (p − y)²
+  double nll = 0.0;             ///< mean −log-likelihood, p clipped to [ε, 1 − ε], ε = DBL_EPSILON (as scikit-learn 1.2)
+  double auc = 0.0;             ///< ROC AUC (ties count half); NaN with one class
+  double threshold = 0.5;       ///< the operating threshold of the four below (p ≥ threshold is positive)
+  double sensitivity = 0.0, specificity = 0.0, ppv = 0.0, npv = 0.0;  ///< NaN when undefined
+  std::vector<ReliabilityBin> bins;  ///< the equal-width bins of ece_positive
+};
+
+/// Computes Metrics with `bins` bins. Error(kInvalidArgument) for mismatched lengths, no data,
+/// probabilities outside [0, 1] or labels other than 0/1 (naming the index).
+MEDINFER_API Metrics compute_metrics(const std::vector<double>& probabilities, const std::vector<int>& labels,
+                                     double threshold = 0.5, int bins = 15);
+
+struct Interval {
+  double low = 0.0, high = 0.0;
+};
+
+/// Percentile bootstrap intervals (`level`, default 95 %) for ece_positive, ece_top_label, brier,
+/// nll, auc, sensitivity, specificity, ppv, npv: `resamples` resamples with replacement drawn with a
+/// seeded generator (reproducible). Resamples where a metric is undefined are skipped for it.
+MEDINFER_API std::map<std::string, Interval> bootstrap_intervals(const std::vector<double>& probabilities,
+                                                                 const std::vector<int>& labels,
+                                                                 double threshold = 0.5, int resamples = 1000,
+                                                                 std::uint64_t seed = 0, double level = 0.95);
+
+/// Writes a reliability diagram as a PNG: bins (bars of observed frequency, with counts), the
+/// diagonal, and, when `after` has bins, a second series for the calibrated probabilities.
+/// Error(kIo) when the file cannot be written.
+MEDINFER_API void write_reliability_png(const std::string& path, const Metrics& before, const Metrics& after,
+                                        const std::string& title);
 
 }  // namespace medinfer::calibration

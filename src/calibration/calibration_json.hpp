@@ -1,4 +1,4 @@
-// Internal: the manifest's "calibration" object -> calibrator.
+// Internal: the manifest's "calibration" value (one object, or one per label) -> calibrators.
 #pragma once
 
 #include <medinfer/calibration.hpp>
@@ -6,5 +6,6 @@
 #include "core/json_util.hpp"
 
 namespace medinfer::calibration::detail {
-TemperatureScaling calibration_from_json(const medinfer::detail::Json& obj, const std::string& where);
+std::vector<Calibrator> calibration_from_json(const medinfer::detail::Json& value, const std::string& where,
+                                              std::size_t label_count);
 }  // namespace medinfer::calibration::detail

@@ -83,7 +83,7 @@ struct Pipeline::Impl {
   ModelPackage package;
   preprocess::Spec spec;
   std::string spec_sha256;
-  calibration::TemperatureScaling calibrator{1.0};
+  calibration::Calibrator calibrator;
   risk::Policy policy;
   std::optional<Engine> engine;
   PipelineOptions options;
@@ -97,15 +97,15 @@ struct Pipeline::Impl {
 
 Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
   try {
-    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir), {}, {},
-                                               calibration::TemperatureScaling(1.0), {}, std::nullopt, options});
+    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir), {}, {}, {}, {}, std::nullopt, options});
     const std::string where = impl->package.directory() + "/manifest.json";
     const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
     const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
     impl->spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
     impl->spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
     impl->calibrator = calibration::detail::calibration_from_json(
-        detail::require_member(manifest, "calibration", where), detail::field_path(where, "calibration"));
+        detail::require_member(manifest, "calibration", where), detail::field_path(where, "calibration"),
+        static_cast<std::size_t>(impl->package.output_count()))[0];
     impl->policy = risk::detail::policy_from_json(detail::require_member(manifest, "risk", where),
                                                   detail::field_path(where, "risk"));
     impl->engine.emplace(Engine::open(impl->package, impl->options.engine));
