@@ -12,7 +12,7 @@
 // result, 1 when any input (or the model) failed, 2 for a usage error.
 #include <medinfer/medinfer.hpp>
 
-#include <nlohmann/json.hpp>
+#include "cli_common.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -51,21 +51,23 @@ commands:
   audit export --format atna|fhir FILE
       Prints each record of FILE as a DICOM PS3.15 A.5 audit message (IHE ATNA, one XML document per
       line) or a FHIR R4 AuditEvent (one JSON resource per line).
+  calibrate fit --scores FILE.csv --method M --out calibration.json [--report report.json]
+                [--plot reliability.png] [--bins N] [--threshold T] [--target-sensitivity S]
+                [--delta D] [--alpha A] [--bootstrap N]
+      Fits a calibrator (M: temperature, platt, isotonic, histogram, beta) on raw scores with labels
+      (CSV header "score,label"); the report holds the parameters, metrics before and after, an
+      operating point for the target sensitivity and a split-conformal threshold.
+  calibrate fit --model DIR --labels labels.csv --method M --out NEWDIR [report/plot options]
+      Runs the package in DIR on labelled DICOM files (CSV header "path,label"), fits, and writes
+      a new package version in NEWDIR carrying the calibration and calibration_report.json.
+  calibrate apply --calibration calibration.json --scores FILE.csv
+      Prints one calibrated probability per row of FILE.csv (header "score" or "score,label").
   version [--json]
       Prints the medinfer version and the LibTorch, OpenCV and DCMTK versions it was built with.
   --help, -h, help
       Prints this text.
 )";
 
-using Json = nlohmann::ordered_json;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, message + " (see 'medinfer --help')");
-}
-
-void print_line(const Json& j) {
-  std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
-}
 
 Json error_json(const std::string& input, const medinfer::Error& e) {
   return Json{{"input", input}, {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}};
@@ -298,6 +300,7 @@ int main(int argc, char** argv) {
     }
     if (command == "predict") return run_predict(rest);
     if (command == "audit") return run_audit(rest);
+    if (command == "calibrate") return run_calibrate(rest);
     if (command == "version" || command == "--version") return run_version(rest);
     usage_error("unknown command '" + command + "'");
   } catch (const medinfer::Error& e) {

@@ -111,6 +111,38 @@ MEDINFER_API std::map<std::string, Interval> bootstrap_intervals(const std::vect
                                                                  double threshold = 0.5, int resamples = 1000,
                                                                  std::uint64_t seed = 0, double level = 0.95);
 
+/// A decision threshold chosen on labelled data to reach a target sensitivity.
+struct OperatingPoint {
+  double target_sensitivity = 0.9;
+  double delta = 0.05;               ///< the guarantee's error probability
+  double threshold_empirical = 0.0;  ///< the highest threshold whose sensitivity on the data is >= target
+  double threshold_guaranteed = 0.0; ///< Learn-then-Test: sensitivity >= target with probability >= 1 - delta
+  bool guaranteed = false;           ///< false when no threshold passes the test (too few positives)
+  Metrics at_empirical, at_guaranteed;  ///< metrics on the data at each threshold
+};
+
+/// Chooses thresholds on calibrated probabilities `p` for a target sensitivity. The guaranteed one
+/// follows Learn-then-Test with fixed-sequence testing: candidate thresholds (the distinct positive
+/// probabilities) from low to high, each tested for H0 "miss rate > 1 − target" with an exact binomial
+/// p-value on the positives; the last one rejected at level `delta` is returned. Valid when future
+/// cases are exchangeable with these. Error(kInvalidArgument) for a target outside (0, 1) or no positives.
+MEDINFER_API OperatingPoint sensitivity_operating_point(const std::vector<double>& p, const std::vector<int>& labels,
+                                                        double target_sensitivity = 0.9, double delta = 0.05);
+
+/// Split-conformal calibration for binary prediction sets: nonconformity 1 − p(true class); qhat is the
+/// ceil((n + 1)(1 − alpha))-th smallest (1 when that exceeds n). A new case's set holds each class c
+/// with 1 − p(c) <= qhat, and contains the true class with probability >= 1 − alpha (marginally,
+/// under exchangeability).
+struct ConformalThreshold {
+  double alpha = 0.1;
+  double qhat = 1.0;
+  double empirical_coverage = 0.0;  ///< on the fitting data
+  double fraction_both = 0.0;       ///< sets holding both classes (ambiguous)
+  double fraction_empty = 0.0;
+};
+MEDINFER_API ConformalThreshold conformal_threshold(const std::vector<double>& p, const std::vector<int>& labels,
+                                                    double alpha = 0.1);
+
 /// Writes a reliability diagram as a PNG: bins (bars of observed frequency, with counts), the
 /// diagonal, and, when `after` has bins, a second series for the calibrated probabilities.
 /// Error(kIo) when the file cannot be written.

@@ -52,6 +52,10 @@ class MEDINFER_API ModelPackage {
   std::unique_ptr<Impl> impl_;
 };
 
+/// SHA-256 (lower-case hex) of a file's bytes: the value a manifest's "files" map holds, for tools
+/// that write packages. Throws Error(kNotFound/kIo).
+MEDINFER_API std::string sha256_file(const std::string& path);
+
 struct EngineOptions {
   /// "cpu". ("cuda:N" fails with kUnsupported in a build whose LibTorch has no CUDA.)
   std::string device = "cpu";

@@ -163,3 +163,84 @@ std::map<std::string, Interval> bootstrap_intervals(const std::vector<double>& p
 }
 
 }  // namespace medinfer::calibration
+
+namespace medinfer::calibration {
+namespace {
+
+// P(X <= k) for X ~ Binomial(n, q), summed in log space (n up to millions is fine).
+double binomial_cdf(std::size_t k, std::size_t n, double q) {
+  if (q <= 0.0) return 1.0;
+  if (q >= 1.0) return k >= n ? 1.0 : 0.0;
+  double total = 0.0;
+  const double lq = std::log(q), l1q = std::log1p(-q);
+  for (std::size_t i = 0; i <= k && i <= n; ++i) {
+    const double log_term = std::lgamma(static_cast<double>(n) + 1) - std::lgamma(static_cast<double>(i) + 1) -
+                            std::lgamma(static_cast<double>(n - i) + 1) + static_cast<double>(i) * lq +
+                            static_cast<double>(n - i) * l1q;
+    total += std::exp(log_term);
+  }
+  return std::min(1.0, total);
+}
+
+}  // namespace
+
+OperatingPoint sensitivity_operating_point(const std::vector<double>& p, const std::vector<int>& y, double target,
+                                           double delta) {
+  check_inputs(p, y, 15);
+  if (!(target > 0.0 && target < 1.0)) throw Error(ErrorCode::kInvalidArgument, "operating point: target must be in (0, 1)");
+  if (!(delta > 0.0 && delta < 1.0)) throw Error(ErrorCode::kInvalidArgument, "operating point: delta must be in (0, 1)");
+  std::vector<double> pos;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (y[i] == 1) pos.push_back(p[i]);
+  }
+  if (pos.empty()) throw Error(ErrorCode::kInvalidArgument, "operating point: no positive cases");
+  std::sort(pos.begin(), pos.end());
+  const std::size_t n = pos.size();
+  OperatingPoint op;
+  op.target_sensitivity = target;
+  op.delta = delta;
+  // Threshold t = pos[k] misses the k positives below it; sensitivity (n − k) / n.
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k > 0 && pos[k] == pos[k - 1]) continue;
+    if (static_cast<double>(n - k) / n >= target) op.threshold_empirical = pos[k];
+  }
+  // Fixed-sequence test from the lowest threshold upwards; stop at the first non-rejection.
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k > 0 && pos[k] == pos[k - 1]) continue;
+    const double p_value = binomial_cdf(k, n, 1.0 - target);  // misses as small as k when the miss rate is 1 − target
+    if (p_value > delta) break;
+    op.threshold_guaranteed = pos[k];
+    op.guaranteed = true;
+  }
+  op.at_empirical = compute_metrics(p, y, op.threshold_empirical);
+  op.at_empirical.bins.clear();
+  op.at_guaranteed = compute_metrics(p, y, op.guaranteed ? op.threshold_guaranteed : 0.0);
+  op.at_guaranteed.bins.clear();
+  return op;
+}
+
+ConformalThreshold conformal_threshold(const std::vector<double>& p, const std::vector<int>& y, double alpha) {
+  check_inputs(p, y, 15);
+  if (!(alpha > 0.0 && alpha < 1.0)) throw Error(ErrorCode::kInvalidArgument, "conformal: alpha must be in (0, 1)");
+  const std::size_t n = p.size();
+  std::vector<double> scores(n);
+  for (std::size_t i = 0; i < n; ++i) scores[i] = y[i] == 1 ? 1.0 - p[i] : p[i];
+  std::sort(scores.begin(), scores.end());
+  ConformalThreshold c;
+  c.alpha = alpha;
+  const auto rank = static_cast<std::size_t>(std::ceil((static_cast<double>(n) + 1.0) * (1.0 - alpha)));
+  c.qhat = rank > n ? 1.0 : scores[rank - 1];
+  std::size_t covered = 0, both = 0, empty = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool has_pos = 1.0 - p[i] <= c.qhat, has_neg = p[i] <= c.qhat;
+    covered += (y[i] == 1 ? has_pos : has_neg) ? 1 : 0;
+    both += (has_pos && has_neg) ? 1 : 0;
+    empty += (!has_pos && !has_neg) ? 1 : 0;
+  }
+  c.empirical_coverage = static_cast<double>(covered) / n;
+  c.fraction_both = static_cast<double>(both) / n;
+  c.fraction_empty = static_cast<double>(empty) / n;
+  return c;
+}
+
+}  // namespace medinfer::calibration

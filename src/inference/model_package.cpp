@@ -169,6 +169,10 @@ ModelPackage ModelPackage::open(const std::string& directory) {
   return ModelPackage(std::move(impl));
 }
 
+std::string sha256_file(const std::string& path) {
+  return detail::sha256_hex(detail::read_file(path, kMaxModelBytes));
+}
+
 ModelPackage::ModelPackage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ModelPackage::ModelPackage(ModelPackage&&) noexcept = default;
 ModelPackage& ModelPackage::operator=(ModelPackage&&) noexcept = default;

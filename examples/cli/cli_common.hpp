@@ -1,0 +1,23 @@
+// Helpers shared by the CLI's commands.
+#pragma once
+
+#include <medinfer/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+using Json = nlohmann::ordered_json;
+
+[[noreturn]] inline void usage_error(const std::string& message) {
+  throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, message + " (see 'medinfer --help')");
+}
+
+inline void print_line(const Json& j) {
+  std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
+}
+
+/// `medinfer calibrate ...`
+int run_calibrate(const std::vector<std::string>& args);
