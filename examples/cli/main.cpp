@@ -32,8 +32,9 @@ commands:
           [--audit-user ID]] [--threads N] FILE...
       Runs the model package in DIR on each DICOM FILE and prints one JSON line per input:
         {"input", "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
-         "reason" (when indeterminate), "model": {"name", "version", "sha256"}, "input_sha256",
-         "latency_ms"}
+         "reason" (when indeterminate), "rule", "operating_point": {"name", "positive"} (when the
+         policy has one), "prediction_set" (with a conformal rule), "model": {"name", "version",
+         "sha256"}, "input_sha256", "latency_ms"}
       or, for an input that failed, {"input", "error": {"code", "message"}}.
       --audit-log FILE   append one JSON Lines audit record per prediction to FILE
       --audit-key KEYFILE  make FILE a tamper-evident HMAC-SHA256 chain under the keys in KEYFILE
@@ -83,6 +84,11 @@ Json result_json(const std::string& input, const medinfer::Result& r) {
   j["escalate"] = r.escalate;
   j["indeterminate"] = r.indeterminate;
   if (r.indeterminate) j["reason"] = r.reason;
+  j["rule"] = r.rule;
+  if (!r.operating_point.empty()) {
+    j["operating_point"] = {{"name", r.operating_point}, {"positive", r.operating_point_positive}};
+  }
+  if (!r.prediction_set.empty() || r.rule == "conformal_set") j["prediction_set"] = r.prediction_set;
   j["model"] = {{"name", r.model.name}, {"version", r.model.version}, {"sha256", r.model.sha256}};
   j["input_sha256"] = r.input_sha256;
   j["latency_ms"] = r.latency_ms;

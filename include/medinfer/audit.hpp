@@ -55,6 +55,7 @@ struct Record {
   std::string tier;
   bool escalate = false;
   std::string reason;                ///< why indeterminate
+  std::string rule;                  ///< which rule decided the tier (see Result::rule)
   std::string error_code;            ///< "kInvalidDicom", ... when outcome == "error"
   std::string error_message;         ///< with the input path replaced by "<input>"
   double latency_ms = 0.0;

@@ -28,6 +28,7 @@ struct ImageHeader {
   std::string series_instance_uid;
   std::string transfer_syntax_uid;
   std::string modality;
+  std::string body_part_examined;
   std::string photometric_interpretation;
   std::uint16_t rows = 0, columns = 0;
   std::uint16_t bits_allocated = 0, bits_stored = 0;

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace medinfer {
 
@@ -37,6 +38,13 @@ struct Result {
   bool escalate = false;       ///< probability >= the package's escalation threshold
   bool indeterminate = false;
   std::string reason;          ///< why indeterminate
+  /// Which rule decided the tier: "tier_cutpoints", "confidence_threshold", "conformal_set",
+  /// "quality_gate.<field>" (modality, body_part, photometric, pixel_spacing_mm, rows, columns) or
+  /// "input_constant".
+  std::string rule;
+  std::string operating_point;            ///< the policy's operating point name; empty without one
+  bool operating_point_positive = false;  ///< with an operating point: probability >= its threshold
+  std::vector<std::string> prediction_set;  ///< with a conformal rule: subset of {"positive", "negative"}
   ModelIdentity model;
   std::string input_sha256;    ///< SHA-256 of the decoded pixels (what the audit record names)
   std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
@@ -59,7 +67,8 @@ class MEDINFER_API Pipeline {
   /// Reads a DICOM file and predicts. Throws Error (see dicom::read_instance; kAuditFailed when the
   /// audit sink fails). Every call, failed or not, is audited when a sink is set.
   Result predict(const std::string& dicom_path) const;
-  /// Predicts an image already in memory (pixels in modality units, e.g. HU).
+  /// Predicts an image already in memory (pixels in modality units, e.g. HU). Only the size and
+  /// spacing parts of the package's quality gate apply: there is no header to check the rest against.
   Result predict(const Image& image) const;
 
   const ModelIdentity& model() const noexcept;

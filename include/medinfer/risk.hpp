@@ -3,6 +3,8 @@
 
 #include <medinfer/export.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,37 @@ struct Tier {
   double min_probability = 0.0;
 };
 
+/// Inputs the model was not validated for are abstained on ("indeterminate", rule
+/// "quality_gate.<field>"), never scored as if they were. Empty lists and zero bounds mean "any".
+struct QualityGate {
+  std::vector<std::string> modalities;         ///< e.g. {"CT"}
+  std::vector<std::string> body_parts;         ///< BodyPartExamined values, e.g. {"CHEST"}
+  std::vector<std::string> photometric;        ///< e.g. {"MONOCHROME2"}
+  double min_pixel_spacing_mm = 0.0, max_pixel_spacing_mm = 0.0;
+  std::uint32_t min_rows = 0, max_rows = 0, min_columns = 0, max_columns = 0;
+};
+
+/// What the quality gate looks at. Empty strings mean unknown (an in-memory image): the gates on
+/// modality, body part and photometric interpretation then do not apply.
+struct InputFacts {
+  std::string modality, body_part, photometric;
+  double spacing_x_mm = 0.0, spacing_y_mm = 0.0;
+  std::uint32_t rows = 0, columns = 0;
+};
+
+/// A decision threshold derived from a target (see calibration::sensitivity_operating_point).
+struct OperatingPointRule {
+  std::string name;        ///< e.g. "sensitivity_0.90"
+  double threshold = 0.5;  ///< on the calibrated probability
+  std::string guarantee;   ///< what was guaranteed, as text for the reader
+};
+
+/// Split-conformal prediction sets (see calibration::conformal_threshold).
+struct ConformalRule {
+  double alpha = 0.1;
+  double qhat = 1.0;
+};
+
 struct MEDINFER_API Policy {
   /// Ascending; the first starts at 0. Names non-empty, unique, and not "indeterminate".
   std::vector<Tier> tiers;
@@ -22,9 +55,20 @@ struct MEDINFER_API Policy {
   /// Confidence = max(p, 1 - p). Below this the result is indeterminate. In [0.5, 1].
   double min_confidence = 0.5;
 
+  QualityGate quality_gate;
+  std::optional<OperatingPointRule> operating_point;
+  std::optional<ConformalRule> conformal;
+
   /// Throws Error(kInvalidArgument) naming the field of the first invalid value.
   void validate() const;
 };
+
+/// "" when `facts` pass `gate`; otherwise the failing rule and the reason, as
+/// {"quality_gate.modality", "modality MR is not one of CT"}.
+struct GateResult {
+  std::string rule, reason;
+};
+MEDINFER_API GateResult check_quality(const QualityGate& gate, const InputFacts& facts);
 
 /// What the policy says about one calibrated probability. A value type.
 struct Score {
@@ -34,18 +78,26 @@ struct Score {
   bool escalate = false;        ///< probability >= escalation_threshold
   bool indeterminate = false;
   std::string reason;           ///< why indeterminate; empty otherwise
+  /// Which rule decided the tier: "tier_cutpoints", "confidence_threshold", "conformal_set",
+  /// "quality_gate.<field>" or "input_constant".
+  std::string rule;
+  /// With an operating point: probability >= its threshold.
+  bool operating_point_positive = false;
+  /// With a conformal rule: the prediction set, a subset of {"positive", "negative"}.
+  std::vector<std::string> prediction_set;
 };
 
 /// Applies `policy` (assumed valid) to `probability`. Throws Error(kInvalidArgument) for a probability
 /// outside [0, 1] or NaN. Thread-safe.
 MEDINFER_API Score assess(const Policy& policy, double probability);
 
-/// The same score, marked indeterminate for a reason found before the model ran (an input quality
-/// check): the tier becomes "indeterminate", `escalate` is kept.
-MEDINFER_API Score mark_indeterminate(Score score, const std::string& reason);
+/// The same score, marked indeterminate by `rule` for `reason` (an input quality check): the tier
+/// becomes "indeterminate", `escalate` is kept; the first rule to decide is the one reported.
+MEDINFER_API Score mark_indeterminate(Score score, const std::string& rule, const std::string& reason);
 
 /// Parses the manifest's "risk" object: {"tiers": [{"name", "min_probability"}...],
-/// "escalation_threshold", "min_confidence"} and validates it.
+/// "escalation_threshold", "min_confidence", optional "quality_gate", "operating_point",
+/// "conformal"} and validates it.
 MEDINFER_API Policy parse_policy(const std::string& json_text);
 
 }  // namespace medinfer::risk

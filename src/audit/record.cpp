@@ -91,6 +91,7 @@ OJson to_json(const Record& r) {
     j["tier"] = r.tier;
     j["escalate"] = r.escalate;
     if (!r.reason.empty()) j["reason"] = r.reason;
+    if (!r.rule.empty()) j["rule"] = r.rule;
   }
   j["latency_ms"] = std::round(r.latency_ms * 1000.0) / 1000.0;
   if (!r.detail.empty()) j["detail"] = r.detail;
@@ -153,6 +154,7 @@ Record from_json_line(const std::string& line) {
   r.tier = str("tier");
   r.escalate = j.value("escalate", false);
   r.reason = str("reason");
+  r.rule = str("rule");
   r.error_code = str("error_code");
   r.error_message = str("error_message");
   r.latency_ms = num("latency_ms");

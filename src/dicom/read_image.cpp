@@ -132,6 +132,7 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
   h.study_instance_uid = optional_string(ds, DCM_StudyInstanceUID);
   h.series_instance_uid = optional_string(ds, DCM_SeriesInstanceUID);
   h.modality = optional_string(ds, DCM_Modality);
+  h.body_part_examined = optional_string(ds, DCM_BodyPartExamined);
 
   DcmElement* pixel_element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, pixel_element).bad() || pixel_element == nullptr) {

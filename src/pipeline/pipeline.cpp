@@ -88,8 +88,8 @@ struct Pipeline::Impl {
   std::optional<Engine> engine;
   PipelineOptions options;
 
-  Result predict_image(const Image& image, const std::string& input_sha256, const InputRefs& refs,
-                       Clock::time_point start) const;
+  Result predict_image(const Image& image, const risk::InputFacts& facts, const std::string& input_sha256,
+                       const InputRefs& refs, Clock::time_point start) const;
   InputRefs refs_of(const dicom::ImageHeader& header) const;
   audit::Record base_record(audit::EventType type) const;
   void audit_error(const Error& e, const std::string& path, const InputRefs& refs, Clock::time_point start) const;
@@ -157,7 +157,8 @@ void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const 
   emit(options, r);
 }
 
-Result Pipeline::Impl::predict_image(const Image& image, const std::string& input_sha256, const InputRefs& refs,
+Result Pipeline::Impl::predict_image(const Image& image, const risk::InputFacts& facts,
+                                     const std::string& input_sha256, const InputRefs& refs,
                                      Clock::time_point start) const {
   const Tensor input = preprocess::apply(spec, image);
   const Tensor logits = engine->run(input);
@@ -166,7 +167,20 @@ Result Pipeline::Impl::predict_image(const Image& image, const std::string& inpu
     throw Error(ErrorCode::kInternal, package.identity().name + ": the model produced a non-finite logit");
   }
   risk::Score score = risk::assess(policy, calibrator.apply(logit));
-  if (is_constant(image)) score = risk::mark_indeterminate(std::move(score), "the input image is constant (no contrast)");
+  // Input rules come first: an input outside the gate is not scored as if it were in.
+  std::vector<std::pair<std::string, std::string>> input_rules;
+  const risk::GateResult gate = risk::check_quality(policy.quality_gate, facts);
+  if (!gate.rule.empty()) input_rules.emplace_back(gate.rule, gate.reason);
+  if (is_constant(image)) input_rules.emplace_back("input_constant", "the input image is constant (no contrast)");
+  if (!input_rules.empty()) {
+    const risk::Score model_verdict = score;
+    score.indeterminate = false;
+    score.reason.clear();
+    for (const auto& [rule, reason] : input_rules) score = risk::mark_indeterminate(std::move(score), rule, reason);
+    if (model_verdict.indeterminate) {
+      score = risk::mark_indeterminate(std::move(score), model_verdict.rule, model_verdict.reason);
+    }
+  }
 
   Result r;
   r.probability = score.probability;
@@ -176,6 +190,10 @@ Result Pipeline::Impl::predict_image(const Image& image, const std::string& inpu
   r.escalate = score.escalate;
   r.indeterminate = score.indeterminate;
   r.reason = score.reason;
+  r.rule = score.rule;
+  if (policy.operating_point) r.operating_point = policy.operating_point->name;
+  r.operating_point_positive = score.operating_point_positive;
+  r.prediction_set = score.prediction_set;
   r.model = package.identity();
   r.input_sha256 = input_sha256;
   r.preprocessing_sha256 = spec_sha256;
@@ -192,6 +210,7 @@ Result Pipeline::Impl::predict_image(const Image& image, const std::string& inpu
   rec.tier = r.tier;
   rec.escalate = r.escalate;
   rec.reason = r.reason;
+  rec.rule = r.rule;
   rec.latency_ms = r.latency_ms;
   emit(options, rec);
   return r;
@@ -207,8 +226,11 @@ Result Pipeline::predict(const std::string& dicom_path) const {
     throw;
   }
   const InputRefs refs = impl_->refs_of(instance->header);
+  const dicom::ImageHeader& h = instance->header;
+  const risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation,
+                               instance->image.spacing()[0], instance->image.spacing()[1], h.rows, h.columns};
   try {
-    return impl_->predict_image(instance->image, fingerprint(instance->image), refs, start);
+    return impl_->predict_image(instance->image, facts, fingerprint(instance->image), refs, start);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, dicom_path, refs, start);
     throw;
@@ -218,7 +240,9 @@ Result Pipeline::predict(const std::string& dicom_path) const {
 Result Pipeline::predict(const Image& image) const {
   const auto start = Clock::now();
   try {
-    return impl_->predict_image(image, fingerprint(image), {}, start);
+    const risk::InputFacts facts{{}, {}, {}, image.spacing()[0], image.spacing()[1],
+                                 static_cast<std::uint32_t>(image.height()), static_cast<std::uint32_t>(image.width())};
+    return impl_->predict_image(image, facts, fingerprint(image), {}, start);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, {}, {}, start);
     throw;

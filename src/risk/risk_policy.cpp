@@ -3,6 +3,7 @@
 #include "risk/risk_json.hpp"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -40,6 +41,61 @@ void Policy::validate() const {
     invalid("escalation_threshold", "must be in [0, 1]");
   }
   if (!(min_confidence >= 0.5 && min_confidence <= 1.0)) invalid("min_confidence", "must be in [0.5, 1]");
+  const QualityGate& g = quality_gate;
+  if (!(g.min_pixel_spacing_mm >= 0.0) || !(g.max_pixel_spacing_mm >= 0.0) ||
+      (g.max_pixel_spacing_mm > 0.0 && g.max_pixel_spacing_mm < g.min_pixel_spacing_mm)) {
+    invalid("quality_gate.pixel_spacing_mm", "must be [min, max] with 0 <= min <= max");
+  }
+  if (g.max_rows > 0 && g.max_rows < g.min_rows) invalid("quality_gate.rows", "must be [min, max] with min <= max");
+  if (g.max_columns > 0 && g.max_columns < g.min_columns) invalid("quality_gate.columns", "must be [min, max] with min <= max");
+  if (operating_point) {
+    if (operating_point->name.empty()) invalid("operating_point.name", "must not be empty");
+    if (!(operating_point->threshold >= 0.0 && operating_point->threshold <= 1.0)) {
+      invalid("operating_point.threshold", "must be in [0, 1]");
+    }
+  }
+  if (conformal) {
+    if (!(conformal->alpha > 0.0 && conformal->alpha < 1.0)) invalid("conformal.alpha", "must be in (0, 1)");
+    if (!(conformal->qhat >= 0.0 && conformal->qhat <= 1.0)) invalid("conformal.qhat", "must be in [0, 1]");
+  }
+}
+
+GateResult check_quality(const QualityGate& g, const InputFacts& f) {
+  auto listed = [](const std::vector<std::string>& allowed, const std::string& v) {
+    return allowed.empty() || v.empty() || std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+  };
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if (!listed(g.modalities, f.modality)) {
+    return {"quality_gate.modality", "modality " + f.modality + " is not one of " + join(g.modalities)};
+  }
+  if (!listed(g.body_parts, f.body_part)) {
+    return {"quality_gate.body_part", "body part '" + f.body_part + "' is not one of " + join(g.body_parts)};
+  }
+  if (!listed(g.photometric, f.photometric)) {
+    return {"quality_gate.photometric", "photometric interpretation " + f.photometric + " is not one of " +
+                                            join(g.photometric)};
+  }
+  for (double s : {f.spacing_x_mm, f.spacing_y_mm}) {
+    if ((g.min_pixel_spacing_mm > 0.0 && s < g.min_pixel_spacing_mm) ||
+        (g.max_pixel_spacing_mm > 0.0 && s > g.max_pixel_spacing_mm)) {
+      return {"quality_gate.pixel_spacing_mm",
+              "pixel spacing " + two_decimals(s) + " mm is outside [" + two_decimals(g.min_pixel_spacing_mm) + ", " +
+                  two_decimals(g.max_pixel_spacing_mm) + "]"};
+    }
+  }
+  if (f.rows < g.min_rows || (g.max_rows > 0 && f.rows > g.max_rows)) {
+    return {"quality_gate.rows", std::to_string(f.rows) + " rows is outside [" + std::to_string(g.min_rows) + ", " +
+                                     std::to_string(g.max_rows) + "]"};
+  }
+  if (f.columns < g.min_columns || (g.max_columns > 0 && f.columns > g.max_columns)) {
+    return {"quality_gate.columns", std::to_string(f.columns) + " columns is outside [" +
+                                        std::to_string(g.min_columns) + ", " + std::to_string(g.max_columns) + "]"};
+  }
+  return {};
 }
 
 Score assess(const Policy& policy, double probability) {
@@ -52,15 +108,29 @@ Score assess(const Policy& policy, double probability) {
   for (const Tier& t : policy.tiers) {
     if (probability >= t.min_probability) s.tier = t.name;
   }
+  s.rule = "tier_cutpoints";
   s.escalate = probability >= policy.escalation_threshold;
+  if (policy.operating_point) s.operating_point_positive = probability >= policy.operating_point->threshold;
+  if (policy.conformal) {
+    if (1.0 - probability <= policy.conformal->qhat) s.prediction_set.push_back("positive");
+    if (probability <= policy.conformal->qhat) s.prediction_set.push_back("negative");
+    if (s.prediction_set.size() != 1) {
+      s = mark_indeterminate(std::move(s), "conformal_set",
+                             std::string("the ") + two_decimals(100.0 * (1.0 - policy.conformal->alpha)) +
+                                 " % conformal prediction set is " +
+                                 (s.prediction_set.empty() ? "empty" : "{positive, negative}"));
+    }
+  }
   if (s.confidence < policy.min_confidence) {
-    s = mark_indeterminate(std::move(s), "confidence " + two_decimals(s.confidence) + " is below the policy's minimum " +
-                                             two_decimals(policy.min_confidence));
+    s = mark_indeterminate(std::move(s), "confidence_threshold",
+                           "confidence " + two_decimals(s.confidence) + " is below the policy's minimum " +
+                               two_decimals(policy.min_confidence));
   }
   return s;
 }
 
-Score mark_indeterminate(Score score, const std::string& reason) {
+Score mark_indeterminate(Score score, const std::string& rule, const std::string& reason) {
+  if (!score.indeterminate) score.rule = rule;  // the first rule to decide is the one reported
   score.indeterminate = true;
   score.tier = "indeterminate";
   score.reason = score.reason.empty() ? reason : score.reason + "; " + reason;
@@ -80,6 +150,73 @@ Policy policy_from_json(const medinfer::detail::Json& obj, const std::string& wh
   }
   p.escalation_threshold = get_number(obj, "escalation_threshold", where);
   p.min_confidence = get_number(obj, "min_confidence", where);
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    static const char* known[] = {"tiers", "escalation_threshold", "min_confidence", "quality_gate", "operating_point",
+                                  "conformal"};
+    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known)) {
+      throw Error(ErrorCode::kInvalidArgument, field_path(where, it.key().c_str()) + ": unknown field");
+    }
+  }
+  if (obj.contains("quality_gate")) {
+    const Json& g = obj["quality_gate"];
+    const std::string at = field_path(where, "quality_gate");
+    require_object(g, at);
+    auto strings = [&](const char* key) {
+      std::vector<std::string> out;
+      if (!g.contains(key)) return out;
+      const Json& a = g[key];
+      if (!a.is_array()) throw Error(ErrorCode::kInvalidArgument, field_path(at, key) + ": expected an array of strings");
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!a[i].is_string()) {
+          throw Error(ErrorCode::kInvalidArgument, field_path(at, key) + "[" + std::to_string(i) + "]: expected a string");
+        }
+        out.push_back(a[i].get<std::string>());
+      }
+      return out;
+    };
+    auto range = [&](const char* key, double& lo, double& hi) {
+      if (!g.contains(key)) return;
+      const Json& r = g[key];
+      if (!r.is_array() || r.size() != 2 || !r[0].is_number() || !r[1].is_number()) {
+        throw Error(ErrorCode::kInvalidArgument, field_path(at, key) + ": expected [min, max]");
+      }
+      lo = r[0].get<double>();
+      hi = r[1].get<double>();
+    };
+    for (auto it = g.begin(); it != g.end(); ++it) {
+      static const char* known[] = {"modalities", "body_parts", "photometric", "pixel_spacing_mm", "rows", "columns"};
+      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known)) {
+        throw Error(ErrorCode::kInvalidArgument, field_path(at, it.key().c_str()) + ": unknown field");
+      }
+    }
+    QualityGate& q = p.quality_gate;
+    q.modalities = strings("modalities");
+    q.body_parts = strings("body_parts");
+    q.photometric = strings("photometric");
+    range("pixel_spacing_mm", q.min_pixel_spacing_mm, q.max_pixel_spacing_mm);
+    double lo = 0, hi = 0;
+    range("rows", lo, hi);
+    if (lo < 0 || hi < 0 || hi > 1e6) throw Error(ErrorCode::kInvalidArgument, field_path(at, "rows") + ": out of range");
+    q.min_rows = static_cast<std::uint32_t>(lo), q.max_rows = static_cast<std::uint32_t>(hi);
+    lo = hi = 0;
+    range("columns", lo, hi);
+    if (lo < 0 || hi < 0 || hi > 1e6) throw Error(ErrorCode::kInvalidArgument, field_path(at, "columns") + ": out of range");
+    q.min_columns = static_cast<std::uint32_t>(lo), q.max_columns = static_cast<std::uint32_t>(hi);
+  }
+  if (obj.contains("operating_point")) {
+    const Json& o = obj["operating_point"];
+    const std::string at = field_path(where, "operating_point");
+    OperatingPointRule op;
+    op.name = get_string(o, "name", at);
+    op.threshold = get_number(o, "threshold", at);
+    if (o.contains("guarantee")) op.guarantee = get_string(o, "guarantee", at);
+    p.operating_point = op;
+  }
+  if (obj.contains("conformal")) {
+    const Json& c = obj["conformal"];
+    const std::string at = field_path(where, "conformal");
+    p.conformal = ConformalRule{get_number(c, "alpha", at), get_number(c, "qhat", at)};
+  }
   try {
     p.validate();
   } catch (const Error& e) {

@@ -418,3 +418,42 @@ TEST_CASE("many threads predicting into one chained log leave a valid chain with
   for (const auto& j : read_jsonl(log)) inferences += j["event"] == "inference";
   CHECK(inferences == 4 * static_cast<int>(cases.size()));
 }
+
+TEST_CASE("a package's quality gate abstains on inputs outside it, naming the rule", "[pipeline][risk]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  auto m = nlohmann::json::parse(test::read_text(pkg / "manifest.json"));
+  m["risk"]["quality_gate"] = {{"modalities", {"CT"}}, {"body_parts", {"CHEST"}}, {"pixel_spacing_mm", {0.5, 2.0}}};
+  m["risk"]["operating_point"] = {{"name", "sensitivity_0.90"}, {"threshold", 0.3}};
+  test::write_text(pkg / "manifest.json", m.dump());
+  const Pipeline pipeline = Pipeline::open(pkg.string());
+  const auto cases = sample_cases();
+  const Result ok = pipeline.predict(cases[0].file.string());  // CT, CHEST, 1.5 mm
+  CHECK(ok.rule == "tier_cutpoints");
+  CHECK(ok.operating_point == "sensitivity_0.90");
+  CHECK(ok.operating_point_positive == (ok.probability >= 0.3));
+  test::DicomSpec mr;
+  mr.rows = mr.columns = 64;
+  mr.pixel_spacing = "1\\1";
+  test::write_dicom(dir / "ct_no_body_part.dcm", mr);  // BodyPartExamined absent: unknown, not gated
+  CHECK(pipeline.predict((dir / "ct_no_body_part.dcm").string()).rule != "quality_gate.modality");
+  mr.modality = "MR";
+  test::write_dicom(dir / "mr.dcm", mr);
+  const Result on_mr = pipeline.predict((dir / "mr.dcm").string());
+  CHECK(on_mr.tier == "indeterminate");
+  CHECK(on_mr.rule == "quality_gate.modality");
+  CHECK_THAT(on_mr.reason, Catch::Contains("modality MR is not one of CT"));
+  mr.modality = "CT";
+  mr.body_part = "HEAD";
+  test::write_dicom(dir / "head.dcm", mr);
+  CHECK(pipeline.predict((dir / "head.dcm").string()).rule == "quality_gate.body_part");
+  mr.body_part.clear();
+  mr.pixel_spacing = "3\\3";
+  test::write_dicom(dir / "coarse.dcm", mr);
+  const Result coarse = pipeline.predict((dir / "coarse.dcm").string());
+  CHECK(coarse.tier == "indeterminate");
+  CHECK(coarse.rule == "quality_gate.pixel_spacing_mm");
+  CHECK_THAT(coarse.reason, Catch::Contains("3.00 mm"));
+  const Result blank = pipeline.predict(Image(PixelType::kFloat32, 64, 64));  // default spacing 1 mm: in the gate
+  CHECK(blank.rule == "input_constant");
+}

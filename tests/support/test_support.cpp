@@ -57,7 +57,8 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
   check(ds->putAndInsertString(DCM_SeriesInstanceUID, uid_or(s.series_uid, SITE_SERIES_UID_ROOT).c_str()), "uid");
   if (!s.patient_birth_date.empty()) check(ds->putAndInsertString(DCM_PatientBirthDate, s.patient_birth_date.c_str()), "BirthDate");
   if (!s.accession_number.empty()) check(ds->putAndInsertString(DCM_AccessionNumber, s.accession_number.c_str()), "Accession");
-  check(ds->putAndInsertString(DCM_Modality, "CT"), "Modality");
+  check(ds->putAndInsertString(DCM_Modality, s.modality.c_str()), "Modality");
+  if (!s.body_part.empty()) check(ds->putAndInsertString(DCM_BodyPartExamined, s.body_part.c_str()), "BodyPart");
   check(ds->putAndInsertString(DCM_PatientName, s.patient_name.c_str()), "PatientName");
   check(ds->putAndInsertString(DCM_PatientID, s.patient_id.c_str()), "PatientID");
   check(ds->putAndInsertUint16(DCM_Rows, s.rows), "Rows");

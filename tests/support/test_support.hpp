@@ -51,6 +51,8 @@ struct DicomSpec {
   std::string pixel_spacing = "0.5\\0.75";
   std::string position = "-100\\-50\\20";
   std::string orientation = "1\\0\\0\\0\\1\\0";
+  std::string modality = "CT";
+  std::string body_part;            ///< written when non-empty
   std::string patient_name = "DOE^JANE";
   std::string patient_id = "PID-123456";
   std::string patient_birth_date;   ///< written when non-empty
