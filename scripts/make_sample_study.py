@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Writes a sample study of synthetic CT slices as DICOM Part-10 files, plus truth.csv.
+"""Writes a sample study of synthetic CT slices as DICOM Part-10 files, plus truth.csv and labels.csv.
 
-    /usr/bin/python3 scripts/make_sample_study.py --out DIR [--count N]
+    /usr/bin/python3 scripts/make_sample_study.py --out DIR [--count N] [--seed S] [--no-obvious]
 
 Deterministic (fixed seed, UIDs derived from it). The first cases are obvious (a large, bright
 lesion, or none), the rest are drawn from the training distribution. CT Image Storage, Explicit VR
@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--no-obvious", action="store_true", help="draw every case from the training distribution")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(args.seed)
@@ -68,7 +69,7 @@ def main():
     series_uid = generate_uid(entropy_srcs=["medinfer-demo-series", str(args.seed)])
     rows = []
     for i in range(args.count):
-        if i < 4:  # obvious cases: big bright lesion / none
+        if i < 4 and not args.no_obvious:  # obvious cases: big bright lesion / none
             positive, kind = i % 2 == 0, "obvious"
             hu, info = demo_data.make_slice(rng, positive, lesion_radius=12.0, lesion_contrast=85.0)
         else:
@@ -82,7 +83,9 @@ def main():
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"wrote {len(rows)} DICOM files and truth.csv to {args.out}")
+    with open(os.path.join(args.out, "labels.csv"), "w", newline="") as fh:  # for 'medinfer calibrate fit'
+        fh.write("path,label\n" + "".join(f"{r['file']},{r['label']}\n" for r in rows))
+    print(f"wrote {len(rows)} DICOM files, truth.csv and labels.csv to {args.out}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """The peer: the same job done the way people do it today, in Python.
 
 pydicom read -> numpy modality LUT -> numpy window / area resize / normalise (the manifest's steps)
--> frozen TorchScript forward (Python torch) -> temperature-scaled sigmoid, one image at a time.
+-> frozen TorchScript forward (Python torch) -> the manifest's calibration (numpy), one image at a time.
 Prints images/s and ms per image as one JSON line.
 
     /usr/bin/python3 benchmarks/compare/python_pipeline.py --study DIR --model DIR [--seconds S]
@@ -19,6 +19,7 @@ import pydicom
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import calibration_reference  # noqa: E402
 import preprocess_reference as ref  # noqa: E402
 
 
@@ -30,7 +31,6 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)  # the SDK's engine runs at LibTorch's default here, which is 1
     manifest = json.load(open(os.path.join(args.model, "manifest.json")))
-    temperature = manifest["calibration"]["temperature"]
     model = torch.jit.load(os.path.join(args.model, "model.pt")).eval()
     model = torch.jit.optimize_for_inference(torch.jit.freeze(model))
     files = sorted(glob.glob(os.path.join(args.study, "*.dcm")))
@@ -43,7 +43,7 @@ def main():
         x = ref.apply_spec(hu, manifest["preprocessing"])
         with torch.inference_mode():
             logit = float(model(torch.from_numpy(x[None, None]))[0, 0])
-        return 1.0 / (1.0 + np.exp(-logit / temperature))
+        return float(calibration_reference.apply(manifest["calibration"], logit))
 
     for f in files:  # warm-up
         predict(f)

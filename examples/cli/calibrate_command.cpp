@@ -128,30 +128,44 @@ struct FitOptions {
   int bootstrap = 0;
 };
 
-// Fits and returns the report (and writes the plot).
-Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, const std::vector<int>& labels,
-                    cal::Calibrator& fitted) {
-  const cal::Method method = cal::parse_method(o.method);
-  fitted = cal::Calibrator::fit(method, scores, labels, o.bins);
-  std::vector<double> raw, after;
-  for (double s : scores) raw.push_back(1.0 / (1.0 + std::exp(-s))), after.push_back(fitted.apply(s));
+// Metrics of sigmoid(score) ("before") and of the calibrated probabilities ("after") on labelled
+// scores, with bootstrap intervals on request, and the reliability plot when asked for.
+Json evaluate(const FitOptions& o, const cal::Calibrator& c, const std::vector<double>& scores,
+              const std::vector<int>& labels, std::vector<double>& after, const std::string& what) {
+  std::vector<double> raw;
+  after.clear();
+  for (double s : scores) raw.push_back(1.0 / (1.0 + std::exp(-s))), after.push_back(c.apply(s));
   const cal::Metrics m_before = cal::compute_metrics(raw, labels, o.threshold, 15);
   const cal::Metrics m_after = cal::compute_metrics(after, labels, o.threshold, 15);
-  const cal::OperatingPoint op = cal::sensitivity_operating_point(after, labels, o.target_sensitivity, o.delta);
-  const cal::ConformalThreshold conformal = cal::conformal_threshold(after, labels, o.alpha);
   Json report;
-  report["method"] = o.method;
-  report["calibration"] = Json::parse(fitted.to_json());
-  report["data"] = {{"count", scores.size()}, {"positives", m_before.positives}};
+  report["method"] = cal::to_string(c.method());
+  report["calibration"] = Json::parse(c.to_json());
+  report["data"] = {{"count", scores.size()}, {"positives", m_before.positives}, {"role", what}};
   report["metrics_before"] = metrics_json(m_before);
   report["metrics_after"] = metrics_json(m_after);
-  report["note"] =
-      "metrics_before treats sigmoid(score) as the probability; both are measured on the fitting data (for an "
-      "unbiased estimate, fit on one split and evaluate with 'calibrate apply' on another)";
   if (o.bootstrap > 0) {
     report["intervals_95_before"] = intervals_json(cal::bootstrap_intervals(raw, labels, o.threshold, o.bootstrap, 1));
     report["intervals_95_after"] = intervals_json(cal::bootstrap_intervals(after, labels, o.threshold, o.bootstrap, 1));
   }
+  if (o.plot) {
+    cal::write_reliability_png(*o.plot, m_before, m_after,
+                               std::string("Reliability: ") + cal::to_string(c.method()) + " calibration, " +
+                                   std::to_string(scores.size()) + " " + what + " cases");
+  }
+  return report;
+}
+
+// Fits and returns the report (and writes the plot).
+Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, const std::vector<int>& labels,
+                    cal::Calibrator& fitted) {
+  fitted = cal::Calibrator::fit(cal::parse_method(o.method), scores, labels, o.bins);
+  std::vector<double> after;
+  Json report = evaluate(o, fitted, scores, labels, after, "fitting");
+  report["note"] =
+      "metrics_before treats sigmoid(score) as the probability; both are measured on the fitting data (for an "
+      "unbiased estimate, evaluate on another split with 'calibrate apply --report')";
+  const cal::OperatingPoint op = cal::sensitivity_operating_point(after, labels, o.target_sensitivity, o.delta);
+  const cal::ConformalThreshold conformal = cal::conformal_threshold(after, labels, o.alpha);
   report["operating_point"] = {
       {"target_sensitivity", op.target_sensitivity},
       {"delta", op.delta},
@@ -168,10 +182,6 @@ Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, cons
                          {"fraction_empty", conformal.fraction_empty},
                          {"guarantee", "split conformal: the prediction set {c : 1 - p(c) <= qhat} contains the true "
                                        "class with probability >= 1 - alpha (marginal, exchangeable cases)"}};
-  if (o.plot) {
-    cal::write_reliability_png(*o.plot, m_before, m_after,
-                               "Reliability: " + o.method + " calibration, " + std::to_string(scores.size()) + " cases");
-  }
   return report;
 }
 
@@ -221,12 +231,13 @@ int fit_from_model(const FitOptions& o) {
   manifest["version"] = bump_minor(manifest["version"].get<std::string>());
   manifest["calibration"] = Json::parse(fitted.to_json());
   report["derived_from"] = previous;
-  write_text((dst / "calibration_report.json").string(), report.dump(2) + "\n");
+  manifest["files"].erase("calibration_report.json");  // the previous version's report is replaced
   for (auto& [rel, digest] : manifest["files"].items()) {
     fs::create_directories((dst / rel).parent_path());
     fs::copy_file(src / rel, dst / rel);
     digest = medinfer::sha256_file((dst / rel).string());
   }
+  write_text((dst / "calibration_report.json").string(), report.dump(2) + "\n");
   manifest["files"]["calibration_report.json"] = medinfer::sha256_file((dst / "calibration_report.json").string());
   write_text((dst / "manifest.json").string(), manifest.dump(2) + "\n");
   if (o.report) write_text(*o.report, report.dump(2) + "\n");
@@ -284,13 +295,20 @@ int run_fit(const std::vector<std::string>& args) {
 
 int run_apply(const std::vector<std::string>& args) {
   std::optional<std::string> calibration, scores;
+  FitOptions o;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if ((a == "--calibration" || a == "--scores") && i + 1 < args.size()) {
-      (a == "--calibration" ? calibration : scores) = args[++i];
-    } else {
-      usage_error("calibrate apply: unexpected argument '" + a + "'");
-    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--calibration") calibration = value();
+    else if (a == "--scores") scores = value();
+    else if (a == "--report") o.report = value();
+    else if (a == "--plot") o.plot = value();
+    else if (a == "--threshold") o.threshold = number_option(a, value(), 0, 1);
+    else if (a == "--bootstrap") o.bootstrap = static_cast<int>(number_option(a, value(), 10, 100000));
+    else usage_error("calibrate apply: unknown argument '" + a + "'");
   }
   if (!calibration || !scores) usage_error("calibrate apply: --calibration FILE and --scores FILE.csv are required");
   std::ifstream in(*calibration);
@@ -305,11 +323,22 @@ int run_apply(const std::vector<std::string>& args) {
   }
   std::vector<std::string> header;
   const auto rows = read_csv(*scores, {{"score"}, {"score", "label"}}, header);
+  const bool labelled = header.size() == 2;
+  if ((o.report || o.plot) && !labelled) usage_error("calibrate apply: --report/--plot need a 'score,label' file");
   std::vector<double> values;
-  for (const auto& row : rows) values.push_back(parse_score(*scores, row, 0));  // all rows valid before any output
+  std::vector<int> labels;
+  for (const auto& row : rows) {  // every row is validated before anything is printed
+    values.push_back(parse_score(*scores, row, 0));
+    if (labelled) labels.push_back(parse_label(*scores, row, 1));
+  }
   std::ostringstream out;
   out.precision(17);
   for (double v : values) out << calibrators[0].apply(v) << '\n';
+  if (o.report || o.plot) {
+    std::vector<double> after;
+    const Json report = evaluate(o, calibrators[0], values, labels, after, "held-out");
+    if (o.report) write_text(*o.report, report.dump(2) + "\n");
+  }
   std::cout << out.str();
   return 0;
 }

@@ -61,8 +61,9 @@ commands:
   calibrate fit --model DIR --labels labels.csv --method M --out NEWDIR [report/plot options]
       Runs the package in DIR on labelled DICOM files (CSV header "path,label"), fits, and writes
       a new package version in NEWDIR carrying the calibration and calibration_report.json.
-  calibrate apply --calibration calibration.json --scores FILE.csv
-      Prints one calibrated probability per row of FILE.csv (header "score" or "score,label").
+  calibrate apply --calibration calibration.json --scores FILE.csv [--report R.json] [--plot P.png]
+      Prints one calibrated probability per row of FILE.csv (header "score" or "score,label"); with
+      labels, --report/--plot evaluate the calibration on them (held-out metrics before and after).
   version [--json]
       Prints the medinfer version and the LibTorch, OpenCV and DCMTK versions it was built with.
   --help, -h, help

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 namespace medinfer::calibration {
@@ -372,10 +373,26 @@ std::vector<double> number_array(const Json& obj, const char* key, const std::st
   return out;
 }
 
+// Each method's fields; anything else is a typo that must not silently fall back to a default.
+void reject_unknown_fields(const Json& obj, Method m, const std::string& where) {
+  static const std::map<Method, std::vector<std::string>> fields = {
+      {Method::kTemperature, {"temperature"}}, {Method::kPlatt, {"a", "b"}}, {Method::kIsotonic, {"x", "y"}},
+      {Method::kHistogram, {"edges", "values"}}, {Method::kBeta, {"a", "b", "c"}}};
+  const auto& known = fields.at(m);
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (it.key() != "method" && std::find(known.begin(), known.end(), it.key()) == known.end()) {
+      throw Error(ErrorCode::kInvalidArgument, medinfer::detail::field_path(where, it.key().c_str()) +
+                                                   ": not a field of " + to_string(m) + " calibration");
+    }
+  }
+}
+
 Calibrator one_from_json(const Json& obj, const std::string& where) {
   using medinfer::detail::get_number;
   try {
-    switch (parse_method(medinfer::detail::get_string(obj, "method", where))) {
+    const Method method = parse_method(medinfer::detail::get_string(obj, "method", where));
+    reject_unknown_fields(obj, method, where);
+    switch (method) {
       case Method::kTemperature: return Calibrator::temperature(get_number(obj, "temperature", where));
       case Method::kPlatt: return Calibrator::platt(get_number(obj, "a", where), get_number(obj, "b", where));
       case Method::kIsotonic: return Calibrator::isotonic(number_array(obj, "x", where), number_array(obj, "y", where));

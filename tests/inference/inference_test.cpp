@@ -29,7 +29,7 @@ ErrorCode open_code(const fs::path& package, std::string* msg = nullptr) {
 TEST_CASE("the demo package opens, and its identity hash is the manifest's SHA-256", "[inference]") {
   const ModelPackage p = ModelPackage::open(test::demo_model_dir().string());
   CHECK(p.identity().name == "demo-ct-lesion");
-  CHECK(p.identity().version == "1.0.0");
+  CHECK(p.identity().version == "1.1.0");
   CHECK(p.identity().sha256 == test::sha256_file(test::demo_model_dir() / "manifest.json"));
   CHECK(p.input_shape() == std::vector<std::int64_t>{1, 1, 64, 64});
   CHECK(p.output_count() == 1);

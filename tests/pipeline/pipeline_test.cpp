@@ -89,6 +89,7 @@ class CaptureStdio {
 TEST_CASE("obvious cases of the sample study land in the expected tier", "[pipeline][e2e]") {
   const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string());
   int obvious = 0;
+  std::vector<std::pair<double, double>> by_score;
   for (const Case& c : sample_cases()) {
     const Result r = pipeline.predict(c.file.string());
     INFO(c.file.filename().string() << " p=" << r.probability << " tier=" << r.tier);
@@ -97,7 +98,7 @@ TEST_CASE("obvious cases of the sample study land in the expected tier", "[pipel
     CHECK(r.model.name == "demo-ct-lesion");
     CHECK(r.model.sha256.size() == 64);
     CHECK(r.input_sha256.size() == 64);
-    CHECK((r.probability > 0.5) == (r.raw_score > 0.0));  // calibration keeps the decision boundary
+    by_score.emplace_back(r.raw_score, r.probability);
     if (c.kind != "obvious") continue;
     ++obvious;
     if (c.label == 1) {
@@ -110,6 +111,8 @@ TEST_CASE("obvious cases of the sample study land in the expected tier", "[pipel
     CHECK_FALSE(r.indeterminate);
   }
   CHECK(obvious == 4);
+  std::sort(by_score.begin(), by_score.end());
+  for (std::size_t i = 1; i < by_score.size(); ++i) CHECK(by_score[i - 1].second <= by_score[i].second);  // monotone
 }
 
 TEST_CASE("predict(Image) on in-memory HU pixels equals predict(path) on the same file", "[pipeline]") {
@@ -155,7 +158,7 @@ TEST_CASE("every prediction is audited, failures included, with no patient ident
   for (const auto& r : records) CHECK(r["event"] == "inference");
   CHECK(records[0]["outcome"] == "ok");
   CHECK(records[0]["model"]["name"] == "demo-ct-lesion");
-  CHECK(records[0]["model"]["version"] == "1.0.0");
+  CHECK(records[0]["model"]["version"] == "1.1.0");
   CHECK(records[0]["model"]["sha256"] == pipeline.model().sha256);
   CHECK(records[0]["input_sha256"].get<std::string>().size() == 64);
   CHECK(records[0]["preprocessing_sha256"].get<std::string>().size() == 64);
@@ -247,7 +250,7 @@ TEST_CASE("Pipeline::open refuses a modified package and names invalid manifest 
   CHECK(error_code_of([&] { Pipeline::open(pkg.string()); }, &msg) == ErrorCode::kInvalidArgument);
   CHECK_THAT(msg, Catch::Contains("manifest.json: risk.tiers[2].min_probability"));
   m = nlohmann::json::parse(test::read_text(test::demo_model_dir() / "manifest.json"));
-  m["calibration"]["temperature"] = 0;
+  m["calibration"] = {{"method", "temperature"}, {"temperature", 0}};
   test::write_text(pkg / "manifest.json", m.dump());
   CHECK(error_code_of([&] { Pipeline::open(pkg.string()); }, &msg) == ErrorCode::kInvalidArgument);
   CHECK_THAT(msg, Catch::Contains("manifest.json: calibration.temperature"));

@@ -126,3 +126,14 @@ def test_invalid_calibration_json_is_refused():
     assert "non-decreasing" in str(e.value)
     with pytest.raises(medinfer.InvalidArgumentError):
         medinfer.Calibrator.from_json('{"method": "temperature", "temperature": NaN}')
+
+
+def test_the_documented_formulas_match_the_sdk():
+    import calibration_reference
+
+    s, y = data(n=800, seed=9)
+    grid = np.linspace(-12, 12, 401)
+    for method in ("temperature", "platt", "isotonic", "histogram", "beta"):
+        cal = medinfer.Calibrator.fit(method, s.tolist(), y.tolist())
+        ref = calibration_reference.apply(json.loads(cal.to_json()), grid)
+        assert np.max(np.abs(np.array(cal.apply_many(grid.tolist())) - ref)) <= 1e-12, method

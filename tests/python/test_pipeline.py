@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import medinfer
+import calibration_reference
 import preprocess_reference as ref
 
 
@@ -27,7 +28,7 @@ def test_predict_returns_a_calibrated_result(demo_model, study):
     assert 0.0 <= r.probability <= 1.0
     assert r.tier in {"low", "intermediate", "high", "indeterminate"}
     assert r.model.name == "demo-ct-lesion"
-    assert r.model.version == "1.0.0"
+    assert r.model.version == "1.1.0"
     assert r.model.sha256 == hashlib.sha256((demo_model / "manifest.json").read_bytes()).hexdigest()
     assert len(r.input_sha256) == 64
     assert p.model.sha256 == r.model.sha256
@@ -49,7 +50,6 @@ def test_matches_python_torch_on_the_same_files(demo_model, study):
     """medinfer (DCMTK + OpenCV + frozen LibTorch) vs pydicom + numpy + Python torch."""
     directory, rows = study
     manifest = json.loads((demo_model / "manifest.json").read_text())
-    temperature = manifest["calibration"]["temperature"]
     model = torch.jit.load(str(demo_model / "model.pt")).eval()
     p = medinfer.Pipeline.open(str(demo_model))
     for row in rows:
@@ -59,7 +59,7 @@ def test_matches_python_torch_on_the_same_files(demo_model, study):
         x = ref.apply_spec(hu.astype(np.float32), manifest["preprocessing"])
         with torch.no_grad():
             logit = float(model(torch.from_numpy(x[None, None]))[0, 0])
-        probability = 1.0 / (1.0 + np.exp(-logit / temperature))
+        probability = float(calibration_reference.apply(manifest["calibration"], logit))
         r = p.predict(str(path))
         assert abs(r.raw_score - logit) <= 1e-4 * max(1.0, abs(logit)), row["file"]
         assert abs(r.probability - probability) <= 1e-5, row["file"]
