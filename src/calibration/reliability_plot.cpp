@@ -38,8 +38,11 @@ void write_reliability_png(const std::string& path, const Metrics& before, const
       const double x0 = b.lower + series * width;
       cv::rectangle(img, {X(x0) + 1, Y(b.fraction_positive)}, {X(x0 + width) - 1, Y(0)}, colour, cv::FILLED);
       cv::circle(img, {X(b.mean_probability), Y(b.fraction_positive)}, 4, colour * 0.6, cv::FILLED, cv::LINE_AA);
-      cv::putText(img, std::to_string(b.count), {X(x0) + 2, Y(b.fraction_positive) - 6 - 14 * series}, font, 0.38,
-                  colour * 0.6, 1, cv::LINE_AA);
+      // The count above the bar, or inside its top (in white) when the bar reaches the top of the plot.
+      const int above = Y(b.fraction_positive) - 6 - 14 * series;
+      const bool inside = above < top + 4;
+      cv::putText(img, std::to_string(b.count), {X(x0) + 2, inside ? Y(b.fraction_positive) + 16 + 14 * series : above},
+                  font, 0.38, inside ? cv::Scalar(255, 255, 255) : colour * 0.6, 1, cv::LINE_AA);
     }
   };
   draw(before, blue, 0);
