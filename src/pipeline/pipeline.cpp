@@ -92,6 +92,7 @@ struct Pipeline::Impl {
                        const InputRefs& refs, Clock::time_point start) const;
   InputRefs refs_of(const dicom::ImageHeader& header) const;
   audit::Record base_record(audit::EventType type) const;
+  audit::Record inference_record(const InputRefs& refs) const;
   void audit_error(const Error& e, const std::string& path, const InputRefs& refs, Clock::time_point start) const;
 };
 
@@ -135,6 +136,14 @@ audit::Record Pipeline::Impl::base_record(audit::EventType type) const {
   return r;
 }
 
+audit::Record Pipeline::Impl::inference_record(const InputRefs& refs) const {
+  audit::Record r = base_record(audit::EventType::kInference);
+  r.study_ref = refs.study;
+  r.series_ref = refs.series;
+  r.instance_ref = refs.instance;
+  return r;
+}
+
 InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
   if (options.include_identifiers) return {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid};
   if (options.pseudonym_key.empty()) return {};
@@ -146,10 +155,7 @@ InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
 
 void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const InputRefs& refs,
                                  Clock::time_point start) const {
-  audit::Record r = base_record(audit::EventType::kInference);
-  r.study_ref = refs.study;
-  r.series_ref = refs.series;
-  r.instance_ref = refs.instance;
+  audit::Record r = inference_record(refs);
   r.outcome = "error";
   r.error_code = to_string(e.code());
   r.error_message = redact(e.what(), path);
@@ -199,10 +205,7 @@ Result Pipeline::Impl::predict_image(const Image& image, const risk::InputFacts&
   r.preprocessing_sha256 = spec_sha256;
   r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 
-  audit::Record rec = base_record(audit::EventType::kInference);
-  rec.study_ref = refs.study;
-  rec.series_ref = refs.series;
-  rec.instance_ref = refs.instance;
+  audit::Record rec = inference_record(refs);
   rec.input_sha256 = r.input_sha256;
   rec.outcome = r.indeterminate ? "indeterminate" : "ok";
   rec.raw_score = r.raw_score;
