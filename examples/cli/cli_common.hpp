@@ -19,5 +19,8 @@ inline void print_line(const Json& j) {
   std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
 }
 
+/// `medinfer preprocess ...`
+int run_preprocess(const std::vector<std::string>& args);
+
 /// `medinfer calibrate ...`
 int run_calibrate(const std::vector<std::string>& args);

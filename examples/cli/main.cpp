@@ -52,6 +52,8 @@ commands:
   audit export --format atna|fhir FILE
       Prints each record of FILE as a DICOM PS3.15 A.5 audit message (IHE ATNA, one XML document per
       line) or a FHIR R4 AuditEvent (one JSON resource per line).
+  preprocess --model DIR FILE --out OUT.npy
+      Writes the exact float32 tensor the package's model would receive for FILE (NumPy .npy).
   calibrate fit --scores FILE.csv --method M --out calibration.json [--report report.json]
                 [--plot reliability.png] [--bins N] [--threshold T] [--target-sensitivity S]
                 [--delta D] [--alpha A] [--bootstrap N]
@@ -308,6 +310,7 @@ int main(int argc, char** argv) {
     if (command == "predict") return run_predict(rest);
     if (command == "audit") return run_audit(rest);
     if (command == "calibrate") return run_calibrate(rest);
+    if (command == "preprocess") return run_preprocess(rest);
     if (command == "version" || command == "--version") return run_version(rest);
     usage_error("unknown command '" + command + "'");
   } catch (const medinfer::Error& e) {

@@ -121,3 +121,28 @@ def test_chained_audit_log_verifies_exports_and_detects_tampering(cli, demo_mode
     assert r.returncode == 1 and "kNotFound" in r.stderr
     r = run(cli, "audit", "export", "--format", "csv", log)
     assert r.returncode == 2
+
+
+def test_preprocess_writes_the_tensor_the_model_receives(cli, demo_model, study, tmp_path):
+    import numpy as np
+    import pydicom
+
+    import preprocess_reference as ref
+
+    directory, rows = study
+    path = directory / rows[0]["file"]
+    r = run(cli, "preprocess", "--model", demo_model, path, "--out", tmp_path / "t.npy")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["shape"] == [1, 1, 64, 64]
+    tensor = np.load(tmp_path / "t.npy")
+    assert tensor.dtype == np.float32 and tensor.shape == (1, 1, 64, 64)
+    ds = pydicom.dcmread(str(path))
+    hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    manifest = json.loads((demo_model / "manifest.json").read_text())
+    expected = ref.apply_spec(hu, manifest["preprocessing"])
+    span = float(expected.max() - expected.min())
+    assert np.max(np.abs(tensor[0, 0] - expected)) <= 1e-4 * span
+    r = run(cli, "preprocess", "--model", demo_model, tmp_path / "missing.dcm", "--out", tmp_path / "x.npy")
+    assert r.returncode == 1 and "kNotFound" in r.stderr and not (tmp_path / "x.npy").exists()
+    r = run(cli, "preprocess", "--model", demo_model, path)
+    assert r.returncode == 2
