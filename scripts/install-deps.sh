@@ -10,7 +10,7 @@ demo_pkgs=(cmake g++ make pkg-config
   libtorch-dev libopencv-dev libdcmtk-dev libfmt-dev nlohmann-json3-dev libssl-dev
   python3 python3-numpy python3-pydicom)
 test_pkgs=(catch2 pybind11-dev python3-dev python3-pytest libbenchmark-dev
-  python3-torch python3-scipy python3-sklearn dcmtk)
+  python3-torch python3-scipy python3-sklearn python3-opencv dcmtk)
 
 case "$profile" in
   demo) pkgs=("${demo_pkgs[@]}") ;;

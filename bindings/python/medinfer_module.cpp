@@ -2,6 +2,7 @@
 // The GIL is released in every call that reads, decodes or infers.
 #include <medinfer/medinfer.hpp>
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -102,6 +103,34 @@ PYBIND11_MODULE(medinfer, m) {
       py::arg("path"), py::arg("key_file"), py::arg("allow_unclosed") = false,
       "Verifies a chained audit log (see `medinfer audit verify`); returns a dict with ok, records, closed, "
       "first_bad_index, problem. Releases the GIL.");
+
+  m.def(
+      "preprocess",
+      [](const std::string& spec_json, py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
+         std::pair<double, double> spacing) {
+        if (pixels.ndim() != 2) {
+          throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                                "preprocess: expected a 2-D array (rows, columns), got " + std::to_string(pixels.ndim()) +
+                                    " dimensions");
+        }
+        const auto spec = medinfer::preprocess::parse_spec(spec_json);
+        medinfer::Image image = medinfer::Image::from_buffer(pixels.data(), medinfer::PixelType::kFloat32,
+                                                             static_cast<std::size_t>(pixels.shape(1)),
+                                                             static_cast<std::size_t>(pixels.shape(0)));
+        image.set_spacing({spacing.first, spacing.second});
+        medinfer::Tensor t;
+        {
+          py::gil_scoped_release release;
+          t = medinfer::preprocess::apply(spec, image);
+        }
+        py::array_t<float> out(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
+        std::copy(t.data.begin(), t.data.end(), out.mutable_data());
+        return out;
+      },
+      py::arg("spec_json"), py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
+      "Applies a preprocessing spec (the manifest's 'preprocessing' array, as JSON text) to a 2-D array of "
+      "pixels in modality units with spacing (x, y) in mm; returns the float32 tensor [1, C, H, W]. Releases "
+      "the GIL while computing.");
 
   namespace cal = medinfer::calibration;
   py::class_<cal::Calibrator>(m, "Calibrator", "A fitted calibrator (raw score -> probability). See docs/calibration.md.")

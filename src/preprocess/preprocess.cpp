@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -69,19 +70,81 @@ int cv_interpolation(Interpolation i) {
 }  // namespace
 
 void Spec::validate() const {
+  auto side = [](std::size_t i, const char* field, int v) {
+    if (v < 1 || v > kMaxSide) invalid(i, field, "must be in 1.." + std::to_string(kMaxSide));
+  };
+  auto finite = [](std::size_t i, const char* field, double v) {
+    if (!std::isfinite(v)) invalid(i, field, "must be finite");
+  };
   for (std::size_t i = 0; i < steps.size(); ++i) {
     if (const auto* w = std::get_if<WindowStep>(&steps[i])) {
-      if (!std::isfinite(w->center)) invalid(i, "center", "must be finite");
-      if (!std::isfinite(w->width) || w->width <= 0.0) invalid(i, "width", "must be finite and > 0");
+      if (w->use_percentiles) {
+        if (!(w->lower_percentile >= 0.0 && w->lower_percentile < w->upper_percentile && w->upper_percentile <= 100.0)) {
+          invalid(i, "percentiles", "must be [lower, upper] with 0 <= lower < upper <= 100");
+        }
+      } else {
+        finite(i, "center", w->center);
+        if (!std::isfinite(w->width) || w->width <= 0.0) invalid(i, "width", "must be finite and > 0");
+      }
     } else if (const auto* r = std::get_if<ResizeStep>(&steps[i])) {
-      if (r->width < 1 || r->width > kMaxSide) invalid(i, "width", "must be in 1.." + std::to_string(kMaxSide));
-      if (r->height < 1 || r->height > kMaxSide) invalid(i, "height", "must be in 1.." + std::to_string(kMaxSide));
+      side(i, "width", r->width);
+      side(i, "height", r->height);
+      finite(i, "pad_value", r->pad_value);
     } else if (const auto* n = std::get_if<NormalizeStep>(&steps[i])) {
-      if (!std::isfinite(n->mean)) invalid(i, "mean", "must be finite");
-      if (!std::isfinite(n->std) || n->std <= 0.0) invalid(i, "std", "must be finite and > 0");
+      if (n->mode == NormalizeStep::Mode::kFixed) {
+        finite(i, "mean", n->mean);
+        if (!std::isfinite(n->std) || n->std <= 0.0) invalid(i, "std", "must be finite and > 0");
+      }
+    } else if (const auto* c = std::get_if<ClipStep>(&steps[i])) {
+      finite(i, "min", c->min);
+      finite(i, "max", c->max);
+      if (!(c->min < c->max)) invalid(i, "max", "must be greater than min");
+    } else if (const auto* rs = std::get_if<ResampleStep>(&steps[i])) {
+      for (double v : {rs->spacing_x, rs->spacing_y}) {
+        if (!std::isfinite(v) || v <= 0.0 || v > 1000.0) invalid(i, "spacing_mm", "must be in (0, 1000]");
+      }
+    } else if (const auto* cp = std::get_if<CropOrPadStep>(&steps[i])) {
+      side(i, "width", cp->width);
+      side(i, "height", cp->height);
+      finite(i, "pad_value", cp->pad_value);
+    } else if (const auto* ch = std::get_if<ChannelsStep>(&steps[i])) {
+      if (ch->replicate < 1 || ch->replicate > 16) invalid(i, "replicate", "must be in 1..16");
     }
   }
 }
+
+namespace {
+
+// numpy.percentile's default (linear interpolation between closest ranks).
+double percentile(const cv::Mat& x, double q) {
+  std::vector<float> v(x.begin<float>(), x.end<float>());
+  const double pos = q / 100.0 * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+  const double a = v[lo];
+  const double b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+  return a + (pos - static_cast<double>(lo)) * (b - a);
+}
+
+// Centred crop/pad of x to w x h (offsets floor((old - new) / 2)).
+cv::Mat crop_or_pad(const cv::Mat& x, int w, int h, double pad) {
+  cv::Mat out(h, w, CV_32F, cv::Scalar(pad));
+  const int sx = std::max(0, (x.cols - w) / 2), sy = std::max(0, (x.rows - h) / 2);
+  const int dx = std::max(0, (w - x.cols) / 2), dy = std::max(0, (h - x.rows) / 2);
+  const int cw = std::min(w, x.cols), ch = std::min(h, x.rows);
+  x(cv::Rect(sx, sy, cw, ch)).copyTo(out(cv::Rect(dx, dy, cw, ch)));
+  return out;
+}
+
+cv::Mat resized(const cv::Mat& x, int w, int h, int interpolation) {
+  if (x.cols == w && x.rows == h) return x;
+  cv::Mat out;
+  cv::resize(x, out, cv::Size(w, h), 0, 0, interpolation);
+  return out;
+}
+
+}  // namespace
 
 Tensor apply(const Spec& spec, const Image& image) {
   if (image.empty()) throw Error(ErrorCode::kInvalidArgument, "preprocess: the image is empty");
@@ -91,27 +154,77 @@ Tensor apply(const Spec& spec, const Image& image) {
   }
   try {
     cv::Mat x = to_float(image);
+    double spacing_x = image.spacing()[0], spacing_y = image.spacing()[1];
+    int channels = 1;
     for (const Step& step : spec.steps) {
       if (const auto* w = std::get_if<WindowStep>(&step)) {
-        const double lo = w->center - w->width / 2.0;
-        x.convertTo(x, CV_32F, 1.0 / w->width, -lo / w->width);
+        double lo = w->center - w->width / 2.0, width = w->width;
+        if (w->use_percentiles) {
+          lo = percentile(x, w->lower_percentile);
+          width = percentile(x, w->upper_percentile) - lo;
+        }
+        if (width > 0.0) {
+          x.convertTo(x, CV_32F, 1.0 / width, -lo / width);
+        } else {
+          x.setTo(0.0);  // percentiles of a constant image coincide: nothing to window
+        }
         cv::min(x, 1.0, x);
         cv::max(x, 0.0, x);
+      } else if (const auto* c = std::get_if<ClipStep>(&step)) {
+        cv::min(x, c->max, x);
+        cv::max(x, c->min, x);
       } else if (const auto* r = std::get_if<ResizeStep>(&step)) {
-        if (x.cols != r->width || x.rows != r->height) {
-          cv::Mat resized;
-          cv::resize(x, resized, cv::Size(r->width, r->height), 0, 0, cv_interpolation(r->interpolation));
-          x = resized;
+        if (!r->keep_aspect) {
+          x = resized(x, r->width, r->height, cv_interpolation(r->interpolation));
+        } else {
+          const double scale = std::min(static_cast<double>(r->width) / x.cols, static_cast<double>(r->height) / x.rows);
+          const int w = std::max(1, std::min(r->width, static_cast<int>(std::lround(x.cols * scale))));
+          const int h = std::max(1, std::min(r->height, static_cast<int>(std::lround(x.rows * scale))));
+          x = crop_or_pad(resized(x, w, h, cv_interpolation(r->interpolation)), r->width, r->height, r->pad_value);
         }
+      } else if (const auto* rs = std::get_if<ResampleStep>(&step)) {
+        const int w = std::max(1, static_cast<int>(std::lround(x.cols * spacing_x / rs->spacing_x)));
+        const int h = std::max(1, static_cast<int>(std::lround(x.rows * spacing_y / rs->spacing_y)));
+        if (w > kMaxSide || h > kMaxSide) {
+          throw Error(ErrorCode::kResourceLimit, "preprocess: resampling to " + std::to_string(w) + "x" +
+                                                     std::to_string(h) + " exceeds the limit " + std::to_string(kMaxSide));
+        }
+        const bool shrinking = w < x.cols || h < x.rows;
+        x = resized(x, w, h, rs->antialias && shrinking ? cv::INTER_AREA : cv_interpolation(rs->interpolation));
+        spacing_x = rs->spacing_x;
+        spacing_y = rs->spacing_y;
+      } else if (const auto* cp = std::get_if<CropOrPadStep>(&step)) {
+        x = crop_or_pad(x, cp->width, cp->height, cp->pad_value);
+      } else if (const auto* f = std::get_if<FlipStep>(&step)) {
+        cv::Mat flipped;
+        cv::flip(x, flipped, f->horizontal ? 1 : 0);
+        x = flipped;
       } else if (const auto* n = std::get_if<NormalizeStep>(&step)) {
-        x.convertTo(x, CV_32F, 1.0 / n->std, -n->mean / n->std);
+        double mean = n->mean, scale = 1.0 / n->std;
+        if (n->mode == NormalizeStep::Mode::kZScore) {
+          cv::Scalar m, sd;
+          cv::meanStdDev(x, m, sd);
+          mean = m[0];
+          scale = sd[0] > 1e-12 ? 1.0 / sd[0] : 0.0;
+        } else if (n->mode == NormalizeStep::Mode::kMinMax) {
+          double lo = 0, hi = 0;
+          cv::minMaxLoc(x, &lo, &hi);
+          mean = lo;
+          scale = hi > lo ? 1.0 / (hi - lo) : 0.0;
+        }
+        x.convertTo(x, CV_32F, scale, -mean * scale);
+      } else if (const auto* ch = std::get_if<ChannelsStep>(&step)) {
+        channels = ch->replicate;
       }
     }
     Tensor t;
-    t.shape = {1, 1, x.rows, x.cols};
-    t.data.resize(static_cast<std::size_t>(x.rows) * x.cols);
-    cv::Mat dst(x.rows, x.cols, CV_32F, t.data.data());
-    x.copyTo(dst);
+    t.shape = {1, channels, x.rows, x.cols};
+    const std::size_t plane = static_cast<std::size_t>(x.rows) * x.cols;
+    t.data.resize(plane * static_cast<std::size_t>(channels));
+    for (int c = 0; c < channels; ++c) {
+      cv::Mat dst(x.rows, x.cols, CV_32F, t.data.data() + plane * static_cast<std::size_t>(c));
+      x.copyTo(dst);
+    }
     return t;
   } catch (const cv::Exception& e) {
     throw Error(ErrorCode::kInternal, std::string("preprocess: OpenCV failed: ") + e.what());

@@ -21,8 +21,8 @@ void reject_unknown(const Json& obj, std::initializer_list<const char*> known, c
   }
 }
 
-Interpolation parse_interpolation(const Json& obj, const std::string& where) {
-  if (!obj.contains("interpolation")) return Interpolation::kArea;
+Interpolation parse_interpolation(const Json& obj, const std::string& where, Interpolation fallback) {
+  if (!obj.contains("interpolation")) return fallback;
   const std::string s = get_string(obj, "interpolation", where);
   if (s == "area") return Interpolation::kArea;
   if (s == "linear") return Interpolation::kLinear;
@@ -38,25 +38,97 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
   if (!steps.is_array()) {
     throw Error(ErrorCode::kInvalidArgument, where + ": expected an array of steps, got " + steps.type_name());
   }
+  auto clamp_int = [](std::int64_t v) {
+    return static_cast<int>(std::max<std::int64_t>(-1, std::min<std::int64_t>(v, 1 << 30)));
+  };
+  auto number_or = [](const Json& s, const char* key, double fallback, const std::string& at) {
+    return s.contains(key) ? get_number(s, key, at) : fallback;
+  };
+  auto pair_of = [](const Json& s, const char* key, const std::string& at) {
+    const Json& v = medinfer::detail::require_member(s, key, at);
+    if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+      throw Error(ErrorCode::kInvalidArgument, medinfer::detail::field_path(at, key) + ": expected [a, b] (numbers)");
+    }
+    return std::pair<double, double>{v[0].get<double>(), v[1].get<double>()};
+  };
   Spec spec;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const std::string at = where + "[" + std::to_string(i) + "]";
     const Json& s = steps[i];
     const std::string kind = get_string(s, "step", at);
     if (kind == "window") {
-      reject_unknown(s, {"center", "width"}, at);
-      spec.steps.emplace_back(WindowStep{get_number(s, "center", at), get_number(s, "width", at)});
+      if (s.contains("percentiles")) {
+        reject_unknown(s, {"percentiles"}, at);
+        const auto [lo, hi] = pair_of(s, "percentiles", at);
+        WindowStep w;
+        w.use_percentiles = true;
+        w.lower_percentile = lo;
+        w.upper_percentile = hi;
+        spec.steps.emplace_back(w);
+      } else {
+        reject_unknown(s, {"center", "width"}, at);
+        spec.steps.emplace_back(WindowStep{get_number(s, "center", at), get_number(s, "width", at)});
+      }
+    } else if (kind == "clip") {
+      reject_unknown(s, {"min", "max"}, at);
+      spec.steps.emplace_back(ClipStep{get_number(s, "min", at), get_number(s, "max", at)});
     } else if (kind == "resize") {
-      reject_unknown(s, {"width", "height", "interpolation"}, at);
-      const auto w = get_integer(s, "width", at), h = get_integer(s, "height", at);
-      auto clamp_int = [](std::int64_t v) { return static_cast<int>(std::max<std::int64_t>(-1, std::min<std::int64_t>(v, 1 << 30))); };
-      spec.steps.emplace_back(ResizeStep{clamp_int(w), clamp_int(h), parse_interpolation(s, at)});
+      reject_unknown(s, {"width", "height", "interpolation", "mode", "pad_value"}, at);
+      ResizeStep r{clamp_int(get_integer(s, "width", at)), clamp_int(get_integer(s, "height", at)),
+                   parse_interpolation(s, at, Interpolation::kArea)};
+      const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "stretch";
+      if (mode != "stretch" && mode != "keep_aspect_pad") {
+        throw Error(ErrorCode::kInvalidArgument,
+                    at + ".mode: '" + mode + "' is not one of stretch, keep_aspect_pad");
+      }
+      r.keep_aspect = mode == "keep_aspect_pad";
+      r.pad_value = number_or(s, "pad_value", 0.0, at);
+      spec.steps.emplace_back(r);
+    } else if (kind == "resample") {
+      reject_unknown(s, {"spacing_mm", "interpolation", "antialias"}, at);
+      const auto [sx, sy] = pair_of(s, "spacing_mm", at);
+      ResampleStep r{sx, sy, parse_interpolation(s, at, Interpolation::kLinear), true};
+      if (s.contains("antialias")) {
+        if (!s["antialias"].is_boolean()) {
+          throw Error(ErrorCode::kInvalidArgument, at + ".antialias: expected true or false");
+        }
+        r.antialias = s["antialias"].get<bool>();
+      }
+      spec.steps.emplace_back(r);
+    } else if (kind == "crop_or_pad") {
+      reject_unknown(s, {"width", "height", "pad_value"}, at);
+      spec.steps.emplace_back(CropOrPadStep{clamp_int(get_integer(s, "width", at)),
+                                            clamp_int(get_integer(s, "height", at)), number_or(s, "pad_value", 0.0, at)});
+    } else if (kind == "flip") {
+      reject_unknown(s, {"axis"}, at);
+      const std::string axis = get_string(s, "axis", at);
+      if (axis != "horizontal" && axis != "vertical") {
+        throw Error(ErrorCode::kInvalidArgument, at + ".axis: '" + axis + "' is not horizontal or vertical");
+      }
+      spec.steps.emplace_back(FlipStep{axis == "horizontal"});
     } else if (kind == "normalize") {
-      reject_unknown(s, {"mean", "std"}, at);
-      spec.steps.emplace_back(NormalizeStep{get_number(s, "mean", at), get_number(s, "std", at)});
+      reject_unknown(s, {"mode", "mean", "std"}, at);
+      const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "fixed";
+      NormalizeStep n;
+      if (mode == "fixed") {
+        n.mean = get_number(s, "mean", at);
+        n.std = get_number(s, "std", at);
+      } else if (mode == "zscore" || mode == "minmax") {
+        if (s.contains("mean") || s.contains("std")) {
+          throw Error(ErrorCode::kInvalidArgument, at + ": mode '" + mode + "' computes mean/std from the image");
+        }
+        n.mode = mode == "zscore" ? NormalizeStep::Mode::kZScore : NormalizeStep::Mode::kMinMax;
+      } else {
+        throw Error(ErrorCode::kInvalidArgument, at + ".mode: '" + mode + "' is not one of fixed, zscore, minmax");
+      }
+      spec.steps.emplace_back(n);
+    } else if (kind == "channels") {
+      reject_unknown(s, {"replicate"}, at);
+      spec.steps.emplace_back(ChannelsStep{clamp_int(get_integer(s, "replicate", at))});
     } else {
       throw Error(ErrorCode::kInvalidArgument,
-                  at + ".step: unknown step '" + kind + "' (known: window, resize, normalize)");
+                  at + ".step: unknown step '" + kind +
+                      "' (known: window, clip, resize, resample, crop_or_pad, flip, normalize, channels)");
     }
   }
   try {
