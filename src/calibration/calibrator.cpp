@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 
 namespace medinfer::calibration {
@@ -373,25 +372,17 @@ std::vector<double> number_array(const Json& obj, const char* key, const std::st
   return out;
 }
 
-// Each method's fields; anything else is a typo that must not silently fall back to a default.
-void reject_unknown_fields(const Json& obj, Method m, const std::string& where) {
-  static const std::map<Method, std::vector<std::string>> fields = {
-      {Method::kTemperature, {"temperature"}}, {Method::kPlatt, {"a", "b"}}, {Method::kIsotonic, {"x", "y"}},
-      {Method::kHistogram, {"edges", "values"}}, {Method::kBeta, {"a", "b", "c"}}};
-  const auto& known = fields.at(m);
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    if (it.key() != "method" && std::find(known.begin(), known.end(), it.key()) == known.end()) {
-      throw Error(ErrorCode::kInvalidArgument, medinfer::detail::field_path(where, it.key().c_str()) +
-                                                   ": not a field of " + to_string(m) + " calibration");
-    }
-  }
-}
-
 Calibrator one_from_json(const Json& obj, const std::string& where) {
   using medinfer::detail::get_number;
   try {
     const Method method = parse_method(medinfer::detail::get_string(obj, "method", where));
-    reject_unknown_fields(obj, method, where);
+    switch (method) {  // anything else is a typo that must not silently fall back to a default
+      case Method::kTemperature: medinfer::detail::reject_unknown_fields(obj, {"method", "temperature"}, where); break;
+      case Method::kPlatt: medinfer::detail::reject_unknown_fields(obj, {"method", "a", "b"}, where); break;
+      case Method::kIsotonic: medinfer::detail::reject_unknown_fields(obj, {"method", "x", "y"}, where); break;
+      case Method::kHistogram: medinfer::detail::reject_unknown_fields(obj, {"method", "edges", "values"}, where); break;
+      case Method::kBeta: medinfer::detail::reject_unknown_fields(obj, {"method", "a", "b", "c"}, where); break;
+    }
     switch (method) {
       case Method::kTemperature: return Calibrator::temperature(get_number(obj, "temperature", where));
       case Method::kPlatt: return Calibrator::platt(get_number(obj, "a", where), get_number(obj, "b", where));

@@ -22,6 +22,14 @@ std::string field_path(const std::string& where, const char* key) {
   return where + (is_file ? ": " : ".") + key;
 }
 
+void reject_unknown_fields(const Json& obj, std::initializer_list<const char*> known, const std::string& where) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || it.key() == k;
+    if (!ok) fail(field_path(where, it.key().c_str()), "unknown field");
+  }
+}
+
 void rethrow_with_location(const Error& e, const std::string& where, const char* section) {
   const auto pos = where.rfind(section);
   throw Error(e.code(), (pos == std::string::npos ? where + ": " : where.substr(0, pos)) + e.what());

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ double get_number(const Json& obj, const char* key, const std::string& where);
 std::int64_t get_integer(const Json& obj, const char* key, const std::string& where);
 /// A non-empty string.
 std::string get_string(const Json& obj, const char* key, const std::string& where);
+/// Rejects members of `obj` not in `known`: a typo ("centre") must never silently fall back to a
+/// default. The error names the field: "where.key: unknown field".
+void reject_unknown_fields(const Json& obj, std::initializer_list<const char*> known, const std::string& where);
 /// An error from a section's validate() (which names "section.field"), re-raised with the file part of
 /// `where` ("manifest.json: risk" -> "manifest.json: risk.tiers[1].name: ...").
 [[noreturn]] void rethrow_with_location(const Error& e, const std::string& where, const char* section);

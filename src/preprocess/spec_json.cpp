@@ -12,15 +12,6 @@ using medinfer::detail::Json;
 
 namespace {
 
-// Rejects members the step does not define: a typo ("centre") must not silently fall back.
-void reject_unknown(const Json& obj, std::initializer_list<const char*> known, const std::string& where) {
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    bool ok = it.key() == "step";
-    for (const char* k : known) ok = ok || it.key() == k;
-    if (!ok) throw Error(ErrorCode::kInvalidArgument, where + ": unknown field '" + it.key() + "'");
-  }
-}
-
 Interpolation parse_interpolation(const Json& obj, const std::string& where, Interpolation fallback) {
   if (!obj.contains("interpolation")) return fallback;
   const std::string s = get_string(obj, "interpolation", where);
@@ -58,7 +49,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
     const std::string kind = get_string(s, "step", at);
     if (kind == "window") {
       if (s.contains("percentiles")) {
-        reject_unknown(s, {"percentiles"}, at);
+        medinfer::detail::reject_unknown_fields(s, {"step", "percentiles"}, at);
         const auto [lo, hi] = pair_of(s, "percentiles", at);
         WindowStep w;
         w.use_percentiles = true;
@@ -66,14 +57,14 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         w.upper_percentile = hi;
         spec.steps.emplace_back(w);
       } else {
-        reject_unknown(s, {"center", "width"}, at);
+        medinfer::detail::reject_unknown_fields(s, {"step", "center", "width"}, at);
         spec.steps.emplace_back(WindowStep{get_number(s, "center", at), get_number(s, "width", at)});
       }
     } else if (kind == "clip") {
-      reject_unknown(s, {"min", "max"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "min", "max"}, at);
       spec.steps.emplace_back(ClipStep{get_number(s, "min", at), get_number(s, "max", at)});
     } else if (kind == "resize") {
-      reject_unknown(s, {"width", "height", "interpolation", "mode", "pad_value"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "interpolation", "mode", "pad_value"}, at);
       ResizeStep r{clamp_int(get_integer(s, "width", at)), clamp_int(get_integer(s, "height", at)),
                    parse_interpolation(s, at, Interpolation::kArea)};
       const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "stretch";
@@ -85,7 +76,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       r.pad_value = number_or(s, "pad_value", 0.0, at);
       spec.steps.emplace_back(r);
     } else if (kind == "resample") {
-      reject_unknown(s, {"spacing_mm", "interpolation", "antialias"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "spacing_mm", "interpolation", "antialias"}, at);
       const auto [sx, sy] = pair_of(s, "spacing_mm", at);
       ResampleStep r{sx, sy, parse_interpolation(s, at, Interpolation::kLinear), true};
       if (s.contains("antialias")) {
@@ -96,18 +87,18 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       }
       spec.steps.emplace_back(r);
     } else if (kind == "crop_or_pad") {
-      reject_unknown(s, {"width", "height", "pad_value"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "pad_value"}, at);
       spec.steps.emplace_back(CropOrPadStep{clamp_int(get_integer(s, "width", at)),
                                             clamp_int(get_integer(s, "height", at)), number_or(s, "pad_value", 0.0, at)});
     } else if (kind == "flip") {
-      reject_unknown(s, {"axis"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "axis"}, at);
       const std::string axis = get_string(s, "axis", at);
       if (axis != "horizontal" && axis != "vertical") {
         throw Error(ErrorCode::kInvalidArgument, at + ".axis: '" + axis + "' is not horizontal or vertical");
       }
       spec.steps.emplace_back(FlipStep{axis == "horizontal"});
     } else if (kind == "normalize") {
-      reject_unknown(s, {"mode", "mean", "std"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "mode", "mean", "std"}, at);
       const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "fixed";
       NormalizeStep n;
       if (mode == "fixed") {
@@ -123,7 +114,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       }
       spec.steps.emplace_back(n);
     } else if (kind == "channels") {
-      reject_unknown(s, {"replicate"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "replicate"}, at);
       spec.steps.emplace_back(ChannelsStep{clamp_int(get_integer(s, "replicate", at))});
     } else {
       throw Error(ErrorCode::kInvalidArgument,

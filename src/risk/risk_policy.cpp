@@ -150,13 +150,8 @@ Policy policy_from_json(const medinfer::detail::Json& obj, const std::string& wh
   }
   p.escalation_threshold = get_number(obj, "escalation_threshold", where);
   p.min_confidence = get_number(obj, "min_confidence", where);
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    static const char* known[] = {"tiers", "escalation_threshold", "min_confidence", "quality_gate", "operating_point",
-                                  "conformal"};
-    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known)) {
-      throw Error(ErrorCode::kInvalidArgument, field_path(where, it.key().c_str()) + ": unknown field");
-    }
-  }
+  reject_unknown_fields(
+      obj, {"tiers", "escalation_threshold", "min_confidence", "quality_gate", "operating_point", "conformal"}, where);
   if (obj.contains("quality_gate")) {
     const Json& g = obj["quality_gate"];
     const std::string at = field_path(where, "quality_gate");
@@ -183,12 +178,7 @@ Policy policy_from_json(const medinfer::detail::Json& obj, const std::string& wh
       lo = r[0].get<double>();
       hi = r[1].get<double>();
     };
-    for (auto it = g.begin(); it != g.end(); ++it) {
-      static const char* known[] = {"modalities", "body_parts", "photometric", "pixel_spacing_mm", "rows", "columns"};
-      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known)) {
-        throw Error(ErrorCode::kInvalidArgument, field_path(at, it.key().c_str()) + ": unknown field");
-      }
-    }
+    reject_unknown_fields(g, {"modalities", "body_parts", "photometric", "pixel_spacing_mm", "rows", "columns"}, at);
     QualityGate& q = p.quality_gate;
     q.modalities = strings("modalities");
     q.body_parts = strings("body_parts");

@@ -90,7 +90,7 @@ TEST_CASE("parse_calibration refuses invalid JSON, naming the field", "[calibrat
       {R"({"method":"isotonic","x":[0,1],"y":[0.6,0.2]})", "non-decreasing"},
       {R"({"method":"isotonic","x":[0,1],"y":[0.2,"a"]})", "calibration.y[1]: expected a number"},
       {R"({"method":"platt","a":1})", "calibration.b: missing"},
-      {R"({"method":"beta","a":1,"b":1,"c":0,"temperature":2})", "calibration.temperature: not a field of beta"},
+      {R"({"method":"beta","a":1,"b":1,"c":0,"temperature":2})", "calibration.temperature: unknown field"},
       {R"([{"method":"temperature","temperature":1},{"method":"temperature","temperature":1}])", "2 calibrators for 1"},
       {R"([1])", "expected an object"},
       {R"({"method":)", "not valid JSON"},

@@ -84,7 +84,7 @@ TEST_CASE("parse_spec names the step index and field of every invalid value", "[
       {R"([{"step":"resize","width":2.5,"height":4}])", "preprocessing[0].width: expected an integer"},
       {R"([{"step":"resize","width":4,"height":4,"interpolation":"lanczos"}])", "preprocessing[0].interpolation"},
       {R"([{"step":"normalize","mean":0,"std":-1}])", "preprocessing[0].std"},
-      {R"([{"step":"window","centre":40,"width":400,"center":1}])", "unknown field 'centre'"},
+      {R"([{"step":"window","centre":40,"width":400,"center":1}])", "preprocessing[0].centre: unknown field"},
       {R"([{"step":"window", )", "not valid JSON"},
   };
   for (const auto& [json, expected] : cases) {
