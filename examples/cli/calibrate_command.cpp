@@ -253,10 +253,7 @@ int run_fit(const std::vector<std::string>& args) {
   FitOptions o;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) usage_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&] { return option_value(args, i); };
     if (a == "--scores") o.scores = value();
     else if (a == "--method") o.method = value();
     else if (a == "--out") o.out = value();
@@ -298,10 +295,7 @@ int run_apply(const std::vector<std::string>& args) {
   FitOptions o;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) usage_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&] { return option_value(args, i); };
     if (a == "--calibration") calibration = value();
     else if (a == "--scores") scores = value();
     else if (a == "--report") o.report = value();

@@ -19,6 +19,13 @@ inline void print_line(const Json& j) {
   std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
 }
 
+/// The value after the option at args[i] (advancing i past it); a usage error naming the option when
+/// there is none.
+inline std::string option_value(const std::vector<std::string>& args, std::size_t& i) {
+  if (i + 1 >= args.size()) usage_error(args[i] + " needs a value");
+  return args[++i];
+}
+
 /// `medinfer preprocess ...`
 int run_preprocess(const std::vector<std::string>& args);
 

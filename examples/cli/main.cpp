@@ -118,25 +118,22 @@ int run_predict(const std::vector<std::string>& args) {
   std::vector<std::string> inputs;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&](const char* flag) -> std::string {
-      if (i + 1 >= args.size()) usage_error(std::string(flag) + " needs a value");
-      return args[++i];
-    };
+    auto value = [&] { return option_value(args, i); };
     if (a == "--model") {
-      model_dir = value("--model");
+      model_dir = value();
     } else if (a == "--audit-log") {
-      audit_log = value("--audit-log");
+      audit_log = value();
     } else if (a == "--audit-key") {
-      audit_key = value("--audit-key");
+      audit_key = value();
     } else if (a == "--audit-mode") {
-      audit_mode = value("--audit-mode");
+      audit_mode = value();
       if (audit_mode != "strict" && audit_mode != "buffered") {
         usage_error("--audit-mode: '" + audit_mode + "' is not strict or buffered");
       }
     } else if (a == "--audit-user") {
-      options.actor.user_id = value("--audit-user");
+      options.actor.user_id = value();
     } else if (a == "--threads") {
-      options.engine.intra_op_threads = parse_threads(value("--threads"));
+      options.engine.intra_op_threads = parse_threads(value());
     } else if (a == "--") {
       inputs.insert(inputs.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       break;
@@ -214,16 +211,13 @@ int run_audit(const std::vector<std::string>& args) {
   bool allow_unclosed = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&](const char* flag) -> std::string {
-      if (i + 1 >= args.size()) usage_error(std::string(flag) + " needs a value");
-      return args[++i];
-    };
+    auto value = [&] { return option_value(args, i); };
     if (a == "--key" && sub == "verify") {
-      key_file = value("--key");
+      key_file = value();
     } else if (a == "--allow-unclosed" && sub == "verify") {
       allow_unclosed = true;
     } else if (a == "--format" && sub == "export") {
-      format = value("--format");
+      format = value();
     } else if (a.size() > 1 && a[0] == '-') {
       usage_error("audit " + sub + ": unknown option '" + a + "'");
     } else if (file) {
