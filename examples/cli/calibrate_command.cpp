@@ -155,12 +155,49 @@ Json evaluate(const FitOptions& o, const cal::Calibrator& c, const std::vector<d
   return report;
 }
 
+// --method auto: the method with the lowest mean ECE over 5 folds of the fitting data (fold = index mod 5).
+std::string choose_method(const std::vector<double>& scores, const std::vector<int>& labels, int bins, Json& cv) {
+  std::string best;
+  double best_ece = 0.0;
+  cv = Json::object();
+  for (cal::Method m : {cal::Method::kTemperature, cal::Method::kPlatt, cal::Method::kIsotonic,
+                        cal::Method::kHistogram, cal::Method::kBeta}) {
+    double sum = 0.0;
+    int folds = 0;
+    for (std::size_t k = 0; k < 5; ++k) {
+      std::vector<double> fs, vs;
+      std::vector<int> fl, vl;
+      for (std::size_t i = 0; i < scores.size(); ++i) {
+        (i % 5 == k ? vs : fs).push_back(scores[i]);
+        (i % 5 == k ? vl : fl).push_back(labels[i]);
+      }
+      try {
+        const cal::Calibrator c = cal::Calibrator::fit(m, fs, fl, bins);
+        std::vector<double> p;
+        for (double v : vs) p.push_back(c.apply(v));
+        sum += cal::compute_metrics(p, vl).ece_positive;
+        ++folds;
+      } catch (const Error&) {
+        // a fold without both classes: skipped
+      }
+    }
+    if (folds == 0) continue;
+    cv[cal::to_string(m)] = sum / folds;
+    if (best.empty() || sum / folds < best_ece) best = cal::to_string(m), best_ece = sum / folds;
+  }
+  if (best.empty()) throw Error(ErrorCode::kInvalidArgument, "calibrate fit --method auto: too few cases for 5 folds");
+  return best;
+}
+
 // Fits and returns the report (and writes the plot).
 Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, const std::vector<int>& labels,
                     cal::Calibrator& fitted) {
-  fitted = cal::Calibrator::fit(cal::parse_method(o.method), scores, labels, o.bins);
+  Json cv;
+  const std::string method = o.method == "auto" ? choose_method(scores, labels, o.bins, cv) : o.method;
+  fitted = cal::Calibrator::fit(cal::parse_method(method), scores, labels, o.bins);
   std::vector<double> after;
   Json report = evaluate(o, fitted, scores, labels, after, "fitting");
+  if (o.method == "auto") report["method_selection"] = {{"rule", "lowest mean 5-fold cross-validated ECE"}, {"ece", cv}};
   report["note"] =
       "metrics_before treats sigmoid(score) as the probability; both are measured on the fitting data (for an "
       "unbiased estimate, evaluate on another split with 'calibrate apply --report')";
@@ -222,20 +259,29 @@ int fit_from_model(const FitOptions& o) {
   cal::Calibrator fitted;
   Json report = fit_and_report(o, scores, labels, fitted);
 
-  const fs::path src = fs::canonical(*o.model), dst = *o.out;
+  const fs::path src = fs::canonical(*o.model);
+  const auto source_package = medinfer::ModelPackage::open(src.string());  // the verified manifest
+  Json manifest0 = Json::parse(source_package.manifest_text());
+  const std::string next_version = bump_minor(manifest0["version"].get<std::string>());
+  // Default: a sibling directory named after the new version, e.g. models/demo -> models/demo-1.2.0.
+  const fs::path dst = o.out ? fs::path(*o.out) : fs::path(src.string() + "-" + next_version);
   if (fs::exists(dst) && !fs::is_empty(dst)) throw Error(ErrorCode::kIo, dst.string() + ": exists and is not empty");
   fs::create_directories(dst);
-  Json manifest = Json::parse(std::ifstream(src / "manifest.json"));
+  Json manifest = std::move(manifest0);
   const std::string previous = manifest["name"].get<std::string>() + " " + manifest["version"].get<std::string>() +
                                " (manifest sha256 " + pipeline.model().sha256 + ")";
-  manifest["version"] = bump_minor(manifest["version"].get<std::string>());
+  manifest["version"] = next_version;
   manifest["calibration"] = Json::parse(fitted.to_json());
   report["derived_from"] = previous;
   manifest["files"].erase("calibration_report.json");  // the previous version's report is replaced
-  for (auto& [rel, digest] : manifest["files"].items()) {
+  for (const auto& [rel, digest] : manifest["files"].items()) {
     fs::create_directories((dst / rel).parent_path());
     fs::copy_file(src / rel, dst / rel);
-    digest = medinfer::sha256_file((dst / rel).string());
+    // The copy must be the verified file: a file changed since the package was opened is refused,
+    // never re-hashed into the new version.
+    if (medinfer::sha256_file((dst / rel).string()) != digest.get<std::string>()) {
+      throw Error(ErrorCode::kModelIntegrity, (src / rel).string() + " changed while the new version was written");
+    }
   }
   write_text((dst / "calibration_report.json").string(), report.dump(2) + "\n");
   manifest["files"]["calibration_report.json"] = medinfer::sha256_file((dst / "calibration_report.json").string());
@@ -243,7 +289,8 @@ int fit_from_model(const FitOptions& o) {
   if (o.report) write_text(*o.report, report.dump(2) + "\n");
   const auto check = medinfer::ModelPackage::open(dst.string());  // the new package must open
   std::cout << "wrote " << dst.string() << ": " << check.identity().name << " " << check.identity().version
-            << " (manifest sha256 " << check.identity().sha256 << "), " << o.method << " calibration fitted on "
+            << " (manifest sha256 " << check.identity().sha256 << "), " << report["method"].get<std::string>()
+            << " calibration fitted on "
             << scores.size() << " cases; ECE " << report["metrics_before"]["ece_positive"].get<double>() << " -> "
             << report["metrics_after"]["ece_positive"].get<double>() << "\n";
   return 0;
@@ -269,11 +316,14 @@ int run_fit(const std::vector<std::string>& args) {
     else if (a == "--bootstrap") o.bootstrap = static_cast<int>(number_option(a, value(), 10, 100000));
     else usage_error("calibrate fit: unknown argument '" + a + "'");
   }
-  if (o.method.empty()) usage_error("calibrate fit: --method temperature|platt|isotonic|histogram|beta is required");
-  cal::parse_method(o.method);
-  if (!o.out) usage_error("calibrate fit: --out is required");
   if (o.scores && o.model) usage_error("calibrate fit: give --scores or --model, not both");
+  if (o.method.empty() && o.model) o.method = "auto";  // over a package the method is chosen by cross-validation
+  if (o.method.empty()) {
+    usage_error("calibrate fit: --method temperature|platt|isotonic|histogram|beta|auto is required");
+  }
+  if (o.method != "auto") cal::parse_method(o.method);
   if (o.model) return fit_from_model(o);
+  if (!o.out) usage_error("calibrate fit: --out is required");
   if (!o.scores) usage_error("calibrate fit: --scores FILE.csv or --model DIR is required");
   std::vector<std::string> header;
   const auto rows = read_csv(*o.scores, {{"score", "label"}}, header);
@@ -284,7 +334,7 @@ int run_fit(const std::vector<std::string>& args) {
   const Json report = fit_and_report(o, scores, labels, fitted);
   write_text(*o.out, Json::parse(fitted.to_json()).dump(2) + "\n");
   if (o.report) write_text(*o.report, report.dump(2) + "\n");
-  std::cout << "wrote " << *o.out << ": " << o.method << " calibration fitted on " << scores.size() << " cases; ECE "
+  std::cout << "wrote " << *o.out << ": " << report["method"].get<std::string>() << " calibration fitted on " << scores.size() << " cases; ECE "
             << report["metrics_before"]["ece_positive"].get<double>() << " -> "
             << report["metrics_after"]["ece_positive"].get<double>() << "\n";
   return 0;

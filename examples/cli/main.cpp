@@ -57,12 +57,14 @@ commands:
   calibrate fit --scores FILE.csv --method M --out calibration.json [--report report.json]
                 [--plot reliability.png] [--bins N] [--threshold T] [--target-sensitivity S]
                 [--delta D] [--alpha A] [--bootstrap N]
-      Fits a calibrator (M: temperature, platt, isotonic, histogram, beta) on raw scores with labels
+      Fits a calibrator (M: temperature, platt, isotonic, histogram, beta, or auto: the lowest
+      5-fold cross-validated ECE) on raw scores with labels
       (CSV header "score,label"); the report holds the parameters, metrics before and after, an
       operating point for the target sensitivity and a split-conformal threshold.
-  calibrate fit --model DIR --labels labels.csv --method M --out NEWDIR [report/plot options]
-      Runs the package in DIR on labelled DICOM files (CSV header "path,label"), fits, and writes
-      a new package version in NEWDIR carrying the calibration and calibration_report.json.
+  calibrate fit --model DIR --labels labels.csv [--method M] [--out NEWDIR] [report/plot options]
+      Runs the package in DIR on labelled DICOM files (CSV header "path,label"), fits (default
+      method: auto), and writes the next package version (default NEWDIR: DIR-<version>) carrying
+      the calibration and calibration_report.json.
   calibrate apply --calibration calibration.json --scores FILE.csv [--report R.json] [--plot P.png]
       Prints one calibrated probability per row of FILE.csv (header "score" or "score,label"); with
       labels, --report/--plot evaluate the calibration on them (held-out metrics before and after).

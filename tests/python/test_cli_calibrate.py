@@ -116,3 +116,24 @@ def test_fit_over_a_package_writes_the_next_version(cli, demo_model, tmp_path):
             "temperature", "--out", out)
     assert r.returncode == 1 and "not empty" in r.stderr  # never overwrites a package
     shutil.rmtree(out)
+
+
+def test_fit_over_a_package_with_the_documented_defaults(cli, demo_model, tmp_path):
+    """`medinfer calibrate fit --model DIR --labels labels.csv`, exactly as written: method chosen by
+    cross-validation, the new version written beside DIR."""
+    study = tmp_path / "study"
+    subprocess.run(["/usr/bin/python3", str(demo_model.parents[1] / "scripts" / "make_sample_study.py"),
+                    "--out", str(study), "--count", "60", "--seed", "6", "--no-obvious"], check=True,
+                   capture_output=True)
+    model = tmp_path / "demo"
+    shutil.copytree(demo_model, model)
+    r = run(cli, "calibrate", "fit", "--model", model, "--labels", study / "labels.csv")
+    assert r.returncode == 0, r.stderr
+    version = json.loads((model / "manifest.json").read_text())["version"]
+    major, minor, _ = map(int, version.split("."))
+    out = tmp_path / f"demo-{major}.{minor + 1}.0"
+    report = json.loads((out / "calibration_report.json").read_text())
+    assert set(report["method_selection"]["ece"]) <= {"temperature", "platt", "isotonic", "histogram", "beta"}
+    chosen = min(report["method_selection"]["ece"], key=report["method_selection"]["ece"].get)
+    assert report["method"] == chosen
+    assert json.loads((out / "manifest.json").read_text())["calibration"]["method"] == chosen
