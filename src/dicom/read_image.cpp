@@ -110,6 +110,9 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
   DcmFileFormat file;
   const OFCondition loaded =
       file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, kMaxEagerElementBytes, ERM_fileOnly);
+  if (loaded == EC_StreamNotifyClient) {
+    fail(ErrorCode::kInvalidDicom, path, "truncated: the file ends before its dataset does");
+  }
   if (loaded.bad()) fail(ErrorCode::kInvalidDicom, path, std::string("DCMTK cannot parse it: ") + loaded.text());
   DcmDataset& ds = *file.getDataset();
 
@@ -161,6 +164,9 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
     fail(ErrorCode::kUnsupported, path,
          fmt::format("{} is {} ({}): only grayscale images are read yet", tag_name(DCM_SamplesPerPixel), samples,
                      h.photometric_interpretation));
+  }
+  if (h.photometric_interpretation.empty()) {
+    fail(ErrorCode::kInvalidDicom, path, "missing or empty " + tag_name(DCM_PhotometricInterpretation));
   }
   if (h.photometric_interpretation != "MONOCHROME1" && h.photometric_interpretation != "MONOCHROME2") {
     fail(ErrorCode::kUnsupported, path,

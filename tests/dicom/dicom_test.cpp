@@ -257,3 +257,23 @@ TEST_CASE("read_image rejects a zero RescaleSlope", "[dicom][errors]") {
   CHECK(error_code_of([&] { dicom::read_image((dir / "zero.dcm").string()); }, &msg) == ErrorCode::kInvalidDicom);
   CHECK(msg.find("RescaleSlope") != std::string::npos);
 }
+
+TEST_CASE("read_image names truncation and a missing PhotometricInterpretation", "[dicom][errors]") {
+  test::TempDir dir;
+  DicomSpec s;
+  s.rows = s.columns = 16;
+  s.orientation.clear();  // keep the header short: the cut below lands inside the dataset
+  write_dicom(dir / "ok.dcm", s);
+  const std::string bytes = test::read_text(dir / "ok.dcm");
+  const std::string rows_tag("\x28\x00\x10\x00US", 6);
+  const auto pos = bytes.find(rows_tag);
+  REQUIRE(pos != std::string::npos);
+  test::write_text(dir / "cut.dcm", bytes.substr(0, pos + 3));  // mid-element
+  std::string msg;
+  CHECK(error_code_of([&] { dicom::read_image((dir / "cut.dcm").string()); }, &msg) == ErrorCode::kInvalidDicom);
+  CHECK_THAT(msg, Catch::Contains("cut.dcm"));
+  s.photometric = "";
+  write_dicom(dir / "nophoto.dcm", s);
+  CHECK(error_code_of([&] { dicom::read_image((dir / "nophoto.dcm").string()); }, &msg) == ErrorCode::kInvalidDicom);
+  CHECK_THAT(msg, Catch::Contains("PhotometricInterpretation"));
+}
