@@ -34,6 +34,9 @@ struct ImageHeader {
   std::uint16_t bits_allocated = 0, bits_stored = 0;
   bool pixel_signed = false;
   double rescale_slope = 1.0, rescale_intercept = 0.0;
+  /// The first WindowCenter/WindowWidth pair, when the file has one with width > 0.
+  bool has_window = false;
+  double window_center = 0.0, window_width = 0.0;
 };
 
 /// An image together with its header.

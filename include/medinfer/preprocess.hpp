@@ -13,12 +13,21 @@ namespace medinfer::preprocess {
 
 /// "window": maps [center − width/2, center + width/2] linearly onto [0, 1] and clips outside it.
 /// With `use_percentiles`, the bounds are the image's own lower/upper percentiles (numpy's linear
-/// definition) instead: {"step": "window", "percentiles": [1, 99]}.
+/// definition) instead: {"step": "window", "percentiles": [1, 99]}. With `from_file`, the file's own
+/// first VOI window (WindowCenter/WindowWidth, LINEAR) is used when it has one, else center/width:
+/// {"step": "window", "from_file": true, "center": 40, "width": 400}.
 struct WindowStep {
   double center = 0.0;
   double width = 1.0;  ///< > 0
   bool use_percentiles = false;
   double lower_percentile = 1.0, upper_percentile = 99.0;  ///< 0 <= lower < upper <= 100
+  bool from_file = false;
+};
+
+/// What a step may take from the input's header: the file's first VOI window, when present.
+struct Context {
+  bool has_file_window = false;
+  double file_window_center = 0.0, file_window_width = 1.0;
 };
 
 /// "clip": values clipped to [min, max].
@@ -93,6 +102,12 @@ MEDINFER_API Spec parse_spec(const std::string& json_text);
 
 /// Applies `spec` to a single-channel image of any pixel type. Throws Error(kInvalidArgument) for an
 /// empty or multi-channel image. Thread-safe.
-MEDINFER_API Tensor apply(const Spec& spec, const Image& image);
+MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& context = {});
+
+/// Applies `spec` to each image and writes each result straight into one contiguous batch tensor
+/// [N, C, H, W] (the only copy of each output). Every image must produce the same C, H, W:
+/// Error(kInvalidArgument) naming the first image that does not. Thread-safe.
+MEDINFER_API Tensor apply_batch(const Spec& spec, const std::vector<Image>& images,
+                                const std::vector<Context>& contexts = {});
 
 }  // namespace medinfer::preprocess

@@ -223,6 +223,16 @@ Instance read_instance(const std::string& path, const ReadOptions& options) {
     h.rescale_intercept = intercept;
   }
 
+  {
+    Float64 c = 0.0, w = 0.0;
+    if (ds.findAndGetFloat64(DCM_WindowCenter, c).good() && ds.findAndGetFloat64(DCM_WindowWidth, w).good() &&
+        std::isfinite(c) && std::isfinite(w) && w > 0.0) {
+      h.has_window = true;
+      h.window_center = c;
+      h.window_width = w;
+    }
+  }
+
   // Stored values -> integers (mask to BitsStored, sign-extend), then the modality LUT.
   const unsigned bits = h.bits_stored;
   const std::uint32_t mask = bits >= 32 ? 0xFFFFFFFFu : ((1u << bits) - 1u);

@@ -88,8 +88,8 @@ struct Pipeline::Impl {
   std::optional<Engine> engine;
   PipelineOptions options;
 
-  Result predict_image(const Image& image, const risk::InputFacts& facts, const std::string& input_sha256,
-                       const InputRefs& refs, Clock::time_point start) const;
+  Result predict_image(const Image& image, const preprocess::Context& context, const risk::InputFacts& facts,
+                       const std::string& input_sha256, const InputRefs& refs, Clock::time_point start) const;
   InputRefs refs_of(const dicom::ImageHeader& header) const;
   audit::Record base_record(audit::EventType type) const;
   audit::Record inference_record(const InputRefs& refs) const;
@@ -163,10 +163,10 @@ void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const 
   emit(options, r);
 }
 
-Result Pipeline::Impl::predict_image(const Image& image, const risk::InputFacts& facts,
-                                     const std::string& input_sha256, const InputRefs& refs,
-                                     Clock::time_point start) const {
-  const Tensor input = preprocess::apply(spec, image);
+Result Pipeline::Impl::predict_image(const Image& image, const preprocess::Context& context,
+                                     const risk::InputFacts& facts, const std::string& input_sha256,
+                                     const InputRefs& refs, Clock::time_point start) const {
+  const Tensor input = preprocess::apply(spec, image, context);
   const Tensor logits = engine->run(input);
   const double logit = logits.data.at(0);
   if (!std::isfinite(logit)) {
@@ -232,8 +232,9 @@ Result Pipeline::predict(const std::string& dicom_path) const {
   const dicom::ImageHeader& h = instance->header;
   const risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation,
                                instance->image.spacing()[0], instance->image.spacing()[1], h.rows, h.columns};
+  const preprocess::Context context{h.has_window, h.window_center, h.window_width};
   try {
-    return impl_->predict_image(instance->image, facts, fingerprint(instance->image), refs, start);
+    return impl_->predict_image(instance->image, context, facts, fingerprint(instance->image), refs, start);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, dicom_path, refs, start);
     throw;
@@ -245,7 +246,7 @@ Result Pipeline::predict(const Image& image) const {
   try {
     const risk::InputFacts facts{{}, {}, {}, image.spacing()[0], image.spacing()[1],
                                  static_cast<std::uint32_t>(image.height()), static_cast<std::uint32_t>(image.width())};
-    return impl_->predict_image(image, facts, fingerprint(image), {}, start);
+    return impl_->predict_image(image, {}, facts, fingerprint(image), {}, start);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, {}, {}, start);
     throw;

@@ -146,7 +146,10 @@ cv::Mat resized(const cv::Mat& x, int w, int h, int interpolation) {
 
 }  // namespace
 
-Tensor apply(const Spec& spec, const Image& image) {
+namespace {
+
+// Runs the steps; returns the final plane and the number of output channels.
+std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Context& context) {
   if (image.empty()) throw Error(ErrorCode::kInvalidArgument, "preprocess: the image is empty");
   if (image.channels() != 1) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -159,7 +162,10 @@ Tensor apply(const Spec& spec, const Image& image) {
     for (const Step& step : spec.steps) {
       if (const auto* w = std::get_if<WindowStep>(&step)) {
         double lo = w->center - w->width / 2.0, width = w->width;
-        if (w->use_percentiles) {
+        if (w->from_file && context.has_file_window) {
+          lo = context.file_window_center - context.file_window_width / 2.0;
+          width = context.file_window_width;
+        } else if (w->use_percentiles) {
           lo = percentile(x, w->lower_percentile);
           width = percentile(x, w->upper_percentile) - lo;
         }
@@ -217,18 +223,56 @@ Tensor apply(const Spec& spec, const Image& image) {
         channels = ch->replicate;
       }
     }
-    Tensor t;
-    t.shape = {1, channels, x.rows, x.cols};
-    const std::size_t plane = static_cast<std::size_t>(x.rows) * x.cols;
-    t.data.resize(plane * static_cast<std::size_t>(channels));
-    for (int c = 0; c < channels; ++c) {
-      cv::Mat dst(x.rows, x.cols, CV_32F, t.data.data() + plane * static_cast<std::size_t>(c));
-      x.copyTo(dst);
-    }
-    return t;
+    return {x, channels};
   } catch (const cv::Exception& e) {
     throw Error(ErrorCode::kInternal, std::string("preprocess: OpenCV failed: ") + e.what());
   }
+}
+
+// Copies the plane into `channels` consecutive planes at dst.
+void write_planes(const cv::Mat& x, int channels, float* dst) {
+  const std::size_t plane = static_cast<std::size_t>(x.rows) * x.cols;
+  for (int c = 0; c < channels; ++c) {
+    cv::Mat out(x.rows, x.cols, CV_32F, dst + plane * static_cast<std::size_t>(c));
+    x.copyTo(out);
+  }
+}
+
+}  // namespace
+
+Tensor apply(const Spec& spec, const Image& image, const Context& context) {
+  const auto [x, channels] = run_steps(spec, image, context);
+  Tensor t;
+  t.shape = {1, channels, x.rows, x.cols};
+  t.data.resize(static_cast<std::size_t>(x.rows) * x.cols * static_cast<std::size_t>(channels));
+  write_planes(x, channels, t.data.data());
+  return t;
+}
+
+Tensor apply_batch(const Spec& spec, const std::vector<Image>& images, const std::vector<Context>& contexts) {
+  if (images.empty()) throw Error(ErrorCode::kInvalidArgument, "apply_batch: no images");
+  if (!contexts.empty() && contexts.size() != images.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "apply_batch: " + std::to_string(contexts.size()) + " contexts for " +
+                                                 std::to_string(images.size()) + " images");
+  }
+  Tensor t;
+  std::size_t per_image = 0;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const auto [x, channels] = run_steps(spec, images[i], contexts.empty() ? Context{} : contexts[i]);
+    if (i == 0) {
+      t.shape = {static_cast<std::int64_t>(images.size()), channels, x.rows, x.cols};
+      per_image = static_cast<std::size_t>(x.rows) * x.cols * static_cast<std::size_t>(channels);
+      t.data.resize(per_image * images.size());  // the batch buffer, allocated once
+    } else if (t.shape[1] != channels || t.shape[2] != x.rows || t.shape[3] != x.cols) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "apply_batch: image " + std::to_string(i) + " gives [" + std::to_string(channels) + ", " +
+                      std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], image 0 gave [" +
+                      std::to_string(t.shape[1]) + ", " + std::to_string(t.shape[2]) + ", " +
+                      std::to_string(t.shape[3]) + "]: add a resize or crop_or_pad step");
+    }
+    write_planes(x, channels, t.data.data() + per_image * i);
+  }
+  return t;
 }
 
 }  // namespace preprocess

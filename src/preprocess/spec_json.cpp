@@ -57,8 +57,15 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         w.upper_percentile = hi;
         spec.steps.emplace_back(w);
       } else {
-        medinfer::detail::reject_unknown_fields(s, {"step", "center", "width"}, at);
-        spec.steps.emplace_back(WindowStep{get_number(s, "center", at), get_number(s, "width", at)});
+        medinfer::detail::reject_unknown_fields(s, {"step", "center", "width", "from_file"}, at);
+        WindowStep w{get_number(s, "center", at), get_number(s, "width", at)};
+        if (s.contains("from_file")) {
+          if (!s["from_file"].is_boolean()) {
+            throw Error(ErrorCode::kInvalidArgument, at + ".from_file: expected true or false");
+          }
+          w.from_file = s["from_file"].get<bool>();
+        }
+        spec.steps.emplace_back(w);
       }
     } else if (kind == "clip") {
       medinfer::detail::reject_unknown_fields(s, {"step", "min", "max"}, at);

@@ -460,3 +460,19 @@ TEST_CASE("a package's quality gate abstains on inputs outside it, naming the ru
   const Result blank = pipeline.predict(Image(PixelType::kFloat32, 64, 64));  // default spacing 1 mm: in the gate
   CHECK(blank.rule == "input_constant");
 }
+
+TEST_CASE("a window taken from the file's VOI gives the same result as the same fixed window", "[pipeline]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  auto m = nlohmann::json::parse(test::read_text(pkg / "manifest.json"));
+  REQUIRE(m["preprocessing"][0]["step"] == "window");
+  m["preprocessing"][0] = {{"step", "window"}, {"from_file", true}, {"center", 0}, {"width", 4000}};
+  test::write_text(pkg / "manifest.json", m.dump());
+  const Pipeline from_file = Pipeline::open(pkg.string());
+  const Pipeline fixed = Pipeline::open(test::demo_model_dir().string());
+  const fs::path file = sample_cases()[0].file;  // WindowCenter 40, WindowWidth 400: the demo's fixed window
+  REQUIRE(dicom::read_instance(file.string()).header.has_window);
+  CHECK(from_file.predict(file.string()).raw_score == fixed.predict(file.string()).raw_score);
+  // In memory there is no header: the step's own (here very different) window applies.
+  CHECK(from_file.predict(dicom::read_image(file.string())).raw_score != fixed.predict(file.string()).raw_score);
+}

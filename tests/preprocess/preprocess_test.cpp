@@ -112,3 +112,49 @@ TEST_CASE("apply accepts every pixel type", "[preprocess]") {
     CHECK(out.data[1] == 0.0f);
   }
 }
+
+TEST_CASE("window from_file uses the file's VOI window, else its own center/width", "[preprocess]") {
+  Image img(PixelType::kFloat32, 3, 1);
+  const float v[3] = {-160, 40, 240};
+  std::memcpy(img.mutable_data(), v, sizeof v);
+  const Spec spec = parse_spec(R"([{"step":"window","from_file":true,"center":0,"width":2000}])");
+  Context file;
+  file.has_file_window = true;
+  file.file_window_center = 40;
+  file.file_window_width = 400;
+  const Tensor with = apply(spec, img, file);
+  CHECK(with.data[0] == Approx(0.0).margin(1e-6));
+  CHECK(with.data[1] == Approx(0.5).margin(1e-6));
+  CHECK(with.data[2] == Approx(1.0).margin(1e-6));
+  const Tensor without = apply(spec, img);  // no VOI in the file: the step's own window
+  CHECK(without.data[1] == Approx((40.0 + 1000.0) / 2000.0).margin(1e-6));
+  std::string msg;
+  CHECK(error_code_of([] { parse_spec(R"([{"step":"window","from_file":1,"center":0,"width":2}])"); }, &msg) ==
+        ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("preprocessing[0].from_file"));
+}
+
+TEST_CASE("apply_batch writes every image into one batch tensor, equal to one-by-one", "[preprocess]") {
+  const Spec spec = parse_spec(R"([{"step":"window","center":8,"width":16},{"step":"resize","width":4,"height":2},
+                                   {"step":"channels","replicate":2}])");
+  std::vector<Image> images;
+  for (int i = 0; i < 3; ++i) {
+    Image img(PixelType::kFloat32, 8, 4 + 4 * i);  // different input sizes, same output size
+    auto* p = static_cast<float*>(img.mutable_data());
+    for (std::size_t k = 0; k < img.width() * img.height(); ++k) p[k] = static_cast<float>((k * (i + 3)) % 17);
+    images.push_back(img);
+  }
+  const Tensor batch = apply_batch(spec, images);
+  REQUIRE(batch.shape == std::vector<std::int64_t>{3, 2, 2, 4});
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const Tensor one = apply(spec, images[i]);
+    REQUIRE(one.data.size() == 16);
+    CHECK(std::equal(one.data.begin(), one.data.end(), batch.data.begin() + static_cast<std::ptrdiff_t>(16 * i)));
+  }
+  std::string msg;
+  const Spec no_resize = parse_spec(R"([{"step":"window","center":8,"width":16}])");
+  CHECK(error_code_of([&] { apply_batch(no_resize, images); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("image 1"));
+  CHECK(error_code_of([&] { apply_batch(spec, {}); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { apply_batch(spec, images, std::vector<Context>(2)); }) == ErrorCode::kInvalidArgument);
+}
