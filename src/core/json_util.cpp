@@ -22,6 +22,23 @@ std::string field_path(const std::string& where, const char* key) {
   return where + (is_file ? ": " : ".") + key;
 }
 
+bool get_bool(const Json& obj, const char* key, const std::string& where, bool fallback) {
+  require_object(obj, where);
+  auto it = obj.find(key);
+  if (it == obj.end()) return fallback;
+  if (!it->is_boolean()) fail(field_path(where, key), "expected true or false");
+  return it->get<bool>();
+}
+
+std::pair<double, double> get_number_pair(const Json& obj, const char* key, const std::string& where,
+                                          const char* form) {
+  const Json& v = require_member(obj, key, where);
+  if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+    fail(field_path(where, key), std::string("expected ") + form + " (two numbers)");
+  }
+  return {v[0].get<double>(), v[1].get<double>()};
+}
+
 void reject_unknown_fields(const Json& obj, std::initializer_list<const char*> known, const std::string& where) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     bool ok = false;

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace medinfer::detail {
 
@@ -33,6 +34,11 @@ void reject_unknown_fields(const Json& obj, std::initializer_list<const char*> k
 /// An error from a section's validate() (which names "section.field"), re-raised with the file part of
 /// `where` ("manifest.json: risk" -> "manifest.json: risk.tiers[1].name: ...").
 [[noreturn]] void rethrow_with_location(const Error& e, const std::string& where, const char* section);
+/// Optional boolean: `fallback` when absent; "expected true or false" otherwise.
+bool get_bool(const Json& obj, const char* key, const std::string& where, bool fallback);
+/// Two numbers, e.g. [min, max]; `form` ("[min, max]") names the expected shape in the error.
+std::pair<double, double> get_number_pair(const Json& obj, const char* key, const std::string& where,
+                                          const char* form);
 /// "file.json: key" at the top of a file, "where.key" below it.
 std::string field_path(const std::string& where, const char* key);
 

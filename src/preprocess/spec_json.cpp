@@ -35,13 +35,6 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
   auto number_or = [](const Json& s, const char* key, double fallback, const std::string& at) {
     return s.contains(key) ? get_number(s, key, at) : fallback;
   };
-  auto pair_of = [](const Json& s, const char* key, const std::string& at) {
-    const Json& v = medinfer::detail::require_member(s, key, at);
-    if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
-      throw Error(ErrorCode::kInvalidArgument, medinfer::detail::field_path(at, key) + ": expected [a, b] (numbers)");
-    }
-    return std::pair<double, double>{v[0].get<double>(), v[1].get<double>()};
-  };
   Spec spec;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const std::string at = where + "[" + std::to_string(i) + "]";
@@ -50,7 +43,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
     if (kind == "window") {
       if (s.contains("percentiles")) {
         medinfer::detail::reject_unknown_fields(s, {"step", "percentiles"}, at);
-        const auto [lo, hi] = pair_of(s, "percentiles", at);
+        const auto [lo, hi] = medinfer::detail::get_number_pair(s, "percentiles", at, "[lower, upper]");
         WindowStep w;
         w.use_percentiles = true;
         w.lower_percentile = lo;
@@ -59,12 +52,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       } else {
         medinfer::detail::reject_unknown_fields(s, {"step", "center", "width", "from_file"}, at);
         WindowStep w{get_number(s, "center", at), get_number(s, "width", at)};
-        if (s.contains("from_file")) {
-          if (!s["from_file"].is_boolean()) {
-            throw Error(ErrorCode::kInvalidArgument, at + ".from_file: expected true or false");
-          }
-          w.from_file = s["from_file"].get<bool>();
-        }
+        w.from_file = medinfer::detail::get_bool(s, "from_file", at, false);
         spec.steps.emplace_back(w);
       }
     } else if (kind == "clip") {
@@ -84,15 +72,9 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       spec.steps.emplace_back(r);
     } else if (kind == "resample") {
       medinfer::detail::reject_unknown_fields(s, {"step", "spacing_mm", "interpolation", "antialias"}, at);
-      const auto [sx, sy] = pair_of(s, "spacing_mm", at);
-      ResampleStep r{sx, sy, parse_interpolation(s, at, Interpolation::kLinear), true};
-      if (s.contains("antialias")) {
-        if (!s["antialias"].is_boolean()) {
-          throw Error(ErrorCode::kInvalidArgument, at + ".antialias: expected true or false");
-        }
-        r.antialias = s["antialias"].get<bool>();
-      }
-      spec.steps.emplace_back(r);
+      const auto [sx, sy] = medinfer::detail::get_number_pair(s, "spacing_mm", at, "[x, y]");
+      spec.steps.emplace_back(ResampleStep{sx, sy, parse_interpolation(s, at, Interpolation::kLinear),
+                                           medinfer::detail::get_bool(s, "antialias", at, true)});
     } else if (kind == "crop_or_pad") {
       medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "pad_value"}, at);
       spec.steps.emplace_back(CropOrPadStep{clamp_int(get_integer(s, "width", at)),

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 #include <set>
 
 namespace medinfer::risk {
@@ -169,29 +170,24 @@ Policy policy_from_json(const medinfer::detail::Json& obj, const std::string& wh
       }
       return out;
     };
-    auto range = [&](const char* key, double& lo, double& hi) {
+    // [min, max] in whole pixels; absent means no bound.
+    auto size_range = [&](const char* key, std::uint32_t& lo, std::uint32_t& hi) {
       if (!g.contains(key)) return;
-      const Json& r = g[key];
-      if (!r.is_array() || r.size() != 2 || !r[0].is_number() || !r[1].is_number()) {
-        throw Error(ErrorCode::kInvalidArgument, field_path(at, key) + ": expected [min, max]");
-      }
-      lo = r[0].get<double>();
-      hi = r[1].get<double>();
+      const auto [a, b] = get_number_pair(g, key, at, "[min, max]");
+      if (a < 0 || b < 0 || b > 1e6) throw Error(ErrorCode::kInvalidArgument, field_path(at, key) + ": out of range");
+      lo = static_cast<std::uint32_t>(a);
+      hi = static_cast<std::uint32_t>(b);
     };
     reject_unknown_fields(g, {"modalities", "body_parts", "photometric", "pixel_spacing_mm", "rows", "columns"}, at);
     QualityGate& q = p.quality_gate;
     q.modalities = strings("modalities");
     q.body_parts = strings("body_parts");
     q.photometric = strings("photometric");
-    range("pixel_spacing_mm", q.min_pixel_spacing_mm, q.max_pixel_spacing_mm);
-    double lo = 0, hi = 0;
-    range("rows", lo, hi);
-    if (lo < 0 || hi < 0 || hi > 1e6) throw Error(ErrorCode::kInvalidArgument, field_path(at, "rows") + ": out of range");
-    q.min_rows = static_cast<std::uint32_t>(lo), q.max_rows = static_cast<std::uint32_t>(hi);
-    lo = hi = 0;
-    range("columns", lo, hi);
-    if (lo < 0 || hi < 0 || hi > 1e6) throw Error(ErrorCode::kInvalidArgument, field_path(at, "columns") + ": out of range");
-    q.min_columns = static_cast<std::uint32_t>(lo), q.max_columns = static_cast<std::uint32_t>(hi);
+    if (g.contains("pixel_spacing_mm")) {
+      std::tie(q.min_pixel_spacing_mm, q.max_pixel_spacing_mm) = get_number_pair(g, "pixel_spacing_mm", at, "[min, max]");
+    }
+    size_range("rows", q.min_rows, q.max_rows);
+    size_range("columns", q.min_columns, q.max_columns);
   }
   if (obj.contains("operating_point")) {
     const Json& o = obj["operating_point"];
