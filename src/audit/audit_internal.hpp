@@ -9,14 +9,11 @@
 
 namespace medinfer::audit::detail {
 
-/// RFC 3339 UTC with microseconds, now.
-std::string now_rfc3339();
-/// A random (version 4) UUID.
-std::string new_uuid();
 /// gethostname() (read once), or "unknown".
 const std::string& host_name();
-/// The next emission sequence number of this process (1, 2, ...).
-std::uint64_t next_sequence();
+/// Sets the fields every record carries when it is emitted: timestamp, event id, host, and (when
+/// `numbered`) the next sequence number. Checkpoints are not numbered (sequence 0).
+void stamp(Record& record, bool numbered = true);
 /// The record as an ordered JSON object (the exact field order of to_json_line).
 nlohmann::ordered_json to_json(const Record& record);
 

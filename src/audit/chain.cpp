@@ -123,10 +123,8 @@ struct ChainedFileSink::Impl {
 
   Record checkpoint_record(const std::string& why) const {
     Record c;
-    c.timestamp = detail::now_rfc3339();
-    c.event_id = detail::new_uuid();
+    detail::stamp(c, /*numbered=*/false);
     c.event = EventType::kCheckpoint;
-    c.host = detail::host_name();
     c.outcome = "ok";
     c.detail = why + "; lines=" + std::to_string(next_index) + "; head=" + prev_mac;
     return c;
@@ -378,11 +376,8 @@ VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow
   const VerifyResult result = verify_lines(path, keys, allow_unclosed);
   if (report_to) {
     Record r;
-    r.timestamp = detail::now_rfc3339();
-    r.event_id = detail::new_uuid();
-    r.sequence = detail::next_sequence();
+    detail::stamp(r);
     r.event = EventType::kLogVerified;
-    r.host = detail::host_name();
     r.outcome = result.ok ? "ok" : "error";
     if (!result.ok) r.error_code = "kAuditFailed", r.error_message = result.problem;
     r.detail = path + ": " + std::to_string(result.records) + " lines verified" + (result.closed ? ", closed" : "");

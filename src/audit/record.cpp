@@ -32,7 +32,9 @@ const char* to_string(EventType type) noexcept {
 }
 
 namespace detail {
+namespace {
 
+// RFC 3339 UTC with microseconds, now.
 std::string now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -51,6 +53,14 @@ std::string new_uuid() {
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
+// The next emission sequence number of this process (1, 2, ...).
+std::uint64_t next_sequence() {
+  static std::atomic<std::uint64_t> sequence{0};
+  return ++sequence;
+}
+
+}  // namespace
+
 const std::string& host_name() {
   static const std::string name = [] {
     char buf[256] = {};
@@ -60,9 +70,11 @@ const std::string& host_name() {
   return name;
 }
 
-std::uint64_t next_sequence() {
-  static std::atomic<std::uint64_t> sequence{0};
-  return ++sequence;
+void stamp(Record& record, bool numbered) {
+  record.timestamp = now_rfc3339();
+  record.event_id = new_uuid();
+  record.host = host_name();
+  if (numbered) record.sequence = next_sequence();
 }
 
 OJson to_json(const Record& r) {

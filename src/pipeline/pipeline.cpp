@@ -63,10 +63,7 @@ std::string redact(std::string message, const std::string& path) {
 // Fills the fields every record carries and hands it to the sink. kAuditFailed if the sink fails.
 void emit(const PipelineOptions& options, audit::Record& record) {
   if (!options.audit_sink) return;
-  record.timestamp = audit::detail::now_rfc3339();
-  record.event_id = audit::detail::new_uuid();
-  record.sequence = audit::detail::next_sequence();
-  record.host = audit::detail::host_name();
+  audit::detail::stamp(record);
   record.actor = options.actor;
   try {
     options.audit_sink->write(record);
