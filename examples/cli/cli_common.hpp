@@ -29,5 +29,8 @@ inline std::string option_value(const std::vector<std::string>& args, std::size_
 /// `medinfer preprocess ...`
 int run_preprocess(const std::vector<std::string>& args);
 
+/// `medinfer inspect ...`
+int run_inspect(const std::vector<std::string>& args);
+
 /// `medinfer calibrate ...`
 int run_calibrate(const std::vector<std::string>& args);

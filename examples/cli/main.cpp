@@ -52,6 +52,15 @@ commands:
   audit export --format atna|fhir FILE
       Prints each record of FILE as a DICOM PS3.15 A.5 audit message (IHE ATNA, one XML document per
       line) or a FHIR R4 AuditEvent (one JSON resource per line).
+  inspect FILE... [--json]
+      Describes each DICOM file and decodes all its frames. With --json, one object per file:
+        {"input", "transfer_syntax_uid", "transfer_syntax_name", "sop_class_uid", "modality", "rows",
+         "columns", "frames", "samples_per_pixel", "photometric_interpretation", "bits_allocated",
+         "bits_stored", "pixel_representation", "stored": {"dtype", "shape", "photometric", "min",
+         "max", "mean", "sha256"}}
+      where "stored" describes the decoded stored values of all frames, shaped (frames, rows,
+      columns, samples) (docs/dicom.md), or {"input", "error": {"code", "message"}}.
+      Exit status: 0 all files decoded, 1 any file failed, 2 usage error.
   preprocess --model DIR FILE --out OUT.npy
       Writes the exact float32 tensor the package's model would receive for FILE (NumPy .npy).
   calibrate fit --scores FILE.csv --method M --out calibration.json [--report report.json]
@@ -307,6 +316,7 @@ int main(int argc, char** argv) {
     if (command == "audit") return run_audit(rest);
     if (command == "calibrate") return run_calibrate(rest);
     if (command == "preprocess") return run_preprocess(rest);
+    if (command == "inspect") return run_inspect(rest);
     if (command == "version" || command == "--version") return run_version(rest);
     usage_error("unknown command '" + command + "'");
   } catch (const medinfer::Error& e) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace medinfer {
 namespace {
@@ -18,17 +19,28 @@ LogState& state() {
   return s;
 }
 
+thread_local bool t_in_handler = false;
+
 }  // namespace
 
 void set_log_handler(LogHandler handler, LogLevel min_level) {
   auto& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (handler) {
-    s.handler = std::make_shared<const LogHandler>(std::move(handler));
-    s.min_level = static_cast<int>(min_level);
-  } else {
-    s.handler.reset();
-    s.min_level = static_cast<int>(LogLevel::kError) + 1;
+  std::shared_ptr<const LogHandler> old;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    old = std::move(s.handler);
+    if (handler) {
+      s.handler = std::make_shared<const LogHandler>(std::move(handler));
+      s.min_level = static_cast<int>(min_level);
+    } else {
+      s.min_level = static_cast<int>(LogLevel::kError) + 1;
+    }
+  }
+  // The contract: once this returns, the old handler is neither running nor called again, so a
+  // host may destroy what it captured. Wait for calls in flight on other threads (a handler that
+  // replaces itself does not wait for its own call).
+  if (old && !t_in_handler) {
+    while (old.use_count() > 1) std::this_thread::yield();
   }
 }
 
@@ -56,6 +68,10 @@ void log_message(LogLevel level, const std::string& message) noexcept {
     handler = s.handler;  // call outside the lock: a handler may log or reinstall itself
   }
   if (!handler) return;
+  struct InHandler {
+    InHandler() { t_in_handler = true; }
+    ~InHandler() { t_in_handler = false; }
+  } in_handler;
   try {
     (*handler)(level, message);
   } catch (...) {

@@ -342,9 +342,11 @@ TEST_CASE("no patient identifier reaches an audit record, export, log line or er
   spec.pixel_data = false;
   test::write_dicom(patient_dir / "nopixels.dcm", spec);
   spec.pixel_data = true;
-  spec.syntax = test::Syntax::kJpegLossless;
+  spec.samples_per_pixel = 3;
+  spec.photometric = "HSV";  // retired: unsupported
+  spec.bits_allocated = spec.bits_stored = 8;
   spec.pixel_signed = false;
-  test::write_dicom(patient_dir / "jpeg.dcm", spec);
+  test::write_dicom(patient_dir / "hsv.dcm", spec);
 
   std::string logs;
   std::mutex m;
@@ -361,7 +363,7 @@ TEST_CASE("no patient identifier reaches an audit record, export, log line or er
     options.pseudonym_key = audit::derive_pseudonym_key(keys);
     const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
     pipeline.predict((patient_dir / "ACC-55X1Y2.dcm").string());
-    for (const char* bad : {"nopixels.dcm", "jpeg.dcm", "missing.dcm"}) {
+    for (const char* bad : {"nopixels.dcm", "hsv.dcm", "missing.dcm"}) {
       std::string msg;
       error_code_of([&] { pipeline.predict((patient_dir / bad).string()); }, &msg);
       for (const auto& s : phi) {

@@ -69,6 +69,7 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
   check(ds->putAndInsertUint16(DCM_PixelRepresentation, s.pixel_signed ? 1 : 0), "PixelRepresentation");
   check(ds->putAndInsertUint16(DCM_SamplesPerPixel, s.samples_per_pixel), "SamplesPerPixel");
   check(ds->putAndInsertString(DCM_PhotometricInterpretation, s.photometric.c_str()), "Photometric");
+  if (s.samples_per_pixel > 1) check(ds->putAndInsertUint16(DCM_PlanarConfiguration, 0), "PlanarConfiguration");
   if (!s.number_of_frames.empty()) check(ds->putAndInsertString(DCM_NumberOfFrames, s.number_of_frames.c_str()), "Frames");
   if (s.write_rescale) {
     check(ds->putAndInsertString(DCM_RescaleSlope, s.slope.c_str()), "RescaleSlope");
@@ -80,7 +81,7 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
     check(ds->putAndInsertString(DCM_ImageOrientationPatient, s.orientation.c_str()), "Orientation");
   }
   if (s.pixel_data) {
-    const std::size_t n = std::size_t{s.rows} * s.columns * s.samples_per_pixel;
+    const std::size_t n = std::size_t{s.rows} * s.columns * s.samples_per_pixel * s.frames_of_data;
     std::vector<std::int32_t> values = s.values;
     if (values.empty()) {
       for (std::size_t i = 0; i < n; ++i) values.push_back(static_cast<std::int32_t>(i % 200));
@@ -105,7 +106,9 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
     DJ_RPLossless params;
     check(ds->chooseRepresentation(xfer, &params), "JPEG encode");
   }
-  check(file.saveFile(path.c_str(), xfer), "saveFile");
+  check(file.saveFile(path.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                      s.part10 ? EWM_fileformat : EWM_dataset),
+        "saveFile");
 }
 
 std::string read_text(const fs::path& path) {

@@ -48,6 +48,8 @@ struct DicomSpec {
   std::uint16_t samples_per_pixel = 1;
   std::string photometric = "MONOCHROME2";
   std::string number_of_frames;  ///< written when non-empty
+  bool part10 = true;                ///< false: the bare dataset (no preamble, no File Meta)
+  std::uint32_t frames_of_data = 1;  ///< frames of pixel values written (values: this many frames)
   std::string pixel_spacing = "0.5\\0.75";
   std::string position = "-100\\-50\\20";
   std::string orientation = "1\\0\\0\\0\\1\\0";

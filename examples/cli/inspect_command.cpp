@@ -1,0 +1,93 @@
+// `medinfer inspect FILE... [--json]`: what a DICOM file holds and what its pixels decode to.
+#include "cli_common.hpp"
+
+#include <medinfer/dicom.hpp>
+
+#include <iostream>
+#include <optional>
+
+namespace {
+
+Json describe(const std::string& path) {
+  const medinfer::dicom::ImageHeader h = medinfer::dicom::read_header(path);
+  const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);
+  const medinfer::dicom::StoredStatistics st = medinfer::dicom::statistics(px);
+  Json j;
+  j["input"] = path;
+  j["transfer_syntax_uid"] = h.transfer_syntax_uid;
+  j["transfer_syntax_name"] = h.transfer_syntax_name;
+  j["sop_class_uid"] = h.sop_class_uid;
+  j["modality"] = h.modality;
+  j["rows"] = h.rows;
+  j["columns"] = h.columns;
+  j["frames"] = h.frames;
+  j["samples_per_pixel"] = h.samples_per_pixel;
+  j["photometric_interpretation"] = h.photometric_interpretation;
+  j["bits_allocated"] = h.bits_allocated;
+  j["bits_stored"] = h.bits_stored;
+  j["pixel_representation"] = h.pixel_signed ? 1 : 0;
+  j["stored"] = {{"dtype", medinfer::to_string(px.type)},
+                 {"shape", {px.frames, px.rows, px.columns, px.samples}},
+                 {"photometric", px.photometric},
+                 {"min", st.min},
+                 {"max", st.max},
+                 {"mean", st.mean},
+                 {"sha256", st.sha256}};
+  return j;
+}
+
+void print_text(const Json& j) {
+  if (j.contains("error")) {
+    std::cout << j["input"].get<std::string>() << ": error " << j["error"]["code"].get<std::string>() << ": "
+              << j["error"]["message"].get<std::string>() << '\n';
+    return;
+  }
+  const Json& s = j["stored"];
+  std::cout << j["input"].get<std::string>() << '\n'
+            << "  transfer syntax  " << j["transfer_syntax_uid"].get<std::string>() << " ("
+            << j["transfer_syntax_name"].get<std::string>() << ")\n"
+            << "  SOP class        " << j["sop_class_uid"].get<std::string>() << "  modality "
+            << j["modality"].get<std::string>() << '\n'
+            << "  size             " << j["frames"] << " frame(s) x " << j["rows"] << " x " << j["columns"] << " x "
+            << j["samples_per_pixel"] << "  " << j["photometric_interpretation"].get<std::string>() << '\n'
+            << "  bits             allocated " << j["bits_allocated"] << ", stored " << j["bits_stored"]
+            << ", representation " << j["pixel_representation"] << '\n'
+            << "  stored values    " << s["dtype"].get<std::string>() << " " << s["shape"].dump() << " "
+            << s["photometric"].get<std::string>() << "  min " << s["min"] << " max " << s["max"] << " mean "
+            << s["mean"] << '\n'
+            << "  sha256           " << s["sha256"].get<std::string>() << '\n';
+}
+
+}  // namespace
+
+int run_inspect(const std::vector<std::string>& args) {
+  bool json = false;
+  std::vector<std::string> inputs;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") {
+      json = true;
+    } else if (!a.empty() && a[0] == '-') {
+      usage_error("inspect: unknown option '" + a + "'");
+    } else {
+      inputs.push_back(a);
+    }
+  }
+  if (inputs.empty()) usage_error("inspect: no input files");
+  int status = 0;
+  for (const std::string& path : inputs) {
+    Json j;
+    try {
+      j = describe(path);
+    } catch (const medinfer::Error& e) {
+      j = Json{{"input", path}, {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}};
+      status = 1;
+    }
+    if (json) {
+      print_line(j);
+    } else {
+      print_text(j);
+    }
+  }
+  return status;
+}

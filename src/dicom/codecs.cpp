@@ -1,0 +1,386 @@
+// Pixel codecs: native (PS3.5 8.1-8.2), RLE (PS3.5 G, our own: DCMTK's cannot do 1-bit data), JPEG
+// (DCMTK's IJG 8/12/16-bit decoders), JPEG-LS (CharLS), JPEG 2000 and HTJ2K (OpenJPEG), Deflated
+// Image Frame Compression (zlib). Every decoder checks its output against the header before writing.
+#include "dicom/dicom_file.hpp"
+
+#include <medinfer/error.hpp>
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+
+#include <charls/charls.h>
+#include <openjpeg.h>
+#include <zlib.h>
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <mutex>
+
+namespace medinfer::dicom::detail {
+namespace {
+
+[[noreturn]] void corrupt(const std::string& source, const std::string& what) {
+  throw Error(ErrorCode::kInvalidDicom, source + ": " + what);
+}
+
+template <typename T>
+void put(std::uint8_t* out, std::size_t index, T value) {
+  std::memcpy(out + index * sizeof(T), &value, sizeof(T));
+}
+
+// Writes `value` into cell `index` of width `cell_bytes` (little endian host).
+inline void put_cell(std::uint8_t* out, std::size_t index, std::size_t cell_bytes, std::uint64_t value) {
+  switch (cell_bytes) {
+    case 1: out[index] = static_cast<std::uint8_t>(value); break;
+    case 2: put(out, index, static_cast<std::uint16_t>(value)); break;
+    case 4: put(out, index, static_cast<std::uint32_t>(value)); break;
+    default: put(out, index, value); break;
+  }
+}
+
+}  // namespace
+
+void decode_native(const std::uint8_t* data, std::size_t size, std::size_t bit_offset, const PixelFormat& f,
+                   bool big_endian, const std::string& vr, std::uint8_t* out) {
+  const std::size_t pixels = std::size_t{f.rows} * f.columns;
+  const std::size_t n = pixels * f.samples;
+  if (f.bits_allocated == 1) {
+    if (bit_offset + n > std::uint64_t{size} * 8) throw Error(ErrorCode::kInvalidDicom, "1-bit pixel data is truncated");
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t bit = bit_offset + i;
+      out[i] = static_cast<std::uint8_t>((data[bit >> 3] >> (bit & 7)) & 1u);
+    }
+    return;
+  }
+  const std::size_t b = f.bits_allocated / 8;
+  const std::size_t start = bit_offset / 8;
+  const bool ybr422 = f.photometric == "YBR_FULL_422" && f.samples == 3 && b == 1;
+  const std::size_t frame_bytes = ybr422 ? pixels * 2 : n * b;
+  if (start + frame_bytes > size) throw Error(ErrorCode::kInvalidDicom, "pixel data is shorter than its frames");
+  const std::uint8_t* in = data + start;
+
+  if (ybr422) {  // Y0 Y1 Cb Cr -> (Y0 Cb Cr) (Y1 Cb Cr): chroma repeated, no colour conversion
+    for (std::size_t p = 0; p + 1 < pixels; p += 2) {
+      const std::uint8_t* q = in + p * 2;
+      std::uint8_t* o = out + p * 3;
+      o[0] = q[0]; o[1] = q[2]; o[2] = q[3];
+      o[3] = q[1]; o[4] = q[2]; o[5] = q[3];
+    }
+    return;
+  }
+  const bool planar = f.planar == 1 && f.samples > 1;
+  auto source_index = [&](std::size_t p, std::size_t c) { return planar ? c * pixels + p : p * f.samples + c; };
+  const bool swap_ow8 = big_endian && b == 1 && vr == "OW";
+  for (std::size_t p = 0; p < pixels; ++p) {
+    for (std::size_t c = 0; c < f.samples; ++c) {
+      const std::size_t k = source_index(p, c);
+      const std::size_t o = p * f.samples + c;
+      switch (b) {
+        case 1:
+          out[o] = swap_ow8 ? data[(start + k) ^ 1u] : in[k];
+          break;
+        case 2: {
+          const std::uint8_t* q = in + k * 2;
+          put(out, o, static_cast<std::uint16_t>(big_endian ? (q[0] << 8 | q[1]) : (q[0] | q[1] << 8)));
+          break;
+        }
+        case 4: {
+          const std::uint8_t* q = in + k * 4;
+          std::uint32_t v;
+          if (!big_endian) {
+            v = std::uint32_t{q[0]} | std::uint32_t{q[1]} << 8 | std::uint32_t{q[2]} << 16 | std::uint32_t{q[3]} << 24;
+          } else if (vr == "OW") {  // swapped as 16-bit words, as DCMTK and GDCM do (see docs/dicom.md)
+            v = std::uint32_t{q[1]} | std::uint32_t{q[0]} << 8 | std::uint32_t{q[3]} << 16 | std::uint32_t{q[2]} << 24;
+          } else {
+            v = std::uint32_t{q[3]} | std::uint32_t{q[2]} << 8 | std::uint32_t{q[1]} << 16 | std::uint32_t{q[0]} << 24;
+          }
+          put(out, o, v);
+          break;
+        }
+        case 8: {
+          const std::uint8_t* q = in + k * 8;
+          std::uint64_t v = 0;
+          for (int i = 0; i < 8; ++i) v |= std::uint64_t{q[big_endian ? 7 - i : i]} << (8 * i);
+          put(out, o, v);
+          break;
+        }
+        default:
+          throw Error(ErrorCode::kUnsupported, fmt::format("Bits Allocated {} is not supported", f.bits_allocated));
+      }
+    }
+  }
+}
+
+void mask_stored(const PixelFormat& f, std::uint8_t* cells, std::size_t count) {
+  if (f.float_data || f.bits_allocated == 1) return;
+  const std::size_t cb = f.cell_bytes();
+  const unsigned bits = f.bits_stored;
+  if (bits >= cb * 8) return;
+  const std::uint32_t mask = (1u << bits) - 1u;
+  const std::uint32_t sign = 1u << (bits - 1);
+  const bool s = f.pixel_representation == 1;
+  auto fix = [&](std::uint32_t v) -> std::uint32_t {
+    v &= mask;
+    if (s && (v & sign)) v |= ~mask;
+    return v;
+  };
+  if (cb == 1) {
+    for (std::size_t i = 0; i < count; ++i) cells[i] = static_cast<std::uint8_t>(fix(cells[i]));
+  } else if (cb == 2) {
+    auto* p = reinterpret_cast<std::uint16_t*>(cells);
+    for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<std::uint16_t>(fix(p[i]));
+  } else {
+    auto* p = reinterpret_cast<std::uint32_t*>(cells);
+    for (std::size_t i = 0; i < count; ++i) p[i] = fix(p[i]);
+  }
+}
+
+// ---- RLE Lossless (PS3.5 Annex G) ----
+void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
+                std::uint8_t* out) {
+  if (size < 64) corrupt(source, fmt::format("RLE frame of {} bytes is shorter than its 64-byte header", size));
+  auto le32 = [&](std::size_t p) {
+    return std::uint32_t{data[p]} | std::uint32_t{data[p + 1]} << 8 | std::uint32_t{data[p + 2]} << 16 |
+           std::uint32_t{data[p + 3]} << 24;
+  };
+  const std::uint32_t segments = le32(0);
+  const std::size_t bytes_per_sample = f.bits_allocated == 1 ? 1 : f.bits_allocated / 8;
+  const std::size_t expected_segments = bytes_per_sample * f.samples;
+  if (segments != expected_segments || segments > 15) {
+    corrupt(source, fmt::format("RLE header declares {} segments; {} samples of {} bits need {}", segments, f.samples,
+                                f.bits_allocated, expected_segments));
+  }
+  const std::size_t pixels = std::size_t{f.rows} * f.columns;
+  const std::size_t seg_len = f.bits_allocated == 1 ? (pixels + 7) / 8 : pixels;
+  std::vector<std::uint8_t> seg(seg_len);
+  const std::size_t cb = f.cell_bytes();
+  if (f.bits_allocated != 1) std::memset(out, 0, pixels * f.samples * cb);
+  for (std::uint32_t s = 0; s < segments; ++s) {
+    const std::size_t begin = le32(4 + 4 * s);
+    const std::size_t end = s + 1 < segments ? le32(8 + 4 * s) : size;
+    if (begin < 64 || begin > end || end > size) {
+      corrupt(source, fmt::format("RLE segment {} has offsets {}..{} outside the {}-byte frame", s, begin, end, size));
+    }
+    std::size_t o = 0, i = begin;
+    while (o < seg_len && i < end) {
+      const int n = static_cast<std::int8_t>(data[i++]);
+      if (n >= 0) {
+        const std::size_t count = static_cast<std::size_t>(n) + 1;
+        if (i + count > end) corrupt(source, fmt::format("RLE segment {}: a literal run passes the segment end", s));
+        const std::size_t take = std::min(count, seg_len - o);
+        std::memcpy(seg.data() + o, data + i, take);
+        o += take;
+        i += count;
+      } else if (n != -128) {
+        if (i >= end) corrupt(source, fmt::format("RLE segment {}: a replicate run has no byte", s));
+        const std::size_t count = static_cast<std::size_t>(1 - n);
+        const std::size_t take = std::min(count, seg_len - o);
+        std::memset(seg.data() + o, data[i++], take);
+        o += take;
+      }
+    }
+    if (o < seg_len) corrupt(source, fmt::format("RLE segment {} decodes to {} bytes; {} expected", s, o, seg_len));
+    const std::size_t sample = s / bytes_per_sample;
+    const std::size_t byte = bytes_per_sample - 1 - s % bytes_per_sample;  // first segment = most significant
+    if (f.bits_allocated == 1) {
+      for (std::size_t p = 0; p < pixels; ++p) out[p * f.samples + sample] = (seg[p >> 3] >> (p & 7)) & 1u;
+      continue;
+    }
+    for (std::size_t p = 0; p < pixels; ++p) out[(p * f.samples + sample) * cb + byte] = seg[p];
+  }
+}
+
+// ---- JPEG 2000 / HTJ2K (OpenJPEG 2.5) ----
+namespace {
+struct MemoryStream {
+  const std::uint8_t* data;
+  std::size_t size;
+  std::size_t pos;
+};
+OPJ_SIZE_T opj_read(void* buffer, OPJ_SIZE_T n, void* user) {
+  auto* m = static_cast<MemoryStream*>(user);
+  if (m->pos >= m->size) return static_cast<OPJ_SIZE_T>(-1);
+  const std::size_t take = std::min<std::size_t>(n, m->size - m->pos);
+  std::memcpy(buffer, m->data + m->pos, take);
+  m->pos += take;
+  return take;
+}
+OPJ_OFF_T opj_skip(OPJ_OFF_T n, void* user) {
+  auto* m = static_cast<MemoryStream*>(user);
+  if (n < 0) return -1;
+  const std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(n), m->size - m->pos);
+  m->pos += take;
+  return static_cast<OPJ_OFF_T>(take);
+}
+OPJ_BOOL opj_seek(OPJ_OFF_T n, void* user) {
+  auto* m = static_cast<MemoryStream*>(user);
+  if (n < 0 || static_cast<std::size_t>(n) > m->size) return OPJ_FALSE;
+  m->pos = static_cast<std::size_t>(n);
+  return OPJ_TRUE;
+}
+void opj_message(const char* msg, void* user) {
+  auto* s = static_cast<std::string*>(user);
+  if (s->empty()) {
+    *s = msg;
+    while (!s->empty() && (s->back() == '\n' || s->back() == ' ')) s->pop_back();
+  }
+}
+void opj_quiet(const char*, void*) {}
+}  // namespace
+
+void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
+                     std::uint8_t* out) {
+  const bool jp2 = size >= 12 && data[4] == 'j' && data[5] == 'P' && data[6] == ' ' && data[7] == ' ';
+  std::string error;
+  opj_codec_t* codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+  opj_set_error_handler(codec, opj_message, &error);
+  opj_set_warning_handler(codec, opj_quiet, nullptr);
+  opj_set_info_handler(codec, opj_quiet, nullptr);
+  opj_dparameters_t params;
+  opj_set_default_decoder_parameters(&params);
+  MemoryStream mem{data, size, 0};
+  opj_stream_t* stream = opj_stream_create(size == 0 ? 1 : std::min<std::size_t>(size, 1 << 20), OPJ_TRUE);
+  opj_stream_set_user_data(stream, &mem, nullptr);
+  opj_stream_set_user_data_length(stream, size);
+  opj_stream_set_read_function(stream, opj_read);
+  opj_stream_set_skip_function(stream, opj_skip);
+  opj_stream_set_seek_function(stream, opj_seek);
+  opj_image_t* image = nullptr;
+  struct Cleanup {
+    opj_codec_t* c;
+    opj_stream_t* s;
+    opj_image_t** i;
+    ~Cleanup() {
+      if (*i) opj_image_destroy(*i);
+      opj_stream_destroy(s);
+      opj_destroy_codec(c);
+    }
+  } cleanup{codec, stream, &image};
+  const bool ok = opj_setup_decoder(codec, &params) && opj_read_header(stream, codec, &image) &&
+                  opj_decode(codec, stream, image) && opj_end_decompress(codec, stream);
+  if (!ok || image == nullptr) {
+    corrupt(source, "JPEG 2000 codestream cannot be decoded (OpenJPEG: " + (error.empty() ? "error" : error) + ")");
+  }
+  if (image->numcomps != f.samples) {
+    corrupt(source, fmt::format("JPEG 2000 codestream has {} components but SamplesPerPixel is {}", image->numcomps,
+                                f.samples));
+  }
+  const std::size_t pixels = std::size_t{f.rows} * f.columns;
+  for (std::uint32_t c = 0; c < image->numcomps; ++c) {
+    const opj_image_comp_t& comp = image->comps[c];
+    if (comp.w != f.columns || comp.h != f.rows || comp.data == nullptr) {
+      corrupt(source, fmt::format("JPEG 2000 component {} is {} x {} but the header says {} x {}", c, comp.w, comp.h,
+                                  f.columns, f.rows));
+    }
+  }
+  const std::size_t cb = f.cell_bytes();
+  for (std::size_t p = 0; p < pixels; ++p) {
+    for (std::uint32_t c = 0; c < f.samples; ++c) {
+      put_cell(out, p * f.samples + c, cb, static_cast<std::uint64_t>(static_cast<std::int64_t>(image->comps[c].data[p])));
+    }
+  }
+}
+
+// ---- JPEG-LS (CharLS 2.4) ----
+void decode_jpegls(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
+                   std::uint8_t* out) {
+  charls::frame_info info{};
+  charls::interleave_mode mode = charls::interleave_mode::none;
+  std::vector<std::uint8_t> buf;
+  try {
+    charls::jpegls_decoder dec(data, size, true);
+    info = dec.frame_info();
+    mode = dec.interleave_mode();
+    if (info.width != f.columns || info.height != f.rows || info.component_count != f.samples) {
+      corrupt(source, fmt::format("JPEG-LS codestream is {} x {} x {} but the header says {} x {} x {}", info.width,
+                                  info.height, info.component_count, f.columns, f.rows, f.samples));
+    }
+    buf.resize(dec.destination_size());
+    dec.decode(buf.data(), buf.size());
+  } catch (const charls::jpegls_error& e) {
+    corrupt(source, std::string("JPEG-LS codestream cannot be decoded (CharLS: ") + e.what() + ")");
+  }
+  const std::size_t pixels = std::size_t{f.rows} * f.columns;
+  const std::size_t in_bytes = info.bits_per_sample <= 8 ? 1 : 2;
+  if (buf.size() < pixels * f.samples * in_bytes) corrupt(source, "JPEG-LS decoder returned too few bytes");
+  const bool planar = mode == charls::interleave_mode::none && f.samples > 1;
+  const std::size_t cb = f.cell_bytes();
+  for (std::size_t p = 0; p < pixels; ++p) {
+    for (std::size_t c = 0; c < f.samples; ++c) {
+      const std::size_t k = planar ? c * pixels + p : p * f.samples + c;
+      const std::uint32_t v = in_bytes == 1 ? buf[k] : static_cast<std::uint32_t>(buf[2 * k] | buf[2 * k + 1] << 8);
+      put_cell(out, p * f.samples + c, cb, v);
+    }
+  }
+}
+
+// ---- JPEG (DCMTK's IJG decoders, through a one-frame scratch dataset) ----
+void decode_jpeg(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
+                 std::uint8_t* out, std::string* photometric) {
+  static std::once_flag once;
+  // No colour conversion: YCbCr stays YCbCr (stored values); read_instance converts on request.
+  std::call_once(once, [] { DJDecoderRegistration::registerCodecs(EDC_never, EUC_never, EPC_colorByPixel); });
+  DcmDataset ds;
+  ds.putAndInsertUint16(DCM_Rows, static_cast<Uint16>(f.rows));
+  ds.putAndInsertUint16(DCM_Columns, static_cast<Uint16>(f.columns));
+  ds.putAndInsertUint16(DCM_SamplesPerPixel, f.samples);
+  ds.putAndInsertUint16(DCM_BitsAllocated, f.bits_allocated);
+  ds.putAndInsertUint16(DCM_BitsStored, f.bits_stored);
+  ds.putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(f.bits_stored - 1));
+  ds.putAndInsertUint16(DCM_PixelRepresentation, f.pixel_representation);
+  ds.putAndInsertString(DCM_PhotometricInterpretation, f.photometric.c_str());
+  if (f.samples > 1) ds.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+  ds.putAndInsertString(DCM_NumberOfFrames, "1");
+  auto* seq = new DcmPixelSequence(DcmTag(DCM_PixelData, EVR_OB));
+  seq->insert(new DcmPixelItem(DcmTag(DCM_Item, EVR_OB)));  // empty Basic Offset Table
+  auto* item = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+  item->putUint8Array(data, static_cast<unsigned long>(size));
+  seq->insert(item);
+  auto* pixel = new DcmPixelData(DCM_PixelData);
+  ds.insert(pixel);
+  const DcmXfer xfer(f.syntax_uid.c_str());
+  pixel->putOriginalRepresentation(xfer.getXfer(), nullptr, seq);
+  Uint32 start = 0;
+  OFString color;
+  // DCMTK wants an even buffer size: decode odd-sized frames (3 x 3 RGB, ...) through a scratch copy.
+  const std::size_t bytes = f.frame_out_bytes();
+  std::vector<std::uint8_t> scratch(bytes % 2 == 1 ? bytes + 1 : 0);
+  void* target = scratch.empty() ? static_cast<void*>(out) : scratch.data();
+  const Uint32 target_size = static_cast<Uint32>(scratch.empty() ? bytes : scratch.size());
+  const OFCondition c = pixel->getUncompressedFrame(&ds, 0, start, target, target_size, color);
+  if (c.bad()) corrupt(source, std::string("JPEG data cannot be decoded (DCMTK: ") + c.text() + ")");
+  if (!scratch.empty()) std::memcpy(out, scratch.data(), bytes);
+  if (photometric != nullptr) *photometric = color.c_str();
+}
+
+// ---- Deflated Image Frame Compression (1.2.840.10008.1.2.8.1) ----
+void inflate_frame(const std::uint8_t* data, std::size_t size, std::size_t expected, const std::string& source,
+                   std::vector<std::uint8_t>& out) {
+  for (int window_bits : {-MAX_WBITS, MAX_WBITS + 32}) {  // raw deflate, then zlib/gzip wrapped
+    z_stream z{};
+    if (inflateInit2(&z, window_bits) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
+    out.assign(expected + 1, 0);
+    z.next_in = const_cast<Bytef*>(data);
+    z.avail_in = static_cast<uInt>(size);
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    const int rc = inflate(&z, Z_FINISH);
+    const std::size_t produced = out.size() - z.avail_out;
+    inflateEnd(&z);
+    if (produced >= expected) {
+      out.resize(expected);
+      return;
+    }
+    if (rc == Z_STREAM_END) {
+      corrupt(source, fmt::format("a deflated frame inflates to {} bytes; {} expected", produced, expected));
+    }
+  }
+  corrupt(source, "a deflated frame is corrupt or truncated (zlib)");
+}
+
+}  // namespace medinfer::dicom::detail

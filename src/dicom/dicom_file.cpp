@@ -1,0 +1,612 @@
+// One DICOM object: walk (dicom_parse.cpp), header through DCMTK, frames through the codecs.
+#include "dicom/dicom_file.hpp"
+
+#include <medinfer/error.hpp>
+
+#include "core/file_util.hpp"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcobject.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+namespace medinfer::dicom::detail {
+namespace {
+
+void init_dcmtk_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // DCMTK logs to stderr by default; the library must never print (process-wide: docs/dicom.md).
+    OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
+    // Files written with VR UN for known attributes (PS3.5 6.2.2): read them with the dictionary's
+    // VR. Also process-wide in DCMTK; documented in docs/dicom.md.
+    dcmEnableUnknownVRConversion.set(OFTrue);
+  });
+  if (!dcmDataDict.isDictionaryLoaded()) {
+    throw Error(ErrorCode::kInternal,
+                "DCMTK's data dictionary is not loaded (is DCMDICTPATH set to a missing file?)");
+  }
+}
+
+std::string tag_name(const DcmTagKey& key) {
+  DcmTag tag(key);
+  return fmt::format("{} ({:04X},{:04X})", tag.getTagName(), key.getGroup(), key.getElement());
+}
+
+std::string get_string(DcmItem& item, const DcmTagKey& key) {
+  OFString s;
+  if (item.findAndGetOFStringArray(key, s).bad()) return {};
+  std::string out(s.c_str());
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+  return out;
+}
+
+// Reads n numeric values; false when absent. Throws for present but malformed.
+template <std::size_t N>
+bool get_doubles(DcmItem& item, const DcmTagKey& key, std::array<double, N>& out, const std::string& source) {
+  if (!item.tagExistsWithValue(key)) return false;
+  for (std::size_t i = 0; i < N; ++i) {
+    Float64 v = 0;
+    if (item.findAndGetFloat64(key, v, static_cast<unsigned long>(i)).bad() || !std::isfinite(v)) {
+      throw Error(ErrorCode::kInvalidDicom,
+                  fmt::format("{}: {} must have {} numeric values", source, tag_name(key), N));
+    }
+    out[i] = v;
+  }
+  return true;
+}
+
+// The item of a functional group for frame `frame`: the per-frame group when present, else shared.
+DcmItem* functional_group(DcmDataset& ds, std::uint32_t frame, const DcmTagKey& group) {
+  DcmItem* per_frame = nullptr;
+  if (ds.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, per_frame, static_cast<int>(frame)).good() &&
+      per_frame != nullptr) {
+    DcmItem* item = nullptr;
+    if (per_frame->findAndGetSequenceItem(group, item, 0).good() && item != nullptr) return item;
+  }
+  DcmItem* shared = nullptr;
+  if (ds.findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good() && shared != nullptr) {
+    DcmItem* item = nullptr;
+    if (shared->findAndGetSequenceItem(group, item, 0).good() && item != nullptr) return item;
+  }
+  return nullptr;
+}
+
+Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& data_key, const std::string& source,
+             const std::string& what) {
+  Lut lut;
+  // LUT Descriptor is US or SS (PS3.3 C.11.1.1): read the 16 bits either way.
+  auto word = [&](unsigned long i) -> Uint16 {
+    Uint16 u = 0;
+    if (item.findAndGetUint16(descriptor_key, u, i).good()) return u;
+    Sint16 v = 0;
+    if (item.findAndGetSint16(descriptor_key, v, i).good()) return static_cast<Uint16>(v);
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} has no valid {}", source, what, tag_name(descriptor_key)));
+  };
+  const Uint16 d0 = word(0), d1 = word(1), d2 = word(2);
+  lut.entries = d0 == 0 ? 65536u : d0;
+  // First mapped value is US or SS depending on the pixel representation; read the raw 16 bits.
+  lut.first_mapped = static_cast<std::int32_t>(d1);
+  lut.bits = d2;
+  const Uint16* data = nullptr;
+  unsigned long count = 0;
+  DcmElement* element = nullptr;
+  if (item.findAndGetElement(data_key, element).bad() || element == nullptr) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} has no {}", source, what, tag_name(data_key)));
+  }
+  Uint16* words = nullptr;
+  Sint16* signed_words = nullptr;
+  if (element->getUint16Array(words).good() && words != nullptr) {
+    data = words;
+  } else if (element->getSint16Array(signed_words).good() && signed_words != nullptr) {
+    data = reinterpret_cast<const Uint16*>(signed_words);
+  }
+  count = element->getLength() / 2;
+  if (data == nullptr) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: cannot read {} of the {}", source, tag_name(data_key), what));
+  }
+  if (lut.bits <= 8 && count * 2 >= lut.entries && count < lut.entries) {
+    // 8-bit entries packed two per word.
+    lut.data.resize(lut.entries);
+    for (std::uint32_t i = 0; i < lut.entries; ++i) lut.data[i] = (data[i / 2] >> ((i % 2) * 8)) & 0xFF;
+  } else {
+    if (count < lut.entries) {
+      throw Error(ErrorCode::kInvalidDicom,
+                  fmt::format("{}: {} holds {} entries but its descriptor declares {}", source, what, count, lut.entries));
+    }
+    lut.data.assign(data, data + lut.entries);
+  }
+  return lut;
+}
+
+}  // namespace
+
+PixelType PixelFormat::stored_type() const {
+  if (float_data) return bits_allocated == 64 ? PixelType::kFloat64 : PixelType::kFloat32;
+  const bool s = pixel_representation == 1;
+  if (bits_allocated <= 8) return (s && bits_allocated == 8) ? PixelType::kInt8 : PixelType::kUInt8;
+  if (bits_allocated <= 16) return s ? PixelType::kInt16 : PixelType::kUInt16;
+  return s ? PixelType::kInt32 : PixelType::kUInt32;
+}
+
+double Lut::lookup(double stored) const {
+  long index = std::lround(stored) - first_mapped;
+  if (index < 0) index = 0;
+  if (index >= static_cast<long>(entries)) index = static_cast<long>(entries) - 1;
+  return data[static_cast<std::size_t>(index)];
+}
+
+std::unique_ptr<DicomFile> DicomFile::open_path(const std::string& path, const ReadOptions& options) {
+  init_dcmtk_once();
+  std::unique_ptr<DicomFile> file(new DicomFile());
+  file->source_ = path;
+  file->owned_ = medinfer::detail::read_file(path, options.max_file_bytes);
+  file->parse(reinterpret_cast<const std::uint8_t*>(file->owned_.data()), file->owned_.size(), options);
+  return file;
+}
+
+std::unique_ptr<DicomFile> DicomFile::open_memory(const void* data, std::size_t size, const std::string& name,
+                                                  const ReadOptions& options) {
+  init_dcmtk_once();
+  if (data == nullptr && size != 0) throw Error(ErrorCode::kInvalidArgument, name + ": null buffer with a non-zero size");
+  if (size > options.max_file_bytes) {
+    throw Error(ErrorCode::kResourceLimit, fmt::format("{}: {} bytes exceed the limit {} (ReadOptions::max_file_bytes)",
+                                                       name, size, options.max_file_bytes));
+  }
+  std::unique_ptr<DicomFile> file(new DicomFile());
+  file->source_ = name;
+  // The caller's bytes are not retained: keep a copy (a Pixel Data reference would dangle).
+  file->owned_.assign(static_cast<const char*>(data), size);
+  file->parse(reinterpret_cast<const std::uint8_t*>(file->owned_.data()), file->owned_.size(), options);
+  return file;
+}
+
+void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options) {
+  options_ = options;
+  if (size == 0) throw Error(ErrorCode::kInvalidDicom, source_ + ": empty input: not DICOM");
+  layout_ = walk(data, size, source_, options.transfer_syntax_uid, options.max_file_bytes, inflated_);
+  syntax_ = find_syntax(layout_.transfer_syntax_uid);
+  parse_header(options);
+}
+
+void DicomFile::parse_header(const ReadOptions& options) {
+  // DCMTK parses everything but the pixel element (already located and bounds-checked).
+  const PixelElement& px = layout_.pixel;
+  std::vector<std::uint8_t> head;
+  if (px.present) {
+    head.reserve(layout_.dataset_size - (px.end - px.start));
+    head.insert(head.end(), layout_.dataset, layout_.dataset + px.start);
+    head.insert(head.end(), layout_.dataset + px.end, layout_.dataset + layout_.dataset_size);
+  } else {
+    head.assign(layout_.dataset, layout_.dataset + layout_.dataset_size);
+  }
+  E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+  if (!syntax_->explicit_vr) xfer = EXS_LittleEndianImplicit;
+  if (syntax_->big_endian) xfer = EXS_BigEndianExplicit;
+  if (!head.empty()) {
+    DcmInputBufferStream stream;
+    stream.setBuffer(head.data(), static_cast<offile_off_t>(head.size()));
+    stream.setEos();
+    dataset_.transferInit();
+    const OFCondition c = dataset_.read(stream, xfer, EGL_noChange, DCM_MaxReadLength);
+    dataset_.transferEnd();
+    if (c.bad()) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: DCMTK cannot parse the dataset: {}", source_, c.text()));
+    }
+  }
+
+  ImageHeader& h = header_;
+  DcmDataset& ds = dataset_;
+  h.transfer_syntax_uid = layout_.transfer_syntax_uid;
+  h.transfer_syntax_name = syntax_->name;
+  h.sop_class_uid = get_string(ds, DCM_SOPClassUID);
+  if (h.sop_class_uid.empty()) h.sop_class_uid = layout_.media_storage_sop_class_uid;
+  h.sop_instance_uid = get_string(ds, DCM_SOPInstanceUID);
+  h.study_instance_uid = get_string(ds, DCM_StudyInstanceUID);
+  h.series_instance_uid = get_string(ds, DCM_SeriesInstanceUID);
+  h.frame_of_reference_uid = get_string(ds, DCM_FrameOfReferenceUID);
+  h.modality = get_string(ds, DCM_Modality);
+  h.body_part_examined = get_string(ds, DCM_BodyPartExamined);
+  h.manufacturer = get_string(ds, DCM_Manufacturer);
+  h.manufacturer_model_name = get_string(ds, DCM_ManufacturerModelName);
+  h.study_date = get_string(ds, DCM_StudyDate);
+  h.series_date = get_string(ds, DCM_SeriesDate);
+  h.acquisition_date = get_string(ds, DCM_AcquisitionDate);
+  h.content_date = get_string(ds, DCM_ContentDate);
+  h.series_description = get_string(ds, DCM_SeriesDescription);
+  {
+    OFString v;
+    for (unsigned long i = 0; ds.findAndGetOFString(DCM_ImageType, v, i).good(); ++i) h.image_type.emplace_back(v.c_str());
+  }
+  h.photometric_interpretation = get_string(ds, DCM_PhotometricInterpretation);
+  {
+    Sint32 n = 0;
+    if (ds.findAndGetSint32(DCM_InstanceNumber, n).good()) h.instance_number = n;
+  }
+
+  PixelFormat& f = format_;
+  f.float_data = px.present && px.element != 0x0010;
+  auto us = [&](const DcmTagKey& key, Uint16 fallback, bool required) -> Uint16 {
+    Uint16 v = 0;
+    if (ds.findAndGetUint16(key, v).good()) return v;
+    if (required && px.present) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: missing or malformed {}", source_, tag_name(key)));
+    }
+    return fallback;
+  };
+  h.rows = us(DCM_Rows, 0, true);
+  h.columns = us(DCM_Columns, 0, true);
+  h.bits_allocated = us(DCM_BitsAllocated, 0, true);
+  h.bits_stored = us(DCM_BitsStored, h.bits_allocated, !f.float_data);
+  h.high_bit = us(DCM_HighBit, static_cast<Uint16>(h.bits_stored > 0 ? h.bits_stored - 1 : 0), false);
+  h.pixel_signed = us(DCM_PixelRepresentation, 0, !f.float_data) == 1;
+  h.samples_per_pixel = us(DCM_SamplesPerPixel, 1, false);
+  h.planar_configuration = us(DCM_PlanarConfiguration, 0, false);
+  h.float_pixels = f.float_data;
+  {
+    OFString frames;
+    if (ds.findAndGetOFString(DCM_NumberOfFrames, frames).good() && !frames.empty()) {
+      char* end = nullptr;
+      const long n = std::strtol(frames.c_str(), &end, 10);
+      if (end == frames.c_str() || n < 1) {
+        throw Error(ErrorCode::kInvalidDicom,
+                    fmt::format("{}: {} is '{}': not a positive integer", source_, tag_name(DCM_NumberOfFrames), frames.c_str()));
+      }
+      if (static_cast<unsigned long>(n) > options.max_frames) {
+        throw Error(ErrorCode::kResourceLimit, fmt::format("{}: {} = {} exceeds the limit {} (ReadOptions::max_frames)",
+                                                           source_, tag_name(DCM_NumberOfFrames), n, options.max_frames));
+      }
+      h.frames = static_cast<std::uint32_t>(n);
+    }
+  }
+  f.rows = h.rows;
+  f.columns = h.columns;
+  f.frames = h.frames;
+  f.samples = h.samples_per_pixel;
+  f.bits_allocated = h.bits_allocated;
+  f.bits_stored = h.bits_stored;
+  f.pixel_representation = h.pixel_signed ? 1 : 0;
+  f.planar = h.planar_configuration;
+  f.photometric = h.photometric_interpretation;
+  f.syntax_uid = layout_.transfer_syntax_uid;
+
+  // Modality LUT: slope/intercept, or a Modality LUT Sequence; enhanced objects per frame.
+  {
+    auto [slope, intercept] = frame_rescale(0);
+    h.rescale_slope = slope;
+    h.rescale_intercept = intercept;
+    DcmItem* item = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_ModalityLUTSequence, item, 0).good() && item != nullptr) {
+      modality_lut_ = read_lut(*item, DCM_LUTDescriptor, DCM_LUTData, source_, tag_name(DCM_ModalityLUTSequence));
+      h.has_modality_lut_sequence = true;
+    }
+  }
+  {
+    Float64 c = 0.0, w = 0.0;
+    DcmItem* voi = functional_group(ds, 0, DCM_FrameVOILUTSequence);
+    DcmItem& src = voi != nullptr ? *voi : static_cast<DcmItem&>(ds);
+    if (src.findAndGetFloat64(DCM_WindowCenter, c).good() && src.findAndGetFloat64(DCM_WindowWidth, w).good() &&
+        std::isfinite(c) && std::isfinite(w) && w > 0.0) {
+      h.has_window = true;
+      h.window_center = c;
+      h.window_width = w;
+    }
+    const std::string fn = get_string(src, DCM_VOILUTFunction);
+    if (!fn.empty()) h.voi_lut_function = fn;
+    h.has_voi_lut_sequence = ds.tagExistsWithValue(DCM_VOILUTSequence);
+  }
+  {
+    Float64 pad = 0;
+    if (ds.findAndGetFloat64(DCM_PixelPaddingValue, pad).good()) {
+      h.has_pixel_padding = true;
+      h.pixel_padding_value = pad;
+    }
+  }
+  {
+    DcmItem* measures = functional_group(ds, 0, DCM_PixelMeasuresSequence);
+    DcmItem& src = measures != nullptr ? *measures : static_cast<DcmItem&>(ds);
+    std::array<double, 2> spacing{};
+    bool has = get_doubles(src, DCM_PixelSpacing, spacing, source_);
+    if (!has) has = get_doubles(ds, DCM_ImagerPixelSpacing, spacing, source_);
+    if (has) {
+      if (!(spacing[0] > 0.0) || !(spacing[1] > 0.0)) {
+        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} must be > 0", source_, tag_name(DCM_PixelSpacing)));
+      }
+      h.has_pixel_spacing = true;
+      h.pixel_spacing = spacing;
+    }
+    Float64 thickness = 0;
+    if (src.findAndGetFloat64(DCM_SliceThickness, thickness).good() && std::isfinite(thickness)) {
+      h.slice_thickness = thickness;
+    }
+  }
+  if (auto position = frame_position(0)) {
+    h.has_position = true;
+    h.image_position = *position;
+  }
+  {
+    DcmItem* orient = functional_group(ds, 0, DCM_PlaneOrientationSequence);
+    DcmItem& src = orient != nullptr ? *orient : static_cast<DcmItem&>(ds);
+    h.has_orientation = get_doubles(src, DCM_ImageOrientationPatient, h.image_orientation, source_);
+  }
+  if (px.present && px.encapsulated) map_frames();
+}
+
+std::optional<std::array<double, 3>> DicomFile::frame_position(std::uint32_t index) {
+  std::array<double, 3> p{};
+  if (DcmItem* item = functional_group(dataset_, index, DCM_PlanePositionSequence)) {
+    if (get_doubles(*item, DCM_ImagePositionPatient, p, source_)) return p;
+  }
+  if (get_doubles(dataset_, DCM_ImagePositionPatient, p, source_)) return p;
+  return std::nullopt;
+}
+
+std::pair<double, double> DicomFile::frame_rescale(std::uint32_t index) {
+  DcmItem* item = functional_group(dataset_, index, DCM_PixelValueTransformationSequence);
+  DcmItem& src = item != nullptr ? *item : static_cast<DcmItem&>(dataset_);
+  Float64 slope = 1.0, intercept = 0.0;
+  const bool has_slope = src.tagExistsWithValue(DCM_RescaleSlope);
+  const bool has_intercept = src.tagExistsWithValue(DCM_RescaleIntercept);
+  if (has_slope && src.findAndGetFloat64(DCM_RescaleSlope, slope).bad()) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: malformed {}", source_, tag_name(DCM_RescaleSlope)));
+  }
+  if (has_intercept && src.findAndGetFloat64(DCM_RescaleIntercept, intercept).bad()) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: malformed {}", source_, tag_name(DCM_RescaleIntercept)));
+  }
+  if (!std::isfinite(slope) || slope == 0.0 || !std::isfinite(intercept)) {
+    throw Error(ErrorCode::kInvalidDicom,
+                fmt::format("{}: {} = {} and {} = {}: slope must be finite and non-zero", source_,
+                            tag_name(DCM_RescaleSlope), slope, tag_name(DCM_RescaleIntercept), intercept));
+  }
+  return {slope, intercept};
+}
+
+std::array<Lut, 3> DicomFile::palette() {
+  const std::string what = "PALETTE COLOR lookup table";
+  std::array<Lut, 3> out;
+  const DcmTagKey descriptors[3] = {DCM_RedPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableDescriptor,
+                                    DCM_BluePaletteColorLookupTableDescriptor};
+  const DcmTagKey data[3] = {DCM_RedPaletteColorLookupTableData, DCM_GreenPaletteColorLookupTableData,
+                             DCM_BluePaletteColorLookupTableData};
+  const DcmTagKey segmented[3] = {DCM_SegmentedRedPaletteColorLookupTableData,
+                                  DCM_SegmentedGreenPaletteColorLookupTableData,
+                                  DCM_SegmentedBluePaletteColorLookupTableData};
+  for (int c = 0; c < 3; ++c) {
+    if (!dataset_.tagExistsWithValue(data[c]) && dataset_.tagExistsWithValue(segmented[c])) {
+      throw Error(ErrorCode::kUnsupported,
+                  fmt::format("{}: {} is segmented ({}): only the palette indices can be read", source_, what,
+                              tag_name(segmented[c])));
+    }
+    out[c] = read_lut(dataset_, descriptors[c], data[c], source_, what);
+  }
+  return out;
+}
+
+PatientIdentifiers DicomFile::identifiers() {
+  PatientIdentifiers p;
+  p.patient_name = get_string(dataset_, DCM_PatientName);
+  p.patient_id = get_string(dataset_, DCM_PatientID);
+  p.patient_birth_date = get_string(dataset_, DCM_PatientBirthDate);
+  p.patient_sex = get_string(dataset_, DCM_PatientSex);
+  p.other_patient_ids = get_string(dataset_, DCM_RETIRED_OtherPatientIDs);
+  p.accession_number = get_string(dataset_, DCM_AccessionNumber);
+  p.institution_name = get_string(dataset_, DCM_InstitutionName);
+  p.referring_physician_name = get_string(dataset_, DCM_ReferringPhysicianName);
+  p.study_id = get_string(dataset_, DCM_StudyID);
+  return p;
+}
+
+void DicomFile::require_pixels(std::uint32_t frames) const {
+  const ImageHeader& h = header_;
+  const PixelFormat& f = format_;
+  if (!layout_.pixel.present) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: has no {}: not an image", source_, tag_name(DCM_PixelData)));
+  }
+  if (h.rows == 0 || h.columns == 0) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} x {} is {} x {}: an image needs both > 0", source_,
+                                                      tag_name(DCM_Rows), tag_name(DCM_Columns), h.rows, h.columns));
+  }
+  if (h.rows > options_.max_rows || h.columns > options_.max_columns) {
+    throw Error(ErrorCode::kResourceLimit,
+                fmt::format("{}: {} x {} = {} x {} exceeds the limit {} x {} (ReadOptions::max_rows/max_columns)", source_,
+                            tag_name(DCM_Rows), tag_name(DCM_Columns), h.rows, h.columns, options_.max_rows,
+                            options_.max_columns));
+  }
+  if (f.samples != 1 && f.samples != 3) {
+    throw Error(ErrorCode::kInvalidDicom,
+                fmt::format("{}: {} is {}: must be 1 or 3", source_, tag_name(DCM_SamplesPerPixel), f.samples));
+  }
+  if (f.photometric.empty()) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: missing or empty {}", source_,
+                                                      tag_name(DCM_PhotometricInterpretation)));
+  }
+  static const char* kKnown[] = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
+                                 "YBR_ICT", "YBR_RCT", "PALETTE COLOR", "YBR_PARTIAL_420", "YBR_PARTIAL_422"};
+  if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return f.photometric == k; })) {
+    throw Error(ErrorCode::kUnsupported, fmt::format("{}: {} '{}' is not supported", source_,
+                                                     tag_name(DCM_PhotometricInterpretation), f.photometric));
+  }
+  const bool mono = f.photometric == "MONOCHROME1" || f.photometric == "MONOCHROME2" || f.photometric == "PALETTE COLOR";
+  if (mono != (f.samples == 1)) {
+    throw Error(ErrorCode::kInvalidDicom,
+                fmt::format("{}: {} '{}' does not match {} = {}", source_, tag_name(DCM_PhotometricInterpretation),
+                            f.photometric, tag_name(DCM_SamplesPerPixel), f.samples));
+  }
+  if (f.float_data) {
+    if (!(f.bits_allocated == 32 || f.bits_allocated == 64)) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: float pixel data needs {} 32 or 64, not {}", source_,
+                                                        tag_name(DCM_BitsAllocated), f.bits_allocated));
+    }
+  } else {
+    if (f.bits_allocated != 1 && f.bits_allocated != 8 && f.bits_allocated != 16 && f.bits_allocated != 32) {
+      throw Error(ErrorCode::kUnsupported, fmt::format("{}: {} = {} is not supported (1, 8, 16 or 32)", source_,
+                                                       tag_name(DCM_BitsAllocated), f.bits_allocated));
+    }
+    if (f.bits_stored == 0 || f.bits_stored > f.bits_allocated) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} = {} must be in 1..{} ({})", source_,
+                                                        tag_name(DCM_BitsStored), f.bits_stored, f.bits_allocated,
+                                                        tag_name(DCM_BitsAllocated)));
+    }
+  }
+  const std::uint64_t bytes = std::uint64_t{frames} * f.frame_out_bytes();
+  if (bytes > options_.max_pixel_bytes) {
+    throw Error(ErrorCode::kResourceLimit,
+                fmt::format("{}: {} frame(s) of {} x {} x {} samples decode to {} bytes, above the limit {} "
+                            "(ReadOptions::max_pixel_bytes)",
+                            source_, frames, f.rows, f.columns, f.samples, bytes, options_.max_pixel_bytes));
+  }
+  const PixelElement& px = layout_.pixel;
+  if (!px.encapsulated) {
+    if (syntax_->codec != Codec::kNative) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: transfer syntax {} needs encapsulated {}", source_,
+                                                        syntax_->uid, tag_name(DCM_PixelData)));
+    }
+    std::uint64_t bits = std::uint64_t{f.frames} * f.rows * f.columns * f.samples * f.bits_allocated;
+    if (f.photometric == "YBR_FULL_422") bits = bits * 2 / 3;
+    const std::uint64_t needed = (bits + 7) / 8;
+    if (px.value_length < needed) {
+      throw Error(ErrorCode::kInvalidDicom,
+                  fmt::format("{}: {} holds {} bytes but {} frame(s) of {} x {} x {} samples of {} bits need {}: truncated "
+                              "or inconsistent",
+                              source_, tag_name(DcmTagKey(0x7FE0, px.element)), px.value_length, f.frames, f.rows,
+                              f.columns, f.samples, f.bits_allocated, needed));
+    }
+  } else {
+    if (syntax_->codec == Codec::kNative) {
+      throw Error(ErrorCode::kInvalidDicom,
+                  fmt::format("{}: {} is encapsulated but transfer syntax {} is uncompressed", source_,
+                              tag_name(DCM_PixelData), syntax_->uid));
+    }
+    if (frame_fragments_.size() != f.frames) {
+      throw Error(ErrorCode::kInvalidDicom,
+                  fmt::format("{}: {} has {} fragment(s) that cannot be split into {} frames", source_,
+                              tag_name(DCM_PixelData), px.fragments.size(), f.frames));
+    }
+  }
+}
+
+void DicomFile::map_frames() {
+  const PixelElement& px = layout_.pixel;
+  const std::size_t n = px.fragments.size();
+  const std::uint32_t frames = format_.frames;
+  frame_fragments_.clear();
+  if (n == 0) return;
+  if (frames == 1) {
+    frame_fragments_.push_back({0, n});
+    return;
+  }
+  if (px.offset_table.size() == frames) {
+    // Offsets count from the first byte of the first fragment's item header.
+    const std::size_t origin = px.fragments[0].offset - 8;
+    std::vector<std::size_t> starts;
+    bool ok = px.offset_table[0] == 0;
+    std::size_t f = 0;
+    for (std::uint32_t k = 0; k < frames && ok; ++k) {
+      const std::size_t target = origin + px.offset_table[k];
+      while (f < n && px.fragments[f].offset - 8 < target) ++f;
+      if (f == n || px.fragments[f].offset - 8 != target) ok = false;
+      starts.push_back(f);
+    }
+    if (ok) {
+      for (std::uint32_t k = 0; k < frames; ++k) {
+        const std::size_t last = k + 1 < frames ? starts[k + 1] : n;
+        if (last <= starts[k]) { ok = false; break; }
+        frame_fragments_.push_back({starts[k], last});
+      }
+      if (ok) return;
+      frame_fragments_.clear();
+    }
+  }
+  if (n == frames) {
+    for (std::size_t k = 0; k < n; ++k) frame_fragments_.push_back({k, k + 1});
+    return;
+  }
+  // No usable offset table: a frame starts at a fragment that begins a codestream.
+  auto starts_frame = [&](const Fragment& fr) {
+    const std::uint8_t* p = layout_.dataset + fr.offset;
+    if (fr.length < 4) return false;
+    switch (syntax_->codec) {
+      case Codec::kJpeg:
+      case Codec::kJpegLs: return p[0] == 0xFF && p[1] == 0xD8;
+      case Codec::kJpeg2000:
+        return (p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51) ||
+               (fr.length >= 8 && p[4] == 'j' && p[5] == 'P' && p[6] == ' ' && p[7] == ' ');
+      case Codec::kRle: return fr.length >= 64 && p[4] == 64 && p[5] == 0 && p[6] == 0 && p[7] == 0;
+      default: return false;
+    }
+  };
+  std::vector<std::size_t> starts;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (starts_frame(px.fragments[k])) starts.push_back(k);
+  }
+  if (starts.size() == frames && starts[0] == 0) {
+    for (std::uint32_t k = 0; k < frames; ++k) frame_fragments_.push_back({starts[k], k + 1 < frames ? starts[k + 1] : n});
+  }
+}
+
+std::pair<const std::uint8_t*, std::size_t> DicomFile::frame_bytes(std::uint32_t index,
+                                                                   std::vector<std::uint8_t>& scratch) const {
+  const auto [first, last] = frame_fragments_[index];
+  const auto& frags = layout_.pixel.fragments;
+  if (last - first == 1) return {layout_.dataset + frags[first].offset, frags[first].length};
+  scratch.clear();
+  for (std::size_t k = first; k < last; ++k) {
+    scratch.insert(scratch.end(), layout_.dataset + frags[k].offset, layout_.dataset + frags[k].offset + frags[k].length);
+  }
+  return {scratch.data(), scratch.size()};
+}
+
+std::string DicomFile::stored_photometric() const {
+  const std::string& p = format_.photometric;
+  if (syntax_->codec == Codec::kJpeg && (p == "YBR_FULL_422" || p == "YBR_PARTIAL_422" || p == "YBR_PARTIAL_420")) {
+    return "YBR_FULL";
+  }
+  if (syntax_->codec == Codec::kJpeg2000 && (p == "YBR_ICT" || p == "YBR_RCT")) return "RGB";
+  return p;
+}
+
+void DicomFile::decode_frame(std::uint32_t index, std::uint8_t* out) const {
+  if (index >= format_.frames) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{}: frame {} requested but the object has {} frame(s)", source_, index, format_.frames));
+  }
+  const PixelElement& px = layout_.pixel;
+  const PixelFormat& f = format_;
+  if (!px.encapsulated) {
+    std::uint64_t frame_bits = std::uint64_t{f.rows} * f.columns * f.samples * f.bits_allocated;
+    if (f.photometric == "YBR_FULL_422") frame_bits = frame_bits * 2 / 3;
+    const std::uint64_t bit_offset = frame_bits * index;
+    decode_native(layout_.dataset + px.value_offset, px.value_length, static_cast<std::size_t>(bit_offset), f,
+                  syntax_->big_endian, px.vr, out);
+  } else {
+    std::vector<std::uint8_t> scratch;
+    const auto [data, size] = frame_bytes(index, scratch);
+    switch (syntax_->codec) {
+      case Codec::kRle: decode_rle(data, size, f, source_, out); break;
+      case Codec::kJpeg2000: decode_jpeg2000(data, size, f, source_, out); break;
+      case Codec::kJpegLs: decode_jpegls(data, size, f, source_, out); break;
+      case Codec::kJpeg: decode_jpeg(data, size, f, source_, out, nullptr); break;
+      case Codec::kDeflateFrame: {
+        const std::size_t expected = (std::size_t{f.rows} * f.columns * f.samples * f.bits_allocated + 7) / 8;
+        std::vector<std::uint8_t> native;
+        inflate_frame(data, size, expected, source_, native);
+        decode_native(native.data(), native.size(), 0, f, false, "OB", out);
+        break;
+      }
+      case Codec::kNative: break;
+    }
+  }
+  mask_stored(f, out, f.frame_samples());
+}
+
+}  // namespace medinfer::dicom::detail
