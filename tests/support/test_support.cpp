@@ -3,12 +3,17 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmjpeg/djencode.h>
 #include <dcmtk/dcmjpeg/djrplol.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -44,9 +49,50 @@ void check(const OFCondition& c, const char* what) {
 
 }  // namespace
 
-void write_dicom(const fs::path& path, const DicomSpec& s) {
-  DcmFileFormat file;
-  DcmDataset* ds = file.getDataset();
+std::vector<std::int32_t> pixel_values(const DicomSpec& s) {
+  const std::size_t n = std::size_t{s.rows} * s.columns * s.samples_per_pixel * s.frames_of_data;
+  std::vector<std::int32_t> values = s.values;
+  if (values.empty()) {
+    for (std::size_t i = 0; i < n; ++i) values.push_back(static_cast<std::int32_t>(i % 200));
+  }
+  if (values.size() != n) throw std::runtime_error("test DICOM writer: wrong number of values");
+  return values;
+}
+
+std::string native_pixel_bytes(const DicomSpec& s) {
+  const std::vector<std::int32_t> values = pixel_values(s);
+  const std::size_t pixels = std::size_t{s.rows} * s.columns;
+  const std::size_t spp = s.samples_per_pixel;
+  // Planar configuration 1: each frame holds its sample planes one after another.
+  std::vector<std::int32_t> ordered(values.size());
+  for (std::size_t f = 0; f < s.frames_of_data; ++f) {
+    for (std::size_t p = 0; p < pixels; ++p) {
+      for (std::size_t c = 0; c < spp; ++c) {
+        const std::size_t from = (f * pixels + p) * spp + c;
+        const std::size_t to = s.planar_configuration == 1 ? f * pixels * spp + c * pixels + p : from;
+        ordered[to] = values[from];
+      }
+    }
+  }
+  std::string out;
+  if (s.bits_allocated == 1) {
+    out.assign((ordered.size() + 7) / 8, '\0');
+    for (std::size_t i = 0; i < ordered.size(); ++i) {
+      if (ordered[i] & 1) out[i / 8] = static_cast<char>(out[i / 8] | (1 << (i % 8)));
+    }
+  } else {
+    const std::size_t b = s.bits_allocated / 8;
+    for (std::int32_t v : ordered) {
+      for (std::size_t k = 0; k < b; ++k) out.push_back(static_cast<char>((static_cast<std::uint32_t>(v) >> (8 * k)) & 0xFF));
+    }
+  }
+  if (out.size() % 2 == 1) out.push_back('\0');
+  return out;
+}
+
+namespace {
+
+void write_header(DcmDataset* ds, const DicomSpec& s) {
   char uid[100];
   check(ds->putAndInsertString(DCM_SOPClassUID, UID_CTImageStorage), "SOPClassUID");
   auto uid_or = [&](const std::string& given, const char* root) {
@@ -61,6 +107,10 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
   if (!s.body_part.empty()) check(ds->putAndInsertString(DCM_BodyPartExamined, s.body_part.c_str()), "BodyPart");
   check(ds->putAndInsertString(DCM_PatientName, s.patient_name.c_str()), "PatientName");
   check(ds->putAndInsertString(DCM_PatientID, s.patient_id.c_str()), "PatientID");
+  if (s.instance_number != 0) {
+    check(ds->putAndInsertString(DCM_InstanceNumber, std::to_string(s.instance_number).c_str()), "InstanceNumber");
+  }
+  if (!s.image_type.empty()) check(ds->putAndInsertString(DCM_ImageType, s.image_type.c_str()), "ImageType");
   check(ds->putAndInsertUint16(DCM_Rows, s.rows), "Rows");
   check(ds->putAndInsertUint16(DCM_Columns, s.columns), "Columns");
   check(ds->putAndInsertUint16(DCM_BitsAllocated, s.bits_allocated), "BitsAllocated");
@@ -69,31 +119,41 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
   check(ds->putAndInsertUint16(DCM_PixelRepresentation, s.pixel_signed ? 1 : 0), "PixelRepresentation");
   check(ds->putAndInsertUint16(DCM_SamplesPerPixel, s.samples_per_pixel), "SamplesPerPixel");
   check(ds->putAndInsertString(DCM_PhotometricInterpretation, s.photometric.c_str()), "Photometric");
-  if (s.samples_per_pixel > 1) check(ds->putAndInsertUint16(DCM_PlanarConfiguration, 0), "PlanarConfiguration");
+  if (s.samples_per_pixel > 1) {
+    check(ds->putAndInsertUint16(DCM_PlanarConfiguration, s.planar_configuration), "PlanarConfiguration");
+  }
   if (!s.number_of_frames.empty()) check(ds->putAndInsertString(DCM_NumberOfFrames, s.number_of_frames.c_str()), "Frames");
   if (s.write_rescale) {
     check(ds->putAndInsertString(DCM_RescaleSlope, s.slope.c_str()), "RescaleSlope");
     check(ds->putAndInsertString(DCM_RescaleIntercept, s.intercept.c_str()), "RescaleIntercept");
   }
   if (!s.pixel_spacing.empty()) check(ds->putAndInsertString(DCM_PixelSpacing, s.pixel_spacing.c_str()), "PixelSpacing");
+  if (!s.slice_thickness.empty()) check(ds->putAndInsertString(DCM_SliceThickness, s.slice_thickness.c_str()), "Thickness");
   if (!s.position.empty()) check(ds->putAndInsertString(DCM_ImagePositionPatient, s.position.c_str()), "Position");
   if (!s.orientation.empty()) {
     check(ds->putAndInsertString(DCM_ImageOrientationPatient, s.orientation.c_str()), "Orientation");
   }
+  if (!s.frame_of_reference_uid.empty()) {
+    check(ds->putAndInsertString(DCM_FrameOfReferenceUID, s.frame_of_reference_uid.c_str()), "FrameOfReferenceUID");
+  }
+}
+
+}  // namespace
+
+void write_dicom(const fs::path& path, const DicomSpec& s) {
+  DcmFileFormat file;
+  DcmDataset* ds = file.getDataset();
+  write_header(ds, s);
   if (s.pixel_data) {
-    const std::size_t n = std::size_t{s.rows} * s.columns * s.samples_per_pixel * s.frames_of_data;
-    std::vector<std::int32_t> values = s.values;
-    if (values.empty()) {
-      for (std::size_t i = 0; i < n; ++i) values.push_back(static_cast<std::int32_t>(i % 200));
-    }
-    if (values.size() != n) throw std::runtime_error("test DICOM writer: wrong number of values");
-    if (s.bits_allocated == 8) {
-      std::vector<Uint8> px(values.begin(), values.end());
-      check(ds->putAndInsertUint8Array(DCM_PixelData, px.data(), px.size()), "PixelData");
-    } else {
+    if (s.bits_allocated == 16 && s.planar_configuration == 0) {
+      const std::vector<std::int32_t> values = pixel_values(s);
       std::vector<Uint16> px;
       for (auto v : values) px.push_back(static_cast<Uint16>(v));
       check(ds->putAndInsertUint16Array(DCM_PixelData, px.data(), px.size()), "PixelData");
+    } else {
+      const std::string bytes = native_pixel_bytes(s);
+      check(ds->putAndInsertUint8Array(DCM_PixelData, reinterpret_cast<const Uint8*>(bytes.data()), bytes.size()),
+            "PixelData");
     }
   }
   E_TransferSyntax xfer = EXS_LittleEndianExplicit;
@@ -110,6 +170,41 @@ void write_dicom(const fs::path& path, const DicomSpec& s) {
                       s.part10 ? EWM_fileformat : EWM_dataset),
         "saveFile");
 }
+
+void write_encapsulated(const fs::path& path, const DicomSpec& s, const std::string& transfer_syntax_uid,
+                        const std::vector<std::string>& frames) {
+  DcmFileFormat file;
+  DcmDataset* ds = file.getDataset();
+  write_header(ds, s);
+  const E_TransferSyntax xfer = DcmXfer(transfer_syntax_uid.c_str()).getXfer();
+  if (xfer == EXS_Unknown) throw std::runtime_error("test DICOM writer: DCMTK does not know " + transfer_syntax_uid);
+  auto* seq = new DcmPixelSequence(DcmTag(DCM_PixelData, EVR_OB));
+  seq->insert(new DcmPixelItem(DcmTag(DCM_Item, EVR_OB)));
+  for (const std::string& f : frames) {
+    std::string bytes = f;
+    if (bytes.size() % 2 == 1) bytes.push_back('\0');
+    auto* item = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+    check(item->putUint8Array(reinterpret_cast<const Uint8*>(bytes.data()), bytes.size()), "fragment");
+    seq->insert(item);
+  }
+  auto* pixel = new DcmPixelData(DCM_PixelData);
+  pixel->putOriginalRepresentation(xfer, nullptr, seq);
+  check(ds->insert(pixel, true), "PixelData");
+  check(file.saveFile(path.c_str(), xfer), "saveFile");
+}
+
+void patch_transfer_syntax(const fs::path& path, const std::string& from, const std::string& to) {
+  std::string bytes = read_text(path);
+  std::string padded_to = to;
+  while (padded_to.size() < from.size()) padded_to.push_back('\0');
+  if (padded_to.size() != from.size()) throw std::runtime_error("patch_transfer_syntax: lengths differ");
+  const auto pos = bytes.find(from);
+  if (pos == std::string::npos || pos > 400) throw std::runtime_error("patch_transfer_syntax: UID not in File Meta");
+  bytes.replace(pos, from.size(), padded_to);
+  write_text(path, bytes);
+}
+
+int run_command(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -54,6 +54,11 @@ struct DicomSpec {
   std::string position = "-100\\-50\\20";
   std::string orientation = "1\\0\\0\\0\\1\\0";
   std::string modality = "CT";
+  std::uint16_t planar_configuration = 0;  ///< values stay interleaved; the writer reorders them
+  std::int32_t instance_number = 0;        ///< written when non-zero
+  std::string image_type;                  ///< written when non-empty, e.g. "ORIGINAL\\PRIMARY\\LOCALIZER"
+  std::string slice_thickness;             ///< written when non-empty
+  std::string frame_of_reference_uid;      ///< written when non-empty
   std::string body_part;            ///< written when non-empty
   std::string patient_name = "DOE^JANE";
   std::string patient_id = "PID-123456";
@@ -64,6 +69,19 @@ struct DicomSpec {
 
 /// Writes a Part-10 file; throws std::runtime_error if DCMTK fails.
 void write_dicom(const fs::path& path, const DicomSpec& spec);
+/// The spec's pixel values (a ramp when `values` is empty), interleaved, all frames.
+std::vector<std::int32_t> pixel_values(const DicomSpec& spec);
+/// The spec's native little-endian Pixel Data bytes (1-bit packed, planar when asked, even length).
+std::string native_pixel_bytes(const DicomSpec& spec);
+/// Writes the spec's header with encapsulated Pixel Data: an empty offset table, then one fragment
+/// per entry of `frames`, under `transfer_syntax_uid` (one DCMTK knows).
+void write_encapsulated(const fs::path& path, const DicomSpec& spec, const std::string& transfer_syntax_uid,
+                        const std::vector<std::string>& frames);
+/// Replaces the File Meta transfer syntax UID `from` by `to` (padded to the same even length), for
+/// syntaxes DCMTK 3.6.7 does not know.
+void patch_transfer_syntax(const fs::path& path, const std::string& from, const std::string& to);
+/// std::system(command), output discarded; the exit status.
+int run_command(const std::string& command);
 
 std::string read_text(const fs::path& path);
 void write_text(const fs::path& path, const std::string& text);
