@@ -13,5 +13,7 @@
 #include <medinfer/pipeline.hpp>
 #include <medinfer/preprocess.hpp>
 #include <medinfer/risk.hpp>
+#include <medinfer/series.hpp>
 #include <medinfer/tensor.hpp>
 #include <medinfer/version.hpp>
+#include <medinfer/volume.hpp>

@@ -347,7 +347,8 @@ std::optional<std::array<double, 3>> DicomFile::frame_position(std::uint32_t ind
   if (DcmItem* item = functional_group(dataset_, index, DCM_PlanePositionSequence)) {
     if (get_doubles(*item, DCM_ImagePositionPatient, p, source_)) return p;
   }
-  if (get_doubles(dataset_, DCM_ImagePositionPatient, p, source_)) return p;
+  // Classic multi-frame objects have one position: it belongs to the first frame only.
+  if ((index == 0 || header_.frames == 1) && get_doubles(dataset_, DCM_ImagePositionPatient, p, source_)) return p;
   return std::nullopt;
 }
 

@@ -45,6 +45,9 @@ class DicomFile {
   /// Reads a file (the bytes are kept) or copies nothing and borrows `data` for the call's duration
   /// (`owned` empty). Throws Error as read_instance documents.
   static std::unique_ptr<DicomFile> open_path(const std::string& path, const ReadOptions& options);
+  /// Whether the object is a DICOMDIR (Media Storage Directory), by its File Meta.
+  bool is_dicomdir() const { return layout_.media_storage_sop_class_uid == "1.2.840.10008.1.3.10"; }
+  bool has_pixels() const { return layout_.pixel.present; }
   static std::unique_ptr<DicomFile> open_memory(const void* data, std::size_t size, const std::string& name,
                                                 const ReadOptions& options);
 
@@ -111,6 +114,10 @@ void decode_jpeg(const std::uint8_t* data, std::size_t size, const PixelFormat& 
 /// Deflated Image Frame Compression: inflates one frame into `out` (native little-endian bytes).
 void inflate_frame(const std::uint8_t* data, std::size_t size, std::size_t expected, const std::string& source,
                    std::vector<std::uint8_t>& out);
+/// Stored cells of one grayscale frame to float modality values (LUT, or slope/intercept), with the
+/// MONOCHROME1 inversion when `invert` (read_image.cpp).
+void stored_to_modality(const PixelFormat& format, const std::uint8_t* cells, float* dst, double slope,
+                        double intercept, const Lut* lut, bool invert);
 /// Masks cells to BitsStored and sign-extends them when signed.
 void mask_stored(const PixelFormat& format, std::uint8_t* cells, std::size_t count);
 

@@ -49,6 +49,28 @@ std::pair<double, double> stored_range(const PixelFormat& f) {
   return {0.0, std::ldexp(1.0, bits) - 1};
 }
 
+}  // namespace
+
+void detail::stored_to_modality(const PixelFormat& f, const std::uint8_t* cells, float* dst, double slope,
+                                double intercept, const detail::Lut* lut, bool invert) {
+  const PixelType t = f.stored_type();
+  const std::size_t n = f.frame_samples();
+  const auto [lo, hi] = stored_range(f);
+  if (lut == nullptr && !invert && t == PixelType::kInt16) {  // the common CT case, kept tight
+    const auto* p = reinterpret_cast<const std::int16_t*>(cells);
+    const float s = static_cast<float>(slope), b = static_cast<float>(intercept);
+    for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]) * s + b;
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    double v = cell_value(cells, i, t);
+    if (invert) v = lo + hi - v;
+    dst[i] = static_cast<float>(lut ? lut->lookup(v) : v * slope + intercept);
+  }
+}
+
+namespace {
+
 void set_geometry(Image& image, const ImageHeader& h) {
   if (h.has_pixel_spacing) image.set_spacing({h.pixel_spacing[1], h.pixel_spacing[0]});
   if (h.has_position) image.set_origin(h.image_position);
@@ -79,14 +101,10 @@ Image grayscale(DicomFile& file, std::uint32_t frame, const std::vector<std::uin
     return image;
   }
   Image image(PixelType::kFloat32, f.columns, f.rows, 1);
-  float* dst = static_cast<float*>(image.mutable_data());
   const auto& lut = file.modality_lut();
   const auto [slope, intercept] = file.frame_rescale(frame);
-  for (std::size_t i = 0; i < n; ++i) {
-    double v = cell_value(cells.data(), i, t);
-    if (invert) v = lo + hi - v;
-    dst[i] = static_cast<float>(lut ? lut->lookup(v) : v * slope + intercept);
-  }
+  detail::stored_to_modality(f, cells.data(), static_cast<float*>(image.mutable_data()), slope, intercept,
+                             lut ? &*lut : nullptr, invert);
   return image;
 }
 

@@ -1,0 +1,76 @@
+#include <medinfer/error.hpp>
+#include <medinfer/volume.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace medinfer {
+
+Volume::Volume() = default;
+
+Volume::Volume(PixelType type, std::size_t width, std::size_t height, std::size_t depth)
+    : type_(type), width_(width), height_(height), depth_(depth) {
+  if (width == 0 || height == 0 || depth == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "Volume: width, height and depth must be > 0 (got " +
+                                                 std::to_string(width) + "x" + std::to_string(height) + "x" +
+                                                 std::to_string(depth) + ")");
+  }
+  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 8;
+  if (width > limit / height || width * height > limit / depth) {
+    throw Error(ErrorCode::kResourceLimit, "Volume: dimensions overflow the address space");
+  }
+  voxels_ = std::make_shared<std::vector<std::uint8_t>>(width * height * depth * bytes_per_sample(type));
+}
+
+std::size_t Volume::size_bytes() const noexcept { return voxels_ ? voxels_->size() : 0; }
+
+const void* Volume::data() const noexcept { return voxels_ ? voxels_->data() : nullptr; }
+
+void* Volume::mutable_data() {
+  if (!voxels_) return nullptr;
+  if (voxels_.use_count() > 1) voxels_ = std::make_shared<std::vector<std::uint8_t>>(*voxels_);
+  return voxels_->data();
+}
+
+Image Volume::slice(std::size_t z) const {
+  if (z >= depth_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "Volume::slice: " + std::to_string(z) + " is past the last slice (" + std::to_string(depth_) + ")");
+  }
+  Image image = Image::from_buffer(voxels_->data() + z * slice_bytes(), type_, width_, height_, 1);
+  image.set_spacing({spacing_[0], spacing_[1]});
+  image.set_origin({origin_[0] + direction_[6] * spacing_[2] * static_cast<double>(z),
+                    origin_[1] + direction_[7] * spacing_[2] * static_cast<double>(z),
+                    origin_[2] + direction_[8] * spacing_[2] * static_cast<double>(z)});
+  const auto& d = direction_;
+  image.set_direction({d[0], d[1], d[2], d[3], d[4], d[5], d[1] * d[5] - d[2] * d[4], d[2] * d[3] - d[0] * d[5],
+                       d[0] * d[4] - d[1] * d[3]});
+  return image;
+}
+
+void Volume::set_spacing(const std::array<double, 3>& spacing) {
+  for (double s : spacing) {
+    if (!std::isfinite(s) || s <= 0.0) {
+      throw Error(ErrorCode::kInvalidArgument, "Volume: spacing must be finite and > 0 (got " + std::to_string(s) + ")");
+    }
+  }
+  spacing_ = spacing;
+}
+
+void Volume::set_origin(const std::array<double, 3>& origin) {
+  for (double v : origin) {
+    if (!std::isfinite(v)) throw Error(ErrorCode::kInvalidArgument, "Volume: origin must be finite");
+  }
+  origin_ = origin;
+}
+
+void Volume::set_direction(const std::array<double, 9>& direction) {
+  for (double v : direction) {
+    if (!std::isfinite(v)) throw Error(ErrorCode::kInvalidArgument, "Volume: direction must be finite");
+  }
+  direction_ = direction;
+}
+
+}  // namespace medinfer
