@@ -4,6 +4,7 @@
 #include <medinfer/audit.hpp>
 #include <medinfer/build_info.hpp>
 #include <medinfer/calibration.hpp>
+#include <medinfer/deidentify.hpp>
 #include <medinfer/dicom.hpp>
 #include <medinfer/error.hpp>
 #include <medinfer/export.hpp>
