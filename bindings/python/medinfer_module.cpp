@@ -8,6 +8,8 @@
 
 namespace py = pybind11;
 
+void bind_dicom(py::module_& m);  // dicom_bindings.cpp
+
 namespace {
 
 struct ExceptionClasses {
@@ -69,6 +71,7 @@ void register_exceptions(py::module_& m) {
 PYBIND11_MODULE(medinfer, m) {
   m.doc() = "medinfer: DICOM images to calibrated, audited risk scores (Python mirror of the C++ SDK).";
   register_exceptions(m);
+  bind_dicom(m);
 
   m.def("version", [] { return std::string(medinfer::version()); }, "The library's semantic version.");
   m.def("build_info", [] {

@@ -257,7 +257,7 @@ DeidentifyReport deidentify_file(const std::string& input, const std::string& ou
   }
   ds.putAndInsertString(DCM_PatientIdentityRemoved, "YES");
   ds.putAndInsertString(DCM_DeidentificationMethod,
-                        "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (medinfer)");
+                        "PS3.15 Annex E Basic Profile (medinfer)");  // LO: 64 characters at most
   ds.findAndDeleteElement(DCM_DeidentificationMethodCodeSequence);
   DcmItem* code = nullptr;
   if (ds.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, 0).good() && code != nullptr) {

@@ -1,0 +1,191 @@
+// Python mirror of medinfer/dicom.hpp, series.hpp and deidentify.hpp: same names, numpy arrays for
+// pixels, dicts for headers. The GIL is released while files are read and decoded.
+#include <medinfer/medinfer.hpp>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+namespace py = pybind11;
+namespace dicom = medinfer::dicom;
+
+namespace {
+
+py::dtype dtype_of(medinfer::PixelType t) { return py::dtype(medinfer::to_string(t)); }
+
+py::array to_array(const void* data, medinfer::PixelType type, std::vector<py::ssize_t> shape) {
+  py::array out(dtype_of(type), shape);
+  std::memcpy(out.mutable_data(), data, static_cast<std::size_t>(out.nbytes()));
+  return out;
+}
+
+py::dict header_dict(const dicom::ImageHeader& h) {
+  py::dict d;
+  d["sop_class_uid"] = h.sop_class_uid;
+  d["sop_instance_uid"] = h.sop_instance_uid;
+  d["study_instance_uid"] = h.study_instance_uid;
+  d["series_instance_uid"] = h.series_instance_uid;
+  d["frame_of_reference_uid"] = h.frame_of_reference_uid;
+  d["transfer_syntax_uid"] = h.transfer_syntax_uid;
+  d["transfer_syntax_name"] = h.transfer_syntax_name;
+  d["modality"] = h.modality;
+  d["body_part_examined"] = h.body_part_examined;
+  d["manufacturer"] = h.manufacturer;
+  d["manufacturer_model_name"] = h.manufacturer_model_name;
+  d["study_date"] = h.study_date;
+  d["series_date"] = h.series_date;
+  d["series_description"] = h.series_description;
+  d["image_type"] = h.image_type;
+  d["photometric_interpretation"] = h.photometric_interpretation;
+  d["rows"] = h.rows;
+  d["columns"] = h.columns;
+  d["frames"] = h.frames;
+  d["samples_per_pixel"] = h.samples_per_pixel;
+  d["bits_allocated"] = h.bits_allocated;
+  d["bits_stored"] = h.bits_stored;
+  d["pixel_signed"] = h.pixel_signed;
+  d["instance_number"] = h.instance_number;
+  d["rescale_slope"] = h.rescale_slope;
+  d["rescale_intercept"] = h.rescale_intercept;
+  if (h.has_window) {
+    d["window_center"] = h.window_center;
+    d["window_width"] = h.window_width;
+  }
+  d["voi_lut_function"] = h.voi_lut_function;
+  if (h.has_pixel_spacing) d["pixel_spacing"] = h.pixel_spacing;
+  if (h.has_position) d["image_position"] = h.image_position;
+  if (h.has_orientation) d["image_orientation"] = h.image_orientation;
+  d["slice_thickness"] = h.slice_thickness;
+  return d;
+}
+
+dicom::ReadOptions read_options(bool apply_modality_lut, std::uint32_t frame, bool convert_color,
+                                bool invert_monochrome1) {
+  dicom::ReadOptions o;
+  o.apply_modality_lut = apply_modality_lut;
+  o.frame = frame;
+  o.convert_color = convert_color;
+  o.invert_monochrome1 = invert_monochrome1;
+  return o;
+}
+
+py::array image_array(const medinfer::Image& image) {
+  std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(image.height()), static_cast<py::ssize_t>(image.width())};
+  if (image.channels() > 1) shape.push_back(static_cast<py::ssize_t>(image.channels()));
+  return to_array(image.data(), image.pixel_type(), shape);
+}
+
+}  // namespace
+
+void bind_dicom(py::module_& m) {
+  m.def(
+      "read_instance",
+      [](const std::string& path, bool apply_modality_lut, std::uint32_t frame, bool convert_color,
+         bool invert_monochrome1) {
+        dicom::Instance inst;
+        {
+          py::gil_scoped_release release;
+          inst = dicom::read_instance(path, read_options(apply_modality_lut, frame, convert_color, invert_monochrome1));
+        }
+        return py::make_tuple(image_array(inst.image), header_dict(inst.header));
+      },
+      py::arg("path"), py::arg("apply_modality_lut") = true, py::arg("frame") = 0, py::arg("convert_color") = true,
+      py::arg("invert_monochrome1") = false,
+      "One frame as (array, header): (rows, columns) float32 modality values for grayscale, (rows, columns, 3) RGB "
+      "for colour. Raises InvalidDicomError, UnsupportedError, ResourceLimitError, NotFoundError.");
+  m.def(
+      "read_stored_pixels",
+      [](const std::string& path) {
+        dicom::StoredPixels px;
+        {
+          py::gil_scoped_release release;
+          px = dicom::read_stored_pixels(path);
+        }
+        py::array a = to_array(px.data.data(), px.type,
+                               {static_cast<py::ssize_t>(px.frames), static_cast<py::ssize_t>(px.rows),
+                                static_cast<py::ssize_t>(px.columns), static_cast<py::ssize_t>(px.samples)});
+        return py::make_tuple(a, px.photometric);
+      },
+      py::arg("path"),
+      "All frames' stored values as (array shaped (frames, rows, columns, samples), photometric): no rescale, "
+      "no LUT (docs/dicom.md).");
+  m.def(
+      "read_header", [](const std::string& path) { return header_dict(dicom::read_header(path)); }, py::arg("path"),
+      "The header as a dict; pixel data is bounds-checked but not decoded.");
+  m.def(
+      "scan_directory",
+      [](const std::string& root, unsigned threads) {
+        dicom::DirectoryIndex index;
+        {
+          py::gil_scoped_release release;
+          index = dicom::scan_directory(root, {}, threads);
+        }
+        py::list studies;
+        for (const auto& st : index.studies) {
+          py::list series;
+          for (const auto& se : st.series) {
+            py::list files;
+            for (const auto& in : se.instances) files.append(in.path);
+            series.append(py::dict(py::arg("series_instance_uid") = se.series_instance_uid,
+                                   py::arg("modality") = se.modality,
+                                   py::arg("series_description") = se.series_description, py::arg("files") = files));
+          }
+          studies.append(py::dict(py::arg("study_instance_uid") = st.study_instance_uid,
+                                  py::arg("study_date") = st.study_date, py::arg("series") = series));
+        }
+        py::list skipped;
+        for (const auto& sk : index.skipped) {
+          skipped.append(py::dict(py::arg("path") = sk.path, py::arg("code") = medinfer::to_string(sk.code),
+                                  py::arg("reason") = sk.reason));
+        }
+        return py::dict(py::arg("studies") = studies, py::arg("skipped") = skipped,
+                        py::arg("files_seen") = index.files_seen);
+      },
+      py::arg("root"), py::arg("threads") = 0,
+      "Indexes a directory tree: {'studies': [{'study_instance_uid', 'study_date', 'series': [{..., 'files'}]}], "
+      "'skipped': [{'path', 'code', 'reason'}], 'files_seen'}.");
+  m.def(
+      "read_series",
+      [](const std::vector<std::string>& files, bool strict, unsigned threads) {
+        dicom::SeriesOptions o;
+        o.strict = strict;
+        o.threads = threads;
+        dicom::SeriesVolume v;
+        {
+          py::gil_scoped_release release;
+          v = dicom::read_series(files, o);
+        }
+        const auto& vol = v.volume;
+        py::array a = to_array(vol.data(), vol.pixel_type(),
+                               {static_cast<py::ssize_t>(vol.depth()), static_cast<py::ssize_t>(vol.height()),
+                                static_cast<py::ssize_t>(vol.width())});
+        py::list warnings;
+        for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = w.kind, py::arg("message") = w.message));
+        py::dict info(py::arg("spacing") = vol.spacing(), py::arg("origin") = vol.origin(),
+                      py::arg("direction") = vol.direction(), py::arg("files") = v.files, py::arg("warnings") = warnings,
+                      py::arg("header") = header_dict(v.header));
+        return py::make_tuple(a, info);
+      },
+      py::arg("files"), py::arg("strict") = false, py::arg("threads") = 0,
+      "A series as (volume array shaped (slices, rows, columns), info dict with spacing (x, y, z), origin, "
+      "direction, files in slice order, warnings, header).");
+  m.def(
+      "deidentify_file",
+      [](const std::string& input, const std::string& output, const std::string& key) {
+        dicom::DeidentifyOptions o;
+        o.pseudonym_key = key;
+        dicom::DeidentifyReport r;
+        {
+          py::gil_scoped_release release;
+          r = dicom::deidentify_file(input, output, o);
+        }
+        return py::dict(py::arg("removed") = r.removed, py::arg("emptied") = r.emptied,
+                        py::arg("replaced") = r.replaced, py::arg("uids_replaced") = r.uids_replaced,
+                        py::arg("warnings") = r.warnings);
+      },
+      py::arg("input"), py::arg("output"), py::arg("pseudonym_key"),
+      "Writes a de-identified copy (PS3.15 Annex E Basic Profile); returns what changed.");
+  m.def("pseudonymize_uid", &dicom::pseudonymize_uid, py::arg("uid"), py::arg("key"));
+}
