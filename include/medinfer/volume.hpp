@@ -52,7 +52,8 @@ class MEDINFER_API Volume {
  private:
   PixelType type_ = PixelType::kFloat32;
   std::size_t width_ = 0, height_ = 0, depth_ = 0;
-  std::shared_ptr<std::vector<std::uint8_t>> voxels_;
+  std::shared_ptr<std::uint8_t> voxels_;  // large volumes sit on transparent huge pages
+  std::size_t bytes_ = 0;
   std::array<double, 3> spacing_{1.0, 1.0, 1.0};
   std::array<double, 3> origin_{0.0, 0.0, 0.0};
   std::array<double, 9> direction_{1, 0, 0, 0, 1, 0, 0, 0, 1};

@@ -17,6 +17,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstring>
 #include <mutex>
 
@@ -129,7 +132,48 @@ Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& da
   return lut;
 }
 
+// Buffers for file bytes, kept for reuse (a few, none huge). A taken buffer keeps its size; only
+// a larger request grows it, so reuse never pays for zero-filling.
+class BufferPool {
+ public:
+  std::vector<std::uint8_t> take(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto best = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if (it->size() >= n && (best == free_.end() || it->size() < best->size())) best = it;
+      }
+      if (best != free_.end()) {
+        std::vector<std::uint8_t> v = std::move(*best);
+        free_.erase(best);
+        return v;
+      }
+    }
+    std::vector<std::uint8_t> v;
+    v.resize(n == 0 ? 1 : n);
+    return v;
+  }
+  void give(std::vector<std::uint8_t>&& v) {
+    if (v.empty() || v.size() > kMaxPooledBytes) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < kMaxPooled) free_.push_back(std::move(v));
+  }
+
+ private:
+  static constexpr std::size_t kMaxPooled = 8;
+  static constexpr std::size_t kMaxPooledBytes = 64u << 20;
+  std::mutex mutex_;
+  std::vector<std::vector<std::uint8_t>> free_;
+};
+
+BufferPool& pool() {
+  static BufferPool* p = new BufferPool();  // never destroyed: files may close during static teardown
+  return *p;
+}
+
 }  // namespace
+
+DicomFile::~DicomFile() { pool().give(std::move(owned_)); }
 
 PixelType PixelFormat::stored_type() const {
   if (float_data) return bits_allocated == 64 ? PixelType::kFloat64 : PixelType::kFloat32;
@@ -146,13 +190,55 @@ double Lut::lookup(double stored) const {
   return data[static_cast<std::size_t>(index)];
 }
 
+void DicomFile::read_bytes(const std::string& path, std::size_t limit, std::uint64_t file_size) {
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(limit, file_size));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
+  owned_ = pool().take(want);
+  std::size_t got = 0;
+  while (got < want) {
+    const ssize_t n = ::read(fd, owned_.data() + got, want - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(ErrorCode::kIo, fmt::format("{}: short read ({} of {} bytes){}", path, got, want,
+                                              n < 0 ? std::string(": ") + std::strerror(err) : std::string()));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  owned_size_ = got;
+}
+
 std::unique_ptr<DicomFile> DicomFile::open_path(const std::string& path, const ReadOptions& options) {
   init_dcmtk_once();
   std::unique_ptr<DicomFile> file(new DicomFile());
   file->source_ = path;
-  file->owned_ = medinfer::detail::read_file(path, options.max_file_bytes);
-  file->parse(reinterpret_cast<const std::uint8_t*>(file->owned_.data()), file->owned_.size(), options);
+  const std::uint64_t size = medinfer::detail::checked_file_size(path, options.max_file_bytes,
+                                                                 "ReadOptions::max_file_bytes");
+  file->read_bytes(path, static_cast<std::size_t>(size), size);
+  file->parse(file->owned_.data(), file->owned_size_, options);
   return file;
+}
+
+std::unique_ptr<DicomFile> DicomFile::open_header(const std::string& path, const ReadOptions& options) {
+  constexpr std::size_t kPrefix = 256 * 1024;
+  init_dcmtk_once();
+  const std::uint64_t size = medinfer::detail::checked_file_size(path, options.max_file_bytes,
+                                                                 "ReadOptions::max_file_bytes");
+  if (size > kPrefix) {
+    std::unique_ptr<DicomFile> file(new DicomFile());
+    file->source_ = path;
+    file->read_bytes(path, kPrefix, size);
+    try {
+      file->parse(file->owned_.data(), file->owned_size_, options, static_cast<std::size_t>(size));
+      return file;
+    } catch (const NeedFullRead&) {
+      // fall through: the whole file decides
+    }
+  }
+  return open_path(path, options);
 }
 
 std::unique_ptr<DicomFile> DicomFile::open_memory(const void* data, std::size_t size, const std::string& name,
@@ -166,15 +252,17 @@ std::unique_ptr<DicomFile> DicomFile::open_memory(const void* data, std::size_t 
   std::unique_ptr<DicomFile> file(new DicomFile());
   file->source_ = name;
   // The caller's bytes are not retained: keep a copy (a Pixel Data reference would dangle).
-  file->owned_.assign(static_cast<const char*>(data), size);
-  file->parse(reinterpret_cast<const std::uint8_t*>(file->owned_.data()), file->owned_.size(), options);
+  file->owned_ = pool().take(size);
+  if (size != 0) std::memcpy(file->owned_.data(), data, size);
+  file->owned_size_ = size;
+  file->parse(file->owned_.data(), file->owned_size_, options);
   return file;
 }
 
-void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options) {
+void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options, std::size_t full_size) {
   options_ = options;
   if (size == 0) throw Error(ErrorCode::kInvalidDicom, source_ + ": empty input: not DICOM");
-  layout_ = walk(data, size, source_, options.transfer_syntax_uid, options.max_file_bytes, inflated_);
+  layout_ = walk(data, size, source_, options.transfer_syntax_uid, options.max_file_bytes, inflated_, full_size);
   syntax_ = find_syntax(layout_.transfer_syntax_uid);
   parse_header(options);
 }
@@ -183,7 +271,9 @@ void DicomFile::parse_header(const ReadOptions& options) {
   // DCMTK parses everything but the pixel element (already located and bounds-checked).
   const PixelElement& px = layout_.pixel;
   std::vector<std::uint8_t> head;
-  if (px.present) {
+  if (px.present && !layout_.complete) {
+    head.assign(layout_.dataset, layout_.dataset + px.start);  // a prefix: nothing after Pixel Data is here
+  } else if (px.present) {
     head.reserve(layout_.dataset_size - (px.end - px.start));
     head.insert(head.end(), layout_.dataset, layout_.dataset + px.start);
     head.insert(head.end(), layout_.dataset + px.end, layout_.dataset + layout_.dataset_size);
@@ -225,8 +315,14 @@ void DicomFile::parse_header(const ReadOptions& options) {
   h.content_date = get_string(ds, DCM_ContentDate);
   h.series_description = get_string(ds, DCM_SeriesDescription);
   {
-    OFString v;
-    for (unsigned long i = 0; ds.findAndGetOFString(DCM_ImageType, v, i).good(); ++i) h.image_type.emplace_back(v.c_str());
+    // Bounded by the element's VM: for some VRs DCMTK returns the whole value for any index, so
+    // "until it fails" would never end (found by the fuzzer).
+    DcmElement* e = nullptr;
+    if (ds.findAndGetElement(DCM_ImageType, e).good() && e != nullptr) {
+      const unsigned long vm = std::min<unsigned long>(e->getVM(), 64);
+      OFString v;
+      for (unsigned long i = 0; i < vm && e->getOFString(v, i).good(); ++i) h.image_type.emplace_back(v.c_str());
+    }
   }
   h.photometric_interpretation = get_string(ds, DCM_PhotometricInterpretation);
   {
@@ -577,6 +673,7 @@ std::string DicomFile::stored_photometric() const {
 }
 
 void DicomFile::decode_frame(std::uint32_t index, std::uint8_t* out) const {
+  if (!layout_.complete) throw Error(ErrorCode::kInternal, source_ + ": pixels decoded from a header-only read");
   if (index >= format_.frames) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{}: frame {} requested but the object has {} frame(s)", source_, index, format_.frames));
@@ -587,8 +684,10 @@ void DicomFile::decode_frame(std::uint32_t index, std::uint8_t* out) const {
     std::uint64_t frame_bits = std::uint64_t{f.rows} * f.columns * f.samples * f.bits_allocated;
     if (f.photometric == "YBR_FULL_422") frame_bits = frame_bits * 2 / 3;
     const std::uint64_t bit_offset = frame_bits * index;
-    decode_native(layout_.dataset + px.value_offset, px.value_length, static_cast<std::size_t>(bit_offset), f,
-                  syntax_->big_endian, px.vr, out);
+    if (decode_native(layout_.dataset + px.value_offset, px.value_length, static_cast<std::size_t>(bit_offset), f,
+                      syntax_->big_endian, px.vr, out)) {
+      return;  // already masked
+    }
   } else {
     std::vector<std::uint8_t> scratch;
     const auto [data, size] = frame_bytes(index, scratch);

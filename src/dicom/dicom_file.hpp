@@ -42,9 +42,17 @@ struct Lut {
 
 class DicomFile {
  public:
+  ~DicomFile();
+  DicomFile(const DicomFile&) = delete;
+  DicomFile& operator=(const DicomFile&) = delete;
   /// Reads a file (the bytes are kept) or copies nothing and borrows `data` for the call's duration
   /// (`owned` empty). Throws Error as read_instance documents.
   static std::unique_ptr<DicomFile> open_path(const std::string& path, const ReadOptions& options);
+  /// Like open_path, but reads only the first 256 KB when that holds the whole header (native Pixel
+  /// Data is then bounds-checked against the file size, not read). decode_frame is unavailable on
+  /// such an object (pixels_loaded() is false); anything the prefix cannot settle reads it all.
+  static std::unique_ptr<DicomFile> open_header(const std::string& path, const ReadOptions& options);
+  bool pixels_loaded() const { return layout_.complete; }
   /// Whether the object is a DICOMDIR (Media Storage Directory), by its File Meta.
   bool is_dicomdir() const { return layout_.media_storage_sop_class_uid == "1.2.840.10008.1.3.10"; }
   bool has_pixels() const { return layout_.pixel.present; }
@@ -78,7 +86,8 @@ class DicomFile {
 
  private:
   DicomFile() = default;
-  void parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options);
+  void parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options, std::size_t full_size = 0);
+  void read_bytes(const std::string& path, std::size_t limit, std::uint64_t file_size);
   void parse_header(const ReadOptions& options);
   void map_frames();
   // The bytes of frame `index`: a pointer into the input, or `scratch` when fragments are joined.
@@ -86,7 +95,10 @@ class DicomFile {
 
   std::string source_;
   ReadOptions options_;
-  std::string owned_;                   // the input's bytes
+  // The input's bytes, in a buffer borrowed from a small process-wide pool: reading many files
+  // reuses memory that is already mapped instead of page-faulting fresh memory for each one.
+  std::vector<std::uint8_t> owned_;
+  std::size_t owned_size_ = 0;
   std::vector<std::uint8_t> inflated_;  // the inflated dataset (deflated syntax)
   Layout layout_;
   const SyntaxInfo* syntax_ = nullptr;
@@ -101,7 +113,8 @@ class DicomFile {
 // Codecs (codecs.cpp). Each writes one frame's cells (format.frame_samples() values of
 // format.cell_bytes() each, samples interleaved) into `out`; `photometric` receives the colour space
 // the codec produced when it differs from the file's.
-void decode_native(const std::uint8_t* data, std::size_t size, std::size_t bit_offset, const PixelFormat& format,
+/// Returns true when it also applied mask_stored (the fused little-endian 16-bit path).
+bool decode_native(const std::uint8_t* data, std::size_t size, std::size_t bit_offset, const PixelFormat& format,
                    bool big_endian, const std::string& vr, std::uint8_t* out);
 void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,
                 std::uint8_t* out);

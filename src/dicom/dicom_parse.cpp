@@ -73,12 +73,16 @@ constexpr NamedUid kUnsupportedNames[] = {
 constexpr std::uint32_t kUndefined = 0xFFFFFFFFu;
 constexpr int kMaxDepth = 48;
 
+// The VRs with a 2-byte length in explicit VR (PS3.5 7.1.2). Every other VR, including ones this
+// reader does not know, has a 4-byte length: DCMTK reads unknown VRs the same way, so the walk and
+// DCMTK agree on where each element ends.
 bool long_length_vr(const char* vr) {
-  static constexpr const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
-  for (const char* v : kLong) {
-    if (vr[0] == v[0] && vr[1] == v[1]) return true;
+  static constexpr const char* kShort[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                           "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+  for (const char* v : kShort) {
+    if (vr[0] == v[0] && vr[1] == v[1]) return false;
   }
-  return false;
+  return true;
 }
 
 bool is_vr_char(std::uint8_t c) { return c >= 'A' && c <= 'Z'; }
@@ -93,10 +97,19 @@ struct ElementHeader {
 class Walker {
  public:
   Walker(const std::uint8_t* data, std::size_t size, bool explicit_vr, bool big_endian, const std::string& source,
-         PixelElement& pixel, std::size_t base_offset)
-      : d_(data), n_(size), explicit_(explicit_vr), be_(big_endian), src_(source), pixel_(pixel), base_(base_offset) {}
+         PixelElement& pixel, std::size_t base_offset, std::size_t missing)
+      : d_(data), n_(size), explicit_(explicit_vr), be_(big_endian), src_(source), pixel_(pixel), base_(base_offset),
+        missing_(missing) {}
 
-  void top() { dataset(0, n_, explicit_, /*delimited=*/false, 0); }
+  /// Returns false when it stopped at Pixel Data running past a prefix.
+  bool top() {
+    try {
+      dataset(0, n_, explicit_, /*delimited=*/false, 0);
+    } catch (const Stop&) {
+      return false;
+    }
+    return true;
+  }
 
  private:
   std::uint16_t u16(std::size_t p) const {
@@ -108,7 +121,10 @@ class Walker {
                   std::uint32_t{d_[p + 3]} << 24);
   }
 
+  struct Stop {};
+
   [[noreturn]] void bad(std::size_t pos, const ElementHeader* h, const std::string& what) const {
+    if (missing_ != 0) throw NeedFullRead{};  // a prefix cannot tell truncation from "not read yet"
     if (h != nullptr) {
       throw Error(ErrorCode::kInvalidDicom,
                   fmt::format("{}: element ({:04X},{:04X}) at offset {}: {}", src_, h->group, h->element, base_ + pos, what));
@@ -173,6 +189,7 @@ class Walker {
       const std::string vr(h.vr);
       if (h.length == kUndefined) {
         if (pixel_tag && h.element == 0x0010) {
+          if (missing_ != 0) throw NeedFullRead{};  // fragments are needed: read it all
           pos = encapsulated(pos, h, end);
           continue;
         }
@@ -182,6 +199,22 @@ class Walker {
         // UN of undefined length is an implicit VR little endian sequence (PS3.5 6.2.2).
         pos = sequence(h.value, end, explicit_here && vr != "UN", /*delimited=*/true, depth + 1, h);
         continue;
+      }
+      if (pixel_tag && missing_ != 0 && depth == 0 && h.length > end - h.value) {
+        // Native Pixel Data past the prefix: its declared length must fit the whole stream.
+        if (h.length > end - h.value + missing_) {
+          const std::size_t available = end - h.value + missing_;
+          missing_ = 0;  // a definite answer: report it rather than asking for the whole file
+          bad(pos, &h, fmt::format("declares {} bytes but only {} remain: truncated or corrupt", h.length, available));
+        }
+        pixel_.present = true;
+        pixel_.element = h.element;
+        pixel_.vr = vr;
+        pixel_.start = pos;
+        pixel_.end = h.value + h.length;
+        pixel_.value_offset = h.value;
+        pixel_.value_length = h.length;
+        throw Stop{};
       }
       check_length(h, pos, end);
       const std::size_t value_end = h.value + h.length;
@@ -266,6 +299,7 @@ class Walker {
   const std::string& src_;
   PixelElement& pixel_;
   std::size_t base_;
+  std::size_t missing_;  // bytes of the stream beyond this buffer (header-only walks)
 };
 
 std::uint16_t le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
@@ -381,7 +415,8 @@ std::string syntax_name(const std::string& uid) {
 }
 
 Layout walk(const std::uint8_t* data, std::size_t size, const std::string& source, const std::string& fallback_syntax,
-            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated) {
+            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated, std::size_t full_size) {
+  const std::size_t missing = full_size > size ? full_size - size : 0;
   Layout out;
   std::size_t pos = 0;
   if (size >= 132 && std::memcmp(data + 128, "DICM", 4) == 0) {
@@ -393,8 +428,7 @@ Layout walk(const std::uint8_t* data, std::size_t size, const std::string& sourc
     pos = parse_meta(data, size, 0, source, out);
   } else if (fallback_syntax.empty()) {
     // No preamble, no meta: legacy ACR-NEMA style files still start with a low group number.
-    const std::uint16_t g = le16(data);
-    const bool plausible = size >= 8 && (g == 0x0008 || (data[0] == 0 && data[1] == 0x08));
+    const bool plausible = size >= 8 && (le16(data) == 0x0008 || (data[0] == 0 && data[1] == 0x08));
     if (!plausible) {
       throw Error(ErrorCode::kInvalidDicom,
                   fmt::format("{}: not DICOM (no 'DICM' prefix at byte 128 and no dataset at the start)", source));
@@ -409,6 +443,7 @@ Layout walk(const std::uint8_t* data, std::size_t size, const std::string& sourc
                                                      out.transfer_syntax_uid, syntax_name(out.transfer_syntax_uid)));
   }
   std::size_t base = pos;
+  if (syntax->deflated && missing != 0) throw NeedFullRead{};
   if (syntax->deflated) {
     inflate_into(data + pos, size - pos, max_inflated, source, inflated);
     out.dataset = inflated.data();
@@ -418,8 +453,10 @@ Layout walk(const std::uint8_t* data, std::size_t size, const std::string& sourc
     out.dataset = data + pos;
     out.dataset_size = size - pos;
   }
-  Walker walker(out.dataset, out.dataset_size, syntax->explicit_vr, syntax->big_endian, source, out.pixel, base);
-  walker.top();
+  Walker walker(out.dataset, out.dataset_size, syntax->explicit_vr, syntax->big_endian, source, out.pixel, base,
+                missing);
+  out.complete = walker.top();
+  if (out.complete && missing != 0) throw NeedFullRead{};  // ended inside the prefix: odd, read it all
   return out;
 }
 

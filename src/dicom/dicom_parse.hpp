@@ -60,13 +60,23 @@ struct Layout {
   const std::uint8_t* dataset = nullptr;  ///< the dataset bytes (inflated when the syntax deflates)
   std::size_t dataset_size = 0;
   PixelElement pixel;
+  /// False when `data` was a prefix of the stream and the walk stopped at native Pixel Data that
+  /// runs past it (header-only reads): pixel bytes are not available.
+  bool complete = true;
 };
+
+/// Thrown (header-only walks) when the prefix is not enough: read the whole stream and walk again.
+struct NeedFullRead {};
 
 /// Walks `data` (a Part-10 file or, with `fallback_syntax`, a bare dataset). Deflated datasets are
 /// inflated into `inflated` (at most `max_inflated` bytes). Throws Error: kInvalidDicom (naming the
 /// offset and tag) for a declared length beyond the data, broken sequences or a missing 'DICM';
 /// kUnsupported for an unknown transfer syntax; kResourceLimit for an inflated dataset above the limit.
+///
+/// With `full_size` > `size`, `data` is the first `size` bytes of a `full_size`-byte stream: the walk
+/// accepts native Pixel Data whose declared length fits the full stream and stops there
+/// (complete = false), and throws NeedFullRead for anything it cannot decide from the prefix.
 Layout walk(const std::uint8_t* data, std::size_t size, const std::string& source, const std::string& fallback_syntax,
-            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated);
+            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated, std::size_t full_size = 0);
 
 }  // namespace medinfer::dicom::detail

@@ -221,11 +221,11 @@ Instance read_instance_from_memory(const void* data, std::size_t size, const std
 Image read_image(const std::string& path, const ReadOptions& options) { return read_instance(path, options).image; }
 
 ImageHeader read_header(const std::string& path, const ReadOptions& options) {
-  return DicomFile::open_path(path, options)->header();
+  return DicomFile::open_header(path, options)->header();
 }
 
 PatientIdentifiers read_patient_identifiers(const std::string& path, const ReadOptions& options) {
-  return DicomFile::open_path(path, options)->identifiers();
+  return DicomFile::open_header(path, options)->identifiers();
 }
 
 StoredPixels read_stored_pixels(const std::string& path, const ReadOptions& options) {

@@ -28,13 +28,6 @@ double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[
 Vec3 sub(const Vec3& a, const Vec3& b) { return {a[0] - b[0], a[1] - b[1], a[2] - b[2]}; }
 double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
 
-bool same_orientation(const std::array<double, 6>& a, const std::array<double, 6>& b) {
-  for (int i = 0; i < 6; ++i) {
-    if (std::abs(a[i] - b[i]) > 1e-3) return false;
-  }
-  return true;
-}
-
 bool is_localizer(const std::vector<std::string>& image_type) {
   return std::find(image_type.begin(), image_type.end(), "LOCALIZER") != image_type.end();
 }
@@ -49,6 +42,15 @@ struct Slice {
   std::uint16_t rows = 0, columns = 0;
   double slope = 1.0, intercept = 0.0;
   double along = 0.0;  // position projected on the slice normal
+};
+
+// What read_series keeps of each file between reading headers and decoding.
+struct FileInfo {
+  ImageHeader header;
+  detail::PixelFormat format;
+  std::optional<detail::Lut> modality_lut;
+  std::vector<std::optional<Vec3>> positions;      // per frame
+  std::vector<std::pair<double, double>> rescale;  // per frame
 };
 
 class Problems {
@@ -121,7 +123,7 @@ DirectoryIndex scan_directory(const std::string& root, const ReadOptions& option
       return;
     }
     try {
-      auto file = DicomFile::open_path(paths[i], options);
+      auto file = DicomFile::open_header(paths[i], options);
       if (file->is_dicomdir()) {
         out.skipped.reason = "a DICOMDIR (media directory), not an image";
       } else if (!file->has_pixels()) {
@@ -182,15 +184,25 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   if (files.empty()) throw Error(ErrorCode::kInvalidArgument, "read_series: no files");
   Problems problems(options.strict);
 
-  // 1. Headers, in parallel; an unreadable file is a problem like any other.
-  std::vector<std::unique_ptr<DicomFile>> opened(files.size());
+  // 1. Headers, in parallel; an unreadable file is a problem like any other. Only what sorting and
+  //    conversion need is kept: files are read again, one at a time per thread, to decode (keeping
+  //    every file's bytes in memory at once costs more in page faults than reading twice).
+  std::vector<std::optional<FileInfo>> opened(files.size());
   std::vector<std::optional<Error>> failures(files.size());
   medinfer::detail::parallel_for(files.size(), options.threads, [&](std::size_t i) {
     try {
-      opened[i] = DicomFile::open_path(files[i], options.read);
-      opened[i]->require_pixels(0);
+      auto f = DicomFile::open_header(files[i], options.read);
+      f->require_pixels(0);
+      FileInfo info;
+      info.header = f->header();
+      info.format = f->format();
+      info.modality_lut = f->modality_lut();
+      for (std::uint32_t k = 0; k < info.header.frames; ++k) {
+        info.positions.push_back(f->frame_position(k));
+        info.rescale.push_back(f->frame_rescale(k));
+      }
+      opened[i] = std::move(info);
     } catch (const Error& e) {
-      opened[i].reset();
       failures[i] = e;
     }
   });
@@ -205,9 +217,9 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   std::map<std::string, std::size_t> series_count;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (!opened[i]) continue;
-    DicomFile& f = *opened[i];
-    const ImageHeader& h = f.header();
-    if (f.format().samples != 1) {
+    const FileInfo& f = *opened[i];
+    const ImageHeader& h = f.header;
+    if (f.format.samples != 1) {
       throw Error(ErrorCode::kUnsupported,
                   fmt::format("{}: a volume is built from grayscale images; this one is {}", files[i],
                               h.photometric_interpretation));
@@ -222,11 +234,11 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
       s.file = i;
       s.frame = k;
       s.instance_number = h.instance_number;
-      s.position = f.frame_position(k);
+      s.position = f.positions[k];
       s.orientation = h.image_orientation;
       s.rows = h.rows;
       s.columns = h.columns;
-      std::tie(s.slope, s.intercept) = f.frame_rescale(k);
+      std::tie(s.slope, s.intercept) = f.rescale[k];
       slices.push_back(s);
     }
   }
@@ -236,7 +248,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
                                    return a.second < b.second;
                                  })->first;
     slices.erase(std::remove_if(slices.begin(), slices.end(),
-                                [&](const Slice& s) { return opened[s.file]->header().series_instance_uid != majority; }),
+                                [&](const Slice& s) { return opened[s.file]->header.series_instance_uid != majority; }),
                  slices.end());
   }
   if (slices.empty()) throw Error(ErrorCode::kInvalidDicom, "read_series: no usable image slices among the files");
@@ -268,7 +280,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     problems.add("missing_position", "some slices have no ImagePositionPatient: ordered by InstanceNumber");
     std::stable_sort(slices.begin(), slices.end(),
                      [](const Slice& a, const Slice& b) { return a.instance_number < b.instance_number; });
-    const double thickness = opened[slices[0].file]->header().slice_thickness;
+    const double thickness = opened[slices[0].file]->header.slice_thickness;
     if (thickness > 0) z_spacing = thickness;
   } else if (slices.size() > 1) {
     for (Slice& s : slices) s.along = dot(*s.position, normal);
@@ -325,11 +337,11 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   }
 
   // 5. Decode every slice straight into the volume, on all cores.
-  const detail::PixelFormat& f0 = opened[slices[0].file]->format();
+  const detail::PixelFormat& f0 = opened[slices[0].file]->format;
   const bool to_float = options.read.apply_modality_lut;
   const PixelType type = to_float ? PixelType::kFloat32 : f0.stored_type();
   for (const Slice& s : slices) {
-    if (!to_float && opened[s.file]->format().stored_type() != type) {
+    if (!to_float && opened[s.file]->format.stored_type() != type) {
       throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: stored type differs from the first slice's; read with the "
                                                         "modality LUT to get one float volume",
                                                         files[s.file]));
@@ -346,22 +358,33 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   out.volume = Volume(type, f0.columns, f0.rows, slices.size());
   auto* base = static_cast<std::uint8_t*>(out.volume.mutable_data());
   const std::size_t slice_bytes = out.volume.slice_bytes();
-  medinfer::detail::parallel_for(slices.size(), options.threads, [&](std::size_t k) {
-    const Slice& s = slices[k];
-    const DicomFile& file = *opened[s.file];
-    const bool invert = options.read.invert_monochrome1 && file.format().photometric == "MONOCHROME1";
-    if (!to_float) {
-      file.decode_frame(s.frame, base + k * slice_bytes);
-      return;
+  // The slices of each file (a multi-frame file holds several), so each file is read once.
+  std::map<std::size_t, std::vector<std::size_t>> by_file;
+  for (std::size_t k = 0; k < slices.size(); ++k) by_file[slices[k].file].push_back(k);
+  std::vector<std::pair<std::size_t, std::vector<std::size_t>>> work(by_file.begin(), by_file.end());
+  medinfer::detail::parallel_for(work.size(), options.threads, [&](std::size_t w) {
+    const auto& [file_index, zs] = work[w];
+    const auto file = DicomFile::open_path(files[file_index], options.read);
+    const FileInfo& info = *opened[file_index];
+    if (file->format().rows != info.format.rows || file->format().columns != info.format.columns) {
+      throw Error(ErrorCode::kIo, files[file_index] + ": changed while the series was read");
     }
-    std::vector<std::uint8_t> cells(file.format().frame_out_bytes());
-    file.decode_frame(s.frame, cells.data());
-    const auto& lut = file.modality_lut();
-    detail::stored_to_modality(file.format(), cells.data(), reinterpret_cast<float*>(base + k * slice_bytes), s.slope,
-                               s.intercept, lut ? &*lut : nullptr, invert);
+    const bool invert = options.read.invert_monochrome1 && info.format.photometric == "MONOCHROME1";
+    thread_local std::vector<std::uint8_t> cells;  // reused: no fresh pages per slice
+    for (const std::size_t k : zs) {
+      const Slice& s = slices[k];
+      if (!to_float) {
+        file->decode_frame(s.frame, base + k * slice_bytes);
+        continue;
+      }
+      if (cells.size() < info.format.frame_out_bytes()) cells.resize(info.format.frame_out_bytes());
+      file->decode_frame(s.frame, cells.data());
+      detail::stored_to_modality(info.format, cells.data(), reinterpret_cast<float*>(base + k * slice_bytes), s.slope,
+                                 s.intercept, info.modality_lut ? &*info.modality_lut : nullptr, invert);
+    }
   });
 
-  const ImageHeader& h0 = opened[slices[0].file]->header();
+  const ImageHeader& h0 = opened[slices[0].file]->header;
   out.header = h0;
   out.volume.set_spacing({h0.pixel_spacing[1], h0.pixel_spacing[0], z_spacing > 0 ? z_spacing : 1.0});
   if (slices[0].position) out.volume.set_origin(*slices[0].position);

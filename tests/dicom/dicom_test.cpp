@@ -301,3 +301,31 @@ TEST_CASE("read_image names truncation and a missing PhotometricInterpretation",
   CHECK(error_code_of([&] { dicom::read_image((dir / "nophoto.dcm").string()); }, &msg) == ErrorCode::kInvalidDicom);
   CHECK_THAT(msg, Catch::Contains("PhotometricInterpretation"));
 }
+
+TEST_CASE("read_header reads only the start of large files, and still catches their truncation", "[dicom][errors]") {
+  test::TempDir dir;
+  DicomSpec s;
+  s.rows = 512;
+  s.columns = 512;  // 512 KB of pixels: beyond the 256 KB header prefix
+  s.pixel_signed = false;
+  s.values.resize(512 * 512);
+  for (std::size_t i = 0; i < s.values.size(); ++i) s.values[i] = static_cast<std::int32_t>(i % 4000);
+  write_dicom(dir / "big.dcm", s);
+  const auto full = dicom::read_instance((dir / "big.dcm").string());
+  const auto header = dicom::read_header((dir / "big.dcm").string());
+  CHECK(header.sop_instance_uid == full.header.sop_instance_uid);
+  CHECK(header.rows == 512);
+  CHECK(header.has_position);
+  // Cut the file 1000 bytes short: the header-only read must say so, as the full read does.
+  std::string bytes = test::read_text(dir / "big.dcm");
+  bytes.resize(bytes.size() - 1000);
+  test::write_text(dir / "cut.dcm", bytes);
+  std::string msg;
+  CHECK(error_code_of([&] { dicom::read_header((dir / "cut.dcm").string()); }, &msg) == ErrorCode::kInvalidDicom);
+  CHECK_THAT(msg, Catch::Contains("truncated"));
+  CHECK(error_code_of([&] { dicom::read_image((dir / "cut.dcm").string()); }) == ErrorCode::kInvalidDicom);
+  // Encapsulated data cannot be settled from a prefix: the whole file is read.
+  s.syntax = Syntax::kJpegLossless;
+  write_dicom(dir / "big-jpeg.dcm", s);
+  CHECK(dicom::read_header((dir / "big-jpeg.dcm").string()).transfer_syntax_uid == "1.2.840.10008.1.2.4.70");
+}

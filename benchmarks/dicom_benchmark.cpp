@@ -1,0 +1,118 @@
+// DICOM decoding throughput: every transfer syntax, a raw file read as the floor, and a 300-slice
+// series to a Volume on both cores. The pydicom + numpy peer runs on the same files in the same
+// run (benchmarks/compare/python_dicom.py); scripts/bench_dicom.sh prints the ratios.
+//
+//   medinfer_dicom_benchmark --data=DIR [google-benchmark flags]
+//   DIR holds syntaxes/*.dcm and series/*.dcm (benchmarks/compare/make_dicom_bench_data.py).
+#include <medinfer/medinfer.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> dcm_files(const fs::path& dir) {
+  std::vector<std::string> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".dcm") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The floor: the file's bytes into memory, nothing else.
+std::size_t raw_read(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw std::runtime_error("cannot open " + path);
+  std::fseek(f, 0, SEEK_END);
+  const long n = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  std::string bytes(static_cast<std::size_t>(n), '\0');
+  const std::size_t got = std::fread(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  benchmark::DoNotOptimize(bytes.data());
+  return got;
+}
+
+void set_counters(benchmark::State& s, std::size_t pixel_bytes_per_item, std::size_t items_per_iteration) {
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * items_per_iteration));
+  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * items_per_iteration * pixel_bytes_per_item));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string data;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--data=", 0) == 0) {
+      data = a.substr(7);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (data.empty()) {
+    std::cerr << "usage: medinfer_dicom_benchmark --data=DIR [benchmark flags]\n";
+    return 2;
+  }
+  const auto syntaxes = dcm_files(fs::path(data) / "syntaxes");
+  const auto series = dcm_files(fs::path(data) / "series");
+  if (syntaxes.empty() || series.empty()) {
+    std::cerr << "no syntaxes/*.dcm or series/*.dcm under " << data << "\n";
+    return 2;
+  }
+  for (const auto& path : syntaxes) {
+    const std::string name = fs::path(path).stem().string();
+    const auto px = medinfer::dicom::read_stored_pixels(path);  // also proves it decodes
+    const std::size_t pixel_bytes = px.data.size();
+    benchmark::RegisterBenchmark(("decode/" + name).c_str(), [path, pixel_bytes](benchmark::State& s) {
+      for (auto _ : s) benchmark::DoNotOptimize(medinfer::dicom::read_stored_pixels(path));
+      set_counters(s, pixel_bytes, 1);
+    });
+    benchmark::RegisterBenchmark(("raw_read/" + name).c_str(), [path, pixel_bytes](benchmark::State& s) {
+      for (auto _ : s) benchmark::DoNotOptimize(raw_read(path));
+      set_counters(s, pixel_bytes, 1);
+    });
+  }
+  const std::string plain = syntaxes.front().substr(0, syntaxes.front().rfind('/')) + "/explicit_le.dcm";
+  benchmark::RegisterBenchmark("read_image_modality_float/explicit_le", [plain](benchmark::State& s) {
+    for (auto _ : s) benchmark::DoNotOptimize(medinfer::dicom::read_image(plain));
+    set_counters(s, 512 * 512 * 4, 1);
+  });
+  const std::size_t slice_bytes = medinfer::dicom::read_stored_pixels(series.front()).data.size();
+  benchmark::RegisterBenchmark("series_raw_read", [series, slice_bytes](benchmark::State& s) {
+    for (auto _ : s) {
+      for (const auto& f : series) raw_read(f);
+    }
+    set_counters(s, slice_bytes, series.size());
+  })->Unit(benchmark::kMillisecond);
+  for (unsigned threads : {1u, 2u}) {
+    benchmark::RegisterBenchmark(("series_to_volume/threads:" + std::to_string(threads)).c_str(),
+                                 [series, slice_bytes, threads](benchmark::State& s) {
+                                   medinfer::dicom::SeriesOptions o;
+                                   o.strict = true;
+                                   o.threads = threads;
+                                   for (auto _ : s) benchmark::DoNotOptimize(medinfer::dicom::read_series(series, o));
+                                   set_counters(s, slice_bytes, series.size());
+                                 })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# DICOM decoding benchmark: medinfer (C++, Google Benchmark) and pydicom + numpy on the same files in
+# the same run, then a table of ratios per transfer syntax and for a 300-slice series.
+# Assumes scripts/test.sh has built everything.
+#   bash scripts/bench_dicom.sh [SECONDS_PER_BENCHMARK] [SLICES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-1}
+slices=${2:-300}
+data=build/dicom-bench-$slices
+[ -f "$data/syntaxes/rle.dcm" ] || /usr/bin/python3 benchmarks/compare/make_dicom_bench_data.py --out "$data" --slices "$slices"
+build/benchmarks/medinfer_dicom_benchmark --data="$data" --benchmark_min_time="$secs" --benchmark_format=json \
+  --benchmark_out="$data/medinfer.json" --benchmark_out_format=json >/dev/null
+# GDCM (pydicom's handler for JPEG/JPEG-LS/J2K here) prints codec warnings on stderr: dropped.
+/usr/bin/python3 benchmarks/compare/python_dicom.py --data "$data" --seconds "$secs" >"$data/peer.json" 2>/dev/null
+/usr/bin/python3 - "$data" <<'PY'
+import json, sys
+d = sys.argv[1]
+ours = {b["name"].replace("/real_time", ""): b for b in json.load(open(f"{d}/medinfer.json"))["benchmarks"]}
+peer = json.load(open(f"{d}/peer.json"))
+ms = lambda b: b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0}[b["time_unit"]]
+print(f"peer: {peer['peer']}")
+print(f"{'syntax':24} {'medinfer ms':>11} {'MB/s':>7} {'pydicom ms':>10} {'speed-up':>8} {'raw read ms':>11} {'vs raw':>7}  pydicom handler")
+for name, p in peer["syntaxes"].items():
+    dec, rawb = ours[f"decode/{name}"], ours[f"raw_read/{name}"]
+    m, r = ms(dec), ms(rawb)
+    mbs = dec["bytes_per_second"] / 1e6
+    pyd = p.get("pydicom_ms")
+    sp = f"{pyd / m:7.1f}x" if pyd else "     n/a"
+    pys = f"{pyd:10.3f}" if pyd else f"{'fails':>10}"
+    print(f"{name:24} {m:11.3f} {mbs:7.0f} {pys} {sp} {r:11.3f} {m / r:6.2f}x  {p.get('handler') or p.get('pydicom_error', '')[:60]}")
+f = ours["read_image_modality_float/explicit_le"]
+print(f"read_image (float modality values), explicit_le: {ms(f):.3f} ms")
+raw_series = ms(ours["series_raw_read"])
+for t in (1, 2):
+    s = ours[f"series_to_volume/threads:{t}"]
+    print(f"series of {peer['series_slices']} slices -> Volume, {t} thread(s): {ms(s):.1f} ms "
+          f"({peer['series_slices'] / ms(s) * 1000:.0f} slices/s); pydicom stack: {peer['series_pydicom_ms']:.1f} ms "
+          f"({peer['series_pydicom_ms'] / ms(s):.1f}x); reading the bytes: {raw_series:.1f} ms ({ms(s) / raw_series:.2f}x)")
+PY
