@@ -20,5 +20,5 @@ dcmcrle "$seed" "$work/seeds/rle.dcm"
 # Seeds stay small so mutations reach the header and the codestreams quickly.
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=0
 "$work/build/dicom_fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-  -max_len=65536 -print_final_stats=1 "$work/corpus" "$work/seeds" 2>&1 | tail -25 || {
+  -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$work/seeds" 2>&1 | tail -25 || {
   echo "fuzzer found a problem (crash, sanitizer report, timeout or allocation above the limit)"; exit 1; }
