@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,30 @@ int main(int argc, char** argv) {
                                  })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+  }
+  // Issue 4's 3D spec on the series (512 x 512 x 300, 0.5 x 0.5 x 2 mm): window, resample to 1.5 mm
+  // isotropic (box-averaged in x/y, linear in z), resize to 128^3, normalise. The same steps in
+  // scipy/OpenCV-python are timed by benchmarks/compare/python_dicom.py.
+  {
+    medinfer::dicom::SeriesOptions o;
+    o.strict = true;
+    auto volume = std::make_shared<medinfer::Volume>(medinfer::dicom::read_series(series, o).volume);
+    const auto spec = std::make_shared<medinfer::preprocess::Spec>(medinfer::preprocess::parse_spec(
+        R"([{"step": "window", "center": 40, "width": 400},
+            {"step": "resample", "spacing_mm": [1.5, 1.5, 1.5]},
+            {"step": "resize", "width": 128, "height": 128, "depth": 128, "interpolation": "linear"},
+            {"step": "normalize", "mean": 0.5, "std": 0.25}])"));
+    for (unsigned threads : {1u, 2u}) {
+      benchmark::RegisterBenchmark(("preprocess_volume_3d/threads:" + std::to_string(threads)).c_str(),
+                                   [volume, spec, threads](benchmark::State& s) {
+                                     for (auto _ : s) {
+                                       benchmark::DoNotOptimize(
+                                           medinfer::preprocess::apply_volume(*spec, *volume, {}, threads));
+                                     }
+                                   })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   }
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());

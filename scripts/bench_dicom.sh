@@ -37,4 +37,9 @@ for t in (1, 2):
     print(f"series of {peer['series_slices']} slices -> Volume, {t} thread(s): {ms(s):.1f} ms "
           f"({peer['series_slices'] / ms(s) * 1000:.0f} slices/s); pydicom stack: {peer['series_pydicom_ms']:.1f} ms "
           f"({peer['series_pydicom_ms'] / ms(s):.1f}x); reading the bytes: {raw_series:.1f} ms ({ms(s) / raw_series:.2f}x)")
+for t in (1, 2):
+    v = ms(ours[f"preprocess_volume_3d/threads:{t}"])
+    print(f"3D spec (window, 1.5 mm isotropic, 128^3, normalise), {t} thread(s): {v:.1f} ms; "
+          f"scipy.ndimage {peer['volume_preprocess_scipy_ms']:.1f} ms ({peer['volume_preprocess_scipy_ms'] / v:.1f}x); "
+          f"OpenCV-python {peer['volume_preprocess_opencv_ms']:.1f} ms ({peer['volume_preprocess_opencv_ms'] / v:.1f}x)")
 PY

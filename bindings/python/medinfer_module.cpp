@@ -2,6 +2,8 @@
 // The GIL is released in every call that reads, decodes or infers.
 #include <medinfer/medinfer.hpp>
 
+#include <cstring>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -107,16 +109,38 @@ PYBIND11_MODULE(medinfer, m) {
       "Verifies a chained audit log (see `medinfer audit verify`); returns a dict with ok, records, closed, "
       "first_bad_index, problem. Releases the GIL.");
 
+  // The file's VOI window, for "from_file" windows: None, or (center, width[, function]).
+  auto context_of = [](const py::object& file_window) {
+    medinfer::preprocess::Context c;
+    if (file_window.is_none()) return c;
+    const auto t = file_window.cast<py::tuple>();
+    if (t.size() < 2 || t.size() > 3) {
+      throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                            "file_window: expected (center, width) or (center, width, function)");
+    }
+    c.has_file_window = true;
+    c.file_window_center = t[0].cast<double>();
+    c.file_window_width = t[1].cast<double>();
+    if (t.size() == 3) c.file_window_function = t[2].cast<std::string>();
+    return c;
+  };
+  auto to_numpy = [](const medinfer::Tensor& t) {
+    py::array_t<float> out(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
+    std::copy(t.data.begin(), t.data.end(), out.mutable_data());
+    return out;
+  };
   m.def(
       "preprocess",
-      [](const std::string& spec_json, py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
-         std::pair<double, double> spacing) {
+      [context_of, to_numpy](const std::string& spec_json,
+                             py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
+                             std::pair<double, double> spacing, const py::object& file_window) {
         if (pixels.ndim() != 2) {
           throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
                                 "preprocess: expected a 2-D array (rows, columns), got " + std::to_string(pixels.ndim()) +
                                     " dimensions");
         }
         const auto spec = medinfer::preprocess::parse_spec(spec_json);
+        const auto context = context_of(file_window);
         medinfer::Image image = medinfer::Image::from_buffer(pixels.data(), medinfer::PixelType::kFloat32,
                                                              static_cast<std::size_t>(pixels.shape(1)),
                                                              static_cast<std::size_t>(pixels.shape(0)));
@@ -124,16 +148,47 @@ PYBIND11_MODULE(medinfer, m) {
         medinfer::Tensor t;
         {
           py::gil_scoped_release release;
-          t = medinfer::preprocess::apply(spec, image);
+          t = medinfer::preprocess::apply(spec, image, context);
         }
-        py::array_t<float> out(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
-        std::copy(t.data.begin(), t.data.end(), out.mutable_data());
-        return out;
+        return to_numpy(t);
       },
       py::arg("spec_json"), py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
+      py::arg("file_window") = py::none(),
       "Applies a preprocessing spec (the manifest's 'preprocessing' array, as JSON text) to a 2-D array of "
       "pixels in modality units with spacing (x, y) in mm; returns the float32 tensor [1, C, H, W]. Releases "
       "the GIL while computing.");
+  m.def(
+      "preprocess_volume",
+      [context_of, to_numpy](const std::string& spec_json,
+                             py::array_t<float, py::array::c_style | py::array::forcecast> voxels,
+                             std::array<double, 3> spacing, std::array<double, 3> origin, std::array<double, 9> direction,
+                             const py::object& file_window, unsigned threads) {
+        if (voxels.ndim() != 3) {
+          throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                                "preprocess_volume: expected a 3-D array (slices, rows, columns), got " +
+                                    std::to_string(voxels.ndim()) + " dimensions");
+        }
+        const auto spec = medinfer::preprocess::parse_spec(spec_json);
+        const auto context = context_of(file_window);
+        medinfer::Volume volume(medinfer::PixelType::kFloat32, static_cast<std::size_t>(voxels.shape(2)),
+                                static_cast<std::size_t>(voxels.shape(1)), static_cast<std::size_t>(voxels.shape(0)));
+        std::memcpy(volume.mutable_data(), voxels.data(), volume.size_bytes());
+        volume.set_spacing(spacing);
+        volume.set_origin(origin);
+        volume.set_direction(direction);
+        medinfer::Tensor t;
+        {
+          py::gil_scoped_release release;
+          t = medinfer::preprocess::apply_volume(spec, volume, context, threads);
+        }
+        return to_numpy(t);
+      },
+      py::arg("spec_json"), py::arg("voxels"), py::arg("spacing") = std::array<double, 3>{1.0, 1.0, 1.0},
+      py::arg("origin") = std::array<double, 3>{0.0, 0.0, 0.0},
+      py::arg("direction") = std::array<double, 9>{1, 0, 0, 0, 1, 0, 0, 0, 1}, py::arg("file_window") = py::none(),
+      py::arg("threads") = 0,
+      "Applies a preprocessing spec to a volume (slices, rows, columns) with spacing (x, y, z) in mm, origin and "
+      "direction (row, column, slice cosines); returns the float32 tensor [1, C, D, H, W].");
 
   namespace cal = medinfer::calibration;
   py::class_<cal::Calibrator>(m, "Calibrator", "A fitted calibrator (raw score -> probability). See docs/calibration.md.")

@@ -51,7 +51,11 @@ int run_preprocess(const std::vector<std::string>& args) {
   const auto package = medinfer::ModelPackage::open(*model);  // the verified manifest, as the pipeline reads it
   const Json manifest = Json::parse(package.manifest_text());
   const auto spec = medinfer::preprocess::parse_spec(manifest.at("preprocessing").dump());
-  const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, medinfer::dicom::read_image(*input));
+  // Exactly what Pipeline::predict does: the file's VOI window goes along for "from_file" windows.
+  const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input);
+  const medinfer::dicom::ImageHeader& h = instance.header;
+  const medinfer::preprocess::Context context{h.has_window, h.window_center, h.window_width, h.voi_lut_function};
+  const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);
   write_npy(*out, tensor);
   print_line(Json{{"input", *input}, {"out", *out}, {"shape", tensor.shape}, {"dtype", "float32"}});
   return 0;

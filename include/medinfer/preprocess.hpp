@@ -4,6 +4,7 @@
 #include <medinfer/export.hpp>
 #include <medinfer/image.hpp>
 #include <medinfer/tensor.hpp>
+#include <medinfer/volume.hpp>
 
 #include <string>
 #include <variant>
@@ -16,18 +17,30 @@ namespace medinfer::preprocess {
 /// definition) instead: {"step": "window", "percentiles": [1, 99]}. With `from_file`, the file's own
 /// first VOI window (WindowCenter/WindowWidth, LINEAR) is used when it has one, else center/width:
 /// {"step": "window", "from_file": true, "center": 40, "width": 400}.
+///
+/// "function" picks the curve (output always in [0, 1]); c = center, w = width:
+/// - "linear" (default): (x − (c − w/2)) / w, clipped;
+/// - "dicom_linear": DICOM's LINEAR (PS3.3 C.11.2.1.2.1): (x − (c − 0.5)) / (w − 1) + 0.5, clipped
+///   (w >= 1);
+/// - "linear_exact": DICOM's LINEAR_EXACT: (x − c) / w + 0.5, clipped;
+/// - "sigmoid": DICOM's SIGMOID: 1 / (1 + exp(−4 (x − c) / w)).
+/// With `from_file`, the file's VOILUTFunction picks the curve too (LINEAR → dicom_linear).
 struct WindowStep {
+  enum class Function { kLinear, kDicomLinear, kLinearExact, kSigmoid };
   double center = 0.0;
   double width = 1.0;  ///< > 0
   bool use_percentiles = false;
   double lower_percentile = 1.0, upper_percentile = 99.0;  ///< 0 <= lower < upper <= 100
   bool from_file = false;
+  Function function = Function::kLinear;
 };
 
-/// What a step may take from the input's header: the file's first VOI window, when present.
+/// What a step may take from the input's header: the file's first VOI window and its function
+/// ("LINEAR", "LINEAR_EXACT", "SIGMOID"), when present.
 struct Context {
   bool has_file_window = false;
   double file_window_center = 0.0, file_window_width = 1.0;
+  std::string file_window_function = "LINEAR";
 };
 
 /// "clip": values clipped to [min, max].
@@ -39,21 +52,30 @@ enum class Interpolation { kArea, kLinear, kNearest, kCubic };
 
 /// "resize" to width x height. mode "stretch" (default), or "keep_aspect_pad": scaled by
 /// min(width/w, height/h) (sizes rounded, at least 1), then centred and padded with `pad_value`.
+///
+/// Volumes: `depth` (slices, 1..16384) resizes along z too; 0 keeps the depth. keep_aspect_pad is
+/// 2D only. Interpolation for volumes: area (shrinking: exact box average; enlarging: linear),
+/// linear or nearest.
 struct ResizeStep {
   int width = 0;   ///< 1..16384
   int height = 0;  ///< 1..16384
   Interpolation interpolation = Interpolation::kArea;
   bool keep_aspect = false;
   double pad_value = 0.0;
+  int depth = 0;  ///< volumes only; 0 = keep
 };
 
 /// "resample" to a pixel spacing in mm (x, y) using the image's own spacing: new size =
 /// round(size × old spacing / new spacing). With `antialias` (default), shrinking uses area
 /// interpolation (a box filter), so fine detail averages instead of aliasing.
+/// "spacing_mm": [x, y] or, for volumes, [x, y, z] (z absent: slices kept as they are). Each axis is
+/// resampled separately (half-pixel-centre mapping, edges clamped); with antialias, an axis that
+/// shrinks is box-averaged exactly.
 struct ResampleStep {
   double spacing_x = 1.0, spacing_y = 1.0;  ///< > 0
   Interpolation interpolation = Interpolation::kLinear;
   bool antialias = true;
+  double spacing_z = 0.0;  ///< volumes only; 0 = keep
 };
 
 /// "crop_or_pad": centred crop or pad to width x height (offsets floor((old − new) / 2)), padding
@@ -61,11 +83,22 @@ struct ResampleStep {
 struct CropOrPadStep {
   int width = 0, height = 0;  ///< 1..16384
   double pad_value = 0.0;
+  int depth = 0;  ///< volumes only; 0 = keep
 };
 
-/// "flip": "axis": "horizontal" (left-right) or "vertical" (up-down). Bit-exact.
+/// "flip": "axis": "horizontal" (left-right), "vertical" (up-down) or, for volumes, "depth" (slice
+/// order). Bit-exact.
 struct FlipStep {
   bool horizontal = true;
+  bool depth = false;
+};
+
+/// "reorient" (volumes): {"axes": "LPS"} permutes and flips the volume's axes (no interpolation,
+/// bit-exact) so that its x, y and z indices increase towards the named patient directions: one of
+/// L/R, one of P/A, one of S/I, in any order ("RAS", "LPI", "SLP", ...). Each axis goes to the
+/// patient direction its direction cosine is closest to.
+struct ReorientStep {
+  std::string axes = "LPS";
 };
 
 /// "normalize": mode "fixed" (default): (x − mean) / std; "zscore": the image's own mean and
@@ -84,14 +117,17 @@ struct ChannelsStep {
 };
 
 using Step = std::variant<WindowStep, ResizeStep, NormalizeStep, ClipStep, ResampleStep, CropOrPadStep, FlipStep,
-                          ChannelsStep>;
+                          ChannelsStep, ReorientStep>;
 
-/// An ordered list of steps, applied in float32. The result is a tensor laid out N=1, C, H, W.
+/// An ordered list of steps, applied in float32. The result is a tensor laid out N=1, C, H, W
+/// (apply) or N=1, C, D, H, W (apply_volume).
 struct MEDINFER_API Spec {
   std::vector<Step> steps;
 
   /// Throws Error(kInvalidArgument) naming the step index and field of the first invalid value.
   void validate() const;
+  /// True when a step only makes sense for volumes (depth, a z spacing, reorient, a depth flip).
+  bool is_volumetric() const;
 };
 
 /// Parses the manifest's "preprocessing" array (JSON text). Each element is an object with "step"
@@ -101,7 +137,7 @@ struct MEDINFER_API Spec {
 MEDINFER_API Spec parse_spec(const std::string& json_text);
 
 /// Applies `spec` to a single-channel image of any pixel type. Throws Error(kInvalidArgument) for an
-/// empty or multi-channel image. Thread-safe.
+/// empty or multi-channel image, or a volumetric spec. Thread-safe.
 MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& context = {});
 
 /// Applies `spec` to each image and writes each result straight into one contiguous batch tensor
@@ -109,5 +145,13 @@ MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& c
 /// Error(kInvalidArgument) naming the first image that does not. Thread-safe.
 MEDINFER_API Tensor apply_batch(const Spec& spec, const std::vector<Image>& images,
                                 const std::vector<Context>& contexts = {});
+
+/// Applies `spec` to a volume (float32 after the Modality LUT, or any scalar type): window, clip,
+/// normalize (statistics over the whole volume), resample and resize in 3D, crop_or_pad, flip,
+/// reorient, channels. The result is [1, C, D, H, W]. Resampling runs on `threads` threads (0: all
+/// cores). Throws Error(kInvalidArgument) naming the step for what volumes cannot do (cubic
+/// interpolation, keep_aspect_pad), kResourceLimit for an output side above 16384. Thread-safe.
+MEDINFER_API Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& context = {},
+                                 unsigned threads = 0);
 
 }  // namespace medinfer::preprocess

@@ -4,12 +4,14 @@
 #include <medinfer/preprocess.hpp>
 
 #include "core/module_versions.hpp"
+#include "preprocess/window.hpp"
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace medinfer {
@@ -85,11 +87,16 @@ void Spec::validate() const {
       } else {
         finite(i, "center", w->center);
         if (!std::isfinite(w->width) || w->width <= 0.0) invalid(i, "width", "must be finite and > 0");
+        if (w->function == WindowStep::Function::kDicomLinear && w->width < 1.0) {
+          invalid(i, "width", "must be >= 1 for dicom_linear");
+        }
       }
     } else if (const auto* r = std::get_if<ResizeStep>(&steps[i])) {
       side(i, "width", r->width);
       side(i, "height", r->height);
+      if (r->depth != 0) side(i, "depth", r->depth);
       finite(i, "pad_value", r->pad_value);
+      if (r->depth != 0 && r->keep_aspect) invalid(i, "mode", "keep_aspect_pad is 2D only");
     } else if (const auto* n = std::get_if<NormalizeStep>(&steps[i])) {
       if (n->mode == NormalizeStep::Mode::kFixed) {
         finite(i, "mean", n->mean);
@@ -103,21 +110,86 @@ void Spec::validate() const {
       for (double v : {rs->spacing_x, rs->spacing_y}) {
         if (!std::isfinite(v) || v <= 0.0 || v > 1000.0) invalid(i, "spacing_mm", "must be in (0, 1000]");
       }
+      if (rs->spacing_z != 0.0 && (!std::isfinite(rs->spacing_z) || rs->spacing_z <= 0.0 || rs->spacing_z > 1000.0)) {
+        invalid(i, "spacing_mm", "must be in (0, 1000]");
+      }
     } else if (const auto* cp = std::get_if<CropOrPadStep>(&steps[i])) {
       side(i, "width", cp->width);
       side(i, "height", cp->height);
+      if (cp->depth != 0) side(i, "depth", cp->depth);
       finite(i, "pad_value", cp->pad_value);
     } else if (const auto* ch = std::get_if<ChannelsStep>(&steps[i])) {
       if (ch->replicate < 1 || ch->replicate > 16) invalid(i, "replicate", "must be in 1..16");
+    } else if (const auto* ro = std::get_if<ReorientStep>(&steps[i])) {
+      const std::string& a = ro->axes;
+      auto count = [&](const char* letters) {
+        return std::count_if(a.begin(), a.end(), [&](char c) { return std::strchr(letters, c) != nullptr; });
+      };
+      if (a.size() != 3 || count("LR") != 1 || count("PA") != 1 || count("SI") != 1) {
+        invalid(i, "axes", "'" + a + "' must name one of L/R, one of P/A and one of S/I, e.g. LPS or RAS");
+      }
     }
   }
 }
 
-namespace {
+bool Spec::is_volumetric() const {
+  for (const Step& step : steps) {
+    if (const auto* r = std::get_if<ResizeStep>(&step); r && r->depth != 0) return true;
+    if (const auto* r = std::get_if<ResampleStep>(&step); r && r->spacing_z != 0.0) return true;
+    if (const auto* c = std::get_if<CropOrPadStep>(&step); c && c->depth != 0) return true;
+    if (const auto* f = std::get_if<FlipStep>(&step); f && f->depth) return true;
+    if (std::holds_alternative<ReorientStep>(step)) return true;
+  }
+  return false;
+}
 
-// numpy.percentile's default (linear interpolation between closest ranks).
-double percentile(const cv::Mat& x, double q) {
-  std::vector<float> v(x.begin<float>(), x.end<float>());
+namespace detail {
+
+// The window's bounds and curve for this input (the file's VOI when asked and present).
+WindowStep::Function resolve_window(const WindowStep& w, const Context& context, double& center, double& width) {
+  center = w.center;
+  width = w.width;
+  WindowStep::Function fn = w.function;
+  if (w.from_file && context.has_file_window) {
+    center = context.file_window_center;
+    width = context.file_window_width;
+    if (context.file_window_function == "LINEAR_EXACT") {
+      fn = WindowStep::Function::kLinearExact;
+    } else if (context.file_window_function == "SIGMOID") {
+      fn = WindowStep::Function::kSigmoid;
+    } else {
+      fn = width >= 1.0 ? WindowStep::Function::kDicomLinear : WindowStep::Function::kLinearExact;
+    }
+  }
+  return fn;
+}
+
+void apply_window_curve(float* x, std::size_t n, WindowStep::Function fn, double center, double width) {
+  switch (fn) {
+    case WindowStep::Function::kLinear:
+    case WindowStep::Function::kDicomLinear:
+    case WindowStep::Function::kLinearExact: {
+      double scale = 1.0 / width, offset = -(center - width / 2.0) / width;  // linear
+      if (fn == WindowStep::Function::kDicomLinear) {
+        scale = 1.0 / (width - 1.0 > 0.0 ? width - 1.0 : 1.0);
+        offset = -(center - 0.5) * scale + 0.5;
+      } else if (fn == WindowStep::Function::kLinearExact) {
+        offset = -center / width + 0.5;
+      }
+      const float s = static_cast<float>(scale), o = static_cast<float>(offset);
+      for (std::size_t i = 0; i < n; ++i) x[i] = std::min(1.0f, std::max(0.0f, x[i] * s + o));
+      break;
+    }
+    case WindowStep::Function::kSigmoid:
+      for (std::size_t i = 0; i < n; ++i) {
+        x[i] = static_cast<float>(1.0 / (1.0 + std::exp(-4.0 * (static_cast<double>(x[i]) - center) / width)));
+      }
+      break;
+  }
+}
+
+double percentile(const float* x, std::size_t n, double q) {
+  std::vector<float> v(x, x + n);
   const double pos = q / 100.0 * static_cast<double>(v.size() - 1);
   const auto lo = static_cast<std::size_t>(std::floor(pos));
   const auto hi = std::min(lo + 1, v.size() - 1);
@@ -125,6 +197,15 @@ double percentile(const cv::Mat& x, double q) {
   const double a = v[lo];
   const double b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
   return a + (pos - static_cast<double>(lo)) * (b - a);
+}
+
+}  // namespace detail
+
+namespace {
+
+double percentile(const cv::Mat& x, double q) {
+  cv::Mat c = x.isContinuous() ? x : x.clone();
+  return detail::percentile(c.ptr<float>(), c.total(), q);
 }
 
 // Centred crop/pad of x to w x h (offsets floor((old - new) / 2)).
@@ -155,27 +236,32 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
     throw Error(ErrorCode::kInvalidArgument,
                 "preprocess: " + std::to_string(image.channels()) + "-channel images are not supported yet");
   }
+  if (spec.is_volumetric()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "preprocess: the spec has volume steps (depth, a z spacing, reorient or a depth flip): use apply_volume");
+  }
   try {
     cv::Mat x = to_float(image);
     double spacing_x = image.spacing()[0], spacing_y = image.spacing()[1];
     int channels = 1;
     for (const Step& step : spec.steps) {
       if (const auto* w = std::get_if<WindowStep>(&step)) {
-        double lo = w->center - w->width / 2.0, width = w->width;
-        if (w->from_file && context.has_file_window) {
-          lo = context.file_window_center - context.file_window_width / 2.0;
-          width = context.file_window_width;
-        } else if (w->use_percentiles) {
-          lo = percentile(x, w->lower_percentile);
-          width = percentile(x, w->upper_percentile) - lo;
-        }
-        if (width > 0.0) {
-          x.convertTo(x, CV_32F, 1.0 / width, -lo / width);
+        if (w->use_percentiles) {
+          const double lo = percentile(x, w->lower_percentile);
+          const double width = percentile(x, w->upper_percentile) - lo;
+          if (width > 0.0) {
+            x.convertTo(x, CV_32F, 1.0 / width, -lo / width);
+          } else {
+            x.setTo(0.0);  // percentiles of a constant image coincide: nothing to window
+          }
+          cv::min(x, 1.0, x);
+          cv::max(x, 0.0, x);
         } else {
-          x.setTo(0.0);  // percentiles of a constant image coincide: nothing to window
+          double center = 0.0, width = 1.0;
+          const auto fn = detail::resolve_window(*w, context, center, width);
+          if (!x.isContinuous()) x = x.clone();
+          detail::apply_window_curve(x.ptr<float>(), x.total(), fn, center, width);
         }
-        cv::min(x, 1.0, x);
-        cv::max(x, 0.0, x);
       } else if (const auto* c = std::get_if<ClipStep>(&step)) {
         cv::min(x, c->max, x);
         cv::max(x, c->min, x);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "preprocess/spec_json.hpp"
 
 #include <medinfer/error.hpp>
@@ -50,16 +51,30 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         w.upper_percentile = hi;
         spec.steps.emplace_back(w);
       } else {
-        medinfer::detail::reject_unknown_fields(s, {"step", "center", "width", "from_file"}, at);
+        medinfer::detail::reject_unknown_fields(s, {"step", "center", "width", "from_file", "function"}, at);
         WindowStep w{get_number(s, "center", at), get_number(s, "width", at)};
         w.from_file = medinfer::detail::get_bool(s, "from_file", at, false);
+        const std::string fn = s.contains("function") ? get_string(s, "function", at) : "linear";
+        if (fn == "linear") {
+          w.function = WindowStep::Function::kLinear;
+        } else if (fn == "dicom_linear") {
+          w.function = WindowStep::Function::kDicomLinear;
+        } else if (fn == "linear_exact") {
+          w.function = WindowStep::Function::kLinearExact;
+        } else if (fn == "sigmoid") {
+          w.function = WindowStep::Function::kSigmoid;
+        } else {
+          throw Error(ErrorCode::kInvalidArgument,
+                      at + ".function: '" + fn + "' is not one of linear, dicom_linear, linear_exact, sigmoid");
+        }
         spec.steps.emplace_back(w);
       }
     } else if (kind == "clip") {
       medinfer::detail::reject_unknown_fields(s, {"step", "min", "max"}, at);
       spec.steps.emplace_back(ClipStep{get_number(s, "min", at), get_number(s, "max", at)});
     } else if (kind == "resize") {
-      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "interpolation", "mode", "pad_value"}, at);
+      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "depth", "interpolation", "mode", "pad_value"},
+                                              at);
       ResizeStep r{clamp_int(get_integer(s, "width", at)), clamp_int(get_integer(s, "height", at)),
                    parse_interpolation(s, at, Interpolation::kArea)};
       const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "stretch";
@@ -69,23 +84,38 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       }
       r.keep_aspect = mode == "keep_aspect_pad";
       r.pad_value = number_or(s, "pad_value", 0.0, at);
+      if (s.contains("depth")) r.depth = clamp_int(get_integer(s, "depth", at));
+      if (s.contains("depth") && r.depth == 0) r.depth = -1;  // 0 written explicitly: out of range
       spec.steps.emplace_back(r);
     } else if (kind == "resample") {
       medinfer::detail::reject_unknown_fields(s, {"step", "spacing_mm", "interpolation", "antialias"}, at);
-      const auto [sx, sy] = medinfer::detail::get_number_pair(s, "spacing_mm", at, "[x, y]");
-      spec.steps.emplace_back(ResampleStep{sx, sy, parse_interpolation(s, at, Interpolation::kLinear),
-                                           medinfer::detail::get_bool(s, "antialias", at, true)});
+      const Json* spacing = s.contains("spacing_mm") ? &s.at("spacing_mm") : nullptr;
+      if (spacing == nullptr || !spacing->is_array() || (spacing->size() != 2 && spacing->size() != 3) ||
+          !std::all_of(spacing->begin(), spacing->end(), [](const Json& v) { return v.is_number(); })) {
+        throw Error(ErrorCode::kInvalidArgument, at + ".spacing_mm: must be [x, y] or [x, y, z] numbers (mm)");
+      }
+      ResampleStep r{(*spacing)[0].get<double>(), (*spacing)[1].get<double>(),
+                     parse_interpolation(s, at, Interpolation::kLinear),
+                     medinfer::detail::get_bool(s, "antialias", at, true)};
+      if (spacing->size() == 3) {
+        r.spacing_z = (*spacing)[2].get<double>();
+        if (!(r.spacing_z > 0.0)) r.spacing_z = -1.0;  // given but not positive: validate() says so
+      }
+      spec.steps.emplace_back(r);
     } else if (kind == "crop_or_pad") {
-      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "pad_value"}, at);
-      spec.steps.emplace_back(CropOrPadStep{clamp_int(get_integer(s, "width", at)),
-                                            clamp_int(get_integer(s, "height", at)), number_or(s, "pad_value", 0.0, at)});
+      medinfer::detail::reject_unknown_fields(s, {"step", "width", "height", "depth", "pad_value"}, at);
+      CropOrPadStep c{clamp_int(get_integer(s, "width", at)), clamp_int(get_integer(s, "height", at)),
+                      number_or(s, "pad_value", 0.0, at)};
+      if (s.contains("depth")) c.depth = clamp_int(get_integer(s, "depth", at));
+      if (s.contains("depth") && c.depth == 0) c.depth = -1;
+      spec.steps.emplace_back(c);
     } else if (kind == "flip") {
       medinfer::detail::reject_unknown_fields(s, {"step", "axis"}, at);
       const std::string axis = get_string(s, "axis", at);
-      if (axis != "horizontal" && axis != "vertical") {
-        throw Error(ErrorCode::kInvalidArgument, at + ".axis: '" + axis + "' is not horizontal or vertical");
+      if (axis != "horizontal" && axis != "vertical" && axis != "depth") {
+        throw Error(ErrorCode::kInvalidArgument, at + ".axis: '" + axis + "' is not horizontal, vertical or depth");
       }
-      spec.steps.emplace_back(FlipStep{axis == "horizontal"});
+      spec.steps.emplace_back(FlipStep{axis == "horizontal", axis == "depth"});
     } else if (kind == "normalize") {
       medinfer::detail::reject_unknown_fields(s, {"step", "mode", "mean", "std"}, at);
       const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "fixed";
@@ -102,13 +132,16 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         throw Error(ErrorCode::kInvalidArgument, at + ".mode: '" + mode + "' is not one of fixed, zscore, minmax");
       }
       spec.steps.emplace_back(n);
+    } else if (kind == "reorient") {
+      medinfer::detail::reject_unknown_fields(s, {"step", "axes"}, at);
+      spec.steps.emplace_back(ReorientStep{get_string(s, "axes", at)});
     } else if (kind == "channels") {
       medinfer::detail::reject_unknown_fields(s, {"step", "replicate"}, at);
       spec.steps.emplace_back(ChannelsStep{clamp_int(get_integer(s, "replicate", at))});
     } else {
       throw Error(ErrorCode::kInvalidArgument,
                   at + ".step: unknown step '" + kind +
-                      "' (known: window, clip, resize, resample, crop_or_pad, flip, normalize, channels)");
+                      "' (known: window, clip, resize, resample, crop_or_pad, flip, reorient, normalize, channels)");
     }
   }
   try {

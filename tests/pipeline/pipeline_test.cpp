@@ -468,10 +468,15 @@ TEST_CASE("a window taken from the file's VOI gives the same result as the same 
   const fs::path pkg = test::copy_demo_package(dir.path());
   auto m = nlohmann::json::parse(test::read_text(pkg / "manifest.json"));
   REQUIRE(m["preprocessing"][0]["step"] == "window");
+  // The file's LINEAR VOI function is DICOM's (PS3.3 C.11.2.1.2.1): the same as a fixed dicom_linear window.
+  auto fixed_manifest = m;
+  fixed_manifest["preprocessing"][0] = {{"step", "window"}, {"center", 40}, {"width", 400}, {"function", "dicom_linear"}};
   m["preprocessing"][0] = {{"step", "window"}, {"from_file", true}, {"center", 0}, {"width", 4000}};
   test::write_text(pkg / "manifest.json", m.dump());
+  const fs::path pkg_fixed = test::copy_demo_package(dir / "fixed");
+  test::write_text(pkg_fixed / "manifest.json", fixed_manifest.dump());
   const Pipeline from_file = Pipeline::open(pkg.string());
-  const Pipeline fixed = Pipeline::open(test::demo_model_dir().string());
+  const Pipeline fixed = Pipeline::open(pkg_fixed.string());
   const fs::path file = sample_cases()[0].file;  // WindowCenter 40, WindowWidth 400: the demo's fixed window
   REQUIRE(dicom::read_instance(file.string()).header.has_window);
   CHECK(from_file.predict(file.string()).raw_score == fixed.predict(file.string()).raw_score);

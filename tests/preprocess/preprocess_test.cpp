@@ -5,6 +5,7 @@
 
 #include "../support/test_support.hpp"
 
+#include <cmath>
 #include <cstring>
 
 using namespace medinfer;
@@ -122,10 +123,14 @@ TEST_CASE("window from_file uses the file's VOI window, else its own center/widt
   file.has_file_window = true;
   file.file_window_center = 40;
   file.file_window_width = 400;
-  const Tensor with = apply(spec, img, file);
+  const Tensor with = apply(spec, img, file);  // the file's LINEAR is DICOM's: (x - (c - 0.5)) / (w - 1) + 0.5
   CHECK(with.data[0] == Approx(0.0).margin(1e-6));
-  CHECK(with.data[1] == Approx(0.5).margin(1e-6));
+  CHECK(with.data[1] == Approx(0.5 / 399.0 + 0.5).margin(1e-6));
   CHECK(with.data[2] == Approx(1.0).margin(1e-6));
+  file.file_window_function = "LINEAR_EXACT";
+  CHECK(apply(spec, img, file).data[1] == Approx(0.5).margin(1e-6));
+  file.file_window_function = "SIGMOID";
+  CHECK(apply(spec, img, file).data[2] == Approx(1.0 / (1.0 + std::exp(-4.0 * 200.0 / 400.0))).margin(1e-6));
   const Tensor without = apply(spec, img);  // no VOI in the file: the step's own window
   CHECK(without.data[1] == Approx((40.0 + 1000.0) / 2000.0).margin(1e-6));
   std::string msg;
