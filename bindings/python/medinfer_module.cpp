@@ -134,16 +134,16 @@ PYBIND11_MODULE(medinfer, m) {
       [context_of, to_numpy](const std::string& spec_json,
                              py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
                              std::pair<double, double> spacing, const py::object& file_window) {
-        if (pixels.ndim() != 2) {
+        if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
           throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
-                                "preprocess: expected a 2-D array (rows, columns), got " + std::to_string(pixels.ndim()) +
-                                    " dimensions");
+                                "preprocess: expected a 2-D array (rows, columns) or an RGB array (rows, columns, 3), got " +
+                                    std::to_string(pixels.ndim()) + " dimensions");
         }
         const auto spec = medinfer::preprocess::parse_spec(spec_json);
         const auto context = context_of(file_window);
-        medinfer::Image image = medinfer::Image::from_buffer(pixels.data(), medinfer::PixelType::kFloat32,
-                                                             static_cast<std::size_t>(pixels.shape(1)),
-                                                             static_cast<std::size_t>(pixels.shape(0)));
+        medinfer::Image image = medinfer::Image::from_buffer(
+            pixels.data(), medinfer::PixelType::kFloat32, static_cast<std::size_t>(pixels.shape(1)),
+            static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
         image.set_spacing({spacing.first, spacing.second});
         medinfer::Tensor t;
         {
@@ -155,8 +155,8 @@ PYBIND11_MODULE(medinfer, m) {
       py::arg("spec_json"), py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
       py::arg("file_window") = py::none(),
       "Applies a preprocessing spec (the manifest's 'preprocessing' array, as JSON text) to a 2-D array of "
-      "pixels in modality units with spacing (x, y) in mm; returns the float32 tensor [1, C, H, W]. Releases "
-      "the GIL while computing.");
+      "pixels in modality units (or an RGB array (rows, columns, 3)) with spacing (x, y) in mm; returns the "
+      "float32 tensor [1, C, H, W]. Releases the GIL while computing.");
   m.def(
       "preprocess_volume",
       [context_of, to_numpy](const std::string& spec_json,

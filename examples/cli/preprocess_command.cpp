@@ -4,6 +4,8 @@
 
 #include "cli_common.hpp"
 
+#include <iostream>
+
 #include <cstdint>
 #include <fstream>
 #include <optional>
@@ -48,15 +50,24 @@ int run_preprocess(const std::vector<std::string>& args) {
     }
   }
   if (!model || !out || !input) usage_error("preprocess: --model DIR FILE --out OUT.npy are required");
-  const auto package = medinfer::ModelPackage::open(*model);  // the verified manifest, as the pipeline reads it
-  const Json manifest = Json::parse(package.manifest_text());
-  const auto spec = medinfer::preprocess::parse_spec(manifest.at("preprocessing").dump());
-  // Exactly what Pipeline::predict does: the file's VOI window goes along for "from_file" windows.
-  const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input);
-  const medinfer::dicom::ImageHeader& h = instance.header;
-  const medinfer::preprocess::Context context{h.has_window, h.window_center, h.window_width, h.voi_lut_function};
-  const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);
-  write_npy(*out, tensor);
-  print_line(Json{{"input", *input}, {"out", *out}, {"shape", tensor.shape}, {"dtype", "float32"}});
+  // Past the arguments, every failure is the model's or the input's: exit 1 (2 is for usage errors).
+  try {
+    const auto package = medinfer::ModelPackage::open(*model);  // the verified manifest, as the pipeline reads it
+    const Json manifest = Json::parse(package.manifest_text());
+    const auto spec = medinfer::preprocess::parse_spec(manifest.at("preprocessing").dump());
+    // Exactly what Pipeline::predict does: the file's VOI window goes along for "from_file" windows.
+    medinfer::dicom::ReadOptions read;
+    read.frame = static_cast<std::uint32_t>(spec.frame());
+    read.apply_modality_lut = spec.modality_lut();
+    const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input, read);
+    const medinfer::dicom::ImageHeader& h = instance.header;
+    const medinfer::preprocess::Context context{h.has_window, h.window_center, h.window_width, h.voi_lut_function};
+    const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);
+    write_npy(*out, tensor);
+    print_line(Json{{"input", *input}, {"out", *out}, {"shape", tensor.shape}, {"dtype", "float32"}});
+  } catch (const medinfer::Error& e) {
+    std::cerr << "medinfer: " << medinfer::to_string(e.code()) << ": " << e.what() << '\n';
+    return 1;
+  }
   return 0;
 }

@@ -101,13 +101,21 @@ struct ReorientStep {
   std::string axes = "LPS";
 };
 
-/// "normalize": mode "fixed" (default): (x − mean) / std; "zscore": the image's own mean and
-/// population std; "minmax": (x − min) / (max − min). A constant image normalises to zeros.
+/// "normalize": mode "fixed" (default): (x − mean) / std, where "mean" and "std" are numbers or,
+/// for colour, one per channel ([0.485, 0.456, 0.406]); "zscore": the image's own mean and population
+/// std (over all channels); "minmax": (x − min) / (max − min). A constant image normalises to zeros.
 struct NormalizeStep {
   enum class Mode { kFixed, kZScore, kMinMax };
   double mean = 0.0;
   double std = 1.0;  ///< > 0 (fixed)
   Mode mode = Mode::kFixed;
+  std::vector<double> channel_means, channel_stds;  ///< per channel (fixed); empty: mean/std for all
+};
+
+/// "color": {"to": "gray"} turns an RGB image into one luma channel (0.299 R + 0.587 G + 0.114 B);
+/// {"to": "rgb"} makes a grayscale image three identical channels (an RGB image stays as it is).
+struct ColorStep {
+  bool to_rgb = false;
 };
 
 /// "channels": {"replicate": N}: the single channel copied to N channels (1..16), e.g. 3 for models
@@ -116,8 +124,19 @@ struct ChannelsStep {
   int replicate = 3;
 };
 
+/// Input steps, read before decoding (Pipeline and `medinfer preprocess` honour them; apply() gets
+/// an image already read): {"step": "frame", "index": N} picks frame N of a multi-frame object
+/// (default 0); {"step": "modality_lut", "apply": false} keeps the stored values instead of
+/// modality units. They must come before every other step.
+struct FrameStep {
+  int index = 0;  ///< 0..65535
+};
+struct ModalityLutStep {
+  bool apply = true;
+};
+
 using Step = std::variant<WindowStep, ResizeStep, NormalizeStep, ClipStep, ResampleStep, CropOrPadStep, FlipStep,
-                          ChannelsStep, ReorientStep>;
+                          ChannelsStep, ReorientStep, ColorStep, FrameStep, ModalityLutStep>;
 
 /// An ordered list of steps, applied in float32. The result is a tensor laid out N=1, C, H, W
 /// (apply) or N=1, C, D, H, W (apply_volume).
@@ -128,6 +147,10 @@ struct MEDINFER_API Spec {
   void validate() const;
   /// True when a step only makes sense for volumes (depth, a z spacing, reorient, a depth flip).
   bool is_volumetric() const;
+  /// The frame the input steps select (0 when none does).
+  int frame() const;
+  /// Whether the input steps keep the Modality LUT on (true when none says otherwise).
+  bool modality_lut() const;
 };
 
 /// Parses the manifest's "preprocessing" array (JSON text). Each element is an object with "step"
@@ -136,8 +159,9 @@ struct MEDINFER_API Spec {
 /// the step index and field for unknown steps, missing fields, wrong types or out-of-range values.
 MEDINFER_API Spec parse_spec(const std::string& json_text);
 
-/// Applies `spec` to a single-channel image of any pixel type. Throws Error(kInvalidArgument) for an
-/// empty or multi-channel image, or a volumetric spec. Thread-safe.
+/// Applies `spec` to an image of any pixel type with 1 or 3 (RGB) channels. Throws
+/// Error(kInvalidArgument) for an empty image, other channel counts, a volumetric spec, or per-channel
+/// normalisation whose count differs from the image's channels. Thread-safe.
 MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& context = {});
 
 /// Applies `spec` to each image and writes each result straight into one contiguous batch tensor

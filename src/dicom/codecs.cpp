@@ -432,13 +432,13 @@ void inflate_frame(const std::uint8_t* data, std::size_t size, std::size_t expec
   for (int window_bits : {-MAX_WBITS, MAX_WBITS + 32}) {  // raw deflate, then zlib/gzip wrapped
     z_stream z{};
     if (inflateInit2(&z, window_bits) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-    out.assign(expected + 1, 0);
+    if (out.size() < expected + 1) out.resize(expected + 1);
     z.next_in = const_cast<Bytef*>(data);
     z.avail_in = static_cast<uInt>(size);
     z.next_out = out.data();
-    z.avail_out = static_cast<uInt>(out.size());
+    z.avail_out = static_cast<uInt>(expected + 1);
     const int rc = inflate(&z, Z_FINISH);
-    const std::size_t produced = out.size() - z.avail_out;
+    const std::size_t produced = expected + 1 - z.avail_out;
     inflateEnd(&z);
     if (produced >= expected) {
       out.resize(expected);

@@ -173,7 +173,16 @@ BufferPool& pool() {
 
 }  // namespace
 
-DicomFile::~DicomFile() { pool().give(std::move(owned_)); }
+// The inflation buffer for deflated datasets, kept per thread between files.
+thread_local std::vector<std::uint8_t> t_spare_inflated;
+
+DicomFile::~DicomFile() {
+  pool().give(std::move(owned_));
+  if (inflated_.capacity() > t_spare_inflated.capacity() && inflated_.capacity() <= (64u << 20)) {
+    inflated_.resize(inflated_.capacity());
+    t_spare_inflated.swap(inflated_);
+  }
+}
 
 PixelType PixelFormat::stored_type() const {
   if (float_data) return bits_allocated == 64 ? PixelType::kFloat64 : PixelType::kFloat32;
@@ -262,6 +271,7 @@ std::unique_ptr<DicomFile> DicomFile::open_memory(const void* data, std::size_t 
 void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOptions& options, std::size_t full_size) {
   options_ = options;
   if (size == 0) throw Error(ErrorCode::kInvalidDicom, source_ + ": empty input: not DICOM");
+  inflated_.swap(t_spare_inflated);  // used only when the dataset is deflated
   layout_ = walk(data, size, source_, options.transfer_syntax_uid, options.max_file_bytes, inflated_, full_size);
   syntax_ = find_syntax(layout_.transfer_syntax_uid);
   parse_header(options);
@@ -698,7 +708,7 @@ void DicomFile::decode_frame(std::uint32_t index, std::uint8_t* out) const {
       case Codec::kJpeg: decode_jpeg(data, size, f, source_, out, nullptr); break;
       case Codec::kDeflateFrame: {
         const std::size_t expected = (std::size_t{f.rows} * f.columns * f.samples * f.bits_allocated + 7) / 8;
-        std::vector<std::uint8_t> native;
+        thread_local std::vector<std::uint8_t> native;  // reused: no fresh pages per frame
         inflate_frame(data, size, expected, source_, native);
         decode_native(native.data(), native.size(), 0, f, false, "OB", out);
         break;

@@ -361,8 +361,9 @@ void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes,
                   std::vector<std::uint8_t>& out) {
   z_stream z{};
   if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-  out.clear();
-  out.resize(std::min<std::uint64_t>(std::max<std::uint64_t>(n * 4, 4096), max_bytes));
+  // A reused buffer keeps its size: no zero-fill (and no fresh pages) unless it must grow.
+  const std::size_t initial = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(n * 4, 4096), max_bytes));
+  if (out.size() < initial) out.resize(initial);
   z.next_in = const_cast<Bytef*>(d);
   z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
   std::size_t produced = 0;

@@ -220,7 +220,10 @@ Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
   std::optional<dicom::Instance> instance;
   try {
-    instance = dicom::read_instance(dicom_path, impl_->options.read);
+    dicom::ReadOptions read = impl_->options.read;
+    read.frame = static_cast<std::uint32_t>(impl_->spec.frame());  // the package's input steps
+    read.apply_modality_lut = impl_->spec.modality_lut();
+    instance = dicom::read_instance(dicom_path, read);
   } catch (const Error& e) {
     impl_->audit_error(e, dicom_path, {}, start);
     throw;

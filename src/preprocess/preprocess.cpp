@@ -45,16 +45,19 @@ int cv_depth(PixelType t) {
 
 cv::Mat to_float(const Image& image) {
   const int rows = static_cast<int>(image.height()), cols = static_cast<int>(image.width());
+  const int channels = static_cast<int>(image.channels());
   cv::Mat out;
   if (image.pixel_type() == PixelType::kUInt32) {
-    out.create(rows, cols, CV_32F);
+    out.create(rows, cols, CV_32FC(channels));
     const auto* src = static_cast<const std::uint32_t*>(image.data());
     float* dst = out.ptr<float>();
-    for (std::size_t i = 0, n = image.width() * image.height(); i < n; ++i) dst[i] = static_cast<float>(src[i]);
+    for (std::size_t i = 0, n = image.width() * image.height() * image.channels(); i < n; ++i) {
+      dst[i] = static_cast<float>(src[i]);
+    }
     return out;
   }
   // A header over the caller's pixels (no copy); convertTo writes the one float copy.
-  const cv::Mat view(rows, cols, CV_MAKETYPE(cv_depth(image.pixel_type()), 1), const_cast<void*>(image.data()));
+  const cv::Mat view(rows, cols, CV_MAKETYPE(cv_depth(image.pixel_type()), channels), const_cast<void*>(image.data()));
   view.convertTo(out, CV_32F);
   return out;
 }
@@ -98,6 +101,10 @@ void Spec::validate() const {
       finite(i, "pad_value", r->pad_value);
       if (r->depth != 0 && r->keep_aspect) invalid(i, "mode", "keep_aspect_pad is 2D only");
     } else if (const auto* n = std::get_if<NormalizeStep>(&steps[i])) {
+      for (double v : n->channel_stds) {
+        if (!std::isfinite(v) || v <= 0.0) invalid(i, "std", "every value must be finite and > 0");
+      }
+      for (double v : n->channel_means) finite(i, "mean", v);
       if (n->mode == NormalizeStep::Mode::kFixed) {
         finite(i, "mean", n->mean);
         if (!std::isfinite(n->std) || n->std <= 0.0) invalid(i, "std", "must be finite and > 0");
@@ -120,6 +127,15 @@ void Spec::validate() const {
       finite(i, "pad_value", cp->pad_value);
     } else if (const auto* ch = std::get_if<ChannelsStep>(&steps[i])) {
       if (ch->replicate < 1 || ch->replicate > 16) invalid(i, "replicate", "must be in 1..16");
+    } else if (const auto* fr = std::get_if<FrameStep>(&steps[i])) {
+      if (fr->index < 0 || fr->index > 65535) invalid(i, "index", "must be in 0..65535");
+      if (i > 0 && !std::holds_alternative<FrameStep>(steps[i - 1]) && !std::holds_alternative<ModalityLutStep>(steps[i - 1])) {
+        invalid(i, "step", "frame is an input step: it must come before every other step");
+      }
+    } else if (std::holds_alternative<ModalityLutStep>(steps[i])) {
+      if (i > 0 && !std::holds_alternative<FrameStep>(steps[i - 1]) && !std::holds_alternative<ModalityLutStep>(steps[i - 1])) {
+        invalid(i, "step", "modality_lut is an input step: it must come before every other step");
+      }
     } else if (const auto* ro = std::get_if<ReorientStep>(&steps[i])) {
       const std::string& a = ro->axes;
       auto count = [&](const char* letters) {
@@ -130,6 +146,20 @@ void Spec::validate() const {
       }
     }
   }
+}
+
+int Spec::frame() const {
+  for (const Step& step : steps) {
+    if (const auto* f = std::get_if<FrameStep>(&step)) return f->index;
+  }
+  return 0;
+}
+
+bool Spec::modality_lut() const {
+  for (const Step& step : steps) {
+    if (const auto* m = std::get_if<ModalityLutStep>(&step)) return m->apply;
+  }
+  return true;
 }
 
 bool Spec::is_volumetric() const {
@@ -205,12 +235,12 @@ namespace {
 
 double percentile(const cv::Mat& x, double q) {
   cv::Mat c = x.isContinuous() ? x : x.clone();
-  return detail::percentile(c.ptr<float>(), c.total(), q);
+  return detail::percentile(c.ptr<float>(), c.total() * static_cast<std::size_t>(c.channels()), q);
 }
 
 // Centred crop/pad of x to w x h (offsets floor((old - new) / 2)).
 cv::Mat crop_or_pad(const cv::Mat& x, int w, int h, double pad) {
-  cv::Mat out(h, w, CV_32F, cv::Scalar(pad));
+  cv::Mat out(h, w, x.type(), cv::Scalar::all(pad));
   const int sx = std::max(0, (x.cols - w) / 2), sy = std::max(0, (x.rows - h) / 2);
   const int dx = std::max(0, (w - x.cols) / 2), dy = std::max(0, (h - x.rows) / 2);
   const int cw = std::min(w, x.cols), ch = std::min(h, x.rows);
@@ -232,9 +262,9 @@ namespace {
 // Runs the steps; returns the final plane and the number of output channels.
 std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Context& context) {
   if (image.empty()) throw Error(ErrorCode::kInvalidArgument, "preprocess: the image is empty");
-  if (image.channels() != 1) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "preprocess: " + std::to_string(image.channels()) + "-channel images are not supported yet");
+  if (image.channels() != 1 && image.channels() != 3) {
+    throw Error(ErrorCode::kInvalidArgument, "preprocess: images have 1 (grayscale) or 3 (RGB) channels, not " +
+                                                 std::to_string(image.channels()));
   }
   if (spec.is_volumetric()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -260,7 +290,8 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
           double center = 0.0, width = 1.0;
           const auto fn = detail::resolve_window(*w, context, center, width);
           if (!x.isContinuous()) x = x.clone();
-          detail::apply_window_curve(x.ptr<float>(), x.total(), fn, center, width);
+          detail::apply_window_curve(x.ptr<float>(), x.total() * static_cast<std::size_t>(x.channels()), fn, center,
+                                     width);
         }
       } else if (const auto* c = std::get_if<ClipStep>(&step)) {
         cv::min(x, c->max, x);
@@ -292,22 +323,56 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
         cv::flip(x, flipped, f->horizontal ? 1 : 0);
         x = flipped;
       } else if (const auto* n = std::get_if<NormalizeStep>(&step)) {
-        double mean = n->mean, scale = 1.0 / n->std;
-        if (n->mode == NormalizeStep::Mode::kZScore) {
+        const cv::Mat all = x.reshape(1);  // statistics over every channel
+        if (!n->channel_means.empty() || !n->channel_stds.empty()) {
+          const std::size_t k = std::max(n->channel_means.size(), n->channel_stds.size());
+          if (k != static_cast<std::size_t>(x.channels())) {
+            throw Error(ErrorCode::kInvalidArgument, "preprocess: normalize has " + std::to_string(k) +
+                                                         " per-channel values but the image has " +
+                                                         std::to_string(x.channels()) + " channel(s)");
+          }
           cv::Scalar m, sd;
-          cv::meanStdDev(x, m, sd);
-          mean = m[0];
-          scale = sd[0] > 1e-12 ? 1.0 / sd[0] : 0.0;
-        } else if (n->mode == NormalizeStep::Mode::kMinMax) {
-          double lo = 0, hi = 0;
-          cv::minMaxLoc(x, &lo, &hi);
-          mean = lo;
-          scale = hi > lo ? 1.0 / (hi - lo) : 0.0;
+          for (std::size_t c = 0; c < k; ++c) {
+            m[static_cast<int>(c)] = n->channel_means.empty() ? n->mean : n->channel_means[c];
+            sd[static_cast<int>(c)] = n->channel_stds.empty() ? n->std : n->channel_stds[c];
+          }
+          cv::subtract(x, m, x);
+          cv::divide(x, sd, x);
+        } else {
+          double mean = n->mean, scale = 1.0 / n->std;
+          if (n->mode == NormalizeStep::Mode::kZScore) {
+            cv::Scalar m, sd;
+            cv::meanStdDev(all, m, sd);
+            mean = m[0];
+            scale = sd[0] > 1e-12 ? 1.0 / sd[0] : 0.0;
+          } else if (n->mode == NormalizeStep::Mode::kMinMax) {
+            double lo = 0, hi = 0;
+            cv::minMaxLoc(all, &lo, &hi);
+            mean = lo;
+            scale = hi > lo ? 1.0 / (hi - lo) : 0.0;
+          }
+          x.convertTo(x, -1, scale, -mean * scale);
         }
-        x.convertTo(x, CV_32F, scale, -mean * scale);
+      } else if (const auto* co = std::get_if<ColorStep>(&step)) {
+        if (co->to_rgb && x.channels() == 1) {
+          cv::Mat rgb;
+          cv::merge(std::vector<cv::Mat>{x, x, x}, rgb);
+          x = rgb;
+        } else if (!co->to_rgb && x.channels() == 3) {
+          cv::Mat gray;
+          cv::cvtColor(x, gray, cv::COLOR_RGB2GRAY);
+          x = gray;
+        }
       } else if (const auto* ch = std::get_if<ChannelsStep>(&step)) {
         channels = ch->replicate;
       }
+    }
+    if (x.channels() != 1) {
+      if (channels != 1) {
+        throw Error(ErrorCode::kInvalidArgument, "preprocess: 'channels' replicates a single channel, but the image has " +
+                                                     std::to_string(x.channels()) + " (add a color step to gray first)");
+      }
+      channels = x.channels();
     }
     return {x, channels};
   } catch (const cv::Exception& e) {
@@ -315,9 +380,16 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
   }
 }
 
-// Copies the plane into `channels` consecutive planes at dst.
+// Writes `channels` consecutive planes at dst: the single plane replicated, or a colour image's
+// channels split (NCHW).
 void write_planes(const cv::Mat& x, int channels, float* dst) {
   const std::size_t plane = static_cast<std::size_t>(x.rows) * x.cols;
+  if (x.channels() > 1) {
+    std::vector<cv::Mat> planes;
+    for (int c = 0; c < x.channels(); ++c) planes.emplace_back(x.rows, x.cols, CV_32F, dst + plane * static_cast<std::size_t>(c));
+    cv::split(x, planes);
+    return;
+  }
   for (int c = 0; c < channels; ++c) {
     cv::Mat out(x.rows, x.cols, CV_32F, dst + plane * static_cast<std::size_t>(c));
     x.copyTo(out);

@@ -121,8 +121,27 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
       const std::string mode = s.contains("mode") ? get_string(s, "mode", at) : "fixed";
       NormalizeStep n;
       if (mode == "fixed") {
-        n.mean = get_number(s, "mean", at);
-        n.std = get_number(s, "std", at);
+        // A number, or one number per channel.
+        auto numbers = [&](const char* key, double& one, std::vector<double>& many) {
+          if (s.contains(key) && s.at(key).is_array()) {
+            const Json& a = s.at(key);
+            if (a.empty() || a.size() > 16 ||
+                !std::all_of(a.begin(), a.end(), [](const Json& v) { return v.is_number(); })) {
+              throw Error(ErrorCode::kInvalidArgument, at + "." + key + ": must be a number or 1..16 numbers (one per channel)");
+            }
+            for (const Json& v : a) many.push_back(v.get<double>());
+            one = many[0];
+          } else {
+            one = get_number(s, key, at);
+          }
+        };
+        numbers("mean", n.mean, n.channel_means);
+        numbers("std", n.std, n.channel_stds);
+        if (n.channel_means.size() != n.channel_stds.size() && !n.channel_means.empty() && !n.channel_stds.empty()) {
+          throw Error(ErrorCode::kInvalidArgument, at + ".std: " + std::to_string(n.channel_stds.size()) +
+                                                       " values for " + std::to_string(n.channel_means.size()) +
+                                                       " means");
+        }
       } else if (mode == "zscore" || mode == "minmax") {
         if (s.contains("mean") || s.contains("std")) {
           throw Error(ErrorCode::kInvalidArgument, at + ": mode '" + mode + "' computes mean/std from the image");
@@ -132,6 +151,18 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         throw Error(ErrorCode::kInvalidArgument, at + ".mode: '" + mode + "' is not one of fixed, zscore, minmax");
       }
       spec.steps.emplace_back(n);
+    } else if (kind == "color") {
+      medinfer::detail::reject_unknown_fields(s, {"step", "to"}, at);
+      const std::string to = get_string(s, "to", at);
+      if (to != "gray" && to != "rgb") throw Error(ErrorCode::kInvalidArgument, at + ".to: '" + to + "' is not gray or rgb");
+      spec.steps.emplace_back(ColorStep{to == "rgb"});
+    } else if (kind == "frame") {
+      medinfer::detail::reject_unknown_fields(s, {"step", "index"}, at);
+      spec.steps.emplace_back(FrameStep{clamp_int(get_integer(s, "index", at))});
+    } else if (kind == "modality_lut") {
+      medinfer::detail::reject_unknown_fields(s, {"step", "apply"}, at);
+      if (!s.contains("apply")) throw Error(ErrorCode::kInvalidArgument, at + ".apply: missing (true or false)");
+      spec.steps.emplace_back(ModalityLutStep{medinfer::detail::get_bool(s, "apply", at, true)});
     } else if (kind == "reorient") {
       medinfer::detail::reject_unknown_fields(s, {"step", "axes"}, at);
       spec.steps.emplace_back(ReorientStep{get_string(s, "axes", at)});
@@ -141,7 +172,8 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
     } else {
       throw Error(ErrorCode::kInvalidArgument,
                   at + ".step: unknown step '" + kind +
-                      "' (known: window, clip, resize, resample, crop_or_pad, flip, reorient, normalize, channels)");
+                      "' (known: frame, modality_lut, window, clip, resize, resample, crop_or_pad, flip, reorient, normalize, "
+                      "color, channels)");
     }
   }
   try {

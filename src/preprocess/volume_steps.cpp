@@ -359,6 +359,9 @@ Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& conte
       const auto lo = static_cast<float>(c->min), hi = static_cast<float>(c->max);
       for (float& v : g.v) v = std::min(hi, std::max(lo, v));
     } else if (const auto* n = std::get_if<NormalizeStep>(&step)) {
+      if (n->channel_means.size() > 1 || n->channel_stds.size() > 1) {
+        fail(i, "normalize has per-channel values but a volume has one channel");
+      }
       double mean = n->mean, scale = 1.0 / n->std;
       if (n->mode == NormalizeStep::Mode::kZScore) {
         double sum = 0.0, sq = 0.0;
@@ -403,7 +406,10 @@ Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& conte
       reorient(g, i, ro->axes);
     } else if (const auto* ch = std::get_if<ChannelsStep>(&step)) {
       channels = ch->replicate;
+    } else if (const auto* co = std::get_if<ColorStep>(&step)) {
+      if (co->to_rgb) channels = 3;  // a scalar volume: "gray" changes nothing
     }
+    // frame / modality_lut act when the input is read.
   }
   Tensor t;
   t.shape = {1, channels, static_cast<std::int64_t>(g.d), static_cast<std::int64_t>(g.h), static_cast<std::int64_t>(g.w)};

@@ -96,9 +96,14 @@ TEST_CASE("parse_spec names the step index and field of every invalid value", "[
   }
 }
 
-TEST_CASE("apply rejects empty and multi-channel images", "[preprocess][errors]") {
+TEST_CASE("apply rejects empty images and channel counts other than 1 and 3", "[preprocess][errors]") {
   CHECK(error_code_of([] { apply(Spec{}, Image()); }) == ErrorCode::kInvalidArgument);
-  CHECK(error_code_of([] { apply(Spec{}, Image(PixelType::kUInt8, 2, 2, 3)); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([] { apply(Spec{}, Image(PixelType::kUInt8, 2, 2, 2)); }) == ErrorCode::kInvalidArgument);
+  CHECK(apply(Spec{}, Image(PixelType::kUInt8, 2, 2, 3)).shape == std::vector<std::int64_t>{1, 3, 2, 2});
+  std::string msg;
+  CHECK(error_code_of([] { apply(parse_spec(R"([{"step":"channels","replicate":3}])"), Image(PixelType::kUInt8, 2, 2, 3)); },
+                      &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("color step"));
 }
 
 TEST_CASE("apply accepts every pixel type", "[preprocess]") {

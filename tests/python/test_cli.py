@@ -146,3 +146,37 @@ def test_preprocess_writes_the_tensor_the_model_receives(cli, demo_model, study,
     assert r.returncode == 1 and "kNotFound" in r.stderr and not (tmp_path / "x.npy").exists()
     r = run(cli, "preprocess", "--model", demo_model, path)
     assert r.returncode == 2
+
+
+def test_preprocess_honours_the_input_steps_frame_and_modality_lut(cli, demo_model, study, tmp_path):
+    import numpy as np
+    import pydicom
+
+    import preprocess_reference as ref
+
+    directory, rows = study
+    ds = pydicom.dcmread(str(directory / rows[0]["file"]))
+    frames = np.stack([ds.pixel_array + 100 * k for k in range(3)]).astype(ds.pixel_array.dtype)
+    ds.NumberOfFrames = 3
+    ds.PixelData = frames.tobytes()
+    ds.RescaleIntercept = -1024
+    multi = tmp_path / "multi.dcm"
+    ds.save_as(str(multi))
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    manifest = json.loads((demo_model / "manifest.json").read_text())
+    manifest["preprocessing"] = [{"step": "frame", "index": 2}, {"step": "modality_lut", "apply": False}] + \
+        manifest["preprocessing"]
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    r = run(cli, "preprocess", "--model", pkg, multi, "--out", tmp_path / "t.npy")
+    assert r.returncode == 0, r.stderr
+    tensor = np.load(tmp_path / "t.npy")
+    expected = ref.apply_spec(frames[2].astype(np.float32), manifest["preprocessing"][2:])  # stored values, frame 2
+    assert np.max(np.abs(tensor[0, 0] - expected)) <= 1e-4 * float(expected.max() - expected.min())
+    # The pipeline reads the same frame the same way.
+    r = run(cli, "predict", "--model", pkg, multi)
+    assert r.returncode == 0, r.stdout
+    manifest["preprocessing"][0]["index"] = 7  # past the last frame
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    r = run(cli, "preprocess", "--model", pkg, multi, "--out", tmp_path / "u.npy")
+    assert r.returncode == 1 and "kInvalidArgument" in r.stderr and "frame" in r.stderr

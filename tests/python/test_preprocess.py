@@ -155,3 +155,39 @@ def test_every_validation_error_names_the_step_and_field(steps, expected):
 def test_preprocess_rejects_non_2d_input():
     with pytest.raises(medinfer.InvalidArgumentError):
         medinfer.preprocess("[]", np.zeros((2, 3, 4), np.float32))
+
+
+def test_rgb_images_per_channel_normalize_and_color_steps():
+    rgb = np.random.default_rng(3).uniform(0, 255, size=(40, 50, 3)).astype(np.float32)
+    mean, std = [120.0, 110.0, 100.0], [50.0, 60.0, 70.0]
+    out = medinfer.preprocess(json.dumps([{"step": "normalize", "mean": mean, "std": std}]), rgb)
+    assert out.shape == (1, 3, 40, 50)
+    ref = ((rgb - np.array(mean)) / np.array(std)).transpose(2, 0, 1)[None]  # NCHW, channel planes in order
+    assert close(out, ref)
+    gray = medinfer.preprocess(json.dumps([{"step": "color", "to": "gray"}]), rgb)
+    assert gray.shape == (1, 1, 40, 50)
+    assert close(gray[0, 0], rgb @ np.array([0.299, 0.587, 0.114]))
+    as_rgb = medinfer.preprocess(json.dumps([{"step": "color", "to": "rgb"}]), rgb[:, :, 0])
+    assert as_rgb.shape == (1, 3, 40, 50)
+    np.testing.assert_array_equal(as_rgb[0, 2], rgb[:, :, 0])
+    resized = medinfer.preprocess(json.dumps([{"step": "resize", "width": 25, "height": 20}]), rgb)
+    assert close(resized[0].transpose(1, 2, 0), rgb.reshape(20, 2, 25, 2, 3).mean(axis=(1, 3)))
+
+
+@pytest.mark.parametrize("steps, expected", [
+    ([{"step": "window", "center": 0, "width": 1}, {"step": "frame", "index": 1}], "preprocessing[1].step"),
+    ([{"step": "frame", "index": -1}], "preprocessing[0].index"),
+    ([{"step": "modality_lut"}], "preprocessing[0].apply"),
+    ([{"step": "color", "to": "cmyk"}], "preprocessing[0].to"),
+    ([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 2]}], "preprocessing[0].std"),
+    ([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 0, 2]}], "preprocessing[0].std"),
+])
+def test_input_color_and_per_channel_validation_errors(steps, expected):
+    with pytest.raises(medinfer.InvalidArgumentError) as e:
+        medinfer.preprocess(json.dumps(steps), image())
+    assert expected in str(e.value)
+
+
+def test_per_channel_normalize_needs_matching_channels():
+    with pytest.raises(medinfer.InvalidArgumentError, match="3 per-channel values but the image has 1"):
+        medinfer.preprocess(json.dumps([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 1, 1]}]), image())
