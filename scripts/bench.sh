@@ -15,10 +15,12 @@ ours=$(echo "$out" | sed -n 's/^end to end: \([0-9.e+]*\) images\/s.*/\1/p')
 theirs=$(echo "$peer" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
 /usr/bin/python3 -c "print(f'ratio medinfer / python peer (end to end, file -> calibrated result): {float($ours)/float($theirs):.2f}x')"
 pre=$(echo "$out" | sed -n 's/^preprocess (demo spec): \([0-9.e+]*\) images\/s.*/\1/p')
+batch=$(echo "$out" | sed -n 's/^preprocess batch of 8 on 2 threads (demo spec): \([0-9.e+]*\) images\/s.*/\1/p')
 echo "$peer" | /usr/bin/python3 -c "
 import json, sys
 p = json.load(sys.stdin)
 for k in ('numpy', 'opencv_python'):
     v = p.get(f'preprocess_{k}_images_per_s')
-    if v: print(f'ratio medinfer / {k} (preprocessing, demo spec): {float($pre) / v:.2f}x')
+    if v: print(f'ratio medinfer / {k} (preprocessing, demo spec): {float($pre) / v:.2f}x one thread, '
+                f'{float("${batch:-0}") / v:.2f}x batch of 8 on both cores')
 "

@@ -165,10 +165,11 @@ MEDINFER_API Spec parse_spec(const std::string& json_text);
 MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& context = {});
 
 /// Applies `spec` to each image and writes each result straight into one contiguous batch tensor
-/// [N, C, H, W] (the only copy of each output). Every image must produce the same C, H, W:
-/// Error(kInvalidArgument) naming the first image that does not. Thread-safe.
+/// [N, C, H, W] (the only copy of each output), images processed on `threads` threads (0: all
+/// cores; OpenCV's own threads are not used). Every image must produce the same C, H, W:
+/// Error(kInvalidArgument) naming the first image found that does not. Thread-safe.
 MEDINFER_API Tensor apply_batch(const Spec& spec, const std::vector<Image>& images,
-                                const std::vector<Context>& contexts = {});
+                                const std::vector<Context>& contexts = {}, unsigned threads = 0);
 
 /// Applies `spec` to a volume (float32 after the Modality LUT, or any scalar type): window, clip,
 /// normalize (statistics over the whole volume), resample and resize in 3D, crop_or_pad, flip,

@@ -95,9 +95,7 @@ class DicomFile {
 
   std::string source_;
   ReadOptions options_;
-  // The input's bytes, in a buffer borrowed from a small process-wide pool: reading many files
-  // reuses memory that is already mapped instead of page-faulting fresh memory for each one.
-  std::vector<std::uint8_t> owned_;
+  std::vector<std::uint8_t> owned_;  // the input's bytes
   std::size_t owned_size_ = 0;
   std::vector<std::uint8_t> inflated_;  // the inflated dataset (deflated syntax)
   Layout layout_;

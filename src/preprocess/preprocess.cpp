@@ -4,6 +4,7 @@
 #include <medinfer/preprocess.hpp>
 
 #include "core/module_versions.hpp"
+#include "core/parallel.hpp"
 #include "preprocess/window.hpp"
 
 #include <opencv2/core.hpp>
@@ -407,21 +408,26 @@ Tensor apply(const Spec& spec, const Image& image, const Context& context) {
   return t;
 }
 
-Tensor apply_batch(const Spec& spec, const std::vector<Image>& images, const std::vector<Context>& contexts) {
+Tensor apply_batch(const Spec& spec, const std::vector<Image>& images, const std::vector<Context>& contexts,
+                   unsigned threads) {
   if (images.empty()) throw Error(ErrorCode::kInvalidArgument, "apply_batch: no images");
   if (!contexts.empty() && contexts.size() != images.size()) {
     throw Error(ErrorCode::kInvalidArgument, "apply_batch: " + std::to_string(contexts.size()) + " contexts for " +
                                                  std::to_string(images.size()) + " images");
   }
+  auto context_of = [&](std::size_t i) { return contexts.empty() ? Context{} : contexts[i]; };
+  // The first image fixes the batch's shape and its one buffer; the rest run in parallel, each
+  // writing its own slot.
   Tensor t;
-  std::size_t per_image = 0;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const auto [x, channels] = run_steps(spec, images[i], contexts.empty() ? Context{} : contexts[i]);
-    if (i == 0) {
-      t.shape = {static_cast<std::int64_t>(images.size()), channels, x.rows, x.cols};
-      per_image = static_cast<std::size_t>(x.rows) * x.cols * static_cast<std::size_t>(channels);
-      t.data.resize(per_image * images.size());  // the batch buffer, allocated once
-    } else if (t.shape[1] != channels || t.shape[2] != x.rows || t.shape[3] != x.cols) {
+  const auto [x0, channels0] = run_steps(spec, images[0], context_of(0));
+  t.shape = {static_cast<std::int64_t>(images.size()), channels0, x0.rows, x0.cols};
+  const std::size_t per_image = static_cast<std::size_t>(x0.rows) * x0.cols * static_cast<std::size_t>(channels0);
+  t.data.resize(per_image * images.size());  // the batch buffer, allocated once
+  write_planes(x0, channels0, t.data.data());
+  medinfer::detail::parallel_for(images.size() - 1, threads, [&](std::size_t k) {
+    const std::size_t i = k + 1;
+    const auto [x, channels] = run_steps(spec, images[i], context_of(i));
+    if (t.shape[1] != channels || t.shape[2] != x.rows || t.shape[3] != x.cols) {
       throw Error(ErrorCode::kInvalidArgument,
                   "apply_batch: image " + std::to_string(i) + " gives [" + std::to_string(channels) + ", " +
                       std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], image 0 gave [" +
@@ -429,7 +435,7 @@ Tensor apply_batch(const Spec& spec, const std::vector<Image>& images, const std
                       std::to_string(t.shape[3]) + "]: add a resize or crop_or_pad step");
     }
     write_planes(x, channels, t.data.data() + per_image * i);
-  }
+  });
   return t;
 }
 
