@@ -29,6 +29,12 @@ inline std::string option_value(const std::vector<std::string>& args, std::size_
 /// `medinfer preprocess ...`
 int run_preprocess(const std::vector<std::string>& args);
 
+/// A whole text file (keys); kNotFound naming the path when it cannot be read.
+std::string read_text_file(const std::string& path);
+
+/// `medinfer package ...`
+int run_package(const std::vector<std::string>& args);
+
 /// `medinfer inspect ...`
 int run_inspect(const std::vector<std::string>& args);
 

@@ -29,7 +29,7 @@ constexpr const char* kUsage = R"(usage: medinfer <command> [options]
 
 commands:
   predict --model DIR [--audit-log FILE [--audit-key KEYFILE] [--audit-mode strict|buffered]
-          [--audit-user ID]] [--threads N] FILE...
+          [--audit-user ID]] [--threads N] [--trusted-key KEY.pub]... [--require-signature] FILE...
       Runs the model package in DIR on each DICOM FILE and prints one JSON line per input:
         {"input", "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
          "reason" (when indeterminate), "rule", "operating_point": {"name", "positive"} (when the
@@ -44,6 +44,9 @@ commands:
                          buffered (a writer thread; dropped records are reported on stderr)
       --audit-user ID    the user id recorded as the actor (default: $USER)
       --threads N        LibTorch intra-op threads (default: LibTorch's own setting)
+      --trusted-key KEY.pub  an Ed25519 public key (PEM) trusted to sign packages (repeatable): a
+                         signed package must verify against one of them
+      --require-signature  refuse an unsigned package (or one signed by an untrusted key)
       Exit status: 0 all inputs succeeded, 1 any input or the model failed, 2 usage error.
   audit verify FILE [--key KEYFILE] [--allow-unclosed]
       Verifies a chained audit log: "OK: N records verified" (exit 0), or names the first record that
@@ -52,6 +55,16 @@ commands:
   audit export --format atna|fhir FILE
       Prints each record of FILE as a DICOM PS3.15 A.5 audit message (IHE ATNA, one XML document per
       line) or a FHIR R4 AuditEvent (one JSON resource per line).
+  package keygen --out KEY
+      Writes a new Ed25519 signing key to KEY (private, mode 0600) and KEY.pub (give it to hosts).
+  package create --model FILE.pt --manifest M.json --out DIR
+      Writes a package: the model and every file M.json's "files" names, and manifest.json with each
+      file's SHA-256 (then verifies it).
+  package sign DIR --key KEY
+      Signs DIR's manifest.json (Ed25519), writing DIR/manifest.sig; prints {"package", "key_id"}.
+  package verify DIR [--trusted-key KEY.pub]... [--require-signature]
+      Checks every hash and the signature: {"package", "ok": true, "name", "version", "sha256",
+      "signed_by"} (exit 0), or {"package", "ok": false, "error": {"code", "message"}} (exit 1).
   inspect FILE... [--json]
       Describes each DICOM file and decodes all its frames. With --json, one object per file:
         {"input", "transfer_syntax_uid", "transfer_syntax_name", "sop_class_uid", "modality", "rows",
@@ -145,6 +158,10 @@ int run_predict(const std::vector<std::string>& args) {
       options.actor.user_id = value();
     } else if (a == "--threads") {
       options.engine.intra_op_threads = parse_threads(value());
+    } else if (a == "--trusted-key") {
+      options.package.trusted_public_keys.push_back(read_text_file(value()));
+    } else if (a == "--require-signature") {
+      options.package.require_signature = true;
     } else if (a == "--") {
       inputs.insert(inputs.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       break;
@@ -317,6 +334,7 @@ int main(int argc, char** argv) {
     if (command == "calibrate") return run_calibrate(rest);
     if (command == "preprocess") return run_preprocess(rest);
     if (command == "inspect") return run_inspect(rest);
+    if (command == "package") return run_package(rest);
     if (command == "version" || command == "--version") return run_version(rest);
     usage_error("unknown command '" + command + "'");
   } catch (const medinfer::Error& e) {

@@ -20,6 +20,15 @@ struct ModelIdentity {
   std::string sha256;
 };
 
+/// What a host requires of a package's signature (manifest.sig: Ed25519 over manifest.json's exact
+/// bytes). The manifest pins every other file's SHA-256, so one signature covers the package.
+struct PackageOptions {
+  /// Ed25519 public keys (PEM text, "-----BEGIN PUBLIC KEY-----") the host trusts to sign packages.
+  std::vector<std::string> trusted_public_keys;
+  /// Refuse a package without a valid signature by one of the trusted keys.
+  bool require_signature = false;
+};
+
 /// An opened, verified model package directory. Opening reads manifest.json, checks its required
 /// fields, then reads every file it lists into memory and checks its SHA-256: no byte of a package
 /// reaches LibTorch before that check passes, and LibTorch later reads the verified bytes from memory,
@@ -30,6 +39,12 @@ class MEDINFER_API ModelPackage {
   /// manifest: names the field), kModelIntegrity (a listed file missing, modified, or outside the
   /// package; the model file not listed), kIo.
   static ModelPackage open(const std::string& directory);
+  /// The same, with signature checks, done on manifest.json before any other file is read: a
+  /// present signature is verified against the trusted keys (kModelIntegrity when it does not verify,
+  /// or when its key is not trusted); with `require_signature`, an unsigned package or an empty
+  /// trusted list is refused (kModelIntegrity). Throws kInvalidArgument for a trusted key that is not an
+  /// Ed25519 public key, or a malformed manifest.sig.
+  static ModelPackage open(const std::string& directory, const PackageOptions& options);
 
   ModelPackage(ModelPackage&&) noexcept;
   ModelPackage& operator=(ModelPackage&&) noexcept;
@@ -45,12 +60,37 @@ class MEDINFER_API ModelPackage {
   std::int64_t output_count() const noexcept;
   /// The verified bytes of the model file ("model.file").
   const std::string& model_bytes() const noexcept;
+  /// The id (SHA-256 of the raw public key, hex) of the trusted key whose signature verified at open;
+  /// empty when the package was not verified as signed.
+  const std::string& signer_key_id() const noexcept;
 
  private:
   struct Impl;
   explicit ModelPackage(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Tools for package authors (the `medinfer package` command uses them).
+namespace package {
+struct SigningKey {
+  std::string private_pem;  ///< keep secret (PKCS#8 PEM)
+  std::string public_pem;   ///< give to hosts to pin
+};
+/// A new Ed25519 key pair.
+MEDINFER_API SigningKey generate_signing_key();
+/// The id hosts see for a key (SHA-256 of the raw 32-byte public key, hex); public or private PEM.
+MEDINFER_API std::string key_id(const std::string& pem);
+/// Writes `out_dir` (created; must not exist or be empty): the model file copied as the manifest's
+/// "model.file" (default: the model's own file name), every other file the template's "files" map
+/// names copied from beside the template, and manifest.json with "files" holding each file's
+/// SHA-256. The result is opened (verified) before returning. Throws kInvalidArgument (a bad
+/// template: names the field), kNotFound, kIo, kModelIntegrity.
+MEDINFER_API void create(const std::string& model_file, const std::string& manifest_template,
+                         const std::string& out_dir);
+/// Signs `directory`'s manifest.json with an Ed25519 private key (PEM), writing manifest.sig.
+/// Returns the key id. The package is verified (hashes) first.
+MEDINFER_API std::string sign(const std::string& directory, const std::string& private_pem);
+}  // namespace package
 
 /// SHA-256 (lower-case hex) of a file's bytes: the value a manifest's "files" map holds, for tools
 /// that write packages. Throws Error(kNotFound/kIo).

@@ -15,6 +15,8 @@ namespace medinfer {
 
 struct PipelineOptions {
   EngineOptions engine;
+  /// Trusted signing keys and whether a signature is required (see ModelPackage::open).
+  PackageOptions package;
   dicom::ReadOptions read;
   /// Receives one record per predict() call (failed ones included), and model_opened/model_refused
   /// from open(). May be null (no audit).

@@ -7,6 +7,7 @@
 #include "core/json_util.hpp"
 #include "core/log_internal.hpp"
 #include "core/sha256.hpp"
+#include "core/signing.hpp"
 
 #include <filesystem>
 #include <regex>
@@ -63,9 +64,59 @@ struct ModelPackage::Impl {
   std::string model_bytes;
   std::vector<std::int64_t> input_shape;
   std::int64_t output_count = 0;
+  std::string signer_key_id;
 };
 
-ModelPackage ModelPackage::open(const std::string& directory) {
+namespace {
+
+// manifest.sig: {"algorithm": "Ed25519", "key_id": hex, "signature": base64}, over manifest.json's bytes.
+// Returns the verifying key's id, or "" for a package accepted unsigned/unverified.
+std::string check_signature(const fs::path& root, const std::string& manifest_text, const PackageOptions& options) {
+  const fs::path sig_path = root / "manifest.sig";
+  const std::string where = sig_path.string();
+  std::error_code ec;
+  const auto st = fs::symlink_status(sig_path, ec);
+  if (options.require_signature && options.trusted_public_keys.empty()) {
+    integrity(root.string() + ": a signature is required but no trusted public keys are pinned");
+  }
+  if (ec || !fs::exists(st)) {
+    if (options.require_signature) integrity(root.string() + ": the package is not signed (no manifest.sig) and a signature is required");
+    return {};
+  }
+  if (fs::is_symlink(st) || !fs::is_regular_file(st)) integrity(where + ": must be a regular file, not a link");
+  const Json sig = detail::parse_json(detail::read_file(where, 64 * 1024), where);
+  detail::require_object(sig, where);
+  detail::reject_unknown_fields(sig, {"algorithm", "key_id", "signature"}, where);
+  const std::string algorithm = detail::get_string(sig, "algorithm", where);
+  if (algorithm != "Ed25519") {
+    throw Error(ErrorCode::kUnsupported, where + ": algorithm '" + algorithm + "' is not supported (Ed25519)");
+  }
+  const std::string key_id = detail::get_string(sig, "key_id", where);
+  const std::string signature =
+      detail::base64_decode(detail::get_string(sig, "signature", where), detail::field_path(where, "signature"));
+  if (options.trusted_public_keys.empty()) {
+    detail::log(LogLevel::kWarning, "model package signed by key {} but no trusted keys are pinned: not verified",
+                key_id);
+    return {};
+  }
+  for (std::size_t i = 0; i < options.trusted_public_keys.size(); ++i) {
+    const std::string& pem = options.trusted_public_keys[i];
+    const std::string what = "PackageOptions::trusted_public_keys[" + std::to_string(i) + "]";
+    if (detail::ed25519_key_id(pem, what) != key_id) continue;
+    if (!detail::ed25519_verify(pem, manifest_text, signature, what)) {
+      integrity(where + ": the signature does not verify: manifest.json was modified after signing, or the "
+                        "signature is corrupt");
+    }
+    return key_id;
+  }
+  integrity(where + ": signed by key " + key_id + ", which is not among the trusted keys");
+}
+
+}  // namespace
+
+ModelPackage ModelPackage::open(const std::string& directory) { return open(directory, PackageOptions{}); }
+
+ModelPackage ModelPackage::open(const std::string& directory, const PackageOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(directory, ec)) {
     throw Error(ErrorCode::kNotFound, directory + ": no such model package directory");
@@ -78,6 +129,8 @@ ModelPackage ModelPackage::open(const std::string& directory) {
   auto impl = std::make_unique<Impl>();
   impl->directory = root.string();
   impl->manifest_text = detail::read_file(manifest_path, kMaxManifestBytes);
+  // The signature first: nothing else in the package is read for a package the host would refuse.
+  impl->signer_key_id = check_signature(root, impl->manifest_text, options);
   impl->manifest = detail::parse_json(impl->manifest_text, where);
   const Json& m = impl->manifest;
   detail::require_object(m, where);
@@ -148,7 +201,7 @@ ModelPackage ModelPackage::open(const std::string& directory) {
     if (!it->is_string() || !is_sha256_hex(it->get<std::string>())) {
       throw Error(ErrorCode::kInvalidArgument, at + ": expected 64 lower-case hex digits (SHA-256)");
     }
-    if (rel == "manifest.json") integrity(at + ": the manifest cannot list itself");
+    if (rel == "manifest.json" || rel == "manifest.sig") integrity(at + ": the manifest cannot list itself or its signature");
     const fs::path resolved = checked_member_path(root, rel, at);
     std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
     const std::string actual = detail::sha256_hex(bytes);
@@ -184,5 +237,6 @@ const std::string& ModelPackage::manifest_text() const noexcept { return impl_->
 const std::vector<std::int64_t>& ModelPackage::input_shape() const noexcept { return impl_->input_shape; }
 std::int64_t ModelPackage::output_count() const noexcept { return impl_->output_count; }
 const std::string& ModelPackage::model_bytes() const noexcept { return impl_->model_bytes; }
+const std::string& ModelPackage::signer_key_id() const noexcept { return impl_->signer_key_id; }
 
 }  // namespace medinfer

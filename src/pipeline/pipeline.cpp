@@ -95,7 +95,7 @@ struct Pipeline::Impl {
 
 Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
   try {
-    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir), {}, {}, {}, {}, std::nullopt, options});
+    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir, options.package), {}, {}, {}, {}, std::nullopt, options});
     const std::string where = impl->package.directory() + "/manifest.json";
     const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
     const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);

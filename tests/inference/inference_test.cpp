@@ -155,3 +155,36 @@ TEST_CASE("Engine runs the model and checks input shapes and devices", "[inferen
   cuda.device = "cuda:0";
   if (!medinfer::build_info().cuda_available) CHECK(error_code_of([&] { Engine::open(p, cuda); }) == ErrorCode::kUnsupported);
 }
+
+TEST_CASE("signed packages: verified against pinned keys before anything else is read", "[inference][signing]") {
+  test::TempDir dir;
+  const auto pkg = test::copy_demo_package(dir.path());
+  const auto key = package::generate_signing_key();
+  const auto other = package::generate_signing_key();
+  CHECK(package::key_id(key.private_pem) == package::key_id(key.public_pem));
+  const std::string id = package::sign(pkg.string(), key.private_pem);
+  PackageOptions trust;
+  trust.trusted_public_keys = {other.public_pem, key.public_pem};
+  trust.require_signature = true;
+  CHECK(ModelPackage::open(pkg.string(), trust).signer_key_id() == id);
+  CHECK(ModelPackage::open(pkg.string()).signer_key_id().empty());  // no keys pinned: not verified, not refused
+
+  std::string msg;
+  PackageOptions no_keys;
+  no_keys.require_signature = true;
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), no_keys); }, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("no trusted public keys"));
+  PackageOptions bad_key;
+  bad_key.trusted_public_keys = {"-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n"};
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), bad_key); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("trusted_public_keys[0]"));
+
+  // A symlinked signature is refused; so is a package whose model changed (hash) even when signed.
+  test::fs::rename(pkg / "manifest.sig", dir / "elsewhere.sig");
+  test::fs::create_symlink(dir / "elsewhere.sig", pkg / "manifest.sig");
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), trust); }, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("not a link"));
+  test::fs::remove(pkg / "manifest.sig");
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), trust); }, &msg) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(msg, Catch::Contains("not signed"));
+}

@@ -180,3 +180,65 @@ def test_preprocess_honours_the_input_steps_frame_and_modality_lut(cli, demo_mod
     (pkg / "manifest.json").write_text(json.dumps(manifest))
     r = run(cli, "preprocess", "--model", pkg, multi, "--out", tmp_path / "u.npy")
     assert r.returncode == 1 and "kInvalidArgument" in r.stderr and "frame" in r.stderr
+
+
+def test_package_keygen_create_sign_verify_and_predict_with_pinned_keys(cli, demo_model, study, tmp_path):
+    import base64
+
+    def out(r):
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    key = tmp_path / "k"
+    r = run(cli, "package", "keygen", "--out", key)
+    assert r.returncode == 0, r.stderr
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600" and (tmp_path / "k.pub").exists()
+    assert run(cli, "package", "keygen", "--out", key).returncode == 2  # never overwrites a key
+    run(cli, "package", "keygen", "--out", tmp_path / "other")
+    shutil.copy(demo_model / "manifest.json", tmp_path / "template.json")
+    shutil.copy(demo_model / "calibration_report.json", tmp_path / "calibration_report.json")
+    pkg = tmp_path / "pkg"
+    r = run(cli, "package", "create", "--model", demo_model / "model.pt", "--manifest", tmp_path / "template.json",
+            "--out", pkg)
+    assert r.returncode == 0, r.stderr
+    assert out(r)["name"] == "demo-ct-lesion"
+    assert out(run(cli, "package", "verify", pkg))["signed_by"] is None
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "k.pub", "--require-signature")
+    assert r.returncode == 1 and "not signed" in out(r)["error"]["message"]
+
+    r = run(cli, "package", "sign", pkg, "--key", key)
+    assert r.returncode == 0, r.stderr
+    key_id = out(r)["key_id"]
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "other.pub", "--trusted-key",
+            tmp_path / "k.pub", "--require-signature")
+    assert r.returncode == 0 and out(r)["ok"] and out(r)["signed_by"] == key_id
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "template.json")
+    assert r.returncode == 1 and "not an Ed25519 public key" in out(r)["error"]["message"]
+
+    # OpenSSL's own command line agrees that manifest.sig is an Ed25519 signature of manifest.json.
+    sig = json.loads((pkg / "manifest.sig").read_text())
+    (tmp_path / "sig.bin").write_bytes(base64.b64decode(sig["signature"]))
+    v = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "k.pub"), "-rawin",
+                        "-in", str(pkg / "manifest.json"), "-sigfile", str(tmp_path / "sig.bin")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and "Verified Successfully" in v.stdout
+
+    path = study[0] / study[1][0]["file"]
+    r = run(cli, "predict", "--model", pkg, "--trusted-key", tmp_path / "k.pub", "--require-signature", path)
+    assert r.returncode == 0 and "probability" in json.loads(r.stdout.splitlines()[0])
+    r = run(cli, "predict", "--model", pkg, "--trusted-key", tmp_path / "other.pub", path)
+    assert r.returncode == 1 and json.loads(r.stdout.splitlines()[0])["error"]["code"] == "kModelIntegrity"
+
+    # Tampering after signing: a changed manifest, then a forged signature from another key.
+    text = (pkg / "manifest.json").read_text()
+    (pkg / "manifest.json").write_text(text.replace('"demo-ct-lesion"', '"demo-ct-lesion-x"'))
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "k.pub")
+    assert r.returncode == 1 and "does not verify" in out(r)["error"]["message"]
+    (pkg / "manifest.json").write_text(text)
+    (pkg / "model.pt").write_bytes((pkg / "model.pt").read_bytes() + b"\0")
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "k.pub")
+    assert r.returncode == 1 and out(r)["error"]["code"] == "kModelIntegrity" and "SHA-256" in out(r)["error"]["message"]
+    (pkg / "manifest.sig").write_text('{"algorithm": "Ed25519", "key_id": "%s", "signature": "!!"}' % key_id)
+    r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "k.pub")
+    assert r.returncode == 1 and out(r)["error"]["code"] == "kInvalidArgument"
+    assert run(cli, "package", "create", "--model", demo_model / "model.pt", "--manifest",
+               tmp_path / "template.json", "--out", pkg).returncode == 2  # not into a non-empty directory
