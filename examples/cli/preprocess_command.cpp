@@ -61,7 +61,7 @@ int run_preprocess(const std::vector<std::string>& args) {
     read.apply_modality_lut = spec.modality_lut();
     const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input, read);
     const medinfer::dicom::ImageHeader& h = instance.header;
-    const medinfer::preprocess::Context context{h.has_window, h.window_center, h.window_width, h.voi_lut_function};
+    const medinfer::preprocess::Context context = medinfer::preprocess::context_from(h);
     const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);
     write_npy(*out, tensor);
     print_line(Json{{"input", *input}, {"out", *out}, {"shape", tensor.shape}, {"dtype", "float32"}});

@@ -72,7 +72,12 @@ struct ImageHeader {
   bool has_window = false;
   double window_center = 0.0, window_width = 0.0;
   std::string voi_lut_function = "LINEAR";
-  bool has_voi_lut_sequence = false;    ///< a VOI LUT Sequence is present (see VoiLut)
+  /// The first item of the VOI LUT Sequence, when present: output = voi_lut[clamp(v - first_mapped)]
+  /// for a modality value v, on a scale of voi_lut_bits bits.
+  bool has_voi_lut_sequence = false;
+  std::vector<std::uint16_t> voi_lut;
+  std::int32_t voi_lut_first_mapped = 0;
+  std::uint16_t voi_lut_bits = 16;
   bool has_pixel_padding = false;       ///< PixelPaddingValue present
   double pixel_padding_value = 0.0;     ///< in stored values
   bool has_pixel_spacing = false;

@@ -1,11 +1,13 @@
 // Preprocessing declared as data: the model package's ordered steps, applied to an Image.
 #pragma once
 
+#include <medinfer/dicom.hpp>
 #include <medinfer/export.hpp>
 #include <medinfer/image.hpp>
 #include <medinfer/tensor.hpp>
 #include <medinfer/volume.hpp>
 
+#include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
@@ -24,7 +26,8 @@ namespace medinfer::preprocess {
 ///   (w >= 1);
 /// - "linear_exact": DICOM's LINEAR_EXACT: (x − c) / w + 0.5, clipped;
 /// - "sigmoid": DICOM's SIGMOID: 1 / (1 + exp(−4 (x − c) / w)).
-/// With `from_file`, the file's VOILUTFunction picks the curve too (LINEAR → dicom_linear).
+/// With `from_file`, the file's VOILUTFunction picks the curve too (LINEAR → dicom_linear); a file with
+/// a VOI LUT Sequence and no window gets its lookup table, scaled to [0, 1].
 struct WindowStep {
   enum class Function { kLinear, kDicomLinear, kLinearExact, kSigmoid };
   double center = 0.0;
@@ -41,7 +44,15 @@ struct Context {
   bool has_file_window = false;
   double file_window_center = 0.0, file_window_width = 1.0;
   std::string file_window_function = "LINEAR";
+  /// The file's VOI LUT Sequence (first item), used by from_file windows when the file has no
+  /// WindowCenter/Width: output = lut[clamp(round(x) - first_mapped)] / (2^bits - 1).
+  std::vector<std::uint16_t> file_voi_lut;
+  std::int32_t file_voi_lut_first_mapped = 0;
+  std::uint16_t file_voi_lut_bits = 16;
 };
+
+/// The Context a file's header gives (its first window and function, its VOI LUT Sequence).
+MEDINFER_API Context context_from(const dicom::ImageHeader& header);
 
 /// "clip": values clipped to [min, max].
 struct ClipStep {

@@ -364,7 +364,17 @@ void DicomFile::parse_header(const ReadOptions& options) {
     }
     const std::string fn = get_string(src, DCM_VOILUTFunction);
     if (!fn.empty()) h.voi_lut_function = fn;
-    h.has_voi_lut_sequence = ds.tagExistsWithValue(DCM_VOILUTSequence);
+    DcmItem* voi_item = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_VOILUTSequence, voi_item, 0).good() && voi_item != nullptr &&
+        voi_item->tagExistsWithValue(DCM_LUTData)) {
+      const Lut lut = read_lut(*voi_item, DCM_LUTDescriptor, DCM_LUTData, source_, tag_name(DCM_VOILUTSequence));
+      // The first mapped value is signed when the values it maps are (PS3.3 C.11.2.1.1).
+      h.voi_lut_first_mapped = (h.pixel_signed || h.rescale_intercept < 0) ? static_cast<std::int16_t>(lut.first_mapped)
+                                                                              : lut.first_mapped;
+      h.voi_lut = lut.data;
+      h.voi_lut_bits = lut.bits == 0 ? 16 : lut.bits;
+      h.has_voi_lut_sequence = true;
+    }
   }
   {
     Float64 pad = 0;

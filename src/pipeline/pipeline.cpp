@@ -232,7 +232,7 @@ Result Pipeline::predict(const std::string& dicom_path) const {
   const dicom::ImageHeader& h = instance->header;
   const risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation,
                                instance->image.spacing()[0], instance->image.spacing()[1], h.rows, h.columns};
-  const preprocess::Context context{h.has_window, h.window_center, h.window_width, h.voi_lut_function};
+  const preprocess::Context context = preprocess::context_from(h);
   try {
     return impl_->predict_image(instance->image, context, facts, fingerprint(instance->image), refs, start);
   } catch (const Error& e) {

@@ -149,6 +149,20 @@ void Spec::validate() const {
   }
 }
 
+Context context_from(const dicom::ImageHeader& h) {
+  Context c;
+  c.has_file_window = h.has_window;
+  c.file_window_center = h.window_center;
+  c.file_window_width = h.window_width;
+  c.file_window_function = h.voi_lut_function;
+  if (h.has_voi_lut_sequence) {
+    c.file_voi_lut = h.voi_lut;
+    c.file_voi_lut_first_mapped = h.voi_lut_first_mapped;
+    c.file_voi_lut_bits = h.voi_lut_bits;
+  }
+  return c;
+}
+
 int Spec::frame() const {
   for (const Step& step : steps) {
     if (const auto* f = std::get_if<FrameStep>(&step)) return f->index;
@@ -193,6 +207,18 @@ WindowStep::Function resolve_window(const WindowStep& w, const Context& context,
     }
   }
   return fn;
+}
+
+bool apply_file_voi_lut(const WindowStep& w, const Context& context, float* x, std::size_t n) {
+  if (!w.from_file || context.has_file_window || context.file_voi_lut.empty()) return false;
+  const auto& lut = context.file_voi_lut;
+  const double scale = 1.0 / (std::ldexp(1.0, std::min<int>(context.file_voi_lut_bits, 16)) - 1.0);
+  const long first = context.file_voi_lut_first_mapped, last = static_cast<long>(lut.size()) - 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const long k = std::min(last, std::max(0L, std::lround(static_cast<double>(x[i])) - first));
+    x[i] = static_cast<float>(std::min(1.0, lut[static_cast<std::size_t>(k)] * scale));
+  }
+  return true;
 }
 
 void apply_window_curve(float* x, std::size_t n, WindowStep::Function fn, double center, double width) {
@@ -291,6 +317,9 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
           double center = 0.0, width = 1.0;
           const auto fn = detail::resolve_window(*w, context, center, width);
           if (!x.isContinuous()) x = x.clone();
+          if (detail::apply_file_voi_lut(*w, context, x.ptr<float>(), x.total() * static_cast<std::size_t>(x.channels()))) {
+            continue;
+          }
           detail::apply_window_curve(x.ptr<float>(), x.total() * static_cast<std::size_t>(x.channels()), fn, center,
                                      width);
         }

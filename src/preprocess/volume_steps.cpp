@@ -352,6 +352,7 @@ Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& conte
         center = (lo + hi) / 2.0;
         width = hi - lo;
       } else {
+        if (detail::apply_file_voi_lut(*w, context, g.v.data(), g.v.size())) continue;
         fn = detail::resolve_window(*w, context, center, width);
       }
       detail::apply_window_curve(g.v.data(), g.v.size(), fn, center, width);

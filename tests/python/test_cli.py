@@ -242,3 +242,33 @@ def test_package_keygen_create_sign_verify_and_predict_with_pinned_keys(cli, dem
     assert r.returncode == 1 and out(r)["error"]["code"] == "kInvalidArgument"
     assert run(cli, "package", "create", "--model", demo_model / "model.pt", "--manifest",
                tmp_path / "template.json", "--out", pkg).returncode == 2  # not into a non-empty directory
+
+
+def test_a_from_file_window_uses_the_voi_lut_sequence_like_pydicom(cli, demo_model, tmp_path):
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(pydicom.data.get_testdata_file("MR_small.dcm"))
+    for k in ("WindowCenter", "WindowWidth"):
+        if k in ds:
+            delattr(ds, k)
+    item = Dataset()
+    item.LUTDescriptor = [2000, 100, 16]
+    item.LUTData = [int(65535 * (i / 1999) ** 0.5) for i in range(2000)]
+    item["LUTData"].VR = "US"
+    ds.VOILUTSequence = [item]
+    path = tmp_path / "vlut.dcm"
+    ds.save_as(str(path))
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    manifest = json.loads((demo_model / "manifest.json").read_text())
+    manifest["preprocessing"] = [{"step": "window", "from_file": True, "center": 0, "width": 1}]
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    r = run(cli, "preprocess", "--model", pkg, path, "--out", tmp_path / "t.npy")
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "t.npy")[0, 0]
+    ds = pydicom.dcmread(str(path))
+    expected = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float64) / 65535.0
+    assert np.max(np.abs(got - expected)) <= 1e-6
