@@ -54,6 +54,14 @@ struct Context {
 /// The Context a file's header gives (its first window and function, its VOI LUT Sequence).
 MEDINFER_API Context context_from(const dicom::ImageHeader& header);
 
+/// "rescale": maps [in_min, in_max] linearly onto [out_min, out_max] ("in_range", "out_range"), and
+/// with "clip" (default true) clips to the output range.
+struct RescaleStep {
+  double in_min = 0.0, in_max = 1.0;    ///< in_min < in_max
+  double out_min = 0.0, out_max = 1.0;  ///< out_min != out_max
+  bool clip = true;
+};
+
 /// "clip": values clipped to [min, max].
 struct ClipStep {
   double min = 0.0, max = 1.0;  ///< min < max
@@ -147,7 +155,7 @@ struct ModalityLutStep {
 };
 
 using Step = std::variant<WindowStep, ResizeStep, NormalizeStep, ClipStep, ResampleStep, CropOrPadStep, FlipStep,
-                          ChannelsStep, ReorientStep, ColorStep, FrameStep, ModalityLutStep>;
+                          ChannelsStep, ReorientStep, ColorStep, FrameStep, ModalityLutStep, RescaleStep>;
 
 /// An ordered list of steps, applied in float32. The result is a tensor laid out N=1, C, H, W
 /// (apply) or N=1, C, D, H, W (apply_volume).

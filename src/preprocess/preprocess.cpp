@@ -128,6 +128,10 @@ void Spec::validate() const {
       finite(i, "pad_value", cp->pad_value);
     } else if (const auto* ch = std::get_if<ChannelsStep>(&steps[i])) {
       if (ch->replicate < 1 || ch->replicate > 16) invalid(i, "replicate", "must be in 1..16");
+    } else if (const auto* rs2 = std::get_if<RescaleStep>(&steps[i])) {
+      for (double v : {rs2->in_min, rs2->in_max, rs2->out_min, rs2->out_max}) finite(i, "in_range", v);
+      if (!(rs2->in_min < rs2->in_max)) invalid(i, "in_range", "must be [min, max] with min < max");
+      if (rs2->out_min == rs2->out_max) invalid(i, "out_range", "must be two different values");
     } else if (const auto* fr = std::get_if<FrameStep>(&steps[i])) {
       if (fr->index < 0 || fr->index > 65535) invalid(i, "index", "must be in 0..65535");
       if (i > 0 && !std::holds_alternative<FrameStep>(steps[i - 1]) && !std::holds_alternative<ModalityLutStep>(steps[i - 1])) {
@@ -382,6 +386,13 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
             scale = hi > lo ? 1.0 / (hi - lo) : 0.0;
           }
           x.convertTo(x, -1, scale, -mean * scale);
+        }
+      } else if (const auto* rsc = std::get_if<RescaleStep>(&step)) {
+        const double scale = (rsc->out_max - rsc->out_min) / (rsc->in_max - rsc->in_min);
+        x.convertTo(x, -1, scale, rsc->out_min - rsc->in_min * scale);
+        if (rsc->clip) {
+          cv::min(x, std::max(rsc->out_min, rsc->out_max), x);
+          cv::max(x, std::min(rsc->out_min, rsc->out_max), x);
         }
       } else if (const auto* co = std::get_if<ColorStep>(&step)) {
         if (co->to_rgb && x.channels() == 1) {

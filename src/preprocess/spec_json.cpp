@@ -151,6 +151,11 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
         throw Error(ErrorCode::kInvalidArgument, at + ".mode: '" + mode + "' is not one of fixed, zscore, minmax");
       }
       spec.steps.emplace_back(n);
+    } else if (kind == "rescale") {
+      medinfer::detail::reject_unknown_fields(s, {"step", "in_range", "out_range", "clip"}, at);
+      const auto [a, b] = medinfer::detail::get_number_pair(s, "in_range", at, "[min, max]");
+      const auto [c, d] = medinfer::detail::get_number_pair(s, "out_range", at, "[min, max]");
+      spec.steps.emplace_back(RescaleStep{a, b, c, d, medinfer::detail::get_bool(s, "clip", at, true)});
     } else if (kind == "color") {
       medinfer::detail::reject_unknown_fields(s, {"step", "to"}, at);
       const std::string to = get_string(s, "to", at);
@@ -172,7 +177,7 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
     } else {
       throw Error(ErrorCode::kInvalidArgument,
                   at + ".step: unknown step '" + kind +
-                      "' (known: frame, modality_lut, window, clip, resize, resample, crop_or_pad, flip, reorient, normalize, "
+                      "' (known: frame, modality_lut, window, rescale, clip, resize, resample, crop_or_pad, flip, reorient, normalize, "
                       "color, channels)");
     }
   }

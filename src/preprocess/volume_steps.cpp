@@ -356,6 +356,15 @@ Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& conte
         fn = detail::resolve_window(*w, context, center, width);
       }
       detail::apply_window_curve(g.v.data(), g.v.size(), fn, center, width);
+    } else if (const auto* rsc = std::get_if<RescaleStep>(&step)) {
+      const double scale = (rsc->out_max - rsc->out_min) / (rsc->in_max - rsc->in_min);
+      const auto s = static_cast<float>(scale), o = static_cast<float>(rsc->out_min - rsc->in_min * scale);
+      const auto lo = static_cast<float>(std::min(rsc->out_min, rsc->out_max));
+      const auto hi = static_cast<float>(std::max(rsc->out_min, rsc->out_max));
+      for (float& v : g.v) {
+        v = v * s + o;
+        if (rsc->clip) v = std::min(hi, std::max(lo, v));
+      }
     } else if (const auto* c = std::get_if<ClipStep>(&step)) {
       const auto lo = static_cast<float>(c->min), hi = static_cast<float>(c->max);
       for (float& v : g.v) v = std::min(hi, std::max(lo, v));

@@ -191,3 +191,16 @@ def test_input_color_and_per_channel_validation_errors(steps, expected):
 def test_per_channel_normalize_needs_matching_channels():
     with pytest.raises(medinfer.InvalidArgumentError, match="3 per-channel values but the image has 1"):
         medinfer.preprocess(json.dumps([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 1, 1]}]), image())
+
+
+def test_rescale_maps_a_range_linearly_and_clips():
+    x = image()
+    steps = [{"step": "rescale", "in_range": [-200, 600], "out_range": [-1, 1]}]
+    ref = np.clip((x.astype(np.float64) + 200) / 800 * 2 - 1, -1, 1)
+    assert close(run(steps, x)[0, 0], ref)
+    steps[0]["clip"] = False
+    assert close(run(steps, x)[0, 0], (x.astype(np.float64) + 200) / 800 * 2 - 1)
+    vol = np.stack([x, x])
+    assert close(medinfer.preprocess_volume(json.dumps(steps), vol)[0, 0, 1], (x.astype(np.float64) + 200) / 800 * 2 - 1)
+    with pytest.raises(medinfer.InvalidArgumentError, match=r"preprocessing\[0\].in_range"):
+        run([{"step": "rescale", "in_range": [5, 5], "out_range": [0, 1]}], x)
