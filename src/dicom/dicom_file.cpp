@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cstring>
+#include <functional>
 #include <mutex>
 
 namespace medinfer::dicom::detail {
@@ -455,13 +456,74 @@ std::array<Lut, 3> DicomFile::palette() {
                                   DCM_SegmentedBluePaletteColorLookupTableData};
   for (int c = 0; c < 3; ++c) {
     if (!dataset_.tagExistsWithValue(data[c]) && dataset_.tagExistsWithValue(segmented[c])) {
-      throw Error(ErrorCode::kUnsupported,
-                  fmt::format("{}: {} is segmented ({}): only the palette indices can be read", source_, what,
-                              tag_name(segmented[c])));
+      out[c] = read_segmented_lut(descriptors[c], segmented[c]);
+      continue;
     }
     out[c] = read_lut(dataset_, descriptors[c], data[c], source_, what);
   }
   return out;
+}
+
+// Segmented palette data (PS3.3 C.7.9.2): discrete (0), linear (1) and indirect (2) segments.
+Lut DicomFile::read_segmented_lut(const DcmTagKey& descriptor, const DcmTagKey& data_key) {
+  const std::string where = source_ + ": " + tag_name(data_key);
+  Lut lut;
+  Uint16 d[3] = {0, 0, 0};
+  for (unsigned long i = 0; i < 3; ++i) {
+    if (dataset_.findAndGetUint16(descriptor, d[i], i).bad()) {
+      Sint16 v = 0;
+      if (dataset_.findAndGetSint16(descriptor, v, i).bad()) {
+        throw Error(ErrorCode::kInvalidDicom, where + ": no valid " + tag_name(descriptor));
+      }
+      d[i] = static_cast<Uint16>(v);
+    }
+  }
+  lut.entries = d[0] == 0 ? 65536u : d[0];
+  lut.first_mapped = d[1];
+  lut.bits = d[2];
+  DcmElement* element = nullptr;
+  Uint16* words = nullptr;
+  if (dataset_.findAndGetElement(data_key, element).bad() || element == nullptr ||
+      element->getUint16Array(words).bad() || words == nullptr) {
+    throw Error(ErrorCode::kInvalidDicom, where + ": cannot be read");
+  }
+  const std::size_t n = element->getLength() / 2;
+  std::vector<double> values;
+  // Expands `count` segments (all when 0) starting at word `pos`; indirect segments recurse.
+  std::function<void(std::size_t, std::size_t, int)> expand = [&](std::size_t pos, std::size_t count, int depth) {
+    if (depth > 4) throw Error(ErrorCode::kInvalidDicom, where + ": indirect segments nested too deep");
+    for (std::size_t seg = 0; pos < n && (count == 0 || seg < count) && values.size() < lut.entries; ++seg) {
+      const Uint16 op = words[pos];
+      if (pos + 1 >= n) throw Error(ErrorCode::kInvalidDicom, where + ": truncated segment");
+      const std::size_t len = words[pos + 1];
+      if (op == 0) {
+        if (pos + 2 + len > n) throw Error(ErrorCode::kInvalidDicom, where + ": a discrete segment passes the end");
+        for (std::size_t j = 0; j < len; ++j) values.push_back(words[pos + 2 + j]);
+        pos += 2 + len;
+      } else if (op == 1) {
+        if (pos + 2 >= n || values.empty()) throw Error(ErrorCode::kInvalidDicom, where + ": a linear segment has no start");
+        const double y0 = values.back(), y1 = words[pos + 2];
+        for (std::size_t j = 1; j <= len; ++j) values.push_back(std::nearbyint(y0 + (y1 - y0) * static_cast<double>(j) / len));
+        pos += 3;
+      } else if (op == 2) {
+        if (pos + 3 >= n) throw Error(ErrorCode::kInvalidDicom, where + ": truncated indirect segment");
+        const std::size_t offset = (std::size_t{words[pos + 2]} | std::size_t{words[pos + 3]} << 16) / 2;
+        if (offset >= pos) throw Error(ErrorCode::kInvalidDicom, where + ": an indirect segment points forward");
+        expand(offset, len, depth + 1);
+        pos += 4;
+      } else {
+        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: unknown segment type {}", where, op));
+      }
+    }
+  };
+  expand(0, 0, 0);
+  if (values.size() < lut.entries) {
+    throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: expands to {} entries; the descriptor declares {}", where,
+                                                      values.size(), lut.entries));
+  }
+  lut.data.reserve(lut.entries);
+  for (std::size_t i = 0; i < lut.entries; ++i) lut.data.push_back(static_cast<std::uint16_t>(values[i]));
+  return lut;
 }
 
 PatientIdentifiers DicomFile::identifiers() {

@@ -83,6 +83,7 @@ class DicomFile {
   const std::optional<Lut>& modality_lut() const { return modality_lut_; }
   /// Red, green, blue palette LUTs for PALETTE COLOR.
   std::array<Lut, 3> palette();
+  Lut read_segmented_lut(const DcmTagKey& descriptor, const DcmTagKey& data);
 
  private:
   DicomFile() = default;

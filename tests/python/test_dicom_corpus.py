@@ -102,3 +102,20 @@ def test_corpus_summary(inspected):
     same = [f for f in exact if inspected[f].get("stored", {}).get("sha256") == dict(
         (r["file"], r["ref_sha256"]) for r in ROWS)[f]]
     assert len(same) == len(exact), sorted(set(exact) - set(same))
+
+
+@pytest.mark.parametrize("name", ["pydicom-data/gdcm-US-ALOKA-16.dcm", "pydicom/examples_palette.dcm",
+                                  "pydicom-data/OBXXXX1A_rle.dcm"])
+def test_palette_color_to_rgb_matches_pydicom(name):
+    """PALETTE COLOR looked up (ALOKA's is a segmented 16-bit LUT) equals pydicom's apply_color_lut."""
+    import numpy as np
+    import pydicom
+    from pydicom.pixel_data_handlers.util import apply_color_lut
+
+    import medinfer
+
+    path = CORPUS / name
+    rgb, header = medinfer.read_instance(str(path))
+    assert header["photometric_interpretation"] == "PALETTE COLOR"
+    ds = pydicom.dcmread(str(path))
+    np.testing.assert_array_equal(rgb, apply_color_lut(ds.pixel_array, ds))
