@@ -316,5 +316,25 @@ PYBIND11_MODULE(medinfer, m) {
           py::arg("path"), py::call_guard<py::gil_scoped_release>(),
           "Reads a DICOM file and predicts. Thread-safe; releases the GIL. Raises InvalidDicomError, "
           "NotFoundError, UnsupportedError, AuditFailedError, ...")
+      .def(
+          "predict_array",
+          [](const medinfer::Pipeline& p, py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
+             std::pair<double, double> spacing) {
+            if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
+              throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                                    "predict_array: expected (rows, columns) or (rows, columns, 3), got " +
+                                        std::to_string(pixels.ndim()) + " dimensions");
+            }
+            medinfer::Image image = medinfer::Image::from_buffer(
+                pixels.data(), medinfer::PixelType::kFloat32, static_cast<std::size_t>(pixels.shape(1)),
+                static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
+            image.set_spacing({spacing.first, spacing.second});
+            py::gil_scoped_release release;
+            return p.predict(image);
+          },
+          py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
+          "Predicts on an image already in memory: a 2-D array in modality units (HU for CT) or an RGB array, "
+          "with pixel spacing (x, y) in mm. No file header: from_file windows use the step's own window, and the "
+          "quality gate sees no modality. Thread-safe; releases the GIL.")
       .def_property_readonly("model", &medinfer::Pipeline::model);
 }

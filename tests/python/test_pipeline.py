@@ -136,3 +136,21 @@ def test_chained_audit_log_from_python(demo_model, study, tmp_path):
     (tmp_path / "t.jsonl").write_text(text)
     tampered = medinfer.verify_audit_log(str(tmp_path / "t.jsonl"), str(key))
     assert not tampered["ok"] and tampered["first_bad_index"] == 0 and "modified" in tampered["problem"]
+
+
+def test_predict_array_equals_predict_on_the_same_pixels(demo_model, study):
+    import numpy as np
+    import pydicom
+
+    import medinfer
+
+    directory, rows = study
+    path = directory / rows[0]["file"]
+    p = medinfer.Pipeline.open(str(demo_model))
+    ds = pydicom.dcmread(str(path))
+    hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    spacing = tuple(float(v) for v in reversed(ds.PixelSpacing))
+    a, b = p.predict_array(hu, spacing), p.predict(str(path))
+    assert a.raw_score == pytest.approx(b.raw_score, rel=1e-6)
+    with pytest.raises(medinfer.InvalidArgumentError):
+        p.predict_array(np.zeros((2, 3, 4, 5), np.float32))
