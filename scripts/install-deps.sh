@@ -11,7 +11,7 @@ demo_pkgs=(cmake g++ make pkg-config
   libcharls-dev libopenjp2-7-dev zlib1g-dev
   python3 python3-numpy python3-pydicom)
 test_pkgs=(catch2 pybind11-dev python3-dev python3-pytest libbenchmark-dev
-  python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools clang
+  python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools clang libclang-rt-14-dev
   python3-gdcm python3-pil python3-jsonschema openssl)
 
 case "$profile" in
