@@ -10,6 +10,11 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <array>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -86,6 +91,46 @@ void BM_PreprocessBatch8(benchmark::State& s) {
   s.SetItemsProcessed(s.iterations() * 8);
 }
 
+// 8 client threads sending single images, with (arg 1) and without (arg 0) the dynamic batcher:
+// throughput and per-request latency percentiles (issue 5's measurement).
+void BM_Concurrent8(benchmark::State& s) {
+  constexpr int kThreads = 8, kEach = 40;
+  medinfer::PipelineOptions options;
+  if (s.range(0) == 1) {
+    options.batching.max_batch_size = 8;
+    options.batching.max_delay_us = 2000;
+  }
+  const medinfer::Pipeline pipeline = medinfer::Pipeline::open(g_model, options);
+  for (const auto& f : g_files) pipeline.predict(f);  // warm
+  std::vector<double> latencies;
+  std::mutex m;
+  double seconds = 0.0;
+  for (auto _ : s) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::vector<double> mine;
+        for (int i = 0; i < kEach; ++i) {
+          const auto a = std::chrono::steady_clock::now();
+          benchmark::DoNotOptimize(pipeline.predict(g_files[static_cast<std::size_t>(t + i) % g_files.size()]));
+          mine.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+        }
+        std::lock_guard<std::mutex> lock(m);
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+      });
+    }
+    for (auto& th : threads) th.join();
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) { return latencies[static_cast<std::size_t>(q * (latencies.size() - 1))]; };
+  s.counters["images_per_s"] = static_cast<double>(latencies.size()) / seconds;
+  s.counters["p50_ms"] = pct(0.50);
+  s.counters["p95_ms"] = pct(0.95);
+  s.counters["p99_ms"] = pct(0.99);
+}
+
 void BM_DicomRead(benchmark::State& s) {
   std::size_t i = 0;
   for (auto _ : s) benchmark::DoNotOptimize(medinfer::dicom::read_image(g_files[i++ % g_files.size()]));
@@ -151,6 +196,7 @@ BENCHMARK(BM_PreprocessBatch8)->UseRealTime();
 BENCHMARK(BM_BareTorchForward);
 BENCHMARK(BM_EngineRun);
 BENCHMARK(BM_EndToEnd_FileToResult);
+BENCHMARK(BM_Concurrent8)->ArgName("batcher")->Arg(0)->Arg(1)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictWithAudit)->ArgName("sink")->Arg(kNone)->Arg(kPlainFile)->Arg(kChainStrict)->Arg(kChainBuffered);
 
 // Collects each run's time per iteration to print ratios after the table.
@@ -161,9 +207,23 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ConsoleReporter::ReportRuns(runs);
     for (const auto& r : runs) {
       if (r.run_type == Run::RT_Iteration) ns_[r.benchmark_name()] = r.GetAdjustedRealTime();
+      if (r.benchmark_name().rfind("BM_Concurrent8", 0) == 0) {
+        const bool batched = r.benchmark_name().find("batcher:1") != std::string::npos;
+        concurrent_[batched] = {r.counters.at("images_per_s"), r.counters.at("p50_ms"), r.counters.at("p95_ms"),
+                                r.counters.at("p99_ms")};
+      }
     }
   }
+  std::map<bool, std::array<double, 4>> concurrent_;
   void print_ratios() const {
+    for (const auto& [batched, c] : concurrent_) {
+      std::cout << "8 client threads, " << (batched ? "with" : "without") << " the dynamic batcher: " << c[0]
+                << " images/s, P50 " << c[1] << " ms, P95 " << c[2] << " ms, P99 " << c[3] << " ms\n";
+    }
+    if (concurrent_.size() == 2) {
+      std::cout << "ratio batcher / no batcher (throughput, 8 threads): " << concurrent_.at(true)[0] / concurrent_.at(false)[0]
+                << "x\n";
+    }
     auto get = [&](const char* n) { auto it = ns_.find(n); return it == ns_.end() ? 0.0 : it->second; };
     const double bare = get("BM_BareTorchForward"), engine = get("BM_EngineRun"), e2e = get("BM_EndToEnd_FileToResult");
     if (bare > 0 && engine > 0) {

@@ -45,6 +45,7 @@ void register_exceptions(py::module_& m) {
       {medinfer::ErrorCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError},
       {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr},
       {medinfer::ErrorCode::kInternal, "InternalError", nullptr},
+      {medinfer::ErrorCode::kOverloaded, "OverloadedError", nullptr},
   };
   for (const auto& t : table) {
     py::tuple bases = t.builtin ? py::make_tuple(ex.base, py::handle(t.builtin)) : py::make_tuple(ex.base);

@@ -13,8 +13,19 @@
 
 namespace medinfer {
 
+/// The optional in-process dynamic batcher: single-image predict() calls from many threads are
+/// merged into one model run of up to `max_batch_size` images, waiting at most `max_delay_us` after
+/// the first request of a batch. At most `max_queue` requests wait; beyond that predict() fails at
+/// once with kOverloaded (nothing is queued unboundedly). Off when max_batch_size <= 1.
+struct BatchingOptions {
+  int max_batch_size = 0;   ///< 0 or 1: off; else 2..256
+  int max_delay_us = 2000;  ///< 0..1,000,000
+  int max_queue = 256;      ///< 1..100,000
+};
+
 struct PipelineOptions {
   EngineOptions engine;
+  BatchingOptions batching;
   /// Trusted signing keys and whether a signature is required (see ModelPackage::open).
   PackageOptions package;
   dicom::ReadOptions read;

@@ -13,6 +13,7 @@ const char* to_string(ErrorCode code) noexcept {
     case ErrorCode::kNotFound: return "kNotFound";
     case ErrorCode::kAuditFailed: return "kAuditFailed";
     case ErrorCode::kInternal: return "kInternal";
+    case ErrorCode::kOverloaded: return "kOverloaded";
   }
   return "kUnknown";
 }

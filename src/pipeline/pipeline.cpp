@@ -7,6 +7,7 @@
 
 #include "audit/audit_internal.hpp"
 #include "calibration/calibration_json.hpp"
+#include "pipeline/batcher.hpp"
 #include "core/json_util.hpp"
 #include "core/log_internal.hpp"
 #include "core/sha256.hpp"
@@ -84,6 +85,7 @@ struct Pipeline::Impl {
   risk::Policy policy;
   std::optional<Engine> engine;
   PipelineOptions options;
+  std::unique_ptr<detail::Batcher> batcher;  // after engine: destroyed first
 
   Result predict_image(const Image& image, const preprocess::Context& context, const risk::InputFacts& facts,
                        const std::string& input_sha256, const InputRefs& refs, Clock::time_point start) const;
@@ -107,6 +109,10 @@ Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options)
     impl->policy = risk::detail::policy_from_json(detail::require_member(manifest, "risk", where),
                                                   detail::field_path(where, "risk"));
     impl->engine.emplace(Engine::open(impl->package, impl->options.engine));
+    if (impl->options.batching.max_batch_size > 1) {
+      impl->batcher = std::make_unique<detail::Batcher>(*impl->engine, impl->package.input_shape(),
+                                                        impl->options.batching);
+    }
     audit::Record opened = impl->base_record(audit::EventType::kModelOpened);
     opened.outcome = "ok";
     opened.detail = "package " + impl->package.directory() + " on " + impl->options.engine.device;
@@ -164,7 +170,7 @@ Result Pipeline::Impl::predict_image(const Image& image, const preprocess::Conte
                                      const risk::InputFacts& facts, const std::string& input_sha256,
                                      const InputRefs& refs, Clock::time_point start) const {
   const Tensor input = preprocess::apply(spec, image, context);
-  const Tensor logits = engine->run(input);
+  const Tensor logits = batcher ? batcher->run(input) : engine->run(input);
   const double logit = logits.data.at(0);
   if (!std::isfinite(logit)) {
     throw Error(ErrorCode::kInternal, package.identity().name + ": the model produced a non-finite logit");

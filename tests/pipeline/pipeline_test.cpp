@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -482,4 +484,57 @@ TEST_CASE("a window taken from the file's VOI gives the same result as the same 
   CHECK(from_file.predict(file.string()).raw_score == fixed.predict(file.string()).raw_score);
   // In memory there is no header: the step's own (here very different) window applies.
   CHECK(from_file.predict(dicom::read_image(file.string())).raw_score != fixed.predict(file.string()).raw_score);
+}
+
+TEST_CASE("the dynamic batcher merges requests from 8 threads and never mixes them up", "[pipeline][batcher]") {
+  const auto cases = sample_cases();
+  const Pipeline sequential = Pipeline::open(test::demo_model_dir().string());
+  std::vector<double> expected;
+  for (const auto& c : cases) expected.push_back(sequential.predict(c.file.string()).raw_score);
+  PipelineOptions options;
+  options.batching.max_batch_size = 8;
+  options.batching.max_delay_us = 5000;
+  const Pipeline batched = Pipeline::open(test::demo_model_dir().string(), options);
+  constexpr int kThreads = 8, kEach = 15;
+  std::vector<std::vector<std::pair<std::size_t, double>>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::size_t k = static_cast<std::size_t>(t * 7 + i * 3) % cases.size();
+        got[static_cast<std::size_t>(t)].emplace_back(k, batched.predict(cases[k].file.string()).raw_score);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::size_t n = 0;
+  for (const auto& per_thread : got) {
+    for (const auto& [k, score] : per_thread) {
+      INFO("case " << k);
+      CHECK(score == Approx(expected[k]).margin(1e-5));  // batched convolution may round differently
+      ++n;
+    }
+  }
+  CHECK(n == static_cast<std::size_t>(kThreads * kEach));
+}
+
+TEST_CASE("the dynamic batcher refuses with kOverloaded when its queue is full", "[pipeline][batcher][errors]") {
+  PipelineOptions options;
+  options.batching.max_batch_size = 64;    // never fills: each batch waits the whole delay
+  options.batching.max_delay_us = 400000;  // 0.4 s
+  options.batching.max_queue = 1;
+  const Pipeline p = Pipeline::open(test::demo_model_dir().string(), options);
+  const std::string file = sample_cases().front().file.string();
+  std::thread first([&] { CHECK(std::isfinite(p.predict(file).raw_score)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the first request is waiting in the queue
+  std::string msg;
+  CHECK(error_code_of([&] { p.predict(file); }, &msg) == ErrorCode::kOverloaded);
+  CHECK_THAT(msg, Catch::Contains("max_queue"));
+  first.join();
+  CHECK(std::isfinite(p.predict(file).raw_score));  // the queue drained: accepted again
+  PipelineOptions bad;
+  bad.batching.max_batch_size = 1000;
+  CHECK(error_code_of([&] { Pipeline::open(test::demo_model_dir().string(), bad); }, &msg) ==
+        ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("max_batch_size"));
 }
