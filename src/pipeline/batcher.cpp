@@ -66,6 +66,7 @@ void Batcher::loop() {
       queue_.pop_front();
     }
     lock.unlock();
+    std::size_t answered = 0;  // requests already given their result
     try {
       Tensor in;
       in.shape = item_shape_;
@@ -81,10 +82,17 @@ void Batcher::loop() {
         one.shape = {1, static_cast<std::int64_t>(per)};
         one.data.assign(out.data.begin() + static_cast<std::ptrdiff_t>(k * per),
                         out.data.begin() + static_cast<std::ptrdiff_t>((k + 1) * per));
-        batch[k]->result.set_value(std::move(one));
+        // Move the promise out first: once the result is set the caller may return and destroy its
+        // request, so nothing here may touch it afterwards.
+        std::promise<Tensor> promise = std::move(batch[k]->result);
+        promise.set_value(std::move(one));
+        ++answered;
       }
     } catch (...) {
-      for (Request* r : batch) r->result.set_exception(std::current_exception());
+      for (std::size_t k = answered; k < batch.size(); ++k) {
+        std::promise<Tensor> promise = std::move(batch[k]->result);
+        promise.set_exception(std::current_exception());
+      }
     }
     lock.lock();
   }
