@@ -15,6 +15,11 @@ using Json = nlohmann::ordered_json;
   throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, message + " (see 'medinfer --help')");
 }
 
+/// {"input", "error": {"code", "message"}}: how every command reports an input that failed.
+inline Json error_json(const std::string& input, const medinfer::Error& e) {
+  return Json{{"input", input}, {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}};
+}
+
 inline void print_line(const Json& j) {
   std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
 }

@@ -9,8 +9,8 @@
 namespace {
 
 Json describe(const std::string& path) {
-  const medinfer::dicom::ImageHeader h = medinfer::dicom::read_header(path);
-  const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);
+  const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);  // one read
+  const medinfer::dicom::ImageHeader& h = px.header;
   const medinfer::dicom::StoredStatistics st = medinfer::dicom::statistics(px);
   Json j;
   j["input"] = path;
@@ -80,7 +80,7 @@ int run_inspect(const std::vector<std::string>& args) {
     try {
       j = describe(path);
     } catch (const medinfer::Error& e) {
-      j = Json{{"input", path}, {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}};
+      j = error_json(path, e);
       status = 1;
     }
     if (json) {

@@ -97,10 +97,6 @@ commands:
 )";
 
 
-Json error_json(const std::string& input, const medinfer::Error& e) {
-  return Json{{"input", input}, {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}};
-}
-
 Json result_json(const std::string& input, const medinfer::Result& r) {
   Json j;
   j["input"] = input;

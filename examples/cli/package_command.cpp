@@ -133,8 +133,7 @@ int verify(const std::vector<std::string>& args) {
                     {"sha256", pkg.identity().sha256}, {"signed_by", signer.empty() ? Json() : Json(signer)}});
     return 0;
   } catch (const medinfer::Error& e) {
-    print_line(Json{{"package", *dir}, {"ok", false},
-                    {"error", {{"code", medinfer::to_string(e.code())}, {"message", e.what()}}}});
+    print_line(Json{{"package", *dir}, {"ok", false}, {"error", error_json(*dir, e)["error"]}});
     return 1;
   }
 }

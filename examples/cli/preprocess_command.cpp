@@ -56,10 +56,7 @@ int run_preprocess(const std::vector<std::string>& args) {
     const Json manifest = Json::parse(package.manifest_text());
     const auto spec = medinfer::preprocess::parse_spec(manifest.at("preprocessing").dump());
     // Exactly what Pipeline::predict does: the file's VOI window goes along for "from_file" windows.
-    medinfer::dicom::ReadOptions read;
-    read.frame = static_cast<std::uint32_t>(spec.frame());
-    read.apply_modality_lut = spec.modality_lut();
-    const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input, read);
+    const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input, spec.read_options());
     const medinfer::dicom::ImageHeader& h = instance.header;
     const medinfer::preprocess::Context context = medinfer::preprocess::context_from(h);
     const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);

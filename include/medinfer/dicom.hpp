@@ -107,6 +107,7 @@ struct StoredPixels {
   std::uint32_t frames = 0, rows = 0, columns = 0, samples = 0;
   std::string photometric;
   std::vector<std::uint8_t> data;
+  ImageHeader header;  ///< the file's header, read in the same pass
   std::size_t frame_bytes() const { return std::size_t{rows} * columns * samples * bytes_per_sample(type); }
 };
 

@@ -166,10 +166,9 @@ struct MEDINFER_API Spec {
   void validate() const;
   /// True when a step only makes sense for volumes (depth, a z spacing, reorient, a depth flip).
   bool is_volumetric() const;
-  /// The frame the input steps select (0 when none does).
-  int frame() const;
-  /// Whether the input steps keep the Modality LUT on (true when none says otherwise).
-  bool modality_lut() const;
+  /// `base` with what the input steps say (the frame to read, the Modality LUT on or off): how
+  /// Pipeline and `medinfer preprocess` read a file for this spec.
+  dicom::ReadOptions read_options(dicom::ReadOptions base = {}) const;
 };
 
 /// Parses the manifest's "preprocessing" array (JSON text). Each element is an object with "step"

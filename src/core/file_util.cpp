@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <system_error>
 #include <filesystem>
 
@@ -26,16 +28,29 @@ std::uint64_t checked_file_size(const std::string& path, std::uint64_t max_bytes
   return size;
 }
 
+void read_exactly(const std::string& path, void* dst, std::size_t n) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
+  auto* out = static_cast<char*>(dst);
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, out + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(ErrorCode::kIo, path + ": short read (" + std::to_string(got) + " of " + std::to_string(n) +
+                                      " bytes)" + (r < 0 ? std::string(": ") + std::strerror(err) : std::string()));
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+}
+
 std::string read_file(const std::string& path, std::uint64_t max_bytes) {
   const std::uint64_t size = checked_file_size(path, max_bytes);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
   std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (in.gcount() != static_cast<std::streamsize>(size)) {
-    throw Error(ErrorCode::kIo, path + ": short read (" + std::to_string(in.gcount()) + " of " +
-                                    std::to_string(size) + " bytes)");
-  }
+  read_exactly(path, bytes.data(), bytes.size());
   return bytes;
 }
 

@@ -1,7 +1,7 @@
 #include <medinfer/error.hpp>
 #include <medinfer/volume.hpp>
 
-#include <sys/mman.h>
+#include "core/huge_pages.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -12,21 +12,15 @@
 namespace medinfer {
 namespace {
 
-// Zeroed storage. Volumes run to hundreds of MB: on 4 KB pages, first-touch page faults cost more
-// than decoding the series (measured: ~60 % of a 300-slice read on these VMs), so large buffers
-// are 2 MB aligned and advised onto transparent huge pages.
+// Zeroed storage: large volumes straight from the kernel (src/core/huge_pages.hpp).
 std::shared_ptr<std::uint8_t> allocate_zeroed(std::size_t n) {
-  constexpr std::size_t kHuge = 2u << 20;
-  if (n >= 4 * kHuge) {
-    // Straight from the kernel: already zero (no serial memset over hundreds of MB; the pages are
-    // first touched by whoever writes them, on all cores), on huge pages where THP allows, and
-    // returned with munmap, so glibc's own heap and thresholds never see it.
-    const std::size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
-    void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw Error(ErrorCode::kResourceLimit, "Volume: cannot allocate " + std::to_string(n) + " bytes");
-    ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP it is plain memory
-    return std::shared_ptr<std::uint8_t>(static_cast<std::uint8_t*>(p),
-                                         [rounded](std::uint8_t* q) { ::munmap(q, rounded); });
+  if (n >= detail::kHugeBufferBytes) {
+    try {
+      return std::shared_ptr<std::uint8_t>(static_cast<std::uint8_t*>(detail::map_huge(n)),
+                                           [n](std::uint8_t* q) { detail::unmap_huge(q, n); });
+    } catch (const std::bad_alloc&) {
+      throw Error(ErrorCode::kResourceLimit, "Volume: cannot allocate " + std::to_string(n) + " bytes");
+    }
   }
   return std::shared_ptr<std::uint8_t>(new std::uint8_t[n == 0 ? 1 : n](), std::default_delete<std::uint8_t[]>());
 }

@@ -17,9 +17,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cerrno>
-#include <fcntl.h>
-#include <unistd.h>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -86,10 +83,11 @@ DcmItem* functional_group(DcmDataset& ds, std::uint32_t frame, const DcmTagKey& 
   return nullptr;
 }
 
-Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& data_key, const std::string& source,
-             const std::string& what) {
+// A LUT Descriptor (entries, first mapped value, bits) into an empty Lut. The descriptor is US or SS
+// (PS3.3 C.11.1.1): the 16 bits are read either way.
+Lut read_lut_descriptor(DcmItem& item, const DcmTagKey& descriptor_key, const std::string& source,
+                        const std::string& what) {
   Lut lut;
-  // LUT Descriptor is US or SS (PS3.3 C.11.1.1): read the 16 bits either way.
   auto word = [&](unsigned long i) -> Uint16 {
     Uint16 u = 0;
     if (item.findAndGetUint16(descriptor_key, u, i).good()) return u;
@@ -102,6 +100,12 @@ Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& da
   // First mapped value is US or SS depending on the pixel representation; read the raw 16 bits.
   lut.first_mapped = static_cast<std::int32_t>(d1);
   lut.bits = d2;
+  return lut;
+}
+
+Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& data_key, const std::string& source,
+             const std::string& what) {
+  Lut lut = read_lut_descriptor(item, descriptor_key, source, what);
   const Uint16* data = nullptr;
   unsigned long count = 0;
   DcmElement* element = nullptr;
@@ -157,24 +161,9 @@ double Lut::lookup(double stored) const {
 }
 
 void DicomFile::read_bytes(const std::string& path, std::size_t limit, std::uint64_t file_size) {
-  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(limit, file_size));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
-  owned_.resize(want);
-  std::size_t got = 0;
-  while (got < want) {
-    const ssize_t n = ::read(fd, owned_.data() + got, want - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      throw Error(ErrorCode::kIo, fmt::format("{}: short read ({} of {} bytes){}", path, got, want,
-                                              n < 0 ? std::string(": ") + std::strerror(err) : std::string()));
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  owned_size_ = got;
+  owned_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(limit, file_size));
+  owned_.resize(owned_size_ == 0 ? 1 : owned_size_);
+  medinfer::detail::read_exactly(path, owned_.data(), owned_size_);
 }
 
 std::unique_ptr<DicomFile> DicomFile::open_path(const std::string& path, const ReadOptions& options) {
@@ -467,20 +456,7 @@ std::array<Lut, 3> DicomFile::palette() {
 // Segmented palette data (PS3.3 C.7.9.2): discrete (0), linear (1) and indirect (2) segments.
 Lut DicomFile::read_segmented_lut(const DcmTagKey& descriptor, const DcmTagKey& data_key) {
   const std::string where = source_ + ": " + tag_name(data_key);
-  Lut lut;
-  Uint16 d[3] = {0, 0, 0};
-  for (unsigned long i = 0; i < 3; ++i) {
-    if (dataset_.findAndGetUint16(descriptor, d[i], i).bad()) {
-      Sint16 v = 0;
-      if (dataset_.findAndGetSint16(descriptor, v, i).bad()) {
-        throw Error(ErrorCode::kInvalidDicom, where + ": no valid " + tag_name(descriptor));
-      }
-      d[i] = static_cast<Uint16>(v);
-    }
-  }
-  lut.entries = d[0] == 0 ? 65536u : d[0];
-  lut.first_mapped = d[1];
-  lut.bits = d[2];
+  Lut lut = read_lut_descriptor(dataset_, descriptor, source_, "PALETTE COLOR lookup table");
   DcmElement* element = nullptr;
   Uint16* words = nullptr;
   if (dataset_.findAndGetElement(data_key, element).bad() || element == nullptr ||

@@ -50,9 +50,8 @@ class DicomFile {
   static std::unique_ptr<DicomFile> open_path(const std::string& path, const ReadOptions& options);
   /// Like open_path, but reads only the first 256 KB when that holds the whole header (native Pixel
   /// Data is then bounds-checked against the file size, not read). decode_frame is unavailable on
-  /// such an object (pixels_loaded() is false); anything the prefix cannot settle reads it all.
+  /// such an object; anything the prefix cannot settle reads it all.
   static std::unique_ptr<DicomFile> open_header(const std::string& path, const ReadOptions& options);
-  bool pixels_loaded() const { return layout_.complete; }
   /// Whether the object is a DICOMDIR (Media Storage Directory), by its File Meta.
   bool is_dicomdir() const { return layout_.media_storage_sop_class_uid == "1.2.840.10008.1.3.10"; }
   bool has_pixels() const { return layout_.pixel.present; }
@@ -62,8 +61,6 @@ class DicomFile {
   const std::string& source() const { return source_; }
   const ImageHeader& header() const { return header_; }
   const PixelFormat& format() const { return format_; }
-  const SyntaxInfo& syntax() const { return *syntax_; }
-  DcmDataset& dataset() { return dataset_; }
   PatientIdentifiers identifiers();
 
   /// Fails with kInvalidDicom unless the object has pixel data this reader can decode, and with

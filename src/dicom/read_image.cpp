@@ -199,6 +199,7 @@ StoredPixels make_stored(DicomFile& file) {
   out.columns = f.columns;
   out.samples = f.samples;
   out.photometric = file.stored_photometric();
+  out.header = file.header();
   const std::size_t frame_bytes = f.frame_out_bytes();
   out.data.resize(frame_bytes * f.frames);
   for (std::uint32_t k = 0; k < f.frames; ++k) file.decode_frame(k, out.data.data() + frame_bytes * k);

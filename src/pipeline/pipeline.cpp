@@ -97,7 +97,7 @@ struct Pipeline::Impl {
 
 Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
   try {
-    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir, options.package), {}, {}, {}, {}, std::nullopt, options});
+    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir, options.package), {}, {}, {}, {}, std::nullopt, options, nullptr});
     const std::string where = impl->package.directory() + "/manifest.json";
     const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
     const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
@@ -226,10 +226,7 @@ Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
   std::optional<dicom::Instance> instance;
   try {
-    dicom::ReadOptions read = impl_->options.read;
-    read.frame = static_cast<std::uint32_t>(impl_->spec.frame());  // the package's input steps
-    read.apply_modality_lut = impl_->spec.modality_lut();
-    instance = dicom::read_instance(dicom_path, read);
+    instance = dicom::read_instance(dicom_path, impl_->spec.read_options(impl_->options.read));
   } catch (const Error& e) {
     impl_->audit_error(e, dicom_path, {}, start);
     throw;

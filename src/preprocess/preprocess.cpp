@@ -167,18 +167,12 @@ Context context_from(const dicom::ImageHeader& h) {
   return c;
 }
 
-int Spec::frame() const {
+dicom::ReadOptions Spec::read_options(dicom::ReadOptions base) const {
   for (const Step& step : steps) {
-    if (const auto* f = std::get_if<FrameStep>(&step)) return f->index;
+    if (const auto* f = std::get_if<FrameStep>(&step)) base.frame = static_cast<std::uint32_t>(f->index);
+    if (const auto* m = std::get_if<ModalityLutStep>(&step)) base.apply_modality_lut = m->apply;
   }
-  return 0;
-}
-
-bool Spec::modality_lut() const {
-  for (const Step& step : steps) {
-    if (const auto* m = std::get_if<ModalityLutStep>(&step)) return m->apply;
-  }
-  return true;
+  return base;
 }
 
 bool Spec::is_volumetric() const {

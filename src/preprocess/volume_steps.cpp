@@ -4,10 +4,9 @@
 #include <medinfer/error.hpp>
 #include <medinfer/preprocess.hpp>
 
+#include "core/huge_pages.hpp"
 #include "core/parallel.hpp"
 #include "preprocess/window.hpp"
-
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,8 +26,8 @@ constexpr int kMaxSide = 16384;
   throw Error(ErrorCode::kInvalidArgument, "preprocessing[" + std::to_string(index) + "]: " + what);
 }
 
-// Big buffers on transparent huge pages: a 300-slice volume is ~300 MB, and first-touch faults on
-// 4 KB pages cost more than the arithmetic (measured: 3.7 s -> see docs/benchmarks.md).
+// Big grids straight from the kernel on huge pages (src/core/huge_pages.hpp): a 300-slice volume is
+// ~300 MB, and first-touch faults on 4 KB heap pages cost more than the arithmetic.
 template <typename T>
 struct HugePageAllocator {
   using value_type = T;
@@ -37,19 +36,19 @@ struct HugePageAllocator {
   HugePageAllocator(const HugePageAllocator<U>&) {}  // NOLINT: allocator rebinding
   T* allocate(std::size_t n) {
     const std::size_t bytes = n * sizeof(T);
-    constexpr std::size_t kHuge = 2u << 20;
-    if (bytes >= 4 * kHuge) {
-      const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
-      void* p = std::aligned_alloc(kHuge, rounded);
-      if (p == nullptr) throw std::bad_alloc();
-      ::madvise(p, rounded, MADV_HUGEPAGE);
-      return static_cast<T*>(p);
-    }
+    if (bytes >= medinfer::detail::kHugeBufferBytes) return static_cast<T*>(medinfer::detail::map_huge(bytes));
     void* p = std::malloc(bytes == 0 ? 1 : bytes);
     if (p == nullptr) throw std::bad_alloc();
     return static_cast<T*>(p);
   }
-  void deallocate(T* p, std::size_t) { std::free(p); }
+  void deallocate(T* p, std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes >= medinfer::detail::kHugeBufferBytes) {
+      medinfer::detail::unmap_huge(p, bytes);
+    } else {
+      std::free(p);
+    }
+  }
   bool operator==(const HugePageAllocator&) const { return true; }
   bool operator!=(const HugePageAllocator&) const { return false; }
 };

@@ -85,6 +85,30 @@ double psnr(const dicom::StoredPixels& a, const dicom::StoredPixels& b, int bits
   return mse == 0 ? 999.0 : 10.0 * std::log10(peak * peak / mse);
 }
 
+// An Image's samples viewed as StoredPixels (one frame), for psnr().
+dicom::StoredPixels as_pixels(const Image& image) {
+  dicom::StoredPixels p;
+  p.type = image.pixel_type();
+  p.frames = 1;
+  p.rows = static_cast<std::uint32_t>(image.height());
+  p.columns = static_cast<std::uint32_t>(image.width());
+  p.samples = static_cast<std::uint32_t>(image.channels());
+  const auto* bytes = static_cast<const std::uint8_t*>(image.data());
+  p.data.assign(bytes, bytes + image.size_bytes());
+  return p;
+}
+
+// PSNR between frame `f` of two files as read_instance gives them (modality values, or RGB).
+double frame_psnr(const test::fs::path& a, const test::fs::path& b, std::uint32_t f, std::size_t channels, int bits) {
+  dicom::ReadOptions o;
+  o.frame = f;
+  const Image x = dicom::read_image(a.string(), o);
+  const Image y = dicom::read_image(b.string(), o);
+  REQUIRE(x.channels() == channels);
+  REQUIRE(y.channels() == channels);
+  return psnr(as_pixels(x), as_pixels(y), bits);
+}
+
 void require_same(const dicom::StoredPixels& a, const dicom::StoredPixels& b) {
   REQUIRE(a.type == b.type);
   REQUIRE(a.frames == b.frames);
@@ -202,35 +226,12 @@ TEST_CASE("JPEG, JPEG-LS and RLE from DCMTK's encoders decode bit-exact or above
       }
       if (c.spec.samples_per_pixel == 3 && got.photometric == "YBR_FULL") {
         // JPEG's YCbCr stays YCbCr in stored values; compare after read_instance's conversion.
-        for (std::uint32_t f = 0; f < got.frames; ++f) {
-          dicom::ReadOptions o;
-          o.frame = f;
-          const Image a = dicom::read_image(src.string(), o);
-          const Image b = dicom::read_image(out.string(), o);
-          REQUIRE(b.channels() == 3);
-          dicom::StoredPixels pa{PixelType::kUInt8, 1, c.spec.rows, c.spec.columns, 3, "RGB",
-                                 std::vector<std::uint8_t>(static_cast<const std::uint8_t*>(a.data()),
-                                                           static_cast<const std::uint8_t*>(a.data()) + a.size_bytes())};
-          dicom::StoredPixels pb = pa;
-          std::memcpy(pb.data.data(), b.data(), b.size_bytes());
-          CHECK(psnr(pa, pb, 8) >= 40.0);
-        }
+        for (std::uint32_t f = 0; f < got.frames; ++f) CHECK(frame_psnr(src, out, f, 3, 8) >= 40.0);
       } else if (c.spec.samples_per_pixel == 1) {
         // DCMTK's lossy encoders may store signed data unsigned with a new intercept: compare the
         // modality values (what a model sees), frame by frame, against the 12-bit peak.
         CHECK(got.photometric == ref.photometric);
-        for (std::uint32_t f = 0; f < got.frames; ++f) {
-          dicom::ReadOptions o;
-          o.frame = f;
-          const Image a = dicom::read_image(src.string(), o);
-          const Image b = dicom::read_image(out.string(), o);
-          dicom::StoredPixels pa{PixelType::kFloat32, 1, c.spec.rows, c.spec.columns, 1, "MONOCHROME2",
-                                 std::vector<std::uint8_t>(static_cast<const std::uint8_t*>(a.data()),
-                                                           static_cast<const std::uint8_t*>(a.data()) + a.size_bytes())};
-          dicom::StoredPixels pb = pa;
-          std::memcpy(pb.data.data(), b.data(), b.size_bytes());
-          CHECK(psnr(pa, pb, c.spec.bits_stored) >= 40.0);
-        }
+        for (std::uint32_t f = 0; f < got.frames; ++f) CHECK(frame_psnr(src, out, f, 1, c.spec.bits_stored) >= 40.0);
       } else {
         CHECK(got.photometric == ref.photometric);
         CHECK(psnr(ref, got, c.spec.bits_stored) >= 40.0);
