@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace medinfer::audit {
 
@@ -38,6 +39,15 @@ struct Actor {
 /// (paths often carry patient names). Study/series/instance are referenced by keyed pseudonyms
 /// (HMAC-SHA256 of the UID under the host's pseudonym key), or omitted without a key; raw UIDs appear
 /// only when the host opts in (PipelineOptions::include_identifiers).
+/// One label's score in the record of a multi-label or multi-class prediction.
+struct FindingScore {
+  std::string label;
+  double raw_score = 0.0;
+  double probability = 0.0;
+  std::string tier;
+  bool escalate = false;
+};
+
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
   std::string event_id;              ///< random UUID (version 4)
@@ -56,6 +66,9 @@ struct Record {
   bool escalate = false;
   std::string reason;                ///< why indeterminate
   std::string rule;                  ///< which rule decided the tier (see Result::rule)
+  std::string label;                 ///< multi-output packages: the label the score above is for
+  std::vector<FindingScore> findings;  ///< multi-output packages: every label's score, in label order
+  std::string arm;                   ///< during an A/B test: "primary" or "candidate"; else empty
   std::string error_code;            ///< "kInvalidDicom", ... when outcome == "error"
   std::string error_message;         ///< with the input path replaced by "<input>"
   double latency_ms = 0.0;

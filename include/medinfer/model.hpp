@@ -5,6 +5,7 @@
 #include <medinfer/tensor.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,16 @@ struct ModelIdentity {
   /// package, so this one hash identifies the model, its preprocessing, calibration and risk policy.
   std::string sha256;
 };
+
+/// What the model outputs, and so how its outputs become findings.
+/// | task | outputs | probability of label k |
+/// |---|---|---|
+/// | binary | 1 logit, 1 label | calibrator(logit) |
+/// | multi-label | one logit per label (labels are independent) | calibrator_k(logit_k) |
+/// | multi-class | one logit per label (exactly one is true) | softmax(logits / T)_k |
+enum class Task { kBinary, kMultiLabel, kMultiClass };
+/// "binary", "multi-label", "multi-class".
+MEDINFER_API const char* to_string(Task task) noexcept;
 
 /// What a host requires of a package's signature (manifest.sig: Ed25519 over manifest.json's exact
 /// bytes). The manifest pins every other file's SHA-256, so one signature covers the package.
@@ -56,8 +67,16 @@ class MEDINFER_API ModelPackage {
   const std::string& manifest_text() const noexcept;
   /// The manifest's "input.shape", e.g. {1, 1, 64, 64}.
   const std::vector<std::int64_t>& input_shape() const noexcept;
-  /// The number of values the model outputs per image ("output.count").
+  /// The number of values the model outputs per image ("output.count"): 1 for binary, the number of
+  /// labels otherwise.
   std::int64_t output_count() const noexcept;
+  Task task() const noexcept;
+  /// The manifest's "labels": one name per output, in output order.
+  const std::vector<std::string>& labels() const noexcept;
+  /// The manifest's "model.format" (e.g. "torchscript"): which Backend runs the model.
+  const std::string& model_format() const noexcept;
+  /// The manifest's "intended_use" text (empty when absent): what the model may be used for.
+  const std::string& intended_use() const noexcept;
   /// The verified bytes of the model file ("model.file").
   const std::string& model_bytes() const noexcept;
   /// The id (SHA-256 of the raw public key, hex) of the trusted key whose signature verified at open;
@@ -97,20 +116,55 @@ MEDINFER_API std::string sign(const std::string& directory, const std::string& p
 MEDINFER_API std::string sha256_file(const std::string& path);
 
 struct EngineOptions {
-  /// "cpu". ("cuda:N" fails with kUnsupported in a build whose LibTorch has no CUDA.)
+  /// "cpu" or "cuda:N" ("cuda" = "cuda:0"). CUDA fails with kUnsupported in a build whose LibTorch has
+  /// no CUDA, or when device N does not exist.
   std::string device = "cpu";
   /// LibTorch intra-op threads; 0 leaves LibTorch's setting alone. Note LibTorch's setting is
   /// process-wide.
   int intra_op_threads = 0;
+  /// Run the model in float16 on a CUDA device (inputs and outputs stay float32 at the API).
+  /// kUnsupported on "cpu": float16 brings nothing on CPU.
+  bool half_precision = false;
 };
 
-/// Runs a package's model. The TorchScript module is frozen and optimised for inference at open and
-/// warmed up once on the declared input shape. Move-only; run() is thread-safe.
+/// A model runtime behind Engine. The TorchScript backend is built in (format "torchscript"); a host
+/// or a later release adds another (ONNX Runtime, TensorRT, ...) by implementing this class and
+/// registering a factory for its manifest "model.format": the pipeline, batcher, calibration and risk
+/// code never see which backend runs. No LibTorch type appears here.
+class MEDINFER_API Backend {
+ public:
+  virtual ~Backend();
+  /// Runs a batch. `input` is float32 with shape {N, ...the package's input.shape without N}, N >= 1,
+  /// already checked by Engine. Returns shape {N, output_count} (Engine checks it). Called from many
+  /// threads at once: must be thread-safe. Throw Error (kInternal when the runtime fails).
+  virtual Tensor run(const Tensor& input) const = 0;
+  /// For logs and audit records, e.g. "torchscript on cpu".
+  virtual std::string description() const = 0;
+};
+
+/// Makes a backend for a verified package (its model bytes: `package.model_bytes()`; a backend must
+/// not read the package's files again). Throw Error: kModelIntegrity for bytes that are not a model of
+/// this format, kUnsupported for options the backend cannot honour (a device, half precision).
+using BackendFactory = std::function<std::unique_ptr<Backend>(const ModelPackage&, const EngineOptions&)>;
+
+/// Registers `factory` for manifest "model.format" == `format` (process-wide; thread-safe; a later
+/// registration of the same format replaces the earlier one for engines opened afterwards).
+/// Throws Error(kInvalidArgument) for an empty format or factory.
+MEDINFER_API void register_backend(const std::string& format, BackendFactory factory);
+/// The formats Engine::open can run now, sorted ("torchscript" is always among them).
+MEDINFER_API std::vector<std::string> backend_formats();
+
+/// Runs a package's model through the backend registered for its "model.format". Whatever the
+/// backend, Engine checks input shapes before and output shapes after every run, and warms the model
+/// up twice on the declared input shape at open (a model that rejects its own declared input fails at
+/// open, not at the first patient). The TorchScript backend freezes the module and optimises it for
+/// inference at open, and runs it in inference mode. Move-only; run() is thread-safe.
 class MEDINFER_API Engine {
  public:
-  /// Throws Error with kInvalidArgument (the model rejects the declared input shape or returns a
-  /// different number of outputs than declared), kUnsupported (device), kModelIntegrity (the verified
-  /// bytes are not a TorchScript archive).
+  /// Throws Error with kUnsupported (no backend for the package's model.format; device; half
+  /// precision), kInvalidArgument (bad options; the model rejects the declared input shape or returns
+  /// a different number of outputs than declared), kModelIntegrity (the verified bytes are not a model
+  /// the backend can load).
   static Engine open(const ModelPackage& package, const EngineOptions& options = {});
 
   Engine(Engine&&) noexcept;
@@ -121,6 +175,8 @@ class MEDINFER_API Engine {
   /// Returns shape {N, output_count}. Throws Error(kInvalidArgument) for a wrong shape or data size,
   /// Error(kInternal) if LibTorch fails.
   Tensor run(const Tensor& input) const;
+  /// The backend's description, e.g. "torchscript on cpu".
+  const std::string& description() const noexcept;
 
  private:
   struct Impl;

@@ -42,7 +42,25 @@ struct PipelineOptions {
   bool include_identifiers = false;
 };
 
-/// The outcome of one prediction.
+/// What the model, calibration and risk policy say about one label.
+struct Finding {
+  std::string label;
+  double probability = 0.0;    ///< calibrated p(label present) (multi-class: p(this class))
+  double raw_score = 0.0;      ///< the model's logit for this label
+  double confidence = 0.0;     ///< max(probability, 1 - probability)
+  std::string tier;            ///< the tier's name under this label's policy, or "indeterminate"
+  bool escalate = false;
+  bool indeterminate = false;
+  std::string reason;
+  std::string rule;            ///< as Result::rule
+  bool operating_point_positive = false;
+  std::vector<std::string> prediction_set;
+};
+
+/// The outcome of one prediction. The top-level fields are the primary finding's: for a binary
+/// package its only one; with several labels, the escalating finding with the highest probability, or
+/// when none escalates the finding with the highest probability (ties: the first label).
+/// `findings` holds every label's finding in the package's label order.
 struct Result {
   double probability = 0.0;    ///< calibrated p(positive), in [0, 1]
   double raw_score = 0.0;      ///< the model's logit before calibration
@@ -58,14 +76,33 @@ struct Result {
   std::string operating_point;            ///< the policy's operating point name; empty without one
   bool operating_point_positive = false;  ///< with an operating point: probability >= its threshold
   std::vector<std::string> prediction_set;  ///< with a conformal rule: subset of {"positive", "negative"}
+  std::string label;                      ///< the primary finding's label
+  std::vector<Finding> findings;          ///< one per label, in the package's label order
   ModelIdentity model;
+  /// During an A/B test, the arm that served this request: "primary" or "candidate"; else empty.
+  std::string arm;
   std::string input_sha256;    ///< SHA-256 of the decoded pixels (what the audit record names)
   std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
   double latency_ms = 0.0;
 };
 
+/// Which models a pipeline serves now (see Pipeline::swap_model, start_ab_test).
+struct Deployment {
+  ModelIdentity primary;
+  /// During an A/B test: the candidate and the fraction of routing keys sent to it; else empty and 0.
+  ModelIdentity candidate;
+  double candidate_fraction = 0.0;
+};
+
+/// The A/B bucket of a routing key, in [0, 1): the first 8 bytes of SHA-256("medinfer-ab-v1:" + key)
+/// as a big-endian integer divided by 2^64. A request goes to the candidate when its bucket is below
+/// the candidate fraction, so the same study always lands on the same arm, on every host and across
+/// restarts, and raising the fraction only moves studies from primary to candidate.
+MEDINFER_API double routing_bucket(const std::string& key);
+
 /// Opens a model package once and predicts many inputs. Move-only. predict() is thread-safe: one
-/// Pipeline may be shared by many host threads.
+/// Pipeline may be shared by many host threads, and the model it serves may be swapped or A/B-tested
+/// while they call it.
 class MEDINFER_API Pipeline {
  public:
   /// Opens and verifies the package, parses its preprocessing, calibration and risk policy, and loads
@@ -82,9 +119,31 @@ class MEDINFER_API Pipeline {
   Result predict(const std::string& dicom_path) const;
   /// Predicts an image already in memory (pixels in modality units, e.g. HU). Only the size and
   /// spacing parts of the package's quality gate apply: there is no header to check the rest against.
-  Result predict(const Image& image) const;
+  /// During an A/B test the image is routed by `routing_key` (e.g. its Study Instance UID), or by its
+  /// pixels' SHA-256 when the key is empty.
+  Result predict(const Image& image, const std::string& routing_key = {}) const;
 
-  const ModelIdentity& model() const noexcept;
+  /// The primary model's identity.
+  ModelIdentity model() const;
+  /// The primary model's package (labels, task, intended use, ...), shared with the calls serving it.
+  std::shared_ptr<const ModelPackage> package() const;
+
+  /// Opens and verifies `package_dir` with this pipeline's options while the current model keeps
+  /// serving, then makes it the primary model in one atomic step: calls already running finish on the
+  /// old model (which is released when the last of them returns), later calls use the new one. A
+  /// running A/B test keeps its candidate and split. On any error the current model stays and the
+  /// error is thrown (audited as model_refused). Audits model_opened and a configuration_change naming
+  /// both versions. Thread-safe; swaps are serialised. Returns the new primary's identity.
+  ModelIdentity swap_model(const std::string& package_dir);
+  /// Opens `candidate_dir` (as swap_model does) and sends `candidate_fraction` (0..1) of routing keys to
+  /// it: a file's Study Instance UID (its SOP Instance UID when the study UID is empty), see
+  /// routing_bucket. Replaces a running test's candidate. kInvalidArgument for a fraction outside [0, 1].
+  ModelIdentity start_ab_test(const std::string& candidate_dir, double candidate_fraction);
+  /// Ends the A/B test: everything goes to the primary again. No-op without a test.
+  void stop_ab_test();
+  /// Ends the A/B test by making the candidate the primary. kInvalidArgument without a test.
+  ModelIdentity promote_candidate();
+  Deployment deployment() const;
 
   /// Records a host event in the audit trail: `type` is kConfigurationChange or kOverride (anything
   /// else: kInvalidArgument); `detail` says what changed (no patient data). Throws kAuditFailed if the

@@ -104,7 +104,22 @@ OJson to_json(const Record& r) {
     j["escalate"] = r.escalate;
     if (!r.reason.empty()) j["reason"] = r.reason;
     if (!r.rule.empty()) j["rule"] = r.rule;
+    if (!r.label.empty()) j["label"] = r.label;
+    if (!r.findings.empty()) {
+      OJson findings = OJson::array();
+      for (const FindingScore& f : r.findings) {
+        OJson one;
+        one["label"] = f.label;
+        one["raw_score"] = f.raw_score;
+        one["probability"] = f.probability;
+        one["tier"] = f.tier;
+        one["escalate"] = f.escalate;
+        findings.push_back(std::move(one));
+      }
+      j["findings"] = std::move(findings);
+    }
   }
+  if (!r.arm.empty()) j["arm"] = r.arm;
   j["latency_ms"] = std::round(r.latency_ms * 1000.0) / 1000.0;
   if (!r.detail.empty()) j["detail"] = r.detail;
   return j;
@@ -167,6 +182,22 @@ Record from_json_line(const std::string& line) {
   r.escalate = j.value("escalate", false);
   r.reason = str("reason");
   r.rule = str("rule");
+  r.label = str("label");
+  if (j.contains("findings")) {
+    const Json& findings = j.at("findings");
+    if (!findings.is_array()) throw Error(ErrorCode::kInvalidArgument, "audit record: findings: expected an array");
+    for (std::size_t i = 0; i < findings.size(); ++i) {
+      const Json& f = findings[i];
+      const std::string at = "audit record: findings[" + std::to_string(i) + "]";
+      medinfer::detail::require_object(f, at);
+      r.findings.push_back(FindingScore{medinfer::detail::get_string(f, "label", at),
+                                        medinfer::detail::get_number(f, "raw_score", at),
+                                        medinfer::detail::get_number(f, "probability", at),
+                                        medinfer::detail::get_string(f, "tier", at),
+                                        medinfer::detail::get_bool(f, "escalate", at, false)});
+    }
+  }
+  r.arm = str("arm");
   r.error_code = str("error_code");
   r.error_message = str("error_message");
   r.latency_ms = num("latency_ms");

@@ -5,9 +5,9 @@
 
 namespace medinfer::detail {
 
-std::string torch_version();      // inference/torchscript_engine.cpp
-bool torch_cuda_compiled();       // inference/torchscript_engine.cpp
-bool torch_cuda_available();      // inference/torchscript_engine.cpp
+std::string torch_version();      // inference/torchscript_backend.cpp
+bool torch_cuda_compiled();       // inference/torchscript_backend.cpp
+bool torch_cuda_available();      // inference/torchscript_backend.cpp
 std::string opencv_version();     // preprocess/preprocess.cpp
 std::string dcmtk_version();      // dicom/read_image.cpp
 

@@ -9,8 +9,12 @@
 #include "core/sha256.hpp"
 #include "core/signing.hpp"
 
+#include <medinfer/version.hpp>
+
 #include <filesystem>
 #include <regex>
+#include <set>
+#include <tuple>
 
 namespace medinfer {
 namespace {
@@ -61,7 +65,11 @@ struct ModelPackage::Impl {
   std::string manifest_text;
   Json manifest;
   std::string model_file;
+  std::string model_format;
   std::string model_bytes;
+  Task task = Task::kBinary;
+  std::vector<std::string> labels;
+  std::string intended_use;
   std::vector<std::int64_t> input_shape;
   std::int64_t output_count = 0;
   std::string signer_key_id;
@@ -150,16 +158,36 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
   impl->identity.sha256 = detail::sha256_hex(impl->manifest_text);
 
   const std::string task = detail::get_string(m, "task", where);
-  if (task != "binary") {
-    throw Error(ErrorCode::kUnsupported, where + ": task: '" + task + "' is not supported yet (binary)");
+  if (task == "binary") {
+    impl->task = Task::kBinary;
+  } else if (task == "multi-label") {
+    impl->task = Task::kMultiLabel;
+  } else if (task == "multi-class") {
+    impl->task = Task::kMultiClass;
+  } else {
+    throw Error(ErrorCode::kUnsupported,
+                where + ": task: '" + task + "' is not supported (binary, multi-label, multi-class)");
   }
+  if (m.contains("min_sdk_version")) {
+    const std::string min_sdk = detail::get_string(m, "min_sdk_version", where);
+    static const std::regex triple(R"(^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$)");
+    std::smatch v;
+    if (!std::regex_match(min_sdk, v, triple)) {
+      throw Error(ErrorCode::kInvalidArgument, where + ": min_sdk_version: '" + min_sdk + "' is not MAJOR.MINOR.PATCH");
+    }
+    const auto wanted = std::make_tuple(std::stoi(v[1]), std::stoi(v[2]), std::stoi(v[3]));
+    const auto have = std::make_tuple(MEDINFER_VERSION_MAJOR, MEDINFER_VERSION_MINOR, MEDINFER_VERSION_PATCH);
+    if (have < wanted) {
+      throw Error(ErrorCode::kUnsupported, where + ": min_sdk_version: the package needs medinfer " + min_sdk +
+                                               " or later; this is " + MEDINFER_VERSION_STRING);
+    }
+  }
+  if (m.contains("intended_use")) impl->intended_use = detail::get_string(m, "intended_use", where);
   const Json& model = detail::require_member(m, "model", where);
   const std::string model_where = detail::field_path(where, "model");
   impl->model_file = detail::get_string(model, "file", model_where);
-  const std::string format = detail::get_string(model, "format", model_where);
-  if (format != "torchscript") {
-    throw Error(ErrorCode::kUnsupported, model_where + ".format: '" + format + "' is not supported (torchscript)");
-  }
+  // Which backend runs it is Engine's business (register_backend); the package only verifies bytes.
+  impl->model_format = detail::get_string(model, "format", model_where);
 
   const Json& input = detail::require_member(m, "input", where);
   const std::string input_where = detail::field_path(where, "input");
@@ -181,13 +209,34 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
     throw Error(ErrorCode::kUnsupported, output_where + ".kind: '" + kind + "' is not supported yet (logit)");
   }
   impl->output_count = detail::get_integer(output, "count", output_where);
-  if (impl->output_count != 1) {
-    throw Error(ErrorCode::kUnsupported, output_where + ".count: a binary task has exactly 1 output");
-  }
   const Json& labels = detail::require_member(m, "labels", where);
-  if (!labels.is_array() || labels.size() != static_cast<std::size_t>(impl->output_count)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                where + ": labels: expected an array of " + std::to_string(impl->output_count) + " name(s)");
+  if (!labels.is_array() || labels.empty() || labels.size() > 1024) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": labels: expected an array of 1..1024 label names");
+  }
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const std::string at = where + ": labels[" + std::to_string(i) + "]";
+    if (!labels[i].is_string() || labels[i].get<std::string>().empty()) {
+      throw Error(ErrorCode::kInvalidArgument, at + ": expected a non-empty string");
+    }
+    if (!seen.insert(labels[i].get<std::string>()).second) {
+      throw Error(ErrorCode::kInvalidArgument, at + ": '" + labels[i].get<std::string>() + "' appears twice");
+    }
+    impl->labels.push_back(labels[i].get<std::string>());
+  }
+  const std::int64_t label_count = static_cast<std::int64_t>(impl->labels.size());
+  if (impl->task == Task::kBinary && (impl->output_count != 1 || label_count != 1)) {
+    throw Error(ErrorCode::kInvalidArgument, output_where + ".count: a binary task has exactly 1 output and 1 label (count " +
+                                                 std::to_string(impl->output_count) + ", " + std::to_string(label_count) +
+                                                 " label(s))");
+  }
+  if (impl->task == Task::kMultiClass && label_count < 2) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": labels: a multi-class task needs at least 2 classes");
+  }
+  if (impl->output_count != label_count) {
+    throw Error(ErrorCode::kInvalidArgument, output_where + ".count: " + std::to_string(impl->output_count) +
+                                                 " outputs but " + std::to_string(label_count) +
+                                                 " labels: a " + to_string(impl->task) + " model has one output per label");
   }
 
   // Integrity: every listed file, then the model file must be among them.
@@ -222,6 +271,15 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
   return ModelPackage(std::move(impl));
 }
 
+const char* to_string(Task task) noexcept {
+  switch (task) {
+    case Task::kBinary: return "binary";
+    case Task::kMultiLabel: return "multi-label";
+    case Task::kMultiClass: return "multi-class";
+  }
+  return "unknown";
+}
+
 std::string sha256_file(const std::string& path) {
   return detail::sha256_hex(detail::read_file(path, kMaxModelBytes));
 }
@@ -238,5 +296,9 @@ const std::vector<std::int64_t>& ModelPackage::input_shape() const noexcept { re
 std::int64_t ModelPackage::output_count() const noexcept { return impl_->output_count; }
 const std::string& ModelPackage::model_bytes() const noexcept { return impl_->model_bytes; }
 const std::string& ModelPackage::signer_key_id() const noexcept { return impl_->signer_key_id; }
+Task ModelPackage::task() const noexcept { return impl_->task; }
+const std::vector<std::string>& ModelPackage::labels() const noexcept { return impl_->labels; }
+const std::string& ModelPackage::model_format() const noexcept { return impl_->model_format; }
+const std::string& ModelPackage::intended_use() const noexcept { return impl_->intended_use; }
 
 }  // namespace medinfer

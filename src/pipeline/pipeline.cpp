@@ -19,7 +19,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
+#include <mutex>
 #include <optional>
+#include <tuple>
 
 namespace medinfer {
 namespace {
@@ -77,47 +80,150 @@ void emit(const PipelineOptions& options, audit::Record& record) {
 
 }  // namespace
 
-struct Pipeline::Impl {
-  ModelPackage package;
+// One opened package and everything a prediction on it needs. Immutable once built; shared by the calls
+// serving it, so a swap never pulls it from under a running call.
+struct Model {
+  std::shared_ptr<const ModelPackage> package;
   preprocess::Spec spec;
   std::string spec_sha256;
-  calibration::Calibrator calibrator;
-  risk::Policy policy;
+  // Binary / multi-label: one per label. Multi-class: one temperature for all logits (then softmax).
+  std::vector<calibration::Calibrator> calibrators;
+  std::vector<risk::Policy> policies;  // one per label
   std::optional<Engine> engine;
-  PipelineOptions options;
   std::unique_ptr<detail::Batcher> batcher;  // after engine: destroyed first
-
-  Result predict_image(const Image& image, const preprocess::Context& context, const risk::InputFacts& facts,
-                       const std::string& input_sha256, const InputRefs& refs, Clock::time_point start) const;
-  InputRefs refs_of(const dicom::ImageHeader& header) const;
-  audit::Record base_record(audit::EventType type) const;
-  audit::Record inference_record(const InputRefs& refs) const;
-  void audit_error(const Error& e, const std::string& path, const InputRefs& refs, Clock::time_point start) const;
 };
 
-Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
-  try {
-    auto impl = std::unique_ptr<Impl>(new Impl{ModelPackage::open(package_dir, options.package), {}, {}, {}, {}, std::nullopt, options, nullptr});
-    const std::string where = impl->package.directory() + "/manifest.json";
-    const detail::Json manifest = detail::parse_json(impl->package.manifest_text(), where);
-    const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
-    impl->spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
-    impl->spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
-    impl->calibrator = calibration::detail::calibration_from_json(
-        detail::require_member(manifest, "calibration", where), detail::field_path(where, "calibration"),
-        static_cast<std::size_t>(impl->package.output_count()))[0];
-    impl->policy = risk::detail::policy_from_json(detail::require_member(manifest, "risk", where),
-                                                  detail::field_path(where, "risk"));
-    impl->engine.emplace(Engine::open(impl->package, impl->options.engine));
-    if (impl->options.batching.max_batch_size > 1) {
-      impl->batcher = std::make_unique<detail::Batcher>(*impl->engine, impl->package.input_shape(),
-                                                        impl->options.batching);
+// What the pipeline serves now; replaced whole (never edited) under Pipeline::Impl::deploy_mutex.
+struct Serving {
+  std::shared_ptr<const Model> primary;
+  std::shared_ptr<const Model> candidate;  // during an A/B test
+  double fraction = 0.0;
+};
+
+namespace {
+
+std::shared_ptr<const Model> open_model(const std::string& package_dir, const PipelineOptions& options) {
+  auto model = std::make_shared<Model>();
+  model->package = std::make_shared<const ModelPackage>(ModelPackage::open(package_dir, options.package));
+  const ModelPackage& package = *model->package;
+  const std::size_t labels = package.labels().size();
+  const std::string where = package.directory() + "/manifest.json";
+  const detail::Json manifest = detail::parse_json(package.manifest_text(), where);
+  const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
+  model->spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
+  model->spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
+  const detail::Json& calibration = detail::require_member(manifest, "calibration", where);
+  const std::string calibration_where = detail::field_path(where, "calibration");
+  if (package.task() == Task::kMultiClass) {
+    model->calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, 1);
+    if (model->calibrators[0].method() != calibration::Method::kTemperature) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  calibration_where + ": a multi-class model is calibrated by one temperature over all logits "
+                                      "(softmax(z / T)), not '" + calibration::to_string(model->calibrators[0].method()) + "'");
     }
-    audit::Record opened = impl->base_record(audit::EventType::kModelOpened);
+  } else {
+    model->calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, labels);
+  }
+  model->policies =
+      risk::detail::policies_from_json(detail::require_member(manifest, "risk", where), detail::field_path(where, "risk"), labels);
+  model->engine.emplace(Engine::open(package, options.engine));
+  if (options.batching.max_batch_size > 1) {
+    model->batcher = std::make_unique<detail::Batcher>(*model->engine, package.input_shape(), options.batching);
+  }
+  return model;
+}
+
+// Calibrated probability per label.
+std::vector<double> probabilities(const Model& model, const std::vector<float>& logits) {
+  std::vector<double> p(logits.size());
+  if (model.package->task() == Task::kMultiClass) {
+    const double t = model.calibrators[0].parameters().at(0);
+    double top = -INFINITY;
+    for (float z : logits) top = std::max(top, static_cast<double>(z) / t);
+    double sum = 0.0;
+    for (std::size_t k = 0; k < logits.size(); ++k) sum += p[k] = std::exp(static_cast<double>(logits[k]) / t - top);
+    for (double& v : p) v /= sum;
+  } else {
+    for (std::size_t k = 0; k < logits.size(); ++k) p[k] = model.calibrators[k].apply(logits[k]);
+  }
+  return p;
+}
+
+Finding finding_of(const std::string& label, double raw_score, const risk::Score& score,
+                   const risk::Policy& policy) {
+  Finding f;
+  f.label = label;
+  f.probability = score.probability;
+  f.raw_score = raw_score;
+  f.confidence = score.confidence;
+  f.tier = score.tier;
+  f.escalate = score.escalate;
+  f.indeterminate = score.indeterminate;
+  f.reason = score.reason;
+  f.rule = score.rule;
+  f.operating_point_positive = policy.operating_point && score.operating_point_positive;
+  f.prediction_set = score.prediction_set;
+  return f;
+}
+
+// The finding the top-level fields show: the escalating one with the highest probability, else the
+// highest probability; ties go to the first label.
+std::size_t primary_finding(const std::vector<Finding>& findings) {
+  std::size_t best = 0;
+  for (std::size_t k = 1; k < findings.size(); ++k) {
+    const Finding& a = findings[k];
+    const Finding& b = findings[best];
+    if (a.escalate != b.escalate ? a.escalate : a.probability > b.probability) best = k;
+  }
+  return best;
+}
+
+bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
+  return a.frame == b.frame && a.apply_modality_lut == b.apply_modality_lut &&
+         a.invert_monochrome1 == b.invert_monochrome1 && a.convert_color == b.convert_color;
+}
+
+}  // namespace
+
+double routing_bucket(const std::string& key) {
+  const std::uint64_t v = std::stoull(detail::sha256_hex("medinfer-ab-v1:" + key).substr(0, 16), nullptr, 16);
+  return static_cast<double>(v >> 11) * 0x1.0p-53;  // 53 bits: exactly representable, < 1
+}
+
+struct Pipeline::Impl {
+  PipelineOptions options;
+  std::mutex deploy_mutex;             // serialises swap / A/B changes
+  std::shared_ptr<const Serving> serving;  // read with std::atomic_load, replaced with std::atomic_store
+
+  std::shared_ptr<const Serving> now() const { return std::atomic_load(&serving); }
+  void publish(std::shared_ptr<const Serving> next) { std::atomic_store(&serving, std::move(next)); }
+  // The arm for `key`: the candidate when the key's bucket is below the fraction.
+  static std::pair<std::shared_ptr<const Model>, const char*> route(const Serving& s, const std::string& key) {
+    if (!s.candidate) return {s.primary, ""};
+    if (routing_bucket(key) < s.fraction) return {s.candidate, "candidate"};
+    return {s.primary, "primary"};
+  }
+  std::shared_ptr<const Model> open_audited(const std::string& package_dir) const;
+
+  Result predict_image(const Model& model, const char* arm, const Image& image, const preprocess::Context& context,
+                       const risk::InputFacts& facts, const std::string& input_sha256, const InputRefs& refs,
+                       Clock::time_point start) const;
+  InputRefs refs_of(const dicom::ImageHeader& header) const;
+  audit::Record base_record(const Model& model, audit::EventType type) const;
+  void audit_error(const Model& model, const char* arm, const Error& e, const std::string& path, const InputRefs& refs,
+                   Clock::time_point start) const;
+  void audit_change(const Model& model, const std::string& detail) const;
+};
+
+// Opens a package with the pipeline's options; audits model_opened, or model_refused and rethrows.
+std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& package_dir) const {
+  try {
+    std::shared_ptr<const Model> model = open_model(package_dir, options);
+    audit::Record opened = base_record(*model, audit::EventType::kModelOpened);
     opened.outcome = "ok";
-    opened.detail = "package " + impl->package.directory() + " on " + impl->options.engine.device;
-    emit(impl->options, opened);
-    return Pipeline(std::move(impl));
+    opened.detail = "package " + model->package->directory() + " on " + model->engine->description();
+    emit(options, opened);
+    return model;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kAuditFailed) throw;
     audit::Record refused;
@@ -131,19 +237,20 @@ Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options)
   }
 }
 
-audit::Record Pipeline::Impl::base_record(audit::EventType type) const {
-  audit::Record r;
-  r.event = type;
-  r.model = package.identity();
-  r.preprocessing_sha256 = spec_sha256;
-  return r;
+Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  auto serving = std::make_shared<Serving>();
+  serving->primary = impl->open_audited(package_dir);
+  impl->publish(std::move(serving));
+  return Pipeline(std::move(impl));
 }
 
-audit::Record Pipeline::Impl::inference_record(const InputRefs& refs) const {
-  audit::Record r = base_record(audit::EventType::kInference);
-  r.study_ref = refs.study;
-  r.series_ref = refs.series;
-  r.instance_ref = refs.instance;
+audit::Record Pipeline::Impl::base_record(const Model& model, audit::EventType type) const {
+  audit::Record r;
+  r.event = type;
+  r.model = model.package->identity();
+  r.preprocessing_sha256 = model.spec_sha256;
   return r;
 }
 
@@ -156,9 +263,13 @@ InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
   return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
 }
 
-void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const InputRefs& refs,
-                                 Clock::time_point start) const {
-  audit::Record r = inference_record(refs);
+void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Error& e, const std::string& path,
+                                 const InputRefs& refs, Clock::time_point start) const {
+  audit::Record r = base_record(model, audit::EventType::kInference);
+  r.study_ref = refs.study;
+  r.series_ref = refs.series;
+  r.instance_ref = refs.instance;
+  r.arm = arm;
   r.outcome = "error";
   r.error_code = to_string(e.code());
   r.error_message = redact(e.what(), path);
@@ -166,49 +277,73 @@ void Pipeline::Impl::audit_error(const Error& e, const std::string& path, const 
   emit(options, r);
 }
 
-Result Pipeline::Impl::predict_image(const Image& image, const preprocess::Context& context,
-                                     const risk::InputFacts& facts, const std::string& input_sha256,
-                                     const InputRefs& refs, Clock::time_point start) const {
-  const Tensor input = preprocess::apply(spec, image, context);
-  const Tensor logits = batcher ? batcher->run(input) : engine->run(input);
-  const double logit = logits.data.at(0);
-  if (!std::isfinite(logit)) {
-    throw Error(ErrorCode::kInternal, package.identity().name + ": the model produced a non-finite logit");
-  }
-  risk::Score score = risk::assess(policy, calibrator.apply(logit));
-  // Input rules come first: an input outside the gate is not scored as if it were in.
-  std::vector<std::pair<std::string, std::string>> input_rules;
-  const risk::GateResult gate = risk::check_quality(policy.quality_gate, facts);
-  if (!gate.rule.empty()) input_rules.emplace_back(gate.rule, gate.reason);
-  if (is_constant(image)) input_rules.emplace_back("input_constant", "the input image is constant (no contrast)");
-  if (!input_rules.empty()) {
-    const risk::Score model_verdict = score;
-    score.indeterminate = false;
-    score.reason.clear();
-    for (const auto& [rule, reason] : input_rules) score = risk::mark_indeterminate(std::move(score), rule, reason);
-    if (model_verdict.indeterminate) {
-      score = risk::mark_indeterminate(std::move(score), model_verdict.rule, model_verdict.reason);
+void Pipeline::Impl::audit_change(const Model& model, const std::string& detail) const {
+  audit::Record r = base_record(model, audit::EventType::kConfigurationChange);
+  r.outcome = "ok";
+  r.detail = detail;
+  emit(options, r);
+}
+
+Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const Image& image,
+                                     const preprocess::Context& context, const risk::InputFacts& facts,
+                                     const std::string& input_sha256, const InputRefs& refs,
+                                     Clock::time_point start) const {
+  const ModelPackage& package = *model.package;
+  const Tensor input = preprocess::apply(model.spec, image, context);
+  const Tensor logits = model.batcher ? model.batcher->run(input) : model.engine->run(input);
+  for (float z : logits.data) {
+    if (!std::isfinite(z)) {
+      throw Error(ErrorCode::kInternal, package.identity().name + ": the model produced a non-finite logit");
     }
   }
+  // Input rules come first: an input outside the gate is not scored as if it were in.
+  const bool constant = is_constant(image);
+  const std::vector<double> p = probabilities(model, logits.data);
+  std::vector<Finding> findings;
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    const risk::Policy& policy = model.policies[k];
+    risk::Score score = risk::assess(policy, std::clamp(p[k], 0.0, 1.0));
+    std::vector<std::pair<std::string, std::string>> rules;
+    const risk::GateResult gate = risk::check_quality(policy.quality_gate, facts);
+    if (!gate.rule.empty()) rules.emplace_back(gate.rule, gate.reason);
+    if (constant) rules.emplace_back("input_constant", "the input image is constant (no contrast)");
+    if (!rules.empty()) {
+      const risk::Score model_verdict = score;
+      score.indeterminate = false;
+      score.reason.clear();
+      for (const auto& [rule, reason] : rules) score = risk::mark_indeterminate(std::move(score), rule, reason);
+      if (model_verdict.indeterminate) {
+        score = risk::mark_indeterminate(std::move(score), model_verdict.rule, model_verdict.reason);
+      }
+    }
+    findings.push_back(finding_of(package.labels()[k], logits.data[k], score, policy));
+  }
+  const Finding& top = findings[primary_finding(findings)];
 
   Result r;
-  r.probability = score.probability;
-  r.raw_score = logit;
-  r.confidence = score.confidence;
-  r.tier = score.tier;
-  r.escalate = score.escalate;
-  r.indeterminate = score.indeterminate;
-  r.reason = score.reason;
-  r.rule = score.rule;
-  if (policy.operating_point) r.operating_point = policy.operating_point->name;
-  r.operating_point_positive = score.operating_point_positive;
-  r.prediction_set = score.prediction_set;
+  r.probability = top.probability;
+  r.raw_score = top.raw_score;
+  r.confidence = top.confidence;
+  r.tier = top.tier;
+  r.escalate = top.escalate;
+  r.indeterminate = top.indeterminate;
+  r.reason = top.reason;
+  r.rule = top.rule;
+  const std::size_t top_index = static_cast<std::size_t>(&top - findings.data());
+  if (model.policies[top_index].operating_point) r.operating_point = model.policies[top_index].operating_point->name;
+  r.operating_point_positive = top.operating_point_positive;
+  r.prediction_set = top.prediction_set;
+  r.label = top.label;
   r.model = package.identity();
+  r.arm = arm;
   r.input_sha256 = input_sha256;
-  r.preprocessing_sha256 = spec_sha256;
-  r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  r.preprocessing_sha256 = model.spec_sha256;
 
-  audit::Record rec = inference_record(refs);
+  audit::Record rec = base_record(model, audit::EventType::kInference);
+  rec.study_ref = refs.study;
+  rec.series_ref = refs.series;
+  rec.instance_ref = refs.instance;
+  rec.arm = arm;
   rec.input_sha256 = r.input_sha256;
   rec.outcome = r.indeterminate ? "indeterminate" : "ok";
   rec.raw_score = r.raw_score;
@@ -217,6 +352,12 @@ Result Pipeline::Impl::predict_image(const Image& image, const preprocess::Conte
   rec.escalate = r.escalate;
   rec.reason = r.reason;
   rec.rule = r.rule;
+  if (package.task() != Task::kBinary) {
+    rec.label = r.label;
+    for (const Finding& f : findings) rec.findings.push_back({f.label, f.raw_score, f.probability, f.tier, f.escalate});
+  }
+  r.findings = std::move(findings);
+  r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   rec.latency_ms = r.latency_ms;
   emit(options, rec);
   return r;
@@ -224,11 +365,21 @@ Result Pipeline::Impl::predict_image(const Image& image, const preprocess::Conte
 
 Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
+  const std::shared_ptr<const Serving> serving = impl_->now();
+  std::shared_ptr<const Model> model = serving->primary;
+  const char* arm = "";
   std::optional<dicom::Instance> instance;
   try {
-    instance = dicom::read_instance(dicom_path, impl_->spec.read_options(impl_->options.read));
+    const dicom::ReadOptions primary_read = model->spec.read_options(impl_->options.read);
+    instance = dicom::read_instance(dicom_path, primary_read);
+    if (serving->candidate) {
+      const dicom::ImageHeader& h = instance->header;
+      std::tie(model, arm) = Impl::route(*serving, h.study_instance_uid.empty() ? h.sop_instance_uid : h.study_instance_uid);
+      const dicom::ReadOptions read = model->spec.read_options(impl_->options.read);
+      if (!same_read(read, primary_read)) instance = dicom::read_instance(dicom_path, read);
+    }
   } catch (const Error& e) {
-    impl_->audit_error(e, dicom_path, {}, start);
+    impl_->audit_error(*model, arm, e, dicom_path, {}, start);
     throw;
   }
   const InputRefs refs = impl_->refs_of(instance->header);
@@ -237,23 +388,96 @@ Result Pipeline::predict(const std::string& dicom_path) const {
                                instance->image.spacing()[0], instance->image.spacing()[1], h.rows, h.columns};
   const preprocess::Context context = preprocess::context_from(h);
   try {
-    return impl_->predict_image(instance->image, context, facts, fingerprint(instance->image), refs, start);
+    return impl_->predict_image(*model, arm, instance->image, context, facts, fingerprint(instance->image), refs, start);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, dicom_path, refs, start);
+    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(*model, arm, e, dicom_path, refs, start);
     throw;
   }
 }
 
-Result Pipeline::predict(const Image& image) const {
+Result Pipeline::predict(const Image& image, const std::string& routing_key) const {
   const auto start = Clock::now();
+  const std::shared_ptr<const Serving> serving = impl_->now();
+  std::shared_ptr<const Model> model = serving->primary;
+  const char* arm = "";
   try {
+    const std::string input_sha256 = fingerprint(image);
+    std::tie(model, arm) = Impl::route(*serving, routing_key.empty() ? input_sha256 : routing_key);
     const risk::InputFacts facts{{}, {}, {}, image.spacing()[0], image.spacing()[1],
                                  static_cast<std::uint32_t>(image.height()), static_cast<std::uint32_t>(image.width())};
-    return impl_->predict_image(image, {}, facts, fingerprint(image), {}, start);
+    return impl_->predict_image(*model, arm, image, {}, facts, input_sha256, {}, start);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(e, {}, {}, start);
+    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(*model, arm, e, {}, {}, start);
     throw;
   }
+}
+
+namespace {
+std::string describe(const ModelIdentity& id) { return id.name + " " + id.version + " (" + id.sha256.substr(0, 12) + ")"; }
+}  // namespace
+
+ModelIdentity Pipeline::swap_model(const std::string& package_dir) {
+  std::lock_guard<std::mutex> lock(impl_->deploy_mutex);
+  std::shared_ptr<const Model> next = impl_->open_audited(package_dir);  // the old model serves meanwhile
+  const std::shared_ptr<const Serving> current = impl_->now();
+  auto serving = std::make_shared<Serving>(*current);
+  serving->primary = next;
+  impl_->audit_change(*next, "model swapped: " + describe(current->primary->package->identity()) + " -> " +
+                                 describe(next->package->identity()));
+  impl_->publish(std::move(serving));
+  detail::log(LogLevel::kInfo, "model swapped: {} -> {}", describe(current->primary->package->identity()),
+              describe(next->package->identity()));
+  return next->package->identity();
+}
+
+ModelIdentity Pipeline::start_ab_test(const std::string& candidate_dir, double candidate_fraction) {
+  if (!(candidate_fraction >= 0.0 && candidate_fraction <= 1.0)) {
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("start_ab_test: candidate_fraction {} is not in [0, 1]", candidate_fraction));
+  }
+  std::lock_guard<std::mutex> lock(impl_->deploy_mutex);
+  std::shared_ptr<const Model> candidate = impl_->open_audited(candidate_dir);
+  auto serving = std::make_shared<Serving>(*impl_->now());
+  serving->candidate = candidate;
+  serving->fraction = candidate_fraction;
+  impl_->audit_change(*serving->primary, fmt::format("A/B test started: primary {}, candidate {}, candidate fraction {}",
+                                                     describe(serving->primary->package->identity()),
+                                                     describe(candidate->package->identity()), candidate_fraction));
+  impl_->publish(std::move(serving));
+  return candidate->package->identity();
+}
+
+void Pipeline::stop_ab_test() {
+  std::lock_guard<std::mutex> lock(impl_->deploy_mutex);
+  const std::shared_ptr<const Serving> current = impl_->now();
+  if (!current->candidate) return;
+  auto serving = std::make_shared<Serving>();
+  serving->primary = current->primary;
+  impl_->audit_change(*current->primary, "A/B test stopped: candidate " + describe(current->candidate->package->identity()) +
+                                             " withdrawn");
+  impl_->publish(std::move(serving));
+}
+
+ModelIdentity Pipeline::promote_candidate() {
+  std::lock_guard<std::mutex> lock(impl_->deploy_mutex);
+  const std::shared_ptr<const Serving> current = impl_->now();
+  if (!current->candidate) throw Error(ErrorCode::kInvalidArgument, "promote_candidate: no A/B test is running");
+  auto serving = std::make_shared<Serving>();
+  serving->primary = current->candidate;
+  impl_->audit_change(*current->candidate, "A/B test ended: candidate " + describe(current->candidate->package->identity()) +
+                                               " promoted over " + describe(current->primary->package->identity()));
+  impl_->publish(std::move(serving));
+  return current->candidate->package->identity();
+}
+
+Deployment Pipeline::deployment() const {
+  const std::shared_ptr<const Serving> s = impl_->now();
+  Deployment d;
+  d.primary = s->primary->package->identity();
+  if (s->candidate) {
+    d.candidate = s->candidate->package->identity();
+    d.candidate_fraction = s->fraction;
+  }
+  return d;
 }
 
 void Pipeline::record_event(audit::EventType type, const std::string& detail) const {
@@ -261,13 +485,14 @@ void Pipeline::record_event(audit::EventType type, const std::string& detail) co
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
   }
-  audit::Record r = impl_->base_record(type);
+  audit::Record r = impl_->base_record(*impl_->now()->primary, type);
   r.outcome = "ok";
   r.detail = detail;
   emit(impl_->options, r);
 }
 
-const ModelIdentity& Pipeline::model() const noexcept { return impl_->package.identity(); }
+ModelIdentity Pipeline::model() const { return impl_->now()->primary->package->identity(); }
+std::shared_ptr<const ModelPackage> Pipeline::package() const { return impl_->now()->primary->package; }
 
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Pipeline::Pipeline(Pipeline&&) noexcept = default;

@@ -211,6 +211,19 @@ Policy policy_from_json(const medinfer::detail::Json& obj, const std::string& wh
   return p;
 }
 
+std::vector<Policy> policies_from_json(const medinfer::detail::Json& value, const std::string& where,
+                                       std::size_t label_count) {
+  if (!value.is_array()) return std::vector<Policy>(label_count, policy_from_json(value, where));
+  if (value.size() != label_count) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": " + std::to_string(value.size()) + " policies for " +
+                                                 std::to_string(label_count) +
+                                                 " label(s): give one object for all, or one per label");
+  }
+  std::vector<Policy> out;
+  for (std::size_t i = 0; i < value.size(); ++i) out.push_back(policy_from_json(value[i], where + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
 }  // namespace detail
 
 Policy parse_policy(const std::string& json_text) {

@@ -110,8 +110,14 @@ TEST_CASE("a missing package or manifest is kNotFound; a malformed manifest name
       {[](nlohmann::json& m) { m["input"]["shape"] = {1, 64}; }, ErrorCode::kInvalidArgument, "input.shape"},
       {[](nlohmann::json& m) { m["files"]["model.pt"] = "abc"; }, ErrorCode::kInvalidArgument, "SHA-256"},
       {[](nlohmann::json& m) { m["format_version"] = 2; }, ErrorCode::kUnsupported, "format_version 2"},
-      {[](nlohmann::json& m) { m["model"]["format"] = "onnx"; }, ErrorCode::kUnsupported, "model.format"},
       {[](nlohmann::json& m) { m["task"] = "segmentation"; }, ErrorCode::kUnsupported, "task"},
+      {[](nlohmann::json& m) { m["min_sdk_version"] = "99.0.0"; }, ErrorCode::kUnsupported, "needs medinfer 99.0.0"},
+      {[](nlohmann::json& m) { m["min_sdk_version"] = "1.x"; }, ErrorCode::kInvalidArgument, "min_sdk_version"},
+      {[](nlohmann::json& m) { m["labels"] = {"a", "b"}; }, ErrorCode::kInvalidArgument, "binary task has exactly 1 output"},
+      {[](nlohmann::json& m) { m["task"] = "multi-label"; m["labels"] = {"a", "a"}; }, ErrorCode::kInvalidArgument, "labels[1]: 'a' appears twice"},
+      {[](nlohmann::json& m) { m["task"] = "multi-label"; m["labels"] = {"a", "b"}; }, ErrorCode::kInvalidArgument, "1 outputs but 2 labels"},
+      {[](nlohmann::json& m) { m["task"] = "multi-class"; }, ErrorCode::kInvalidArgument, "at least 2 classes"},
+      {[](nlohmann::json& m) { m["labels"] = {""}; }, ErrorCode::kInvalidArgument, "labels[0]: expected a non-empty string"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const auto& [edit, code, expected] = cases[i];
@@ -122,6 +128,18 @@ TEST_CASE("a missing package or manifest is kNotFound; a malformed manifest name
     INFO(expected);
     CHECK(open_code(copy, &msg) == code);
     CHECK_THAT(msg, Catch::Contains(expected));
+  }
+  // A format with no registered backend passes integrity (the package only verifies bytes) and is
+  // refused by Engine::open, naming the format and what is registered.
+  {
+    const fs::path p = dir / "onnx";
+    fs::create_directories(p);
+    const fs::path copy = test::copy_demo_package(p);
+    edit_manifest(copy, [](nlohmann::json& m) { m["model"]["format"] = "onnx"; });
+    const ModelPackage package = ModelPackage::open(copy.string());
+    CHECK(package.model_format() == "onnx");
+    CHECK(error_code_of([&] { Engine::open(package); }, &msg) == ErrorCode::kUnsupported);
+    CHECK_THAT(msg, Catch::Contains("model.format: 'onnx' has no backend") && Catch::Contains("torchscript"));
   }
   test::write_text(pkg / "manifest.json", "{\"name\": ");
   CHECK(open_code(pkg, &msg) == ErrorCode::kInvalidArgument);

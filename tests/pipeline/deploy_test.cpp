@@ -1,0 +1,484 @@
+// The engine's backend seam, multi-label / multi-class heads, hot swap and A/B routing, tested through
+// Pipeline with a small backend registered by the test ("test-linear"): its logits are known exactly,
+// so every probability, tier and routing decision can be checked against an independent value.
+#include <medinfer/calibration.hpp>
+#include <medinfer/error.hpp>
+#include <medinfer/model.hpp>
+#include <medinfer/pipeline.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "../support/test_support.hpp"
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using namespace medinfer;
+using test::error_code_of;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Lets a test hold the "test-linear" backend inside run() (to have a call in flight during a swap).
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  int inside = 0;
+  bool open = true;
+};
+Gate& gate() {
+  static Gate g;
+  return g;
+}
+
+// logit_k = a_k * mean(input image) + b_k. Model bytes: {"a": [...], "b": [...], "hold": bool}.
+class LinearBackend final : public Backend {
+ public:
+  explicit LinearBackend(const std::string& bytes) {
+    const json j = json::parse(bytes);
+    a_ = j.at("a").get<std::vector<double>>();
+    b_ = j.at("b").get<std::vector<double>>();
+    hold_ = j.value("hold", false);
+  }
+  Tensor run(const Tensor& input) const override {
+    if (hold_) {
+      std::unique_lock<std::mutex> lock(gate().mutex);
+      ++gate().inside;
+      gate().cv.notify_all();
+      gate().cv.wait(lock, [] { return gate().open; });
+      --gate().inside;
+    }
+    const std::int64_t n = input.shape[0];
+    const std::size_t per = input.element_count() / static_cast<std::size_t>(n);
+    Tensor out;
+    out.shape = {n, static_cast<std::int64_t>(b_.size())};
+    for (std::int64_t i = 0; i < n; ++i) {
+      double mean = 0.0;
+      for (std::size_t j = 0; j < per; ++j) mean += input.data[static_cast<std::size_t>(i) * per + j];
+      mean /= static_cast<double>(per);
+      for (std::size_t k = 0; k < b_.size(); ++k) out.data.push_back(static_cast<float>(a_[k] * mean + b_[k]));
+    }
+    return out;
+  }
+  std::string description() const override { return "test-linear"; }
+
+ private:
+  std::vector<double> a_, b_;
+  bool hold_ = false;
+};
+
+void register_linear_backend() {
+  register_backend("test-linear", [](const ModelPackage& package, const EngineOptions&) -> std::unique_ptr<Backend> {
+    return std::make_unique<LinearBackend>(package.model_bytes());
+  });
+}
+
+const json kRisk = json::parse(R"({"tiers": [{"name": "low", "min_probability": 0.0},
+                                             {"name": "high", "min_probability": 0.6}],
+                                   "escalation_threshold": 0.7, "min_confidence": 0.5})");
+
+struct PackageSpec {
+  std::string version = "1.0.0";
+  std::string task = "binary";
+  std::vector<std::string> labels = {"lesion"};
+  std::vector<double> a = {0.0}, b = {0.0};
+  bool hold = false;
+  json calibration = json{{"method", "temperature"}, {"temperature", 1.0}};
+  json risk = kRisk;
+};
+
+// A package in `dir` (created) from the demo's preprocessing, with a "test-linear" model.
+fs::path make_package(const fs::path& dir, const PackageSpec& spec) {
+  fs::create_directories(dir);
+  const fs::path pkg = test::copy_demo_package(dir);
+  fs::remove(pkg / "model.pt");
+  fs::remove(pkg / "calibration_report.json");
+  test::write_text(pkg / "model.json", json{{"a", spec.a}, {"b", spec.b}, {"hold", spec.hold}}.dump());
+  json m = json::parse(test::read_text(pkg / "manifest.json"));
+  m["version"] = spec.version;
+  m["task"] = spec.task;
+  m["labels"] = spec.labels;
+  m["output"]["count"] = spec.labels.size();
+  m["model"] = {{"file", "model.json"}, {"format", "test-linear"}};
+  m["calibration"] = spec.calibration;
+  m["risk"] = spec.risk;
+  m["files"] = {{"model.json", test::sha256_file(pkg / "model.json")}};
+  test::write_text(pkg / "manifest.json", m.dump(2));
+  return pkg;
+}
+
+// A 64x64 HU image with a little contrast (not constant), spacing 1 mm (inside the demo's gate).
+Image test_image(float level) {
+  Image image(PixelType::kFloat32, 64, 64);
+  auto* p = static_cast<float*>(image.mutable_data());
+  for (std::size_t i = 0; i < 64 * 64; ++i) p[i] = level + static_cast<float>(i % 7);
+  return image;
+}
+
+double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+}  // namespace
+
+TEST_CASE("a backend registered by the host runs packages of its format through the whole pipeline",
+          "[pipeline][deploy][backend]") {
+  register_linear_backend();
+  const auto formats = backend_formats();
+  CHECK(std::find(formats.begin(), formats.end(), "torchscript") != formats.end());
+  CHECK(std::find(formats.begin(), formats.end(), "test-linear") != formats.end());
+  CHECK(error_code_of([] { register_backend("", [](const ModelPackage&, const EngineOptions&) { return std::unique_ptr<Backend>(); }); }) ==
+        ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([] { register_backend("x", nullptr); }) == ErrorCode::kInvalidArgument);
+
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.a = {0.5};
+  spec.b = {-0.25};
+  const fs::path pkg = make_package(dir / "linear", spec);
+  std::vector<audit::Record> records;
+  std::mutex m;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) {
+    std::lock_guard<std::mutex> lock(m);
+    records.push_back(r);
+  });
+  const Pipeline pipeline = Pipeline::open(pkg.string(), options);
+  REQUIRE(records.size() == 1);
+  CHECK_THAT(records[0].detail, Catch::Contains("on test-linear"));
+
+  // The logit is the backend's: a * mean(preprocessed input) + b, so two images give two logits.
+  const Result dark = pipeline.predict(test_image(-500.0f));
+  const Result bright = pipeline.predict(test_image(300.0f));
+  CHECK(dark.raw_score < bright.raw_score);
+  CHECK(dark.probability == Approx(sigmoid(dark.raw_score)).margin(1e-6));
+  CHECK(dark.label == "lesion");
+  REQUIRE(dark.findings.size() == 1);
+  CHECK(dark.findings[0].probability == dark.probability);
+  CHECK(dark.arm.empty());
+
+  // A backend returning the wrong shape is caught by Engine, for every backend alike.
+  PackageSpec wrong;
+  wrong.b = {0.0, 1.0};  // two logits for one label
+  const fs::path bad = make_package(dir / "wrong", wrong);
+  std::string msg;
+  CHECK(error_code_of([&] { Pipeline::open(bad.string()); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("returned shape [1, 2]") && Catch::Contains("output.count"));
+}
+
+TEST_CASE("half precision is refused on CPU with kUnsupported", "[pipeline][deploy][backend]") {
+  EngineOptions half;
+  half.half_precision = true;
+  const ModelPackage package = ModelPackage::open(test::demo_model_dir().string());
+  std::string msg;
+  CHECK(error_code_of([&] { Engine::open(package, half); }, &msg) == ErrorCode::kUnsupported);
+  CHECK_THAT(msg, Catch::Contains("half_precision"));
+}
+
+TEST_CASE("a multi-label head gives one calibrated finding per label, each under its own policy",
+          "[pipeline][deploy][heads]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.task = "multi-label";
+  spec.labels = {"nodule", "effusion", "fracture"};
+  spec.a = {0.0, 0.0, 0.0};
+  spec.b = {2.0, -1.0, 0.5};
+  spec.calibration = json::array({json{{"method", "temperature"}, {"temperature", 2.0}},
+                                  json{{"method", "platt"}, {"a", -1.5}, {"b", 0.25}},
+                                  json{{"method", "temperature"}, {"temperature", 1.0}}});
+  const std::vector<double> expected = {
+      calibration::Calibrator::temperature(2.0).apply(2.0),
+      calibration::Calibrator::platt(-1.5, 0.25).apply(-1.0),
+      calibration::Calibrator::temperature(1.0).apply(0.5)};
+  CHECK(expected[0] == Approx(sigmoid(1.0)));
+
+  SECTION("one policy for every label: the escalating finding is the primary one") {
+    std::vector<audit::Record> records;
+    PipelineOptions options;
+    options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) { records.push_back(r); });
+    const Pipeline pipeline = Pipeline::open(make_package(dir / "ml", spec).string(), options);
+    CHECK(pipeline.package()->task() == Task::kMultiLabel);
+    CHECK(pipeline.package()->labels() == spec.labels);
+    const Result r = pipeline.predict(test_image(0.0f));
+    REQUIRE(r.findings.size() == 3);
+    for (std::size_t k = 0; k < 3; ++k) {
+      INFO(spec.labels[k]);
+      CHECK(r.findings[k].label == spec.labels[k]);
+      CHECK(r.findings[k].raw_score == Approx(spec.b[k]));
+      CHECK(r.findings[k].probability == Approx(expected[k]).margin(1e-6));
+      CHECK(r.findings[k].tier == (expected[k] >= 0.6 ? "high" : "low"));
+      CHECK(r.findings[k].escalate == (expected[k] >= 0.7));
+    }
+    CHECK(r.label == "nodule");  // 0.731: escalates
+    CHECK(r.probability == r.findings[0].probability);
+    CHECK(r.escalate);
+    // The audit record names every label's score.
+    const audit::Record& rec = records.back();
+    CHECK(rec.label == "nodule");
+    REQUIRE(rec.findings.size() == 3);
+    CHECK(rec.findings[1].label == "effusion");
+    CHECK(rec.findings[1].probability == Approx(expected[1]).margin(1e-6));
+    const audit::Record round_trip = audit::from_json_line(audit::to_json_line(rec));
+    REQUIRE(round_trip.findings.size() == 3);
+    CHECK(round_trip.findings[2].tier == rec.findings[2].tier);
+    CHECK(round_trip.label == "nodule");
+  }
+  SECTION("one policy per label: a lower probability that escalates under its policy comes first") {
+    json strict = kRisk;
+    strict["escalation_threshold"] = 0.95;
+    json sensitive = kRisk;
+    sensitive["escalation_threshold"] = 0.1;
+    spec.risk = json::array({strict, sensitive, strict});
+    const Pipeline pipeline = Pipeline::open(make_package(dir / "ml2", spec).string());
+    const Result r = pipeline.predict(test_image(0.0f));
+    CHECK_FALSE(r.findings[0].escalate);
+    CHECK(r.findings[1].escalate);
+    CHECK(r.label == "effusion");
+    CHECK(r.probability == r.findings[1].probability);
+  }
+  SECTION("no finding escalates: the highest probability is the primary one") {
+    json calm = kRisk;
+    calm["escalation_threshold"] = 0.99;
+    spec.risk = calm;
+    const Result r = Pipeline::open(make_package(dir / "ml3", spec).string()).predict(test_image(0.0f));
+    CHECK(r.label == "nodule");  // 0.731 > 0.622 > 0.269
+    CHECK_FALSE(r.escalate);
+  }
+  SECTION("calibration and risk must match the label count") {
+    std::string msg;
+    PackageSpec one = spec;
+    one.calibration = json{{"method", "temperature"}, {"temperature", 1.0}};
+    CHECK(error_code_of([&] { Pipeline::open(make_package(dir / "c1", one).string()); }, &msg) == ErrorCode::kInvalidArgument);
+    CHECK_THAT(msg, Catch::Contains("calibration") && Catch::Contains("one per label"));
+    PackageSpec two = spec;
+    two.risk = json::array({kRisk, kRisk});
+    CHECK(error_code_of([&] { Pipeline::open(make_package(dir / "r2", two).string()); }, &msg) == ErrorCode::kInvalidArgument);
+    CHECK_THAT(msg, Catch::Contains("risk: 2 policies for 3 label(s)"));
+  }
+}
+
+TEST_CASE("a multi-class head gives softmax(z / T) over its classes", "[pipeline][deploy][heads]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.task = "multi-class";
+  spec.labels = {"normal", "benign", "malignant"};
+  spec.a = {0.0, 0.0, 0.0};
+  spec.b = {1.0, 0.0, 2.0};
+  spec.calibration = json{{"method", "temperature"}, {"temperature", 2.0}};
+  json calm = kRisk;
+  calm["escalation_threshold"] = 0.99;
+  spec.risk = calm;
+  const Result r = Pipeline::open(make_package(dir / "mc", spec).string()).predict(test_image(0.0f));
+  const double e0 = std::exp(0.5), e1 = std::exp(0.0), e2 = std::exp(1.0);
+  const double sum = e0 + e1 + e2;
+  REQUIRE(r.findings.size() == 3);
+  CHECK(r.findings[0].probability == Approx(e0 / sum).margin(1e-9));
+  CHECK(r.findings[1].probability == Approx(e1 / sum).margin(1e-9));
+  CHECK(r.findings[2].probability == Approx(e2 / sum).margin(1e-9));
+  CHECK(r.findings[0].probability + r.findings[1].probability + r.findings[2].probability == Approx(1.0));
+  CHECK(r.label == "malignant");
+
+  std::string msg;
+  spec.calibration = json{{"method", "platt"}, {"a", -1.0}, {"b", 0.0}};
+  CHECK(error_code_of([&] { Pipeline::open(make_package(dir / "mc2", spec).string()); }, &msg) ==
+        ErrorCode::kInvalidArgument);
+  CHECK_THAT(msg, Catch::Contains("calibration") && Catch::Contains("one temperature"));
+}
+
+TEST_CASE("routing buckets are deterministic, uniform, and monotone in the split", "[pipeline][deploy][ab]") {
+  CHECK(routing_bucket("1.2.3") == routing_bucket("1.2.3"));
+  CHECK(routing_bucket("1.2.3") != routing_bucket("1.2.4"));
+  int below = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const double b = routing_bucket("study-" + std::to_string(i));
+    REQUIRE(b >= 0.0);
+    REQUIRE(b < 1.0);
+    below += b < 0.3;
+  }
+  CHECK(below > 2800);  // binomial(10000, 0.3): sd 46
+  CHECK(below < 3200);
+}
+
+TEST_CASE("hot swap: calls in flight finish on the old model, later calls use the new one",
+          "[pipeline][deploy][swap]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec v1;
+  v1.b = {-1.0};
+  v1.hold = true;
+  PackageSpec v2;
+  v2.version = "2.0.0";
+  v2.b = {1.0};
+  const fs::path p1 = make_package(dir / "v1", v1);
+  const fs::path p2 = make_package(dir / "v2", v2);
+  std::vector<audit::Record> records;
+  std::mutex m;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) {
+    std::lock_guard<std::mutex> lock(m);
+    records.push_back(r);
+  });
+  Pipeline pipeline = Pipeline::open(p1.string(), options);
+  // Warm-up at open passed the gate (open by default). Now close it: the next v1 call waits inside run().
+  {
+    std::lock_guard<std::mutex> lock(gate().mutex);
+    gate().open = false;
+  }
+  Result in_flight;
+  std::thread caller([&] { in_flight = pipeline.predict(test_image(0.0f)); });
+  {
+    std::unique_lock<std::mutex> lock(gate().mutex);
+    gate().cv.wait(lock, [] { return gate().inside == 1; });
+  }
+  // The swap completes while v1 still has a call inside its backend.
+  const ModelIdentity now = pipeline.swap_model(p2.string());
+  CHECK(now.version == "2.0.0");
+  CHECK(pipeline.model().version == "2.0.0");
+  const Result after = pipeline.predict(test_image(0.0f));
+  CHECK(after.model.version == "2.0.0");
+  CHECK(after.raw_score == Approx(1.0));
+  {
+    std::lock_guard<std::mutex> lock(gate().mutex);
+    gate().open = true;
+  }
+  gate().cv.notify_all();
+  caller.join();
+  CHECK(in_flight.model.version == "1.0.0");
+  CHECK(in_flight.raw_score == Approx(-1.0));
+
+  bool swapped_recorded = false;
+  for (const auto& r : records) {
+    if (r.event == audit::EventType::kConfigurationChange) {
+      swapped_recorded = true;
+      CHECK_THAT(r.detail, Catch::Contains("model swapped") && Catch::Contains("1.0.0") && Catch::Contains("2.0.0"));
+    }
+  }
+  CHECK(swapped_recorded);
+
+  // A package that fails to open leaves the serving model in place.
+  std::string msg;
+  CHECK(error_code_of([&] { pipeline.swap_model((dir / "missing").string()); }, &msg) == ErrorCode::kNotFound);
+  CHECK(pipeline.model().version == "2.0.0");
+  CHECK(pipeline.predict(test_image(0.0f)).model.version == "2.0.0");
+}
+
+TEST_CASE("a swap under load loses no request and never mixes models up", "[pipeline][deploy][swap]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec v1;
+  v1.b = {-1.0};
+  PackageSpec v2;
+  v2.version = "2.0.0";
+  v2.b = {1.0};
+  const fs::path p1 = make_package(dir / "v1", v1);
+  const fs::path p2 = make_package(dir / "v2", v2);
+  for (int batching : {0, 4}) {
+    INFO("max_batch_size " << batching);
+    PipelineOptions options;
+    options.batching.max_batch_size = batching;
+    options.batching.max_delay_us = 200;
+    Pipeline pipeline = Pipeline::open(p1.string(), options);
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, wrong{0}, failed{0}, on_v2{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        const Image image = test_image(0.0f);
+        while (!stop) {
+          try {
+            const Result r = pipeline.predict(image);
+            const bool v2_result = r.model.version == "2.0.0";
+            const double want = v2_result ? 1.0 : -1.0;
+            (std::abs(r.raw_score - want) < 1e-6 && std::abs(r.probability - sigmoid(want)) < 1e-6 ? ok : wrong)++;
+            on_v2 += v2_result;
+          } catch (...) {
+            failed++;
+          }
+        }
+      });
+    }
+    for (int i = 0; i < 10; ++i) {
+      pipeline.swap_model((i % 2 == 0 ? p2 : p1).string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    stop = true;
+    for (auto& t : threads) t.join();
+    CHECK(failed == 0);
+    CHECK(wrong == 0);
+    CHECK(ok > 0);
+    CHECK(on_v2 > 0);
+    CHECK(pipeline.model().version == "1.0.0");
+  }
+}
+
+TEST_CASE("A/B routing sends a deterministic share of studies to the candidate", "[pipeline][deploy][ab]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec v1;
+  v1.b = {-1.0};
+  PackageSpec v2;
+  v2.version = "1.1.0";
+  v2.b = {1.0};
+  const fs::path p1 = make_package(dir / "v1", v1);
+  const fs::path p2 = make_package(dir / "v2", v2);
+  std::vector<audit::Record> records;
+  PipelineOptions options;
+  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) { records.push_back(r); });
+  Pipeline pipeline = Pipeline::open(p1.string(), options);
+  std::string msg;
+  CHECK(error_code_of([&] { pipeline.start_ab_test(p2.string(), 1.5); }, &msg) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { pipeline.promote_candidate(); }) == ErrorCode::kInvalidArgument);
+
+  CHECK(pipeline.start_ab_test(p2.string(), 0.3).version == "1.1.0");
+  const Deployment d = pipeline.deployment();
+  CHECK(d.primary.version == "1.0.0");
+  CHECK(d.candidate.version == "1.1.0");
+  CHECK(d.candidate_fraction == 0.3);
+
+  const Image image = test_image(0.0f);
+  int to_candidate = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "1.2.826.0.1." + std::to_string(i);
+    const Result r = pipeline.predict(image, key);
+    const bool candidate = routing_bucket(key) < 0.3;
+    INFO(key);
+    CHECK(r.arm == (candidate ? "candidate" : "primary"));
+    CHECK(r.model.version == (candidate ? "1.1.0" : "1.0.0"));
+    CHECK(r.raw_score == Approx(candidate ? 1.0 : -1.0));
+    CHECK(records.back().arm == r.arm);
+    CHECK(records.back().model.version == r.model.version);
+    to_candidate += candidate;
+    CHECK(pipeline.predict(image, key).arm == r.arm);  // the same study, the same arm
+  }
+  CHECK(to_candidate > 60);
+  CHECK(to_candidate < 120);
+
+  // Files are routed by their Study Instance UID.
+  for (const std::string study : {"1.2.3.4.5", "1.2.3.4.6", "1.2.3.4.7", "1.2.3.4.8"}) {
+    test::DicomSpec s;
+    s.rows = s.columns = 64;
+    s.pixel_spacing = "1\\1";
+    s.study_uid = study;
+    const fs::path file = dir / (study + ".dcm");
+    test::write_dicom(file, s);
+    const Result r = pipeline.predict(file.string());
+    CHECK(r.arm == (routing_bucket(study) < 0.3 ? "candidate" : "primary"));
+  }
+
+  CHECK(pipeline.promote_candidate().version == "1.1.0");
+  CHECK(pipeline.deployment().candidate.version.empty());
+  const Result after = pipeline.predict(image, "any");
+  CHECK(after.model.version == "1.1.0");
+  CHECK(after.arm.empty());
+
+  pipeline.start_ab_test(p1.string(), 1.0);
+  CHECK(pipeline.predict(image, "x").model.version == "1.0.0");
+  pipeline.stop_ab_test();
+  CHECK(pipeline.predict(image, "x").model.version == "1.1.0");
+  pipeline.stop_ab_test();  // no test: no-op
+}
