@@ -266,6 +266,32 @@ PYBIND11_MODULE(medinfer, m) {
         return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
       });
 
+  py::class_<medinfer::Finding>(m, "Finding", "One label's finding (Result.findings).")
+      .def_readonly("label", &medinfer::Finding::label)
+      .def_readonly("probability", &medinfer::Finding::probability)
+      .def_readonly("raw_score", &medinfer::Finding::raw_score)
+      .def_readonly("confidence", &medinfer::Finding::confidence)
+      .def_readonly("tier", &medinfer::Finding::tier)
+      .def_readonly("escalate", &medinfer::Finding::escalate)
+      .def_readonly("indeterminate", &medinfer::Finding::indeterminate)
+      .def_readonly("reason", &medinfer::Finding::reason)
+      .def_readonly("rule", &medinfer::Finding::rule)
+      .def_readonly("operating_point_positive", &medinfer::Finding::operating_point_positive)
+      .def_readonly("prediction_set", &medinfer::Finding::prediction_set)
+      .def("__repr__", [](const medinfer::Finding& f) {
+        return "Finding(label='" + f.label + "', probability=" + std::to_string(f.probability) + ", tier='" +
+               f.tier + "', escalate=" + (f.escalate ? "True" : "False") + ")";
+      });
+
+  py::class_<medinfer::Deployment>(m, "Deployment", "Which models a Pipeline serves (Pipeline.deployment()).")
+      .def_readonly("primary", &medinfer::Deployment::primary)
+      .def_readonly("candidate", &medinfer::Deployment::candidate)
+      .def_readonly("candidate_fraction", &medinfer::Deployment::candidate_fraction);
+
+  m.def("routing_bucket", &medinfer::routing_bucket, py::arg("key"),
+        "The A/B bucket of a routing key in [0, 1): keys below the candidate fraction go to the candidate.");
+  m.def("backend_formats", &medinfer::backend_formats, "The model formats this process can run.");
+
   py::class_<medinfer::Result>(m, "Result")
       .def_readonly("probability", &medinfer::Result::probability)
       .def_readonly("raw_score", &medinfer::Result::raw_score)
@@ -278,7 +304,10 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("operating_point", &medinfer::Result::operating_point)
       .def_readonly("operating_point_positive", &medinfer::Result::operating_point_positive)
       .def_readonly("prediction_set", &medinfer::Result::prediction_set)
+      .def_readonly("label", &medinfer::Result::label)
+      .def_readonly("findings", &medinfer::Result::findings)
       .def_readonly("model", &medinfer::Result::model)
+      .def_readonly("arm", &medinfer::Result::arm)
       .def_readonly("input_sha256", &medinfer::Result::input_sha256)
       .def_readonly("latency_ms", &medinfer::Result::latency_ms)
       .def("__repr__", [](const medinfer::Result& r) {
@@ -320,7 +349,7 @@ PYBIND11_MODULE(medinfer, m) {
       .def(
           "predict_array",
           [](const medinfer::Pipeline& p, py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
-             std::pair<double, double> spacing) {
+             std::pair<double, double> spacing, const std::string& routing_key) {
             if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
               throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
                                     "predict_array: expected (rows, columns) or (rows, columns, 3), got " +
@@ -331,11 +360,25 @@ PYBIND11_MODULE(medinfer, m) {
                 static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
             image.set_spacing({spacing.first, spacing.second});
             py::gil_scoped_release release;
-            return p.predict(image);
+            return p.predict(image, routing_key);
           },
-          py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
+          py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0), py::arg("routing_key") = "",
           "Predicts on an image already in memory: a 2-D array in modality units (HU for CT) or an RGB array, "
           "with pixel spacing (x, y) in mm. No file header: from_file windows use the step's own window, and the "
           "quality gate sees no modality. Thread-safe; releases the GIL.")
-      .def_property_readonly("model", &medinfer::Pipeline::model);
+      .def_property_readonly("model", &medinfer::Pipeline::model)
+      .def_property_readonly(
+          "labels", [](const medinfer::Pipeline& p) { return p.package()->labels(); }, "The primary model's labels.")
+      .def_property_readonly(
+          "task", [](const medinfer::Pipeline& p) { return std::string(medinfer::to_string(p.package()->task())); },
+          "'binary', 'multi-label' or 'multi-class'.")
+      .def("swap_model", &medinfer::Pipeline::swap_model, py::arg("model_dir"), py::call_guard<py::gil_scoped_release>(),
+           "Opens model_dir while the current model serves, then switches atomically; calls in flight finish on "
+           "the old model. Returns the new ModelIdentity. On error the current model stays.")
+      .def("start_ab_test", &medinfer::Pipeline::start_ab_test, py::arg("candidate_dir"), py::arg("candidate_fraction"),
+           py::call_guard<py::gil_scoped_release>(),
+           "Routes candidate_fraction of studies (by Study Instance UID, see routing_bucket) to candidate_dir.")
+      .def("stop_ab_test", &medinfer::Pipeline::stop_ab_test, py::call_guard<py::gil_scoped_release>())
+      .def("promote_candidate", &medinfer::Pipeline::promote_candidate, py::call_guard<py::gil_scoped_release>())
+      .def("deployment", &medinfer::Pipeline::deployment);
 }

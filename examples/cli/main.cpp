@@ -33,8 +33,10 @@ commands:
       Runs the model package in DIR on each DICOM FILE and prints one JSON line per input:
         {"input", "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
          "reason" (when indeterminate), "rule", "operating_point": {"name", "positive"} (when the
-         policy has one), "prediction_set" (with a conformal rule), "model": {"name", "version",
-         "sha256"}, "input_sha256", "latency_ms"}
+         policy has one), "prediction_set" (with a conformal rule), "label", "findings": [{"label",
+         "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate", "rule",
+         "reason" (when indeterminate)}, one per label], "model": {"name", "version", "sha256"},
+         "input_sha256", "latency_ms"}; the top-level score is the primary finding's.
       or, for an input that failed, {"input", "error": {"code", "message"}}.
       --audit-log FILE   append one JSON Lines audit record per prediction to FILE
       --audit-key KEYFILE  make FILE a tamper-evident HMAC-SHA256 chain under the keys in KEYFILE
@@ -112,7 +114,18 @@ Json result_json(const std::string& input, const medinfer::Result& r) {
     j["operating_point"] = {{"name", r.operating_point}, {"positive", r.operating_point_positive}};
   }
   if (!r.prediction_set.empty() || r.rule == "conformal_set") j["prediction_set"] = r.prediction_set;
+  j["label"] = r.label;
+  Json findings = Json::array();
+  for (const medinfer::Finding& f : r.findings) {
+    Json one = {{"label", f.label},           {"probability", f.probability}, {"raw_score", f.raw_score},
+                {"confidence", f.confidence}, {"tier", f.tier},               {"escalate", f.escalate},
+                {"indeterminate", f.indeterminate}, {"rule", f.rule}};
+    if (f.indeterminate) one["reason"] = f.reason;
+    findings.push_back(std::move(one));
+  }
+  j["findings"] = std::move(findings);
   j["model"] = {{"name", r.model.name}, {"version", r.model.version}, {"sha256", r.model.sha256}};
+  if (!r.arm.empty()) j["arm"] = r.arm;
   j["input_sha256"] = r.input_sha256;
   j["latency_ms"] = r.latency_ms;
   return j;
