@@ -10,6 +10,9 @@
 #include <vector>
 
 namespace medinfer {
+namespace detail {
+struct ImageAccess;  // the library's own constructor for pixels it writes whole (not public API)
+}  // namespace detail
 
 enum class PixelType { kUInt8, kInt8, kUInt16, kInt16, kUInt32, kInt32, kFloat32, kFloat64 };
 
@@ -57,9 +60,14 @@ class MEDINFER_API Image {
   void set_direction(const std::array<double, 9>& direction);
 
  private:
+  friend struct detail::ImageAccess;
+  struct Uninitialized {};
+  Image(PixelType type, std::size_t width, std::size_t height, std::size_t channels, Uninitialized);
+
   PixelType type_ = PixelType::kUInt8;
   std::size_t width_ = 0, height_ = 0, channels_ = 0;
-  std::shared_ptr<std::vector<std::uint8_t>> pixels_;
+  std::shared_ptr<std::uint8_t> pixels_;  // shared by copies until one writes
+  std::size_t bytes_ = 0;
   std::array<double, 2> spacing_{1.0, 1.0};
   std::array<double, 3> origin_{0.0, 0.0, 0.0};
   std::array<double, 9> direction_{1, 0, 0, 0, 1, 0, 0, 0, 1};

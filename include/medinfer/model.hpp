@@ -119,9 +119,11 @@ struct EngineOptions {
   /// "cpu" or "cuda:N" ("cuda" = "cuda:0"). CUDA fails with kUnsupported in a build whose LibTorch has
   /// no CUDA, or when device N does not exist.
   std::string device = "cpu";
-  /// LibTorch intra-op threads; 0 leaves LibTorch's setting alone. Note LibTorch's setting is
-  /// process-wide.
-  int intra_op_threads = 0;
+  /// LibTorch intra-op threads (process-wide in LibTorch: the last engine opened sets it); 0 leaves
+  /// LibTorch's setting alone. 1 by default: with requests arriving from several host threads (or a
+  /// decode running beside inference), more threads per forward oversubscribe the cores; measured in
+  /// docs/benchmarks.md. Raise it for one large model serving one caller at a time.
+  int intra_op_threads = 1;
   /// Run the model in float16 on a CUDA device (inputs and outputs stay float32 at the API).
   /// kUnsupported on "cpu": float16 brings nothing on CPU.
   bool half_precision = false;

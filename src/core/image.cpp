@@ -1,6 +1,9 @@
 #include <medinfer/error.hpp>
 #include <medinfer/image.hpp>
 
+#include "core/block_cache.hpp"
+#include "core/image_access.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -36,9 +39,31 @@ const char* to_string(PixelType type) noexcept {
   return "unknown";
 }
 
+namespace {
+
+// Pixel memory from the per-thread block cache (core/block_cache.hpp): a predict's image buffer is
+// the previous one's, already mapped, instead of a fresh malloc that may page-fault.
+std::shared_ptr<std::uint8_t> allocate_pixels(std::size_t bytes) {
+  std::size_t capacity = 0;
+  auto* p = static_cast<std::uint8_t*>(detail::acquire_block(bytes, &capacity));
+  try {
+    return std::shared_ptr<std::uint8_t>(p, [capacity](std::uint8_t* q) { detail::release_block(q, capacity); });
+  } catch (...) {
+    detail::release_block(p, capacity);
+    throw;
+  }
+}
+
+}  // namespace
+
 Image::Image() = default;
 
 Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t channels)
+    : Image(type, width, height, channels, Uninitialized{}) {
+  std::memset(pixels_.get(), 0, bytes_);
+}
+
+Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t channels, Uninitialized)
     : type_(type), width_(width), height_(height), channels_(channels) {
   if (width == 0 || height == 0 || channels == 0) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -49,25 +74,34 @@ Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t 
   if (width > limit / height || width * height > limit / channels) {
     throw Error(ErrorCode::kResourceLimit, "Image: dimensions overflow the address space");
   }
-  pixels_ = std::make_shared<std::vector<std::uint8_t>>(width * height * channels * bytes_per_sample(type));
+  bytes_ = width * height * channels * bytes_per_sample(type);
+  pixels_ = allocate_pixels(bytes_);
+}
+
+Image detail::ImageAccess::uninitialized(PixelType type, std::size_t width, std::size_t height, std::size_t channels) {
+  return Image(type, width, height, channels, Image::Uninitialized{});
 }
 
 Image Image::from_buffer(const void* data, PixelType type, std::size_t width, std::size_t height,
                          std::size_t channels) {
   if (data == nullptr) throw Error(ErrorCode::kInvalidArgument, "Image::from_buffer: data is null");
-  Image image(type, width, height, channels);
-  std::memcpy(image.pixels_->data(), data, image.size_bytes());
+  Image image(type, width, height, channels, Uninitialized{});
+  std::memcpy(image.pixels_.get(), data, image.size_bytes());
   return image;
 }
 
-std::size_t Image::size_bytes() const noexcept { return pixels_ ? pixels_->size() : 0; }
+std::size_t Image::size_bytes() const noexcept { return pixels_ ? bytes_ : 0; }
 
-const void* Image::data() const noexcept { return pixels_ ? pixels_->data() : nullptr; }
+const void* Image::data() const noexcept { return pixels_.get(); }
 
 void* Image::mutable_data() {
   if (!pixels_) return nullptr;
-  if (pixels_.use_count() > 1) pixels_ = std::make_shared<std::vector<std::uint8_t>>(*pixels_);
-  return pixels_->data();
+  if (pixels_.use_count() > 1) {
+    std::shared_ptr<std::uint8_t> own = allocate_pixels(bytes_);
+    std::memcpy(own.get(), pixels_.get(), bytes_);
+    pixels_ = std::move(own);
+  }
+  return pixels_.get();
 }
 
 void Image::set_spacing(const std::array<double, 2>& spacing) {

@@ -162,7 +162,7 @@ double Lut::lookup(double stored) const {
 
 void DicomFile::read_bytes(const std::string& path, std::size_t limit, std::uint64_t file_size) {
   owned_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(limit, file_size));
-  owned_.resize(owned_size_ == 0 ? 1 : owned_size_);
+  owned_ = medinfer::detail::Block(owned_size_ == 0 ? 1 : owned_size_);
   medinfer::detail::read_exactly(path, owned_.data(), owned_size_);
 }
 
@@ -207,7 +207,7 @@ std::unique_ptr<DicomFile> DicomFile::open_memory(const void* data, std::size_t 
   std::unique_ptr<DicomFile> file(new DicomFile());
   file->source_ = name;
   // The caller's bytes are not retained: keep a copy (a Pixel Data reference would dangle).
-  file->owned_.resize(size == 0 ? 1 : size);
+  file->owned_ = medinfer::detail::Block(size == 0 ? 1 : size);
   if (size != 0) std::memcpy(file->owned_.data(), data, size);
   file->owned_size_ = size;
   file->parse(file->owned_.data(), file->owned_size_, options);

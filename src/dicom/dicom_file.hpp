@@ -2,6 +2,8 @@
 // decoded on demand (one frame without decoding the others).
 #pragma once
 
+#include "core/block_cache.hpp"
+
 #include <medinfer/dicom.hpp>
 
 #include "dicom/dicom_parse.hpp"
@@ -93,7 +95,7 @@ class DicomFile {
 
   std::string source_;
   ReadOptions options_;
-  std::vector<std::uint8_t> owned_;  // the input's bytes
+  medinfer::detail::Block owned_;  // the input's bytes (from the per-thread block cache)
   std::size_t owned_size_ = 0;
   std::vector<std::uint8_t> inflated_;  // the inflated dataset (deflated syntax)
   Layout layout_;

@@ -5,6 +5,8 @@
 #include "core/log_internal.hpp"
 #include "core/module_versions.hpp"
 #include "core/sha256.hpp"
+#include "core/block_cache.hpp"
+#include "core/image_access.hpp"
 #include "dicom/dicom_file.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -82,7 +84,7 @@ void set_geometry(Image& image, const ImageHeader& h) {
   }
 }
 
-Image grayscale(DicomFile& file, std::uint32_t frame, const std::vector<std::uint8_t>& cells, const ReadOptions& o) {
+Image grayscale(DicomFile& file, std::uint32_t frame, const medinfer::detail::Block& cells, const ReadOptions& o) {
   const PixelFormat& f = file.format();
   const PixelType t = f.stored_type();
   const std::size_t n = f.frame_samples();
@@ -100,7 +102,7 @@ Image grayscale(DicomFile& file, std::uint32_t frame, const std::vector<std::uin
     }
     return image;
   }
-  Image image(PixelType::kFloat32, f.columns, f.rows, 1);
+  Image image = medinfer::detail::ImageAccess::uninitialized(PixelType::kFloat32, f.columns, f.rows, 1);
   const auto& lut = file.modality_lut();
   const auto [slope, intercept] = file.frame_rescale(frame);
   detail::stored_to_modality(f, cells.data(), static_cast<float*>(image.mutable_data()), slope, intercept,
@@ -108,7 +110,7 @@ Image grayscale(DicomFile& file, std::uint32_t frame, const std::vector<std::uin
   return image;
 }
 
-Image palette_rgb(DicomFile& file, const std::vector<std::uint8_t>& cells) {
+Image palette_rgb(DicomFile& file, const medinfer::detail::Block& cells) {
   const PixelFormat& f = file.format();
   const auto luts = file.palette();
   const bool wide = std::any_of(luts.begin(), luts.end(), [](const detail::Lut& l) { return l.bits > 8; });
@@ -130,7 +132,7 @@ Image palette_rgb(DicomFile& file, const std::vector<std::uint8_t>& cells) {
 }
 
 // YCbCr (full range, PS3.3 C.7.6.3.1.2) to RGB.
-Image ybr_to_rgb(const PixelFormat& f, const std::vector<std::uint8_t>& cells) {
+Image ybr_to_rgb(const PixelFormat& f, const medinfer::detail::Block& cells) {
   const PixelType t = f.stored_type();
   Image image(t, f.columns, f.rows, 3);
   const std::size_t n = std::size_t{f.rows} * f.columns;
@@ -159,7 +161,9 @@ Instance make_instance(DicomFile& file, const ReadOptions& o) {
   }
   file.require_pixels(1);
   const PixelFormat& f = file.format();
-  std::vector<std::uint8_t> cells(f.frame_out_bytes());
+  // Zeroed: a decoder that writes less than a whole frame leaves zeros, never an earlier image's pixels.
+  medinfer::detail::Block cells(f.frame_out_bytes());
+  std::memset(cells.data(), 0, cells.size());
   file.decode_frame(o.frame, cells.data());
 
   Instance out;

@@ -52,6 +52,10 @@ class TorchScriptBackend final : public Backend {
       : module_(std::move(module)), device_(device), half_(half), name_(std::move(name)) {}
 
   Tensor run(const Tensor& input) const override {
+    // oneDNN's kernels (optimize_for_inference) open OpenMP regions sized by the calling thread's own
+    // OpenMP setting, which a host thread never had set: align it with LibTorch's intra-op count once
+    // per thread, or each run on a new host thread spreads tiny convolutions over every core.
+    at::internal::lazy_init_num_threads();
     c10::InferenceMode guard;
     // A view of the caller's buffer: forward() does not write to its inputs.
     const torch::Tensor view =

@@ -3,6 +3,7 @@
 #include <medinfer/error.hpp>
 #include <medinfer/preprocess.hpp>
 
+#include "core/block_cache.hpp"
 #include "core/module_versions.hpp"
 #include "core/parallel.hpp"
 #include "preprocess/window.hpp"
@@ -44,10 +45,54 @@ int cv_depth(PixelType t) {
   return -1;
 }
 
+// OpenCV's Mat storage from the per-thread block cache (core/block_cache.hpp) instead of fastMalloc:
+// the full-size float copy of every input is the previous input's memory, already mapped. Set on the
+// Mats preprocessing creates, never as OpenCV's process-wide default.
+class BlockAllocator final : public cv::MatAllocator {
+ public:
+  cv::UMatData* allocate(int dims, const int* sizes, int type, void* data0, size_t* step, cv::AccessFlag,
+                         cv::UMatUsageFlags) const override {
+    size_t total = CV_ELEM_SIZE(type);
+    for (int i = dims - 1; i >= 0; i--) {
+      if (step) {
+        if (data0 && step[i] != cv::Mat::AUTO_STEP) {
+          CV_Assert(total <= step[i]);
+          total = step[i];
+        } else {
+          step[i] = total;
+        }
+      }
+      total *= static_cast<size_t>(sizes[i]);
+    }
+    std::size_t capacity = 0;
+    auto* data = data0 ? static_cast<uchar*>(data0) : static_cast<uchar*>(medinfer::detail::acquire_block(total, &capacity));
+    auto* u = new cv::UMatData(this);
+    u->data = u->origdata = data;
+    u->size = total;
+    u->userdata = reinterpret_cast<void*>(static_cast<std::uintptr_t>(capacity));
+    if (data0) u->flags |= cv::UMatData::USER_ALLOCATED;
+    return u;
+  }
+  bool allocate(cv::UMatData* u, cv::AccessFlag, cv::UMatUsageFlags) const override { return u != nullptr; }
+  void deallocate(cv::UMatData* u) const override {
+    if (!u) return;
+    if (!(u->flags & cv::UMatData::USER_ALLOCATED)) {
+      medinfer::detail::release_block(u->origdata, static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(u->userdata)));
+    }
+    delete u;
+  }
+};
+
+cv::MatAllocator* block_allocator() {
+  static BlockAllocator allocator;
+  return &allocator;
+}
+
 cv::Mat to_float(const Image& image) {
   const int rows = static_cast<int>(image.height()), cols = static_cast<int>(image.width());
   const int channels = static_cast<int>(image.channels());
   cv::Mat out;
+  out.allocator = block_allocator();
   if (image.pixel_type() == PixelType::kUInt32) {
     out.create(rows, cols, CV_32FC(channels));
     const auto* src = static_cast<const std::uint32_t*>(image.data());

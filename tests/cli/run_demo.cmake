@@ -7,7 +7,7 @@ execute_process(COMMAND ${CLI} predict --model ${MODEL} ${dicoms} ${STUDY}/missi
 if(NOT rc EQUAL 1)
   message(FATAL_ERROR "expected exit status 1, got ${rc}\n${out}\n${err}")
 endif()
-string(REGEX MATCHALL "\"probability\":" results "${out}")
+string(REGEX MATCHALL "\"input_sha256\":" results "${out}")
 string(REGEX MATCHALL "\"error\":" errors "${out}")
 list(LENGTH results nr)
 list(LENGTH errors ne)
