@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <array>
@@ -96,9 +97,12 @@ void BM_PreprocessBatch8(benchmark::State& s) {
 void BM_Concurrent8(benchmark::State& s) {
   constexpr int kThreads = 8, kEach = 40;
   medinfer::PipelineOptions options;
+  options.engine.intra_op_threads = static_cast<int>(s.range(1));
   if (s.range(0) == 1) {
-    options.batching.max_batch_size = 8;
-    options.batching.max_delay_us = 2000;
+    options.batching.max_batch_size = 4;  // measured best for the demo model on 2 cores (docs/benchmarks.md)
+    options.batching.max_delay_us = 500;
+    if (const char* e = std::getenv("BENCH_MAX_BATCH")) options.batching.max_batch_size = std::atoi(e);
+    if (const char* e = std::getenv("BENCH_MAX_DELAY")) options.batching.max_delay_us = std::atoi(e);
   }
   const medinfer::Pipeline pipeline = medinfer::Pipeline::open(g_model, options);
   for (const auto& f : g_files) pipeline.predict(f);  // warm
@@ -195,7 +199,7 @@ BENCHMARK(BM_PreprocessDemoSpec);
 BENCHMARK(BM_BareTorchForward);
 BENCHMARK(BM_EngineRun);
 BENCHMARK(BM_EndToEnd_FileToResult);
-BENCHMARK(BM_Concurrent8)->ArgName("batcher")->Arg(0)->Arg(1)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Concurrent8)->ArgNames({"batcher", "intra_op"})->Args({0, 1})->Args({1, 1})->Args({1, 2})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictWithAudit)->ArgName("sink")->Arg(kNone)->Arg(kPlainFile)->Arg(kChainStrict)->Arg(kChainBuffered);
 // Last: after it, single-threaded predicts in this process ran ~3x slower (worker threads that
 // OpenCV's TBB and LibTorch's OpenMP leave behind compete for the 2 cores): an open problem, see
@@ -212,20 +216,26 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (r.run_type == Run::RT_Iteration) ns_[r.benchmark_name()] = r.GetAdjustedRealTime();
       if (r.benchmark_name().rfind("BM_Concurrent8", 0) == 0) {
         const bool batched = r.benchmark_name().find("batcher:1") != std::string::npos;
-        concurrent_[batched] = {r.counters.at("images_per_s"), r.counters.at("p50_ms"), r.counters.at("p95_ms"),
-                                r.counters.at("p99_ms")};
+        const int threads = r.benchmark_name().find("intra_op:2") != std::string::npos ? 2 : 1;
+        concurrent_[{batched, threads}] = {r.counters.at("images_per_s"), r.counters.at("p50_ms"),
+                                           r.counters.at("p95_ms"), r.counters.at("p99_ms")};
       }
     }
   }
-  std::map<bool, std::array<double, 4>> concurrent_;
+  std::map<std::pair<bool, int>, std::array<double, 4>> concurrent_;
   void print_ratios() const {
-    for (const auto& [batched, c] : concurrent_) {
-      std::cout << "8 client threads, " << (batched ? "with" : "without") << " the dynamic batcher: " << c[0]
-                << " images/s, P50 " << c[1] << " ms, P95 " << c[2] << " ms, P99 " << c[3] << " ms\n";
+    for (const auto& [key, c] : concurrent_) {
+      std::cout << "8 client threads, " << (key.first ? "with" : "without") << " the dynamic batcher, intra-op threads "
+                << key.second << ": " << c[0] << " images/s, P50 " << c[1] << " ms, P95 " << c[2] << " ms, P99 "
+                << c[3] << " ms\n";
     }
-    if (concurrent_.size() == 2) {
-      std::cout << "ratio batcher / no batcher (throughput, 8 threads): " << concurrent_.at(true)[0] / concurrent_.at(false)[0]
-                << "x\n";
+    const auto base = concurrent_.find({false, 1});
+    for (int threads : {1, 2}) {
+      const auto batched = concurrent_.find({true, threads});
+      if (base != concurrent_.end() && batched != concurrent_.end()) {
+        std::cout << "ratio batcher (intra-op " << threads << ") / no batcher (throughput, 8 threads): "
+                  << batched->second[0] / base->second[0] << "x\n";
+      }
     }
     auto get = [&](const char* n) { auto it = ns_.find(n); return it == ns_.end() ? 0.0 : it->second; };
     const double bare = get("BM_BareTorchForward"), engine = get("BM_EngineRun"), e2e = get("BM_EndToEnd_FileToResult");

@@ -2,40 +2,38 @@
 
 #include <sys/mman.h>
 
+#include <mutex>
 #include <new>
 
 namespace medinfer::detail {
 namespace {
 
-constexpr std::size_t kGranule = 64u << 10;         // mapped sizes are multiples of this
-constexpr std::size_t kMaxCachedBlocks = 8;         // per thread
-constexpr std::size_t kMaxCachedBytes = 48u << 20;  // per thread
-constexpr std::size_t kHugeAdvice = 2u << 20;       // blocks this large are advised onto huge pages
+constexpr std::size_t kGranule = 64u << 10;          // mapped sizes are multiples of this
+constexpr std::size_t kMaxCachedBlocks = 32;         // enough for 8 threads' 4 per-image buffers
+constexpr std::size_t kMaxCachedBytes = 96u << 20;   // what the library may keep mapped while idle
+constexpr std::size_t kMaxBlockCached = 32u << 20;   // larger blocks are unmapped when released
+constexpr std::size_t kHugeAdvice = 2u << 20;        // blocks this large are advised onto huge pages
 
+// One process-wide cache under a mutex: a handful of lock operations per image, and blocks survive the
+// short-lived worker threads of apply_batch / read_series (a per-thread cache would start cold in
+// each and map fresh pages every time).
 struct Cache {
+  std::mutex mutex;
   void* blocks[kMaxCachedBlocks] = {};
   std::size_t sizes[kMaxCachedBlocks] = {};
   std::size_t count = 0, bytes = 0;
-};
 
-// A trivially destructible pointer stays usable during thread exit; the holder's destructor unmaps
-// the cache's blocks and clears it, after which releases unmap directly.
-thread_local Cache* tl_cache = nullptr;
-thread_local bool tl_exited = false;
-struct Holder {
-  Cache cache;
-  Holder() { tl_cache = &cache; }
-  ~Holder() {
-    tl_cache = nullptr;
-    tl_exited = true;
-    for (std::size_t i = 0; i < cache.count; ++i) ::munmap(cache.blocks[i], cache.sizes[i]);
+  void remove(std::size_t i) {
+    bytes -= sizes[i];
+    blocks[i] = blocks[count - 1];
+    sizes[i] = sizes[count - 1];
+    --count;
   }
 };
 
-Cache* cache() {
-  if (tl_exited) return nullptr;
-  static thread_local Holder holder;  // constructed on first use in each thread
-  return tl_cache;
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: blocks may be released during static destruction
+  return *c;
 }
 
 }  // namespace
@@ -46,19 +44,18 @@ void* acquire_block(std::size_t bytes, std::size_t* capacity) {
     return ::operator new(bytes == 0 ? 1 : bytes);
   }
   const std::size_t want = (bytes + kGranule - 1) / kGranule * kGranule;
-  if (Cache* c = cache()) {
-    // Best fit among blocks not more than twice the size (a large block is not spent on a small need).
-    std::size_t best = c->count;
-    for (std::size_t i = 0; i < c->count; ++i) {
-      if (c->sizes[i] >= want && c->sizes[i] <= 2 * want && (best == c->count || c->sizes[i] < c->sizes[best])) best = i;
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    // Best fit among blocks at most twice the size (a large block is not spent on a small need).
+    std::size_t best = c.count;
+    for (std::size_t i = 0; i < c.count; ++i) {
+      if (c.sizes[i] >= want && c.sizes[i] <= 2 * want && (best == c.count || c.sizes[i] < c.sizes[best])) best = i;
     }
-    if (best != c->count) {
-      void* p = c->blocks[best];
-      *capacity = c->sizes[best];
-      c->bytes -= c->sizes[best];
-      c->blocks[best] = c->blocks[c->count - 1];
-      c->sizes[best] = c->sizes[c->count - 1];
-      --c->count;
+    if (best != c.count) {
+      void* p = c.blocks[best];
+      *capacity = c.sizes[best];
+      c.remove(best);
       return p;
     }
   }
@@ -75,26 +72,26 @@ void release_block(void* p, std::size_t capacity) noexcept {
     ::operator delete(p);
     return;
   }
-  Cache* c = capacity <= kMaxCachedBytes ? cache() : nullptr;
-  if (c && capacity <= kMaxCachedBytes) {
-    // Make room: drop the largest cached blocks until this one fits the limits.
-    while (c->count > 0 && (c->count == kMaxCachedBlocks || c->bytes + capacity > kMaxCachedBytes)) {
+  if (capacity <= kMaxBlockCached) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    // Make room by dropping larger cached blocks (the common sizes stay).
+    while (c.count > 0 && (c.count == kMaxCachedBlocks || c.bytes + capacity > kMaxCachedBytes)) {
       std::size_t largest = 0;
-      for (std::size_t i = 1; i < c->count; ++i) {
-        if (c->sizes[i] > c->sizes[largest]) largest = i;
+      for (std::size_t i = 1; i < c.count; ++i) {
+        if (c.sizes[i] > c.sizes[largest]) largest = i;
       }
-      if (c->sizes[largest] < capacity) break;  // keep the smaller ones; this one goes instead
-      ::munmap(c->blocks[largest], c->sizes[largest]);
-      c->bytes -= c->sizes[largest];
-      c->blocks[largest] = c->blocks[c->count - 1];
-      c->sizes[largest] = c->sizes[c->count - 1];
-      --c->count;
+      if (c.sizes[largest] <= capacity) break;
+      void* drop = c.blocks[largest];
+      const std::size_t drop_size = c.sizes[largest];
+      c.remove(largest);
+      ::munmap(drop, drop_size);
     }
-    if (c->count < kMaxCachedBlocks && c->bytes + capacity <= kMaxCachedBytes) {
-      c->blocks[c->count] = p;
-      c->sizes[c->count] = capacity;
-      ++c->count;
-      c->bytes += capacity;
+    if (c.count < kMaxCachedBlocks && c.bytes + capacity <= kMaxCachedBytes) {
+      c.blocks[c.count] = p;
+      c.sizes[c.count] = capacity;
+      ++c.count;
+      c.bytes += capacity;
       return;
     }
   }

@@ -1,11 +1,11 @@
 // Internal: the per-image buffers of the hot path (file bytes, decoded cells, pixels, float copies),
-// recycled per thread and mapped straight from the kernel.
+// recycled process-wide and mapped straight from the kernel.
 //
 // Why: a 512x512 slice makes four or five fresh 0.5-1 MB buffers per prediction. From glibc's malloc,
 // whether they page-fault each time (~12 µs per 4 KB page on these VMs) depends on a dynamic mmap/trim
 // threshold that whatever ran earlier in the host's process has moved: the same predict measured
 // 0.55 ms or 3 ms depending on the benchmarks that ran before it. Blocks from this cache bypass malloc
-// entirely: mmap'd once, reused by the next image on the same thread, so the hot path's speed no longer
+// entirely: mmap'd once, reused by the next image, so the hot path's speed no longer
 // depends on the host's malloc state or settings.
 #pragma once
 
@@ -20,8 +20,8 @@ constexpr std::size_t kBlockMinBytes = 64u << 10;
 /// Memory of at least `bytes` (contents unspecified); `*capacity` receives its real size, to pass back
 /// to release_block. Throws std::bad_alloc.
 void* acquire_block(std::size_t bytes, std::size_t* capacity);
-/// Returns a block to the calling thread's cache (any thread may release any block). The cache keeps
-/// at most a few blocks and 48 MB per thread; the rest, and everything at thread exit, is unmapped.
+/// Returns a block to the cache (any thread may release any block). The cache keeps at most 32 blocks
+/// and 96 MB, none over 32 MB; the rest is unmapped.
 void release_block(void* p, std::size_t capacity) noexcept;
 
 /// An owning buffer from the cache. Move-only.

@@ -37,7 +37,7 @@ Tensor Batcher::run(const Tensor& input) {
   if (input.shape.size() != item_shape_.size() || input.shape[0] != 1 || input.data.size() != item_size_) {
     throw Error(ErrorCode::kInvalidArgument, "batcher: one [1, C, H, W] input of the package's shape expected");
   }
-  Request request{&input, {}};
+  Request request{&input, {}, std::chrono::steady_clock::now()};
   std::future<Tensor> done = request.result.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -57,8 +57,9 @@ void Batcher::loop() {
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
-    // Wait for a full batch, but never longer than max_delay after this batch's first request.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.max_delay_us);
+    // Wait for a full batch, but never past max_delay after the oldest waiting request arrived: a
+    // request that queued while the previous batch ran has waited already, and does not wait again.
+    const auto deadline = queue_.front()->arrived + std::chrono::microseconds(options_.max_delay_us);
     wake_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() >= max_batch; });
     std::vector<Request*> batch;
     while (!queue_.empty() && batch.size() < max_batch) {

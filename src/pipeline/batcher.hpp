@@ -4,6 +4,7 @@
 #include <medinfer/model.hpp>
 #include <medinfer/pipeline.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -28,6 +29,7 @@ class Batcher {
   struct Request {
     const Tensor* input;
     std::promise<Tensor> result;
+    std::chrono::steady_clock::time_point arrived;
   };
   void loop();
 
