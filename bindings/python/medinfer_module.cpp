@@ -336,7 +336,7 @@ PYBIND11_MODULE(medinfer, m) {
             return medinfer::Pipeline::open(model_dir, options);
           },
           py::arg("model_dir"), py::arg("audit_log") = py::none(), py::arg("audit_key_file") = py::none(),
-          py::arg("user_id") = "", py::arg("intra_op_threads") = 0,
+          py::arg("user_id") = "", py::arg("intra_op_threads") = 1,
           "Opens and verifies a model package. audit_log: append one JSON Lines record per prediction to this "
           "file; with audit_key_file, as a tamper-evident HMAC chain (closed when the Pipeline is garbage "
           "collected). user_id: the actor recorded. Releases the GIL. Raises ModelIntegrityError, NotFoundError, "
