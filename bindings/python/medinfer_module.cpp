@@ -319,9 +319,14 @@ PYBIND11_MODULE(medinfer, m) {
       .def_static(
           "open",
           [](const std::string& model_dir, const std::optional<std::string>& audit_log,
-             const std::optional<std::string>& audit_key_file, const std::string& user_id, int intra_op_threads) {
+             const std::optional<std::string>& audit_key_file, const std::string& user_id, int intra_op_threads,
+             const std::string& device, bool half_precision, int max_batch_size, int max_delay_us) {
             medinfer::PipelineOptions options;
             options.engine.intra_op_threads = intra_op_threads;
+            options.engine.device = device;
+            options.engine.half_precision = half_precision;
+            options.batching.max_batch_size = max_batch_size;
+            options.batching.max_delay_us = max_delay_us;
             options.actor = {user_id, "medinfer-python"};
             py::gil_scoped_release release;
             if (audit_log && audit_key_file) {
@@ -336,10 +341,12 @@ PYBIND11_MODULE(medinfer, m) {
             return medinfer::Pipeline::open(model_dir, options);
           },
           py::arg("model_dir"), py::arg("audit_log") = py::none(), py::arg("audit_key_file") = py::none(),
-          py::arg("user_id") = "", py::arg("intra_op_threads") = 1,
+          py::arg("user_id") = "", py::arg("intra_op_threads") = 1, py::arg("device") = "cpu",
+          py::arg("half_precision") = false, py::arg("max_batch_size") = 0, py::arg("max_delay_us") = 2000,
           "Opens and verifies a model package. audit_log: append one JSON Lines record per prediction to this "
           "file; with audit_key_file, as a tamper-evident HMAC chain (closed when the Pipeline is garbage "
-          "collected). user_id: the actor recorded. Releases the GIL. Raises ModelIntegrityError, NotFoundError, "
+          "collected). user_id: the actor recorded. device: 'cpu' or 'cuda:N'; half_precision: float16 on CUDA; "
+          "max_batch_size > 1 turns on the dynamic batcher (max_delay_us). Releases the GIL. Raises ModelIntegrityError, NotFoundError, "
           "InvalidArgumentError, ...")
       .def(
           "predict", [](const medinfer::Pipeline& p, const std::string& path) { return p.predict(path); },

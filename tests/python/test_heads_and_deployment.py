@@ -132,3 +132,19 @@ def test_swap_and_ab_test_from_python(demo_model, study, tmp_path):
         assert r.model.version == ("1.1.0" if expected == "candidate" else "2.0.0")
     assert p.promote_candidate().version == "1.1.0"
     assert p.predict(path).arm == ""
+
+
+def test_engine_options_from_python(demo_model, study):
+    directory, rows = study
+    path = str(directory / rows[0]["file"])
+    reference = medinfer.Pipeline.open(str(demo_model)).predict(path)
+    batched = medinfer.Pipeline.open(str(demo_model), max_batch_size=4, max_delay_us=100).predict(path)
+    assert batched.raw_score == pytest.approx(reference.raw_score, abs=1e-5)
+    if not medinfer.build_info()["cuda_available"]:
+        with pytest.raises(medinfer.UnsupportedError):
+            medinfer.Pipeline.open(str(demo_model), device="cuda:0")
+    with pytest.raises(medinfer.UnsupportedError, match="half_precision"):
+        medinfer.Pipeline.open(str(demo_model), half_precision=True)
+    with pytest.raises(medinfer.InvalidArgumentError):
+        medinfer.Pipeline.open(str(demo_model), device="gpu")
+    assert "torchscript" in medinfer.backend_formats()
