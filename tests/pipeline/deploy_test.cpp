@@ -122,6 +122,17 @@ Image test_image(float level) {
 
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
+// Version 1.0.0 (logit -1) and `v2_version` (logit +1) of the same package, in dir/v1 and dir/v2.
+std::pair<fs::path, fs::path> two_versions(const test::TempDir& dir, const std::string& v2_version, bool hold_v1 = false) {
+  PackageSpec v1;
+  v1.b = {-1.0};
+  v1.hold = hold_v1;
+  PackageSpec v2;
+  v2.version = v2_version;
+  v2.b = {1.0};
+  return {make_package(dir / "v1", v1), make_package(dir / "v2", v2)};
+}
+
 }  // namespace
 
 TEST_CASE("a backend registered by the host runs packages of its format through the whole pipeline",
@@ -139,16 +150,12 @@ TEST_CASE("a backend registered by the host runs packages of its format through 
   spec.a = {0.5};
   spec.b = {-0.25};
   const fs::path pkg = make_package(dir / "linear", spec);
-  std::vector<audit::Record> records;
-  std::mutex m;
+  test::Recorder recorder;
   PipelineOptions options;
-  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) {
-    std::lock_guard<std::mutex> lock(m);
-    records.push_back(r);
-  });
+  options.audit_sink = recorder.sink();
   const Pipeline pipeline = Pipeline::open(pkg.string(), options);
-  REQUIRE(records.size() == 1);
-  CHECK_THAT(records[0].detail, Catch::Contains("on test-linear"));
+  REQUIRE(recorder.records().size() == 1);
+  CHECK_THAT(recorder.records()[0].detail, Catch::Contains("on test-linear"));
 
   // The logit is the backend's: a * mean(preprocessed input) + b, so two images give two logits.
   const Result dark = pipeline.predict(test_image(-500.0f));
@@ -197,9 +204,9 @@ TEST_CASE("a multi-label head gives one calibrated finding per label, each under
   CHECK(expected[0] == Approx(sigmoid(1.0)));
 
   SECTION("one policy for every label: the escalating finding is the primary one") {
-    std::vector<audit::Record> records;
+    test::Recorder recorder;
     PipelineOptions options;
-    options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) { records.push_back(r); });
+    options.audit_sink = recorder.sink();
     const Pipeline pipeline = Pipeline::open(make_package(dir / "ml", spec).string(), options);
     CHECK(pipeline.package()->task() == Task::kMultiLabel);
     CHECK(pipeline.package()->labels() == spec.labels);
@@ -217,7 +224,7 @@ TEST_CASE("a multi-label head gives one calibrated finding per label, each under
     CHECK(r.probability == r.findings[0].probability);
     CHECK(r.escalate);
     // The audit record names every label's score.
-    const audit::Record& rec = records.back();
+    const audit::Record rec = recorder.records().back();
     CHECK(rec.label == "nodule");
     REQUIRE(rec.findings.size() == 3);
     CHECK(rec.findings[1].label == "effusion");
@@ -308,21 +315,10 @@ TEST_CASE("hot swap: calls in flight finish on the old model, later calls use th
           "[pipeline][deploy][swap]") {
   register_linear_backend();
   test::TempDir dir;
-  PackageSpec v1;
-  v1.b = {-1.0};
-  v1.hold = true;
-  PackageSpec v2;
-  v2.version = "2.0.0";
-  v2.b = {1.0};
-  const fs::path p1 = make_package(dir / "v1", v1);
-  const fs::path p2 = make_package(dir / "v2", v2);
-  std::vector<audit::Record> records;
-  std::mutex m;
+  const auto [p1, p2] = two_versions(dir, "2.0.0", /*hold_v1=*/true);
+  test::Recorder recorder;
   PipelineOptions options;
-  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) {
-    std::lock_guard<std::mutex> lock(m);
-    records.push_back(r);
-  });
+  options.audit_sink = recorder.sink();
   Pipeline pipeline = Pipeline::open(p1.string(), options);
   // Warm-up at open passed the gate (open by default). Now close it: the next v1 call waits inside run().
   {
@@ -352,7 +348,7 @@ TEST_CASE("hot swap: calls in flight finish on the old model, later calls use th
   CHECK(in_flight.raw_score == Approx(-1.0));
 
   bool swapped_recorded = false;
-  for (const auto& r : records) {
+  for (const auto& r : recorder.records()) {
     if (r.event == audit::EventType::kConfigurationChange) {
       swapped_recorded = true;
       CHECK_THAT(r.detail, Catch::Contains("model swapped") && Catch::Contains("1.0.0") && Catch::Contains("2.0.0"));
@@ -370,13 +366,7 @@ TEST_CASE("hot swap: calls in flight finish on the old model, later calls use th
 TEST_CASE("a swap under load loses no request and never mixes models up", "[pipeline][deploy][swap]") {
   register_linear_backend();
   test::TempDir dir;
-  PackageSpec v1;
-  v1.b = {-1.0};
-  PackageSpec v2;
-  v2.version = "2.0.0";
-  v2.b = {1.0};
-  const fs::path p1 = make_package(dir / "v1", v1);
-  const fs::path p2 = make_package(dir / "v2", v2);
+  const auto [p1, p2] = two_versions(dir, "2.0.0");
   for (int batching : {0, 4}) {
     INFO("max_batch_size " << batching);
     PipelineOptions options;
@@ -419,16 +409,10 @@ TEST_CASE("a swap under load loses no request and never mixes models up", "[pipe
 TEST_CASE("A/B routing sends a deterministic share of studies to the candidate", "[pipeline][deploy][ab]") {
   register_linear_backend();
   test::TempDir dir;
-  PackageSpec v1;
-  v1.b = {-1.0};
-  PackageSpec v2;
-  v2.version = "1.1.0";
-  v2.b = {1.0};
-  const fs::path p1 = make_package(dir / "v1", v1);
-  const fs::path p2 = make_package(dir / "v2", v2);
-  std::vector<audit::Record> records;
+  const auto [p1, p2] = two_versions(dir, "1.1.0");
+  test::Recorder recorder;
   PipelineOptions options;
-  options.audit_sink = audit::CallbackSink::create([&](const audit::Record& r) { records.push_back(r); });
+  options.audit_sink = recorder.sink();
   Pipeline pipeline = Pipeline::open(p1.string(), options);
   std::string msg;
   CHECK(error_code_of([&] { pipeline.start_ab_test(p2.string(), 1.5); }, &msg) == ErrorCode::kInvalidArgument);
@@ -450,8 +434,9 @@ TEST_CASE("A/B routing sends a deterministic share of studies to the candidate",
     CHECK(r.arm == (candidate ? "candidate" : "primary"));
     CHECK(r.model.version == (candidate ? "1.1.0" : "1.0.0"));
     CHECK(r.raw_score == Approx(candidate ? 1.0 : -1.0));
-    CHECK(records.back().arm == r.arm);
-    CHECK(records.back().model.version == r.model.version);
+    const audit::Record last = recorder.records().back();
+    CHECK(last.arm == r.arm);
+    CHECK(last.model.version == r.model.version);
     to_candidate += candidate;
     CHECK(pipeline.predict(image, key).arm == r.arm);  // the same study, the same arm
   }

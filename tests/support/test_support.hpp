@@ -1,11 +1,14 @@
 // Helpers for the C++ tests: paths, temporary directories, and DICOM files written with DCMTK.
 #pragma once
 
+#include <medinfer/audit.hpp>
 #include <medinfer/error.hpp>
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -93,5 +96,24 @@ std::string sha256_file(const fs::path& path);
 /// Runs f, which must throw medinfer::Error; returns its code (and message). Anything else, or no
 /// exception at all, throws std::runtime_error, which fails the calling test.
 ErrorCode error_code_of(const std::function<void()>& f, std::string* message = nullptr);
+
+/// An audit sink that keeps every record (thread-safe), for tests that look at what was audited.
+class Recorder {
+ public:
+  std::shared_ptr<audit::Sink> sink() {
+    return audit::CallbackSink::create([this](const audit::Record& r) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      records_.push_back(r);
+    });
+  }
+  std::vector<audit::Record> records() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return records_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<audit::Record> records_;
+};
 
 }  // namespace medinfer::test
