@@ -1,13 +1,12 @@
 // `medinfer package keygen|create|sign|verify`: making, signing and checking model packages.
 #include "cli_common.hpp"
 
-#include <medinfer/calibration.hpp>
 #include <medinfer/model.hpp>
-#include <medinfer/preprocess.hpp>
-#include <medinfer/risk.hpp>
+#include <medinfer/pipeline.hpp>
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -18,25 +17,6 @@ namespace {
 
 // What Pipeline::open checks beyond the hashes: the preprocessing, calibration and risk sections
 // parse and validate (without loading the model into LibTorch).
-void check_sections(const medinfer::ModelPackage& pkg) {
-  const Json m = Json::parse(pkg.manifest_text());
-  auto section = [&](const char* name) -> std::string {
-    if (!m.contains(name)) {
-      throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
-                            pkg.directory() + "/manifest.json: missing required field '" + name + "'");
-    }
-    return m.at(name).dump();
-  };
-  try {
-    (void)medinfer::preprocess::parse_spec(section("preprocessing"));
-    (void)medinfer::calibration::parse_calibration(section("calibration"),
-                                                   static_cast<std::size_t>(pkg.output_count()));
-    (void)medinfer::risk::parse_policy(section("risk"));
-  } catch (const medinfer::Error& e) {
-    throw medinfer::Error(e.code(), pkg.directory() + "/manifest.json: " + e.what());
-  }
-}
-
 void write_text_file(const std::string& path, const std::string& text, bool secret) {
   if (std::filesystem::exists(path)) usage_error("package keygen: " + path + " exists (not overwritten)");
   {
@@ -80,8 +60,7 @@ int create(const std::vector<std::string>& args) {
   }
   if (!model || !manifest || !out) usage_error("package create: --model FILE.pt --manifest M.json --out DIR are required");
   medinfer::package::create(*model, *manifest, *out);
-  const auto pkg = medinfer::ModelPackage::open(*out);
-  check_sections(pkg);
+  const auto pkg = medinfer::verify_package(*out);
   print_line(Json{{"package", *out}, {"name", pkg.identity().name}, {"version", pkg.identity().version},
                   {"sha256", pkg.identity().sha256}});
   return 0;
@@ -126,11 +105,14 @@ int verify(const std::vector<std::string>& args) {
   }
   if (!dir) usage_error("package verify: DIR is required");
   try {
-    const auto pkg = medinfer::ModelPackage::open(*dir, options);
-    check_sections(pkg);
+    const auto pkg = medinfer::verify_package(*dir, options);
     const std::string& signer = pkg.signer_key_id();
+    const auto formats = medinfer::backend_formats();
+    const bool runnable = std::find(formats.begin(), formats.end(), pkg.model_format()) != formats.end();
     print_line(Json{{"package", *dir}, {"ok", true}, {"name", pkg.identity().name}, {"version", pkg.identity().version},
-                    {"sha256", pkg.identity().sha256}, {"signed_by", signer.empty() ? Json() : Json(signer)}});
+                    {"sha256", pkg.identity().sha256}, {"signed_by", signer.empty() ? Json() : Json(signer)},
+                    {"task", medinfer::to_string(pkg.task())}, {"labels", pkg.labels()},
+                    {"model_format", pkg.model_format()}, {"backend_available", runnable}});
     return 0;
   } catch (const medinfer::Error& e) {
     print_line(Json{{"package", *dir}, {"ok", false}, {"error", error_json(*dir, e)["error"]}});

@@ -94,6 +94,12 @@ struct Deployment {
   double candidate_fraction = 0.0;
 };
 
+/// Checks a package as Pipeline::open does, short of loading the model: integrity and signature
+/// (ModelPackage::open with `options`), then the manifest's preprocessing, calibration and risk
+/// sections for the package's task and labels. Throws what Pipeline::open would (kInvalidArgument
+/// naming the field, kModelIntegrity, ...). `medinfer package verify` uses it.
+MEDINFER_API ModelPackage verify_package(const std::string& package_dir, const PackageOptions& options = {});
+
 /// The A/B bucket of a routing key, in [0, 1): the first 8 bytes of SHA-256("medinfer-ab-v1:" + key)
 /// as a big-endian integer divided by 2^64. A request goes to the candidate when its bucket is below
 /// the candidate fraction, so the same study always lands on the same arm, on every host and across

@@ -5,8 +5,25 @@
 #include <mutex>
 #include <new>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEDINFER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define MEDINFER_ASAN 1
+#endif
+
 namespace medinfer::detail {
 namespace {
+
+#ifdef MEDINFER_ASAN
+// Under AddressSanitizer (the fuzzer) every block is an exact-size heap allocation, so an over-read
+// of the file bytes or the decoded cells hits a redzone instead of the rest of a mapped block.
+constexpr bool kExactBlocks = true;
+#else
+constexpr bool kExactBlocks = false;
+#endif
 
 constexpr std::size_t kGranule = 64u << 10;          // mapped sizes are multiples of this
 constexpr std::size_t kMaxCachedBlocks = 32;         // enough for 8 threads' 4 per-image buffers
@@ -39,7 +56,7 @@ Cache& cache() {
 }  // namespace
 
 void* acquire_block(std::size_t bytes, std::size_t* capacity) {
-  if (bytes < kBlockMinBytes) {
+  if (bytes < kBlockMinBytes || kExactBlocks) {
     *capacity = bytes;
     return ::operator new(bytes == 0 ? 1 : bytes);
   }
@@ -68,7 +85,7 @@ void* acquire_block(std::size_t bytes, std::size_t* capacity) {
 
 void release_block(void* p, std::size_t capacity) noexcept {
   if (!p) return;
-  if (capacity < kBlockMinBytes) {
+  if (capacity < kBlockMinBytes || kExactBlocks) {
     ::operator delete(p);
     return;
   }

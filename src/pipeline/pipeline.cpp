@@ -102,33 +102,37 @@ struct Serving {
 
 namespace {
 
-std::shared_ptr<const Model> open_model(const std::string& package_dir, const PipelineOptions& options) {
-  auto model = std::make_shared<Model>();
-  model->package = std::make_shared<const ModelPackage>(ModelPackage::open(package_dir, options.package));
-  const ModelPackage& package = *model->package;
+// The manifest sections the pipeline interprets, parsed and validated into `model`.
+void load_sections(const ModelPackage& package, Model& model) {
   const std::size_t labels = package.labels().size();
   const std::string where = package.directory() + "/manifest.json";
   const detail::Json manifest = detail::parse_json(package.manifest_text(), where);
   const detail::Json& steps = detail::require_member(manifest, "preprocessing", where);
-  model->spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
-  model->spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
+  model.spec = preprocess::detail::spec_from_json(steps, detail::field_path(where, "preprocessing"));
+  model.spec_sha256 = detail::sha256_hex(steps.dump());  // nlohmann::json sorts keys: canonical
   const detail::Json& calibration = detail::require_member(manifest, "calibration", where);
   const std::string calibration_where = detail::field_path(where, "calibration");
   if (package.task() == Task::kMultiClass) {
-    model->calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, 1);
-    if (model->calibrators[0].method() != calibration::Method::kTemperature) {
+    model.calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, 1);
+    if (model.calibrators[0].method() != calibration::Method::kTemperature) {
       throw Error(ErrorCode::kInvalidArgument,
                   calibration_where + ": a multi-class model is calibrated by one temperature over all logits "
-                                      "(softmax(z / T)), not '" + calibration::to_string(model->calibrators[0].method()) + "'");
+                                      "(softmax(z / T)), not '" + calibration::to_string(model.calibrators[0].method()) + "'");
     }
   } else {
-    model->calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, labels);
+    model.calibrators = calibration::detail::calibration_from_json(calibration, calibration_where, labels);
   }
-  model->policies =
+  model.policies =
       risk::detail::policies_from_json(detail::require_member(manifest, "risk", where), detail::field_path(where, "risk"), labels);
-  model->engine.emplace(Engine::open(package, options.engine));
+}
+
+std::shared_ptr<const Model> open_model(const std::string& package_dir, const PipelineOptions& options) {
+  auto model = std::make_shared<Model>();
+  model->package = std::make_shared<const ModelPackage>(ModelPackage::open(package_dir, options.package));
+  load_sections(*model->package, *model);
+  model->engine.emplace(Engine::open(*model->package, options.engine));
   if (options.batching.max_batch_size > 1) {
-    model->batcher = std::make_unique<detail::Batcher>(*model->engine, package.input_shape(), options.batching);
+    model->batcher = std::make_unique<detail::Batcher>(*model->engine, model->package->input_shape(), options.batching);
   }
   return model;
 }
@@ -184,6 +188,13 @@ bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
 }
 
 }  // namespace
+
+ModelPackage verify_package(const std::string& package_dir, const PackageOptions& options) {
+  ModelPackage package = ModelPackage::open(package_dir, options);
+  Model sections;
+  load_sections(package, sections);
+  return package;
+}
 
 double routing_bucket(const std::string& key) {
   const std::uint64_t v = std::stoull(detail::sha256_hex("medinfer-ab-v1:" + key).substr(0, 16), nullptr, 16);

@@ -148,3 +148,21 @@ def test_engine_options_from_python(demo_model, study):
     with pytest.raises(medinfer.InvalidArgumentError):
         medinfer.Pipeline.open(str(demo_model), device="gpu")
     assert "torchscript" in medinfer.backend_formats()
+
+
+def test_package_verify_checks_heads_as_the_pipeline_does(heads, cli, tmp_path):
+    for name, task in [("multi-label", "multi-label"), ("multi-class", "multi-class")]:
+        out = json.loads(subprocess.run([cli, "package", "verify", str(heads / name)], capture_output=True,
+                                        text=True, check=True).stdout)
+        assert out["ok"] is True and out["task"] == task and len(out["labels"]) == 3
+        assert out["model_format"] == "torchscript" and out["backend_available"] is True
+    bad = tmp_path / "bad"
+    shutil.copytree(heads / "multi-class", bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["calibration"] = {"method": "platt", "a": -1.0, "b": 0.0}
+    (bad / "manifest.json").write_text(json.dumps(m))
+    r = subprocess.run([cli, "package", "verify", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "one temperature" in json.loads(r.stdout)["error"]["message"]
+    with pytest.raises(medinfer.InvalidArgumentError, match="one temperature"):
+        medinfer.Pipeline.open(str(bad))
