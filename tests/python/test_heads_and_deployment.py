@@ -166,3 +166,21 @@ def test_package_verify_checks_heads_as_the_pipeline_does(heads, cli, tmp_path):
     assert "one temperature" in json.loads(r.stdout)["error"]["message"]
     with pytest.raises(medinfer.InvalidArgumentError, match="one temperature"):
         medinfer.Pipeline.open(str(bad))
+
+
+@pytest.mark.parametrize("package", ["demo", "multi-label", "multi-class"])
+def test_logits_equal_python_torch_on_the_same_input_tensor(package, heads, demo_model, study):
+    """The engine against Python torch on the very tensor medinfer's preprocessing produced: ≤ 1e-5 absolute."""
+    directory, rows = study
+    pkg = demo_model if package == "demo" else heads / package
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    model = torch.jit.load(str(pkg / "model.pt")).eval()
+    p = medinfer.Pipeline.open(str(pkg))
+    for row in rows:
+        ds = pydicom.dcmread(str(directory / row["file"]))
+        hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        x = medinfer.preprocess(json.dumps(manifest["preprocessing"]), hu)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy()
+        got = np.array([f.raw_score for f in p.predict_array(hu).findings])
+        assert np.abs(got - expected).max() <= 1e-5, (row["file"], got, expected)
