@@ -14,9 +14,10 @@
 namespace medinfer {
 
 /// The optional in-process dynamic batcher: single-image predict() calls from many threads are
-/// merged into one model run of up to `max_batch_size` images, waiting at most `max_delay_us` after
-/// the first request of a batch. At most `max_queue` requests wait; beyond that predict() fails at
-/// once with kOverloaded (nothing is queued unboundedly). Off when max_batch_size <= 1.
+/// merged into one model run of up to `max_batch_size` images; a batch starts when it is full or when
+/// its oldest request has waited `max_delay_us`. At most `max_queue` requests wait; beyond that
+/// predict() fails at once with kOverloaded (nothing is queued unboundedly). Off when
+/// max_batch_size <= 1. Choose the size by measurement (docs/benchmarks.md: 4 for the demo model here).
 struct BatchingOptions {
   int max_batch_size = 0;   ///< 0 or 1: off; else 2..256
   int max_delay_us = 2000;  ///< 0..1,000,000
