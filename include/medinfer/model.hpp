@@ -138,7 +138,8 @@ class MEDINFER_API Backend {
   virtual ~Backend();
   /// Runs a batch. `input` is float32 with shape {N, ...the package's input.shape without N}, N >= 1,
   /// already checked by Engine. Returns shape {N, output_count} (Engine checks it). Called from many
-  /// threads at once: must be thread-safe. Throw Error (kInternal when the runtime fails).
+  /// threads at once: must be thread-safe. Throw Error (kInternal when the runtime fails); any other
+  /// std::exception is turned into Error(kInternal) by Engine, naming the format.
   virtual Tensor run(const Tensor& input) const = 0;
   /// For logs and audit records, e.g. "torchscript on cpu".
   virtual std::string description() const = 0;

@@ -44,6 +44,7 @@ std::vector<std::string> backend_formats() {
 }
 
 struct Engine::Impl {
+  std::string format;
   std::unique_ptr<Backend> backend;
   std::vector<std::int64_t> input_shape;  // as declared, N first
   std::int64_t output_count = 0;
@@ -82,7 +83,14 @@ Engine Engine::open(const ModelPackage& package, const EngineOptions& options) {
                                              joined(backend_formats()) + ")");
   }
   const auto start = std::chrono::steady_clock::now();
-  impl->backend = factory(package, options);
+  impl->format = package.model_format();
+  try {
+    impl->backend = factory(package, options);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // a host's backend: its own exception types become an Error
+    throw Error(ErrorCode::kInternal, impl->name + ": the '" + impl->format + "' backend failed to load the model: " + e.what());
+  }
   if (!impl->backend) {
     throw Error(ErrorCode::kInternal, "the backend factory for '" + package.model_format() + "' returned no backend");
   }
@@ -115,7 +123,15 @@ Tensor Engine::run(const Tensor& input) const {
                                                  " values but shape " + input.shape_string() + " needs " +
                                                  std::to_string(input.element_count()));
   }
-  Tensor out = impl_->backend->run(input);
+  Tensor out;
+  try {
+    out = impl_->backend->run(input);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInternal, impl_->name + ": the '" + impl_->format + "' backend failed on input " +
+                                          input.shape_string() + ": " + e.what());
+  }
   if (out.shape != std::vector<std::int64_t>{input.shape[0], impl_->output_count} ||
       out.data.size() != out.element_count()) {
     throw Error(ErrorCode::kInvalidArgument,

@@ -44,6 +44,7 @@ class LinearBackend final : public Backend {
     a_ = j.at("a").get<std::vector<double>>();
     b_ = j.at("b").get<std::vector<double>>();
     hold_ = j.value("hold", false);
+    throw_above_ = j.value("throw_above", 1e300);
   }
   Tensor run(const Tensor& input) const override {
     if (hold_) {
@@ -61,6 +62,7 @@ class LinearBackend final : public Backend {
       double mean = 0.0;
       for (std::size_t j = 0; j < per; ++j) mean += input.data[static_cast<std::size_t>(i) * per + j];
       mean /= static_cast<double>(per);
+      if (mean > throw_above_) throw std::runtime_error("test backend: mean above its limit");
       for (std::size_t k = 0; k < b_.size(); ++k) out.data.push_back(static_cast<float>(a_[k] * mean + b_[k]));
     }
     return out;
@@ -70,6 +72,7 @@ class LinearBackend final : public Backend {
  private:
   std::vector<double> a_, b_;
   bool hold_ = false;
+  double throw_above_ = 1e300;
 };
 
 void register_linear_backend() {
@@ -88,6 +91,7 @@ struct PackageSpec {
   std::vector<std::string> labels = {"lesion"};
   std::vector<double> a = {0.0}, b = {0.0};
   bool hold = false;
+  double throw_above = 1e300;
   json calibration = json{{"method", "temperature"}, {"temperature", 1.0}};
   json risk = kRisk;
 };
@@ -98,7 +102,8 @@ fs::path make_package(const fs::path& dir, const PackageSpec& spec) {
   const fs::path pkg = test::copy_demo_package(dir);
   fs::remove(pkg / "model.pt");
   fs::remove(pkg / "calibration_report.json");
-  test::write_text(pkg / "model.json", json{{"a", spec.a}, {"b", spec.b}, {"hold", spec.hold}}.dump());
+  test::write_text(pkg / "model.json",
+                   json{{"a", spec.a}, {"b", spec.b}, {"hold", spec.hold}, {"throw_above", spec.throw_above}}.dump());
   json m = json::parse(test::read_text(pkg / "manifest.json"));
   m["version"] = spec.version;
   m["task"] = spec.task;
@@ -174,6 +179,37 @@ TEST_CASE("a backend registered by the host runs packages of its format through 
   std::string msg;
   CHECK(error_code_of([&] { Pipeline::open(bad.string()); }, &msg) == ErrorCode::kInvalidArgument);
   CHECK_THAT(msg, Catch::Contains("returned shape [1, 2]") && Catch::Contains("output.count"));
+}
+
+TEST_CASE("a backend's own exceptions become kInternal errors, audited like every failure",
+          "[pipeline][deploy][backend]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.throw_above = 2.0;  // warm-up on zeros passes; a bright image (normalised mean ~3.1) makes it throw
+  const fs::path pkg = make_package(dir / "throwing", spec);
+  test::Recorder recorder;
+  PipelineOptions options;
+  options.audit_sink = recorder.sink();
+  const Pipeline pipeline = Pipeline::open(pkg.string(), options);
+  CHECK_NOTHROW(pipeline.predict(test_image(-1000.0f)));
+  std::string msg;
+  CHECK(error_code_of([&] { pipeline.predict(test_image(1000.0f)); }, &msg) == ErrorCode::kInternal);
+  CHECK_THAT(msg, Catch::Contains("'test-linear' backend failed") && Catch::Contains("mean above its limit"));
+  const audit::Record last = recorder.records().back();
+  CHECK(last.outcome == "error");
+  CHECK(last.error_code == "kInternal");
+
+  register_backend("test-throws-at-load", [](const ModelPackage&, const EngineOptions&) -> std::unique_ptr<Backend> {
+    throw std::runtime_error("cannot parse");
+  });
+  const fs::path bad = make_package(dir / "load", spec);
+  json m = json::parse(test::read_text(bad / "manifest.json"));
+  m["model"]["format"] = "test-throws-at-load";
+  test::write_text(bad / "manifest.json", m.dump());
+  CHECK(error_code_of([&] { Pipeline::open(bad.string(), options); }, &msg) == ErrorCode::kInternal);
+  CHECK_THAT(msg, Catch::Contains("failed to load the model: cannot parse"));
+  CHECK(recorder.records().back().event == audit::EventType::kModelRefused);
 }
 
 TEST_CASE("half precision is refused on CPU with kUnsupported", "[pipeline][deploy][backend]") {
