@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 
 namespace medinfer::detail {
 
@@ -45,6 +47,17 @@ class Block {
   std::uint8_t* data() noexcept { return data_; }
   const std::uint8_t* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
+  /// Keeps the first `n` bytes (n <= size()): the block stays, only the size shrinks.
+  void truncate(std::size_t n) noexcept {
+    if (n < size_) size_ = n;
+  }
+  /// Grows to `n` bytes (n >= size()) keeping the contents: a new block and a copy.
+  void grow(std::size_t n) {
+    if (n <= size_) return;
+    Block bigger(n);
+    if (size_ != 0) std::memcpy(bigger.data_, data_, size_);
+    *this = std::move(bigger);
+  }
   void reset() noexcept {
     if (data_) release_block(data_, capacity_);
     data_ = nullptr;

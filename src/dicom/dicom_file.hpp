@@ -97,7 +97,7 @@ class DicomFile {
   ReadOptions options_;
   medinfer::detail::Block owned_;  // the input's bytes (from the per-thread block cache)
   std::size_t owned_size_ = 0;
-  std::vector<std::uint8_t> inflated_;  // the inflated dataset (deflated syntax)
+  medinfer::detail::Block inflated_;  // the inflated dataset (deflated syntax)
   Layout layout_;
   const SyntaxInfo* syntax_ = nullptr;
   DcmDataset dataset_;

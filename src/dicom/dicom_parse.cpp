@@ -358,12 +358,12 @@ std::string guess_syntax(const std::uint8_t* d, std::size_t n) {
 }
 
 void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
-                  std::vector<std::uint8_t>& out) {
+                  medinfer::detail::Block& out) {
   z_stream z{};
   if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-  // A reused buffer keeps its size: no zero-fill (and no fresh pages) unless it must grow.
+  // From the block cache (no zero-fill, no fresh pages in steady state); grows by doubling.
   const std::size_t initial = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(n * 4, 4096), max_bytes));
-  if (out.size() < initial) out.resize(initial);
+  if (out.size() < initial) out = medinfer::detail::Block(initial);
   z.next_in = const_cast<Bytef*>(d);
   z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
   std::size_t produced = 0;
@@ -376,7 +376,7 @@ void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes,
                     fmt::format("{}: the deflated dataset inflates to more than {} bytes (ReadOptions::max_file_bytes)",
                                 source, max_bytes));
       }
-      out.resize(std::min<std::uint64_t>(out.size() * 2, max_bytes));
+      out.grow(static_cast<std::size_t>(std::min<std::uint64_t>(out.size() * 2, max_bytes)));
     }
     z.next_out = out.data() + produced;
     z.avail_out = static_cast<uInt>(std::min<std::size_t>(out.size() - produced, UINT32_MAX));
@@ -394,7 +394,7 @@ void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes,
     }
   }
   inflateEnd(&z);
-  out.resize(produced);
+  out.truncate(produced);
 }
 
 }  // namespace
@@ -416,7 +416,7 @@ std::string syntax_name(const std::string& uid) {
 }
 
 Layout walk(const std::uint8_t* data, std::size_t size, const std::string& source, const std::string& fallback_syntax,
-            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated, std::size_t full_size) {
+            std::uint64_t max_inflated, medinfer::detail::Block& inflated, std::size_t full_size) {
   const std::size_t missing = full_size > size ? full_size - size : 0;
   Layout out;
   std::size_t pos = 0;

@@ -7,6 +7,8 @@
 // and DCMTK only ever parses the (small) header.
 #pragma once
 
+#include "core/block_cache.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -77,6 +79,6 @@ struct NeedFullRead {};
 /// accepts native Pixel Data whose declared length fits the full stream and stops there
 /// (complete = false), and throws NeedFullRead for anything it cannot decide from the prefix.
 Layout walk(const std::uint8_t* data, std::size_t size, const std::string& source, const std::string& fallback_syntax,
-            std::uint64_t max_inflated, std::vector<std::uint8_t>& inflated, std::size_t full_size = 0);
+            std::uint64_t max_inflated, medinfer::detail::Block& inflated, std::size_t full_size = 0);
 
 }  // namespace medinfer::dicom::detail
