@@ -41,7 +41,7 @@ const char* to_string(PixelType type) noexcept {
 
 namespace {
 
-// Pixel memory from the per-thread block cache (core/block_cache.hpp): a predict's image buffer is
+// Pixel memory from the block cache (core/block_cache.hpp): a predict's image buffer is
 // the previous one's, already mapped, instead of a fresh malloc that may page-fault.
 std::shared_ptr<std::uint8_t> allocate_pixels(std::size_t bytes) {
   std::size_t capacity = 0;

@@ -95,7 +95,7 @@ class DicomFile {
 
   std::string source_;
   ReadOptions options_;
-  medinfer::detail::Block owned_;  // the input's bytes (from the per-thread block cache)
+  medinfer::detail::Block owned_;  // the input's bytes (from the block cache)
   std::size_t owned_size_ = 0;
   medinfer::detail::Block inflated_;  // the inflated dataset (deflated syntax)
   Layout layout_;

@@ -45,7 +45,7 @@ int cv_depth(PixelType t) {
   return -1;
 }
 
-// OpenCV's Mat storage from the per-thread block cache (core/block_cache.hpp) instead of fastMalloc:
+// OpenCV's Mat storage from the block cache (core/block_cache.hpp) instead of fastMalloc:
 // the full-size float copy of every input is the previous input's memory, already mapped. Set on the
 // Mats preprocessing creates, never as OpenCV's process-wide default.
 class BlockAllocator final : public cv::MatAllocator {
