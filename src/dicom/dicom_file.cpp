@@ -139,10 +139,10 @@ Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& da
 
 }  // namespace
 
-// File buffers are plain allocations, freed with the file: a library that kept large buffers for
-// itself would leave glibc's mmap threshold low for the whole host process, and every later large
-// allocation (the host's and LibTorch's) would page-fault afresh (measured: end-to-end predict 0.63 ->
-// 2.4 ms with such a pool).
+// The file's bytes and an inflated dataset are blocks from core/block_cache (mmap'd, recycled), never
+// malloc'd: a large malloc per file page-faulted according to glibc's dynamic mmap threshold, and a
+// pool of malloc'd buffers kept that threshold low for the whole host process (measured: end-to-end
+// predict 0.63 -> 2.4 ms with such a pool).
 DicomFile::~DicomFile() = default;
 
 PixelType PixelFormat::stored_type() const {

@@ -5,7 +5,6 @@
 
 #include "inference/backends.hpp"
 
-#include "core/log_internal.hpp"
 #include "core/module_versions.hpp"
 
 #include <ATen/Parallel.h>

@@ -153,8 +153,7 @@ std::vector<double> probabilities(const Model& model, const std::vector<float>& 
   return p;
 }
 
-Finding finding_of(const std::string& label, double raw_score, const risk::Score& score,
-                   const risk::Policy& policy) {
+Finding finding_of(const std::string& label, double raw_score, const risk::Score& score) {
   Finding f;
   f.label = label;
   f.probability = score.probability;
@@ -165,7 +164,7 @@ Finding finding_of(const std::string& label, double raw_score, const risk::Score
   f.indeterminate = score.indeterminate;
   f.reason = score.reason;
   f.rule = score.rule;
-  f.operating_point_positive = policy.operating_point && score.operating_point_positive;
+  f.operating_point_positive = score.operating_point_positive;  // false without an operating point
   f.prediction_set = score.prediction_set;
   return f;
 }
@@ -221,6 +220,7 @@ struct Pipeline::Impl {
                        Clock::time_point start) const;
   InputRefs refs_of(const dicom::ImageHeader& header) const;
   audit::Record base_record(const Model& model, audit::EventType type) const;
+  audit::Record inference_record(const Model& model, const char* arm, const InputRefs& refs) const;
   void audit_error(const Model& model, const char* arm, const Error& e, const std::string& path, const InputRefs& refs,
                    Clock::time_point start) const;
   void audit_change(const Model& model, const std::string& detail) const;
@@ -274,13 +274,18 @@ InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
   return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
 }
 
-void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Error& e, const std::string& path,
-                                 const InputRefs& refs, Clock::time_point start) const {
+audit::Record Pipeline::Impl::inference_record(const Model& model, const char* arm, const InputRefs& refs) const {
   audit::Record r = base_record(model, audit::EventType::kInference);
   r.study_ref = refs.study;
   r.series_ref = refs.series;
   r.instance_ref = refs.instance;
   r.arm = arm;
+  return r;
+}
+
+void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Error& e, const std::string& path,
+                                 const InputRefs& refs, Clock::time_point start) const {
+  audit::Record r = inference_record(model, arm, refs);
   r.outcome = "error";
   r.error_code = to_string(e.code());
   r.error_message = redact(e.what(), path);
@@ -313,7 +318,7 @@ Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const 
   std::vector<Finding> findings;
   for (std::size_t k = 0; k < p.size(); ++k) {
     const risk::Policy& policy = model.policies[k];
-    risk::Score score = risk::assess(policy, std::clamp(p[k], 0.0, 1.0));
+    risk::Score score = risk::assess(policy, p[k]);
     std::vector<std::pair<std::string, std::string>> rules;
     const risk::GateResult gate = risk::check_quality(policy.quality_gate, facts);
     if (!gate.rule.empty()) rules.emplace_back(gate.rule, gate.reason);
@@ -327,9 +332,10 @@ Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const 
         score = risk::mark_indeterminate(std::move(score), model_verdict.rule, model_verdict.reason);
       }
     }
-    findings.push_back(finding_of(package.labels()[k], logits.data[k], score, policy));
+    findings.push_back(finding_of(package.labels()[k], logits.data[k], score));
   }
-  const Finding& top = findings[primary_finding(findings)];
+  const std::size_t top_index = primary_finding(findings);
+  const Finding& top = findings[top_index];
 
   Result r;
   r.probability = top.probability;
@@ -340,7 +346,6 @@ Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const 
   r.indeterminate = top.indeterminate;
   r.reason = top.reason;
   r.rule = top.rule;
-  const std::size_t top_index = static_cast<std::size_t>(&top - findings.data());
   if (model.policies[top_index].operating_point) r.operating_point = model.policies[top_index].operating_point->name;
   r.operating_point_positive = top.operating_point_positive;
   r.prediction_set = top.prediction_set;
@@ -350,11 +355,7 @@ Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const 
   r.input_sha256 = input_sha256;
   r.preprocessing_sha256 = model.spec_sha256;
 
-  audit::Record rec = base_record(model, audit::EventType::kInference);
-  rec.study_ref = refs.study;
-  rec.series_ref = refs.series;
-  rec.instance_ref = refs.instance;
-  rec.arm = arm;
+  audit::Record rec = inference_record(model, arm, refs);
   rec.input_sha256 = r.input_sha256;
   rec.outcome = r.indeterminate ? "indeterminate" : "ok";
   rec.raw_score = r.raw_score;
