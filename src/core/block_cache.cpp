@@ -1,5 +1,7 @@
 #include "core/block_cache.hpp"
 
+#include "core/huge_pages.hpp"
+
 #include <sys/mman.h>
 
 #include <mutex>
@@ -76,9 +78,7 @@ void* acquire_block(std::size_t bytes, std::size_t* capacity) {
       return p;
     }
   }
-  void* p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  if (want >= kHugeAdvice) ::madvise(p, want, MADV_HUGEPAGE);
+  void* p = map_anonymous(want, want >= kHugeAdvice);
   *capacity = want;
   return p;
 }
