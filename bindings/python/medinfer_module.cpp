@@ -310,6 +310,8 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("arm", &medinfer::Result::arm)
       .def_readonly("input_sha256", &medinfer::Result::input_sha256)
       .def_readonly("latency_ms", &medinfer::Result::latency_ms)
+      .def("to_json", [](const medinfer::Result& r) { return medinfer::to_json(r); },
+           "The result as one JSON object (the library's serialiser: the same fields as `medinfer predict`).")
       .def("__repr__", [](const medinfer::Result& r) {
         return "Result(probability=" + std::to_string(r.probability) + ", tier='" + r.tier +
                "', escalate=" + (r.escalate ? "True" : "False") + ")";
@@ -329,12 +331,14 @@ PYBIND11_MODULE(medinfer, m) {
             options.batching.max_delay_us = max_delay_us;
             options.actor = {user_id, "medinfer-python"};
             py::gil_scoped_release release;
-            if (audit_log && audit_key_file) {
-              const auto keys = medinfer::audit::Keyring::load_file(*audit_key_file);
-              options.audit_sink = medinfer::audit::ChainedFileSink::open(*audit_log, keys);
-              options.pseudonym_key = medinfer::audit::derive_pseudonym_key(keys);
-            } else if (audit_log) {
-              options.audit_sink = medinfer::audit::FileSink::open(*audit_log);
+            if (audit_log) {
+              medinfer::audit::LogRequest request;  // the library's one way to open "the log the user asked for"
+              request.path = *audit_log;
+              request.key_file = audit_key_file.value_or("");
+              request.key_from_environment = false;
+              const medinfer::audit::OpenedLog log = medinfer::audit::open_log(request);
+              options.audit_sink = log.sink;
+              options.pseudonym_key = log.pseudonym_key;
             } else if (audit_key_file) {
               throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, "audit_key_file needs audit_log");
             }
@@ -373,6 +377,19 @@ PYBIND11_MODULE(medinfer, m) {
           "Predicts on an image already in memory: a 2-D array in modality units (HU for CT) or an RGB array, "
           "with pixel spacing (x, y) in mm. No file header: from_file windows use the step's own window, and the "
           "quality gate sees no modality. Thread-safe; releases the GIL.")
+      .def(
+          "prepare",
+          [to_numpy](const medinfer::Pipeline& p, const std::string& path) {
+            medinfer::Tensor t;
+            {
+              py::gil_scoped_release release;
+              t = p.prepare(path);
+            }
+            return to_numpy(t);
+          },
+          py::arg("path"),
+          "The exact float32 tensor (1, C, H, W) the primary model would receive for this DICOM file, as "
+          "predict() prepares it (read options, VOI window, preprocessing spec). Releases the GIL.")
       .def_property_readonly("model", &medinfer::Pipeline::model)
       .def_property_readonly(
           "labels", [](const medinfer::Pipeline& p) { return p.package()->labels(); }, "The primary model's labels.")

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -85,16 +87,6 @@ int parse_label(const std::string& file, const std::vector<std::string>& row, st
   bad_csv(file, std::stoul(row.back()), "label '" + row[col] + "' is not 0 or 1");
 }
 
-double number_option(const std::string& flag, const std::string& value, double lo, double hi) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(value, &used);
-    if (used == value.size() && v >= lo && v <= hi) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(flag + ": '" + value + "' is not a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-}
-
 Json number_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
 Json metrics_json(const cal::Metrics& m) {
@@ -155,49 +147,17 @@ Json evaluate(const FitOptions& o, const cal::Calibrator& c, const std::vector<d
   return report;
 }
 
-// --method auto: the method with the lowest mean ECE over 5 folds of the fitting data (fold = index mod 5).
-std::string choose_method(const std::vector<double>& scores, const std::vector<int>& labels, int bins, Json& cv) {
-  std::string best;
-  double best_ece = 0.0;
-  cv = Json::object();
-  for (cal::Method m : {cal::Method::kTemperature, cal::Method::kPlatt, cal::Method::kIsotonic,
-                        cal::Method::kHistogram, cal::Method::kBeta}) {
-    double sum = 0.0;
-    int folds = 0;
-    for (std::size_t k = 0; k < 5; ++k) {
-      std::vector<double> fs, vs;
-      std::vector<int> fl, vl;
-      for (std::size_t i = 0; i < scores.size(); ++i) {
-        (i % 5 == k ? vs : fs).push_back(scores[i]);
-        (i % 5 == k ? vl : fl).push_back(labels[i]);
-      }
-      try {
-        const cal::Calibrator c = cal::Calibrator::fit(m, fs, fl, bins);
-        std::vector<double> p;
-        for (double v : vs) p.push_back(c.apply(v));
-        sum += cal::compute_metrics(p, vl).ece_positive;
-        ++folds;
-      } catch (const Error&) {
-        // a fold without both classes: skipped
-      }
-    }
-    if (folds == 0) continue;
-    cv[cal::to_string(m)] = sum / folds;
-    if (best.empty() || sum / folds < best_ece) best = cal::to_string(m), best_ece = sum / folds;
-  }
-  if (best.empty()) throw Error(ErrorCode::kInvalidArgument, "calibrate fit --method auto: too few cases for 5 folds");
-  return best;
-}
-
 // Fits and returns the report (and writes the plot).
 Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, const std::vector<int>& labels,
                     cal::Calibrator& fitted) {
-  Json cv;
-  const std::string method = o.method == "auto" ? choose_method(scores, labels, o.bins, cv) : o.method;
-  fitted = cal::Calibrator::fit(cal::parse_method(method), scores, labels, o.bins);
+  std::optional<cal::MethodSelection> selection;
+  if (o.method == "auto") selection = cal::select_method(scores, labels, o.bins);
+  fitted = cal::Calibrator::fit(selection ? selection->method : cal::parse_method(o.method), scores, labels, o.bins);
   std::vector<double> after;
   Json report = evaluate(o, fitted, scores, labels, after, "fitting");
-  if (o.method == "auto") report["method_selection"] = {{"rule", "lowest mean 5-fold cross-validated ECE"}, {"ece", cv}};
+  if (selection) {
+    report["method_selection"] = {{"rule", "lowest mean 5-fold cross-validated ECE"}, {"ece", selection->mean_ece}};
+  }
   report["note"] =
       "metrics_before treats sigmoid(score) as the probability; both are measured on the fitting data (for an "
       "unbiased estimate, evaluate on another split with 'calibrate apply --report')";
@@ -229,102 +189,136 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out) throw Error(ErrorCode::kIo, path + ": cannot write");
 }
 
-// The next minor version: a new calibration changes every probability the package gives.
-std::string bump_minor(const std::string& version) {
-  int major = 0, minor = 0;
-  char dot = 0;
-  std::istringstream in(version);
-  in >> major >> dot >> minor;
-  return std::to_string(major) + "." + std::to_string(minor + 1) + ".0";
+// One labelled file of `calibrate fit --model`: its path, and its label column(s) as text.
+struct LabelledFile {
+  fs::path path;
+  std::vector<std::string> labels;
+  std::string line;
+};
+
+// The labels CSV for the package's task: "path,label" (binary: 0/1; multi-class: a class name) or, for
+// multi-label, "path," followed by every label name in the package's order (each 0/1).
+std::vector<LabelledFile> read_labels(const std::string& file, const medinfer::ModelPackage& package) {
+  std::vector<std::string> expected{"path"};
+  if (package.task() == medinfer::Task::kMultiLabel) {
+    expected.insert(expected.end(), package.labels().begin(), package.labels().end());
+  } else {
+    expected.emplace_back("label");
+  }
+  std::vector<std::string> header;
+  const auto rows = read_csv(file, {expected}, header);
+  const fs::path base = fs::path(file).parent_path();
+  std::vector<LabelledFile> out;
+  for (const auto& row : rows) {
+    LabelledFile f;
+    f.path = fs::path(row[0]).is_absolute() ? fs::path(row[0]) : base / row[0];
+    f.labels.assign(row.begin() + 1, row.end() - 1);
+    f.line = row.back();
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 int fit_from_model(const FitOptions& o) {
-  if (!o.labels) usage_error("calibrate fit --model: --labels labels.csv is required");
-  std::vector<std::string> header;
-  const auto rows = read_csv(*o.labels, {{"path", "label"}}, header);
-  const fs::path base = fs::path(*o.labels).parent_path();
   const auto pipeline = medinfer::Pipeline::open(*o.model);
-  std::vector<double> scores;
-  std::vector<int> labels;
-  for (const auto& row : rows) {
-    const fs::path path = fs::path(row[0]).is_absolute() ? fs::path(row[0]) : base / row[0];
-    const int label = parse_label(*o.labels, row, 1);
+  const auto package = pipeline.package();
+  const medinfer::Task task = package->task();
+  const std::vector<std::string>& names = package->labels();
+  if (task == medinfer::Task::kMultiClass && o.method != "auto" && o.method != "temperature") {
+    throw Error(ErrorCode::kInvalidArgument, "calibrate fit --model: " + package->identity().name +
+                                                 " is multi-class: it is calibrated by one temperature (--method "
+                                                 "temperature or auto), not '" + o.method + "'");
+  }
+  const auto files = read_labels(*o.labels, *package);
+  // raw[k][i]: label k's logit for file i; classes[i]: the true class (multi-class).
+  std::vector<std::vector<double>> raw(names.size());
+  std::vector<std::vector<double>> logit_rows;
+  std::vector<std::vector<int>> targets(names.size());
+  std::vector<int> classes;
+  for (const LabelledFile& f : files) {
+    if (task == medinfer::Task::kMultiClass) {
+      const auto it = std::find(names.begin(), names.end(), f.labels[0]);
+      if (it == names.end()) bad_csv(*o.labels, std::stoul(f.line), "class '" + f.labels[0] + "' is not one of the package's labels");
+      classes.push_back(static_cast<int>(it - names.begin()));
+    } else {
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        const std::vector<std::string> cell{f.labels[k], f.line};
+        targets[k].push_back(parse_label(*o.labels, cell, 0));
+      }
+    }
+    medinfer::Result r;
     try {
-      scores.push_back(pipeline.predict(path.string()).raw_score);
+      r = pipeline.predict(f.path.string());
     } catch (const Error& e) {
-      throw Error(e.code(), *o.labels + " line " + row.back() + ": " + e.what());
+      throw Error(e.code(), *o.labels + " line " + f.line + ": " + e.what());
     }
-    labels.push_back(label);
+    std::vector<double> row;
+    for (std::size_t k = 0; k < names.size(); ++k) raw[k].push_back(r.findings[k].raw_score), row.push_back(r.findings[k].raw_score);
+    logit_rows.push_back(std::move(row));
   }
-  cal::Calibrator fitted;
-  Json report = fit_and_report(o, scores, labels, fitted);
 
-  const fs::path src = fs::canonical(*o.model);
-  const auto source_package = medinfer::ModelPackage::open(src.string());  // the verified manifest
-  Json manifest0 = Json::parse(source_package.manifest_text());
-  const std::string next_version = bump_minor(manifest0["version"].get<std::string>());
-  // Default: a sibling directory named after the new version, e.g. models/demo -> models/demo-1.2.0.
-  const fs::path dst = o.out ? fs::path(*o.out) : fs::path(src.string() + "-" + next_version);
-  if (fs::exists(dst) && !fs::is_empty(dst)) throw Error(ErrorCode::kIo, dst.string() + ": exists and is not empty");
-  fs::create_directories(dst);
-  Json manifest = std::move(manifest0);
-  const std::string previous = manifest["name"].get<std::string>() + " " + manifest["version"].get<std::string>() +
-                               " (manifest sha256 " + pipeline.model().sha256 + ")";
-  manifest["version"] = next_version;
-  manifest["calibration"] = Json::parse(fitted.to_json());
-  report["derived_from"] = previous;
-  manifest["files"].erase("calibration_report.json");  // the previous version's report is replaced
-  for (const auto& [rel, digest] : manifest["files"].items()) {
-    fs::create_directories((dst / rel).parent_path());
-    fs::copy_file(src / rel, dst / rel);
-    // The copy must be the verified file: a file changed since the package was opened is refused,
-    // never re-hashed into the new version.
-    if (medinfer::sha256_file((dst / rel).string()) != digest.get<std::string>()) {
-      throw Error(ErrorCode::kModelIntegrity, (src / rel).string() + " changed while the new version was written");
+  std::vector<cal::Calibrator> calibrators;
+  Json report;
+  std::string summary;
+  if (task == medinfer::Task::kMultiClass) {
+    const cal::Calibrator t = cal::fit_multiclass_temperature(logit_rows, classes);
+    auto nll = [&](const cal::Calibrator& c) {
+      double sum = 0.0;
+      for (std::size_t i = 0; i < logit_rows.size(); ++i) {
+        const std::vector<float> z(logit_rows[i].begin(), logit_rows[i].end());
+        sum -= std::log(std::max(cal::probabilities({c}, task, z)[static_cast<std::size_t>(classes[i])], 1e-300));
+      }
+      return sum / static_cast<double>(logit_rows.size());
+    };
+    report = {{"task", "multi-class"},
+              {"method", "temperature"},
+              {"calibration", Json::parse(t.to_json())},
+              {"data", {{"count", logit_rows.size()}, {"role", "fitting"}}},
+              {"nll_before", nll(cal::Calibrator::temperature(1.0))},
+              {"nll_after", nll(t)},
+              {"note", "temperature fitted by minimising the NLL of softmax(z / T) at the true class"}};
+    calibrators.push_back(t);
+    summary = "temperature calibration fitted on " + std::to_string(logit_rows.size()) + " cases; NLL " +
+              std::to_string(report["nll_before"].get<double>()) + " -> " + std::to_string(report["nll_after"].get<double>());
+  } else {
+    Json per_label = Json::array();
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      cal::Calibrator fitted;
+      Json one = fit_and_report(o, raw[k], targets[k], fitted);
+      calibrators.push_back(fitted);
+      summary += (summary.empty() ? "" : "; ") + (names.size() > 1 ? names[k] + ": " : std::string()) +
+                 one["method"].get<std::string>() + " calibration fitted on " + std::to_string(raw[k].size()) +
+                 " cases; ECE " + std::to_string(one["metrics_before"]["ece_positive"].get<double>()) + " -> " +
+                 std::to_string(one["metrics_after"]["ece_positive"].get<double>());
+      if (task == medinfer::Task::kBinary) {
+        report = std::move(one);
+      } else {
+        one["label"] = names[k];
+        per_label.push_back(std::move(one));
+      }
     }
+    if (task == medinfer::Task::kMultiLabel) report = {{"task", "multi-label"}, {"labels", std::move(per_label)}};
   }
-  write_text((dst / "calibration_report.json").string(), report.dump(2) + "\n");
-  manifest["files"]["calibration_report.json"] = medinfer::sha256_file((dst / "calibration_report.json").string());
-  write_text((dst / "manifest.json").string(), manifest.dump(2) + "\n");
-  if (o.report) write_text(*o.report, report.dump(2) + "\n");
-  const auto check = medinfer::ModelPackage::open(dst.string());  // the new package must open
-  std::cout << "wrote " << dst.string() << ": " << check.identity().name << " " << check.identity().version
-            << " (manifest sha256 " << check.identity().sha256 << "), " << report["method"].get<std::string>()
-            << " calibration fitted on "
-            << scores.size() << " cases; ECE " << report["metrics_before"]["ece_positive"].get<double>() << " -> "
-            << report["metrics_after"]["ece_positive"].get<double>() << "\n";
+
+  const fs::path src = fs::path(package->directory());
+  // Default: a sibling directory named after the new version, e.g. models/demo -> models/demo-1.2.0.
+  const fs::path dst = o.out ? fs::path(*o.out)
+                             : fs::path(src.string() + "-" + medinfer::package::next_minor_version(package->identity().version));
+  const medinfer::ModelIdentity written = medinfer::package::write_recalibrated(src.string(), calibrators, report.dump(), dst.string());
+  if (o.report) write_text(*o.report, read_text_file((dst / "calibration_report.json").string()));
+  std::cout << "wrote " << dst.string() << ": " << written.name << " " << written.version << " (manifest sha256 "
+            << written.sha256 << "), " << summary << "\n";
   return 0;
 }
 
-int run_fit(const std::vector<std::string>& args) {
-  FitOptions o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&] { return option_value(args, i); };
-    if (a == "--scores") o.scores = value();
-    else if (a == "--method") o.method = value();
-    else if (a == "--out") o.out = value();
-    else if (a == "--report") o.report = value();
-    else if (a == "--plot") o.plot = value();
-    else if (a == "--model") o.model = value();
-    else if (a == "--labels") o.labels = value();
-    else if (a == "--bins") o.bins = static_cast<int>(number_option(a, value(), 1, 1000));
-    else if (a == "--threshold") o.threshold = number_option(a, value(), 0, 1);
-    else if (a == "--target-sensitivity") o.target_sensitivity = number_option(a, value(), 1e-9, 1 - 1e-9);
-    else if (a == "--delta") o.delta = number_option(a, value(), 1e-9, 1 - 1e-9);
-    else if (a == "--alpha") o.alpha = number_option(a, value(), 1e-9, 1 - 1e-9);
-    else if (a == "--bootstrap") o.bootstrap = static_cast<int>(number_option(a, value(), 10, 100000));
-    else usage_error("calibrate fit: unknown argument '" + a + "'");
+int run_fit(const FitOptions& o) {
+  if (o.model) {
+    if (!o.labels) usage_error("calibrate fit --model: --labels labels.csv is required");
+    return fit_from_model(o);
   }
-  if (o.scores && o.model) usage_error("calibrate fit: give --scores or --model, not both");
-  if (o.method.empty() && o.model) o.method = "auto";  // over a package the method is chosen by cross-validation
-  if (o.method.empty()) {
-    usage_error("calibrate fit: --method temperature|platt|isotonic|histogram|beta|auto is required");
-  }
-  if (o.method != "auto") cal::parse_method(o.method);
-  if (o.model) return fit_from_model(o);
   if (!o.out) usage_error("calibrate fit: --out is required");
   if (!o.scores) usage_error("calibrate fit: --scores FILE.csv or --model DIR is required");
+  if (o.method.empty()) usage_error("calibrate fit --scores: --method temperature|platt|isotonic|histogram|beta|auto is required");
   std::vector<std::string> header;
   const auto rows = read_csv(*o.scores, {{"score", "label"}}, header);
   std::vector<double> scores;
@@ -340,40 +334,26 @@ int run_fit(const std::vector<std::string>& args) {
   return 0;
 }
 
-int run_apply(const std::vector<std::string>& args) {
-  std::optional<std::string> calibration, scores;
-  FitOptions o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&] { return option_value(args, i); };
-    if (a == "--calibration") calibration = value();
-    else if (a == "--scores") scores = value();
-    else if (a == "--report") o.report = value();
-    else if (a == "--plot") o.plot = value();
-    else if (a == "--threshold") o.threshold = number_option(a, value(), 0, 1);
-    else if (a == "--bootstrap") o.bootstrap = static_cast<int>(number_option(a, value(), 10, 100000));
-    else usage_error("calibrate apply: unknown argument '" + a + "'");
-  }
-  if (!calibration || !scores) usage_error("calibrate apply: --calibration FILE and --scores FILE.csv are required");
-  std::ifstream in(*calibration);
-  if (!in) throw Error(fs::exists(*calibration) ? ErrorCode::kIo : ErrorCode::kNotFound, *calibration + ": cannot open");
+int run_apply(const FitOptions& o, const std::string& calibration, const std::string& scores) {
+  std::ifstream in(calibration);
+  if (!in) throw Error(fs::exists(calibration) ? ErrorCode::kIo : ErrorCode::kNotFound, calibration + ": cannot open");
   std::stringstream text;
   text << in.rdbuf();
   std::vector<cal::Calibrator> calibrators;
   try {
     calibrators = cal::parse_calibration(text.str());
   } catch (const Error& e) {
-    throw Error(e.code(), *calibration + ": " + e.what());
+    throw Error(e.code(), calibration + ": " + e.what());
   }
   std::vector<std::string> header;
-  const auto rows = read_csv(*scores, {{"score"}, {"score", "label"}}, header);
+  const auto rows = read_csv(scores, {{"score"}, {"score", "label"}}, header);
   const bool labelled = header.size() == 2;
   if ((o.report || o.plot) && !labelled) usage_error("calibrate apply: --report/--plot need a 'score,label' file");
   std::vector<double> values;
   std::vector<int> labels;
   for (const auto& row : rows) {  // every row is validated before anything is printed
-    values.push_back(parse_score(*scores, row, 0));
-    if (labelled) labels.push_back(parse_label(*scores, row, 1));
+    values.push_back(parse_score(scores, row, 0));
+    if (labelled) labels.push_back(parse_label(scores, row, 1));
   }
   std::ostringstream out;
   out.precision(17);
@@ -387,12 +367,67 @@ int run_apply(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Options both subcommands take.
+void add_evaluation_options(CLI::App* cmd, FitOptions& o) {
+  cmd->add_option("--report", o.report, "write the report (JSON) here");
+  cmd->add_option("--plot", o.plot, "write a reliability diagram (PNG) here");
+  cmd->add_option("--threshold", o.threshold, "the operating threshold of the metrics")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--bootstrap", o.bootstrap, "bootstrap resamples for 95 % intervals (0: none)")
+      ->check(CLI::Range(10, 100000) | CLI::IsMember({0}))
+      ->capture_default_str();
+}
+
 }  // namespace
 
-int run_calibrate(const std::vector<std::string>& args) {
-  if (args.empty()) usage_error("calibrate: expected 'fit' or 'apply'");
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (args[0] == "fit") return run_fit(rest);
-  if (args[0] == "apply") return run_apply(rest);
-  usage_error("calibrate: unknown subcommand '" + args[0] + "' (fit, apply)");
+void add_calibrate_command(CLI::App& app, Runner& run) {
+  CLI::App* calibrate = app.add_subcommand("calibrate", "calibrate fit|apply: fits and applies calibrators");
+  calibrate->require_subcommand(1);
+  auto o = std::make_shared<FitOptions>();
+  const auto open_interval = CLI::Range(1e-9, 1 - 1e-9);
+
+  CLI::App* fit = calibrate->add_subcommand(
+      "fit", "calibrate fit --scores FILE.csv --method M --out calibration.json | --model DIR --labels labels.csv "
+             "[--method M] [--out NEWDIR]: fits a calibrator on raw scores with labels (CSV header \"score,label\"), or "
+             "runs the package in DIR on labelled DICOM files and writes the next package version carrying the new "
+             "calibration and calibration_report.json");
+  fit->add_option("--scores", o->scores, "raw scores with labels: CSV header \"score,label\"");
+  fit->add_option("--model", o->model,
+                  "a package to recalibrate: binary and multi-label packages get one calibrator per label, multi-class "
+                  "ones one temperature");
+  fit->add_option("--labels", o->labels,
+                  "with --model: CSV \"path,label\" (binary: 0/1; multi-class: a class name) or \"path,LABEL1,...\" "
+                  "(multi-label, the package's labels in order, each 0/1)");
+  fit->add_option("--method", o->method,
+                  "temperature, platt, isotonic, histogram, beta, or auto: the lowest 5-fold cross-validated ECE "
+                  "(default with --model: auto)")
+      ->check(CLI::IsMember({"temperature", "platt", "isotonic", "histogram", "beta", "auto"}));
+  fit->add_option("--out", o->out, "the calibration JSON (--scores), or the new package directory (--model; default "
+                                   "DIR-<next version>)");
+  fit->add_option("--bins", o->bins, "bins of the histogram method")->check(CLI::Range(1, 1000))->capture_default_str();
+  fit->add_option("--target-sensitivity", o->target_sensitivity, "the operating point's target sensitivity")
+      ->check(open_interval)
+      ->capture_default_str();
+  fit->add_option("--delta", o->delta, "the operating point guarantee's error probability")
+      ->check(open_interval)
+      ->capture_default_str();
+  fit->add_option("--alpha", o->alpha, "the split-conformal miscoverage")->check(open_interval)->capture_default_str();
+  add_evaluation_options(fit, *o);
+  fit->get_option("--scores")->excludes("--model");
+  fit->get_option("--labels")->needs("--model");
+  fit->callback([o, &run] {
+    if (o->method.empty() && o->model) o->method = "auto";  // over a package the method is chosen by cross-validation
+    run = [o] { return run_fit(*o); };
+  });
+
+  auto files = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* apply = calibrate->add_subcommand(
+      "apply", "calibrate apply --calibration calibration.json --scores FILE.csv [--report R.json] [--plot P.png]: "
+               "prints one calibrated probability per row of FILE.csv (header \"score\" or \"score,label\"); with "
+               "labels, --report/--plot evaluate the calibration on them");
+  apply->add_option("--calibration", files->first, "a calibration JSON")->required();
+  apply->add_option("--scores", files->second, "CSV header \"score\" or \"score,label\"")->required();
+  add_evaluation_options(apply, *o);
+  apply->callback([o, files, &run] { run = [o, files] { return run_apply(*o, files->first, files->second); }; });
 }

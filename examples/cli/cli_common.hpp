@@ -1,19 +1,28 @@
-// Helpers shared by the CLI's commands.
+// Helpers shared by the CLI's commands. The CLI is a thin host: argument parsing (CLI11, so --help is
+// generated from the same definitions the parser uses), printing, and calls into the library.
 #pragma once
 
 #include <medinfer/error.hpp>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 using Json = nlohmann::ordered_json;
 
-[[noreturn]] inline void usage_error(const std::string& message) {
-  throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, message + " (see 'medinfer --help')");
-}
+/// What a subcommand's callback leaves for main to run once parsing succeeded; returns the exit status.
+using Runner = std::function<int()>;
+
+/// A usage error the parser cannot express (options that need each other): exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+[[noreturn]] inline void usage_error(const std::string& message) { throw UsageError(message); }
 
 /// {"input", "error": {"code", "message"}}: how every command reports an input that failed.
 inline Json error_json(const std::string& input, const medinfer::Error& e) {
@@ -24,24 +33,19 @@ inline void print_line(const Json& j) {
   std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n' << std::flush;
 }
 
-/// The value after the option at args[i] (advancing i past it); a usage error naming the option when
-/// there is none.
-inline std::string option_value(const std::vector<std::string>& args, std::size_t& i) {
-  if (i + 1 >= args.size()) usage_error(args[i] + " needs a value");
-  return args[++i];
+/// "medinfer: kCode: message" on stderr.
+inline void report_error(const medinfer::Error& e) {
+  std::cerr << "medinfer: " << medinfer::to_string(e.code()) << ": " << e.what() << '\n';
 }
-
-/// `medinfer preprocess ...`
-int run_preprocess(const std::vector<std::string>& args);
 
 /// A whole text file (keys); kNotFound naming the path when it cannot be read.
 std::string read_text_file(const std::string& path);
 
-/// `medinfer package ...`
-int run_package(const std::vector<std::string>& args);
-
-/// `medinfer inspect ...`
-int run_inspect(const std::vector<std::string>& args);
-
-/// `medinfer calibrate ...`
-int run_calibrate(const std::vector<std::string>& args);
+/// Each command adds its subcommand (and its own subcommands) to the root; its callback sets `run`.
+void add_predict_command(CLI::App& app, Runner& run);
+void add_audit_command(CLI::App& app, Runner& run);
+void add_version_command(CLI::App& app, Runner& run);
+void add_preprocess_command(CLI::App& app, Runner& run);
+void add_package_command(CLI::App& app, Runner& run);
+void add_inspect_command(CLI::App& app, Runner& run);
+void add_calibrate_command(CLI::App& app, Runner& run);

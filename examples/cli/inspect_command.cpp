@@ -4,6 +4,7 @@
 #include <medinfer/dicom.hpp>
 
 #include <iostream>
+#include <memory>
 #include <optional>
 
 namespace {
@@ -60,20 +61,9 @@ void print_text(const Json& j) {
 
 }  // namespace
 
-int run_inspect(const std::vector<std::string>& args) {
-  bool json = false;
-  std::vector<std::string> inputs;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--json") {
-      json = true;
-    } else if (!a.empty() && a[0] == '-') {
-      usage_error("inspect: unknown option '" + a + "'");
-    } else {
-      inputs.push_back(a);
-    }
-  }
-  if (inputs.empty()) usage_error("inspect: no input files");
+namespace {
+
+int run_inspect(const std::vector<std::string>& inputs, bool json) {
   int status = 0;
   for (const std::string& path : inputs) {
     Json j;
@@ -90,4 +80,24 @@ int run_inspect(const std::vector<std::string>& args) {
     }
   }
   return status;
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app, Runner& run) {
+  struct Options {
+    std::vector<std::string> inputs;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("inspect", "Describes each DICOM FILE and decodes all its frames (inspect FILE... [--json])");
+  cmd->add_option("files", o->inputs, "DICOM files")->required();
+  cmd->add_flag("--json", o->json,
+                "one object per file: {input, transfer_syntax_uid, transfer_syntax_name, sop_class_uid, modality, "
+                "rows, columns, frames, samples_per_pixel, photometric_interpretation, bits_allocated, bits_stored, "
+                "pixel_representation, stored: {dtype, shape, photometric, min, max, mean, sha256}} or {input, "
+                "error: {code, message}}");
+  cmd->footer("'stored' describes the decoded stored values of all frames, shaped (frames, rows, columns, samples) "
+              "(docs/dicom.md).\nExit status: 0 all files decoded, 1 any file failed, 2 usage error.");
+  cmd->callback([o, &run] { run = [o] { return run_inspect(o->inputs, o->json); }; });
 }

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 #include <fstream>
-#include <optional>
+#include <memory>
 
 namespace {
 
@@ -35,36 +35,25 @@ void write_npy(const std::string& path, const medinfer::Tensor& t) {
 
 }  // namespace
 
-int run_preprocess(const std::vector<std::string>& args) {
-  std::optional<std::string> model, out, input;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if ((a == "--model" || a == "--out") && i + 1 < args.size()) {
-      (a == "--model" ? model : out) = args[++i];
-    } else if (a.size() > 1 && a[0] == '-') {
-      usage_error("preprocess: unknown option '" + a + "'");
-    } else if (input) {
-      usage_error("preprocess: one FILE only");
-    } else {
-      input = a;
-    }
-  }
-  if (!model || !out || !input) usage_error("preprocess: --model DIR FILE --out OUT.npy are required");
-  // Past the arguments, every failure is the model's or the input's: exit 1 (2 is for usage errors).
-  try {
-    const auto package = medinfer::ModelPackage::open(*model);  // the verified manifest, as the pipeline reads it
-    const Json manifest = Json::parse(package.manifest_text());
-    const auto spec = medinfer::preprocess::parse_spec(manifest.at("preprocessing").dump());
-    // Exactly what Pipeline::predict does: the file's VOI window goes along for "from_file" windows.
-    const medinfer::dicom::Instance instance = medinfer::dicom::read_instance(*input, spec.read_options());
-    const medinfer::dicom::ImageHeader& h = instance.header;
-    const medinfer::preprocess::Context context = medinfer::preprocess::context_from(h);
-    const medinfer::Tensor tensor = medinfer::preprocess::apply(spec, instance.image, context);
-    write_npy(*out, tensor);
-    print_line(Json{{"input", *input}, {"out", *out}, {"shape", tensor.shape}, {"dtype", "float32"}});
-  } catch (const medinfer::Error& e) {
-    std::cerr << "medinfer: " << medinfer::to_string(e.code()) << ": " << e.what() << '\n';
-    return 1;
-  }
-  return 0;
+void add_preprocess_command(CLI::App& app, Runner& run) {
+  struct Options {
+    std::string model, input, out;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "preprocess", "preprocess --model DIR FILE --out OUT.npy: writes the exact float32 tensor the package's model "
+                    "would receive for FILE (NumPy .npy); prints {input, out, shape, dtype}");
+  cmd->add_option("--model", o->model, "the model package directory")->required();
+  cmd->add_option("file", o->input, "the DICOM file")->required();
+  cmd->add_option("--out", o->out, "the .npy file to write")->required();
+  cmd->callback([o, &run] {
+    run = [o] {
+      // What Pipeline::predict feeds the model, from the library itself (Pipeline::prepare).
+      const medinfer::Pipeline pipeline = medinfer::Pipeline::open(o->model);
+      const medinfer::Tensor tensor = pipeline.prepare(o->input);
+      write_npy(o->out, tensor);
+      print_line(Json{{"input", o->input}, {"out", o->out}, {"shape", tensor.shape}, {"dtype", "float32"}});
+      return 0;
+    };
+  });
 }

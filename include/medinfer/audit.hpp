@@ -4,7 +4,7 @@
 #pragma once
 
 #include <medinfer/export.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/model_identity.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -174,6 +174,30 @@ class MEDINFER_API ChainedFileSink final : public Sink {
   explicit ChainedFileSink(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// "The audit log the user asked for", as every host asks for it (the CLI's --audit-log/--audit-key/
+/// --audit-mode, Python's Pipeline.open(audit_log=..., audit_key_file=...), the services).
+struct LogRequest {
+  std::string path;      ///< the JSON Lines file, created or appended to
+  /// A key file (Keyring::load_file) making the log a tamper-evident chain. Empty: the key comes from
+  /// $MEDINFER_AUDIT_KEY when `key_from_environment` and it is set; otherwise the log is plain JSON Lines.
+  std::string key_file;
+  bool key_from_environment = true;
+  Durability durability = Durability::kStrict;  ///< kBuffered needs a key (kInvalidArgument otherwise)
+};
+
+/// An opened audit log: hand `sink` and `pseudonym_key` to PipelineOptions.
+struct OpenedLog {
+  std::shared_ptr<Sink> sink;
+  /// The same sink when the log is chained (close() it when done, then check dropped()); else null.
+  std::shared_ptr<ChainedFileSink> chain;
+  /// derive_pseudonym_key of the keyring when chained; empty for a plain log (no study references).
+  std::string pseudonym_key;
+};
+
+/// Opens the log `request` describes. Throws what Keyring::load_file, ChainedFileSink::open and
+/// FileSink::open throw, and kInvalidArgument for an empty path or buffered durability without a key.
+MEDINFER_API OpenedLog open_log(const LogRequest& request);
 
 /// What verify_log found.
 struct VerifyResult {

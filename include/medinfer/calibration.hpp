@@ -3,6 +3,7 @@
 #pragma once
 
 #include <medinfer/export.hpp>
+#include <medinfer/model_identity.hpp>
 
 #include <cstdint>
 #include <map>
@@ -70,6 +71,43 @@ class MEDINFER_API Calibrator {
 /// Refuses NaN or infinite values, non-monotonic isotonic values, out-of-range probabilities and a
 /// wrong number of calibrators with Error(kInvalidArgument) naming the field.
 MEDINFER_API std::vector<Calibrator> parse_calibration(const std::string& json_text, std::size_t label_count = 1);
+
+/// The calibration a package of `task` with `label_count` labels carries, and the one rule for it:
+/// binary, one calibrator; multi-label, one per label in label order; multi-class, exactly one, a
+/// temperature T applied to all logits at once (softmax(z / T)). Throws Error(kInvalidArgument) naming
+/// `where` when `calibrators` do not fit.
+MEDINFER_API void check_for_task(const std::vector<Calibrator>& calibrators, Task task, std::size_t label_count,
+                                 const std::string& where = "calibration");
+/// Parses a package's "calibration" value for a task (parse_calibration, then check_for_task).
+MEDINFER_API std::vector<Calibrator> parse_calibration(const std::string& json_text, Task task,
+                                                      std::size_t label_count);
+/// The package's "calibration" value for `calibrators` (checked with check_for_task): an object for
+/// binary and multi-class, an array of one object per label for multi-label.
+MEDINFER_API std::string to_json(const std::vector<Calibrator>& calibrators, Task task);
+/// The calibrated probability of each label from the model's logits (one per label), for `task`:
+/// calibrators[k].apply(logit[k]) for binary and multi-label; softmax(logits / T) for multi-class (sums
+/// to 1). Every probability the library reports is computed here. Throws Error(kInvalidArgument) for
+/// a logit count that does not match, or a non-finite logit.
+MEDINFER_API std::vector<double> probabilities(const std::vector<Calibrator>& calibrators, Task task,
+                                               const std::vector<float>& logits);
+/// Fits the multi-class temperature: the T minimising the mean negative log-likelihood of
+/// softmax(z / T) at the true class (`classes[i]` indexes `logits[i]`), searched over T in
+/// [e^-5, e^5]. Throws Error(kInvalidArgument) for no data, ragged logits, fewer than 2 classes, a class
+/// out of range or a non-finite logit.
+MEDINFER_API Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& logits,
+                                                   const std::vector<int>& classes);
+
+/// Which method `select_method` chose, and each method's mean cross-validated ECE.
+struct MethodSelection {
+  Method method = Method::kTemperature;
+  std::map<std::string, double> mean_ece;  ///< by method name; methods that could not be fitted are absent
+  int folds = 5;
+};
+/// The method with the lowest mean ECE (ece_positive) over 5 folds of the data (fold = index mod 5),
+/// each method fitted on the other four folds with `bins` bins; a fold whose training part lacks a class
+/// is skipped for that method. Throws Error(kInvalidArgument) when no method can be fitted on any fold.
+MEDINFER_API MethodSelection select_method(const std::vector<double>& scores, const std::vector<int>& labels,
+                                           int bins = 15);
 
 /// One bin of a reliability diagram.
 struct ReliabilityBin {

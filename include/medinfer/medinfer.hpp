@@ -6,11 +6,15 @@
 #include <medinfer/calibration.hpp>
 #include <medinfer/deidentify.hpp>
 #include <medinfer/dicom.hpp>
+#include <medinfer/engine.hpp>
 #include <medinfer/error.hpp>
 #include <medinfer/export.hpp>
 #include <medinfer/image.hpp>
 #include <medinfer/log.hpp>
 #include <medinfer/model.hpp>
+#include <medinfer/model_identity.hpp>
+#include <medinfer/model_package.hpp>
+#include <medinfer/package.hpp>
 #include <medinfer/pipeline.hpp>
 #include <medinfer/preprocess.hpp>
 #include <medinfer/risk.hpp>

@@ -5,24 +5,14 @@
 #include <medinfer/dicom.hpp>
 #include <medinfer/export.hpp>
 #include <medinfer/image.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/engine.hpp>
+#include <medinfer/model_package.hpp>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace medinfer {
-
-/// The optional in-process dynamic batcher: single-image predict() calls from many threads are
-/// merged into one model run of up to `max_batch_size` images; a batch starts when it is full or when
-/// its oldest request has waited `max_delay_us`. At most `max_queue` requests wait; beyond that
-/// predict() fails at once with kOverloaded (nothing is queued unboundedly). Off when
-/// max_batch_size <= 1. Choose the size by measurement (docs/benchmarks.md: 4 for the demo model here).
-struct BatchingOptions {
-  int max_batch_size = 0;   ///< 0 or 1: off; else 2..256
-  int max_delay_us = 2000;  ///< 0..1,000,000
-  int max_queue = 256;      ///< 1..100,000
-};
 
 struct PipelineOptions {
   EngineOptions engine;
@@ -87,6 +77,16 @@ struct Result {
   double latency_ms = 0.0;
 };
 
+/// The result as one JSON object on one line, the form every host prints or serves (the CLI's
+/// `predict` lines, Python's Result.to_json): "probability", "raw_score", "confidence", "tier",
+/// "escalate", "indeterminate", "reason" (when indeterminate), "rule", "operating_point": {"name",
+/// "positive"} (with an operating point), "prediction_set" (with a conformal rule), "label",
+/// "findings": [{"label", "probability", "raw_score", "confidence", "tier", "escalate",
+/// "indeterminate", "rule", "reason" (when indeterminate)}], "model": {"name", "version", "sha256"},
+/// "arm" (during an A/B test), "input_sha256", "latency_ms". docs/schemas/result.schema.json is its
+/// JSON Schema.
+MEDINFER_API std::string to_json(const Result& result);
+
 /// Which models a pipeline serves now (see Pipeline::swap_model, start_ab_test).
 struct Deployment {
   ModelIdentity primary;
@@ -94,12 +94,6 @@ struct Deployment {
   ModelIdentity candidate;
   double candidate_fraction = 0.0;
 };
-
-/// Checks a package as Pipeline::open does, short of loading the model: integrity and signature
-/// (ModelPackage::open with `options`), then the manifest's preprocessing, calibration and risk
-/// sections for the package's task and labels. Throws what Pipeline::open would (kInvalidArgument
-/// naming the field, kModelIntegrity, ...). `medinfer package verify` uses it.
-MEDINFER_API ModelPackage verify_package(const std::string& package_dir, const PackageOptions& options = {});
 
 /// The A/B bucket of a routing key, in [0, 1): the first 8 bytes of SHA-256("medinfer-ab-v1:" + key)
 /// as a big-endian integer divided by 2^64. A request goes to the candidate when its bucket is below
@@ -129,6 +123,11 @@ class MEDINFER_API Pipeline {
   /// During an A/B test the image is routed by `routing_key` (e.g. its Study Instance UID), or by its
   /// pixels' SHA-256 when the key is empty.
   Result predict(const Image& image, const std::string& routing_key = {}) const;
+
+  /// The exact float32 tensor the primary model would receive for this file (shape {1, C, H, W}):
+  /// read with the package's read options, then its preprocessing spec with the file's VOI window, as
+  /// predict() does. Not audited (no prediction is made). Throws what predict() throws for the input.
+  Tensor prepare(const std::string& dicom_path) const;
 
   /// The primary model's identity.
   ModelIdentity model() const;

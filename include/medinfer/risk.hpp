@@ -32,6 +32,8 @@ struct InputFacts {
   std::string modality, body_part, photometric;
   double spacing_x_mm = 0.0, spacing_y_mm = 0.0;
   std::uint32_t rows = 0, columns = 0;
+  /// Every pixel of the input has the same value (a blank or saturated frame): rule "input_constant".
+  bool constant = false;
 };
 
 /// A decision threshold derived from a target (see calibration::sensitivity_operating_point).
@@ -63,13 +65,6 @@ struct MEDINFER_API Policy {
   void validate() const;
 };
 
-/// "" when `facts` pass `gate`; otherwise the failing rule and the reason, as
-/// {"quality_gate.modality", "modality MR is not one of CT"}.
-struct GateResult {
-  std::string rule, reason;
-};
-MEDINFER_API GateResult check_quality(const QualityGate& gate, const InputFacts& facts);
-
 /// What the policy says about one calibrated probability. A value type.
 struct Score {
   double probability = 0.0;
@@ -91,9 +86,13 @@ struct Score {
 /// outside [0, 1] or NaN. Thread-safe.
 MEDINFER_API Score assess(const Policy& policy, double probability);
 
-/// The same score, marked indeterminate by `rule` for `reason` (an input quality check): the tier
-/// becomes "indeterminate", `escalate` is kept; the first rule to decide is the one reported.
-MEDINFER_API Score mark_indeterminate(Score score, const std::string& rule, const std::string& reason);
+/// The verdict on one input, in the one order the library uses everywhere: the policy's quality gate
+/// first (rule "quality_gate.<field>"), then a constant input ("input_constant"), then the model's own
+/// verdict under the policy (conformal set, confidence threshold, tier cut-points). An input outside the
+/// gate is never scored as if it were in: it is "indeterminate" with the first rule that decided; the
+/// reasons of every rule that applied are joined with "; ", and `escalate` keeps the probability's
+/// verdict (a high probability on a doubtful input still reaches a person). Throws as assess().
+MEDINFER_API Score assess(const Policy& policy, double probability, const InputFacts& facts);
 
 /// Parses the manifest's "risk" object: {"tiers": [{"name", "min_probability"}...],
 /// "escalation_threshold", "min_confidence", optional "quality_gate", "operating_point",

@@ -132,26 +132,38 @@ std::string to_json_line(const Record& r) {
   return detail::to_json(r).dump(-1, ' ', false, OJson::error_handler_t::replace);
 }
 
-Record from_json_line(const std::string& line) {
+namespace {
+
+Record record_from_json(const std::string& line) {
   using medinfer::detail::Json;
-  const Json j = medinfer::detail::parse_json(line, "audit record");
-  medinfer::detail::require_object(j, "audit record");
-  auto str = [&](const char* key) -> std::string {
-    auto it = j.find(key);
-    if (it == j.end()) return {};
-    if (!it->is_string()) throw Error(ErrorCode::kInvalidArgument, std::string("audit record: ") + key + ": expected a string");
+  const std::string where = "audit record";
+  const Json j = medinfer::detail::parse_json(line, where);
+  medinfer::detail::require_object(j, where);
+  // Absent fields take the Record's defaults; present ones must have the type the writer gives them.
+  auto str_in = [](const Json& obj, const char* key, const std::string& at) -> std::string {
+    auto it = obj.find(key);
+    if (it == obj.end()) return {};
+    if (!it->is_string()) throw Error(ErrorCode::kInvalidArgument, at + ": " + key + ": expected a string");
     return it->get<std::string>();
   };
-  auto num = [&](const char* key) -> double {
+  auto object_in = [&](const char* key) -> const Json* {
     auto it = j.find(key);
-    if (it == j.end()) return 0.0;
-    if (!it->is_number()) throw Error(ErrorCode::kInvalidArgument, std::string("audit record: ") + key + ": expected a number");
-    return it->get<double>();
+    if (it == j.end()) return nullptr;
+    if (!it->is_object()) throw Error(ErrorCode::kInvalidArgument, where + ": " + key + ": expected an object");
+    return &*it;
+  };
+  auto str = [&](const char* key) { return str_in(j, key, where); };
+  auto num = [&](const char* key) -> double {
+    return j.contains(key) ? medinfer::detail::get_number(j, key, where) : 0.0;
   };
   Record r;
   r.timestamp = str("timestamp");
   r.event_id = str("event_id");
-  if (j.contains("sequence")) r.sequence = j.at("sequence").get<std::uint64_t>();
+  if (j.contains("sequence")) {
+    const std::int64_t sequence = medinfer::detail::get_integer(j, "sequence", where);
+    if (sequence < 0) throw Error(ErrorCode::kInvalidArgument, where + ": sequence: must not be negative");
+    r.sequence = static_cast<std::uint64_t>(sequence);
+  }
   const std::string event = str("event");
   bool known = false;
   for (EventType t : {EventType::kInference, EventType::kModelOpened, EventType::kModelRefused,
@@ -160,15 +172,15 @@ Record from_json_line(const std::string& line) {
     if (event == to_string(t)) r.event = t, known = true;
   }
   if (!known) throw Error(ErrorCode::kInvalidArgument, "audit record: event: unknown event '" + event + "'");
-  if (j.contains("actor") && j["actor"].is_object()) {
-    r.actor.user_id = j["actor"].value("user_id", "");
-    r.actor.application_id = j["actor"].value("application_id", "");
+  if (const Json* actor = object_in("actor")) {
+    r.actor.user_id = str_in(*actor, "user_id", where + ": actor");
+    r.actor.application_id = str_in(*actor, "application_id", where + ": actor");
   }
   r.host = str("host");
-  if (j.contains("model") && j["model"].is_object()) {
-    r.model.name = j["model"].value("name", "");
-    r.model.version = j["model"].value("version", "");
-    r.model.sha256 = j["model"].value("sha256", "");
+  if (const Json* model = object_in("model")) {
+    r.model.name = str_in(*model, "name", where + ": model");
+    r.model.version = str_in(*model, "version", where + ": model");
+    r.model.sha256 = str_in(*model, "sha256", where + ": model");
   }
   r.preprocessing_sha256 = str("preprocessing_sha256");
   r.input_sha256 = str("input_sha256");
@@ -179,7 +191,7 @@ Record from_json_line(const std::string& line) {
   r.raw_score = num("raw_score");
   r.probability = num("probability");
   r.tier = str("tier");
-  r.escalate = j.value("escalate", false);
+  r.escalate = medinfer::detail::get_bool(j, "escalate", where, false);
   r.reason = str("reason");
   r.rule = str("rule");
   r.label = str("label");
@@ -203,6 +215,12 @@ Record from_json_line(const std::string& line) {
   r.latency_ms = num("latency_ms");
   r.detail = str("detail");
   return r;
+}
+
+}  // namespace
+
+Record from_json_line(const std::string& line) {
+  return medinfer::detail::guarded_parse("audit record", [&] { return record_from_json(line); });
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 namespace medinfer::audit {
@@ -133,6 +134,30 @@ Keyring Keyring::from_environment(const std::string& variable) {
 std::string derive_pseudonym_key(const Keyring& keys) {
   if (keys.keys.empty()) throw Error(ErrorCode::kInvalidArgument, "audit keyring: no key");
   return medinfer::detail::hmac_sha256_hex(keys.keys.begin()->second, "medinfer-pseudonym-key-v1");
+}
+
+OpenedLog open_log(const LogRequest& request) {
+  if (request.path.empty()) throw Error(ErrorCode::kInvalidArgument, "audit log: no path given");
+  std::optional<Keyring> keys;
+  if (!request.key_file.empty()) {
+    keys = Keyring::load_file(request.key_file);
+  } else if (request.key_from_environment && std::getenv("MEDINFER_AUDIT_KEY") != nullptr) {
+    keys = Keyring::from_environment();
+  }
+  OpenedLog log;
+  if (!keys) {
+    if (request.durability != Durability::kStrict) {
+      throw Error(ErrorCode::kInvalidArgument, request.path + ": buffered durability needs an audit key (a chained log)");
+    }
+    log.sink = FileSink::open(request.path);
+    return log;
+  }
+  ChainOptions chain_options;
+  chain_options.durability = request.durability;
+  log.chain = ChainedFileSink::open(request.path, *keys, chain_options);
+  log.sink = log.chain;
+  log.pseudonym_key = derive_pseudonym_key(*keys);
+  return log;
 }
 
 }  // namespace medinfer::audit

@@ -402,6 +402,13 @@ Calibrator one_from_json(const Json& obj, const std::string& where) {
 
 }  // namespace
 
+std::vector<Calibrator> calibration_from_json(const Json& value, const std::string& where, Task task,
+                                              std::size_t label_count) {
+  std::vector<Calibrator> out = calibration_from_json(value, where, task == Task::kMultiClass ? 1 : label_count);
+  check_for_task(out, task, label_count, where);
+  return out;
+}
+
 std::vector<Calibrator> calibration_from_json(const Json& value, const std::string& where, std::size_t label_count) {
   std::vector<Calibrator> out;
   if (value.is_array()) {
@@ -423,8 +430,144 @@ std::vector<Calibrator> calibration_from_json(const Json& value, const std::stri
 }  // namespace detail
 
 std::vector<Calibrator> parse_calibration(const std::string& json_text, std::size_t label_count) {
-  return detail::calibration_from_json(medinfer::detail::parse_json(json_text, "calibration"), "calibration",
+  return medinfer::detail::guarded_parse("calibration", [&] {
+    return detail::calibration_from_json(medinfer::detail::parse_json(json_text, "calibration"), "calibration",
                                        label_count);
+  });
+}
+
+void check_for_task(const std::vector<Calibrator>& calibrators, Task task, std::size_t label_count,
+                    const std::string& where) {
+  if (task == Task::kMultiClass) {
+    if (calibrators.size() != 1 || calibrators[0].method() != Method::kTemperature) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  where + ": a multi-class model is calibrated by one temperature over all logits (softmax(z / T)), not " +
+                      (calibrators.size() == 1 ? "'" + std::string(to_string(calibrators[0].method())) + "'"
+                                               : std::to_string(calibrators.size()) + " calibrators"));
+    }
+    return;
+  }
+  if (calibrators.size() != label_count) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": " + std::to_string(calibrators.size()) + " calibrator(s) for " +
+                                                 std::to_string(label_count) + " label(s): a " + medinfer::to_string(task) +
+                                                 " package has one per label");
+  }
+}
+
+std::vector<Calibrator> parse_calibration(const std::string& json_text, Task task, std::size_t label_count) {
+  return medinfer::detail::guarded_parse("calibration", [&] {
+    return detail::calibration_from_json(medinfer::detail::parse_json(json_text, "calibration"), "calibration", task,
+                                         label_count);
+  });
+}
+
+std::string to_json(const std::vector<Calibrator>& calibrators, Task task) {
+  check_for_task(calibrators, task, task == Task::kMultiLabel ? calibrators.size() : 1);
+  if (task != Task::kMultiLabel) return calibrators[0].to_json();
+  Json array = Json::array();
+  for (const Calibrator& c : calibrators) array.push_back(Json::parse(c.to_json()));
+  return array.dump();
+}
+
+std::vector<double> probabilities(const std::vector<Calibrator>& calibrators, Task task, const std::vector<float>& logits) {
+  const std::size_t expected = task == Task::kMultiClass ? logits.size() : calibrators.size();
+  if (logits.size() != expected || logits.empty() || (task == Task::kMultiClass && calibrators.size() != 1)) {
+    throw Error(ErrorCode::kInvalidArgument, "calibration: " + std::to_string(logits.size()) + " logit(s) for " +
+                                                 std::to_string(calibrators.size()) + " calibrator(s) of a " +
+                                                 medinfer::to_string(task) + " package");
+  }
+  for (float z : logits) {
+    if (!std::isfinite(z)) throw Error(ErrorCode::kInvalidArgument, "calibration: a logit is not finite");
+  }
+  std::vector<double> p(logits.size());
+  if (task == Task::kMultiClass) {
+    const double t = calibrators[0].parameters().at(0);
+    double top = -INFINITY;
+    for (float z : logits) top = std::max(top, static_cast<double>(z) / t);
+    double sum = 0.0;
+    for (std::size_t k = 0; k < logits.size(); ++k) sum += p[k] = std::exp(static_cast<double>(logits[k]) / t - top);
+    for (double& v : p) v /= sum;
+  } else {
+    for (std::size_t k = 0; k < logits.size(); ++k) p[k] = calibrators[k].apply(logits[k]);
+  }
+  return p;
+}
+
+Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes) {
+  if (logits.empty() || logits.size() != classes.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "fit_multiclass_temperature: " + std::to_string(logits.size()) +
+                                                 " logit rows for " + std::to_string(classes.size()) + " classes");
+  }
+  const std::size_t k = logits[0].size();
+  if (k < 2) throw Error(ErrorCode::kInvalidArgument, "fit_multiclass_temperature: fewer than 2 classes");
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i].size() != k) {
+      throw Error(ErrorCode::kInvalidArgument, "fit_multiclass_temperature: row " + std::to_string(i) + " has " +
+                                                   std::to_string(logits[i].size()) + " logits, expected " + std::to_string(k));
+    }
+    if (classes[i] < 0 || static_cast<std::size_t>(classes[i]) >= k) {
+      throw Error(ErrorCode::kInvalidArgument, "fit_multiclass_temperature: class " + std::to_string(classes[i]) +
+                                                   " of row " + std::to_string(i) + " is out of range");
+    }
+    for (double z : logits[i]) require_finite(z, "fit_multiclass_temperature: logit of row " + std::to_string(i));
+  }
+  auto nll = [&](double log_t) {
+    const double t = std::exp(log_t);
+    double total = 0.0;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      double top = -INFINITY;
+      for (double z : logits[i]) top = std::max(top, z / t);
+      double sum = 0.0;
+      for (double z : logits[i]) sum += std::exp(z / t - top);
+      total += top + std::log(sum) - logits[i][static_cast<std::size_t>(classes[i])] / t;
+    }
+    return total / static_cast<double>(logits.size());
+  };
+  // The NLL is unimodal in log T for these problems: golden-section search to 1e-9.
+  const double g = (std::sqrt(5.0) - 1.0) / 2.0;
+  double a = -5.0, b = 5.0, c = b - g * (b - a), d = a + g * (b - a);
+  double fc = nll(c), fd = nll(d);
+  while (b - a > 1e-9) {
+    if (fc < fd) {
+      b = d, d = c, fd = fc, c = b - g * (b - a), fc = nll(c);
+    } else {
+      a = c, c = d, fc = fd, d = a + g * (b - a), fd = nll(d);
+    }
+  }
+  return Calibrator::temperature(std::exp((a + b) / 2.0));
+}
+
+MethodSelection select_method(const std::vector<double>& scores, const std::vector<int>& labels, int bins) {
+  MethodSelection out;
+  bool found = false;
+  double best = 0.0;
+  for (Method m : {Method::kTemperature, Method::kPlatt, Method::kIsotonic, Method::kHistogram, Method::kBeta}) {
+    double sum = 0.0;
+    int folds = 0;
+    for (std::size_t k = 0; k < static_cast<std::size_t>(out.folds); ++k) {
+      std::vector<double> fit_scores, held_scores;
+      std::vector<int> fit_labels, held_labels;
+      for (std::size_t i = 0; i < scores.size() && i < labels.size(); ++i) {
+        const bool held = i % static_cast<std::size_t>(out.folds) == k;
+        (held ? held_scores : fit_scores).push_back(scores[i]);
+        (held ? held_labels : fit_labels).push_back(labels[i]);
+      }
+      try {
+        const Calibrator c = Calibrator::fit(m, fit_scores, fit_labels, bins);
+        std::vector<double> p;
+        for (double v : held_scores) p.push_back(c.apply(v));
+        sum += compute_metrics(p, held_labels).ece_positive;
+        ++folds;
+      } catch (const Error&) {
+        // a fold without both classes (or an empty held-out part): skipped for this method
+      }
+    }
+    if (folds == 0) continue;
+    out.mean_ece[to_string(m)] = sum / folds;
+    if (!found || sum / folds < best) out.method = m, best = sum / folds, found = true;
+  }
+  if (!found) throw Error(ErrorCode::kInvalidArgument, "select_method: too few cases for 5 folds");
+  return out;
 }
 
 }  // namespace medinfer::calibration

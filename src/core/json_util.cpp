@@ -3,6 +3,8 @@
 #include <medinfer/error.hpp>
 
 #include <cmath>
+#include <new>
+#include <stdexcept>
 
 namespace medinfer::detail {
 namespace {
@@ -50,6 +52,24 @@ void reject_unknown_fields(const Json& obj, std::initializer_list<const char*> k
 void rethrow_with_location(const Error& e, const std::string& where, const char* section) {
   const auto pos = where.rfind(section);
   throw Error(e.code(), (pos == std::string::npos ? where + ": " : where.substr(0, pos)) + e.what());
+}
+
+void rethrow_as_error(const std::string& where) {
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": malformed value (" + e.what() + ")");
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::kResourceLimit, where + ": out of memory");
+  } catch (const std::logic_error& e) {
+    throw Error(ErrorCode::kInvalidArgument, where + ": malformed value (" + e.what() + ")");
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInternal, where + ": " + e.what());
+  } catch (...) {
+    throw Error(ErrorCode::kInternal, where + ": unknown exception");
+  }
 }
 
 Json parse_json(std::string_view text, const std::string& where) {

@@ -42,4 +42,21 @@ std::pair<double, double> get_number_pair(const Json& obj, const char* key, cons
 /// "file.json: key" at the top of a file, "where.key" below it.
 std::string field_path(const std::string& where, const char* key);
 
+/// Re-raises the exception in flight as medinfer::Error: an Error unchanged; nlohmann's exceptions and
+/// std::logic_error (a type mismatch, an out-of-range index) as kInvalidArgument naming `where`;
+/// std::bad_alloc as kResourceLimit; anything else as kInternal. Call it from a catch (...) block.
+[[noreturn]] void rethrow_as_error(const std::string& where);
+
+/// Runs `parse` and lets nothing but medinfer::Error out of it: every public parser of JSON text
+/// (manifest, spec, calibration, risk policy, audit record) goes through this, so a dependency's
+/// exception never escapes the API.
+template <class F>
+auto guarded_parse(const std::string& where, F&& parse) -> decltype(parse()) {
+  try {
+    return parse();
+  } catch (...) {
+    rethrow_as_error(where);
+  }
+}
+
 }  // namespace medinfer::detail

@@ -75,13 +75,22 @@ bool ed25519_verify(const std::string& public_pem, std::string_view message, std
                           reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
 }
 
-std::string ed25519_key_id(const std::string& pem, const std::string& what) {
-  const bool is_private = pem.find("PRIVATE KEY") != std::string::npos;
-  Pkey key = read_key(pem, is_private, what);
+namespace {
+std::string raw_key_id(const Pkey& key, const std::string& what) {
   unsigned char raw[32];
   std::size_t n = sizeof raw;
   if (EVP_PKEY_get_raw_public_key(key.get(), raw, &n) != 1 || n != 32) bad_key(what, "public");
   return sha256_hex(std::string_view(reinterpret_cast<const char*>(raw), n));
+}
+}  // namespace
+
+std::string ed25519_key_id(const std::string& pem, const std::string& what) {
+  const bool is_private = pem.find("PRIVATE KEY") != std::string::npos;
+  return raw_key_id(read_key(pem, is_private, what), what);
+}
+
+std::string ed25519_private_key_id(const std::string& private_pem, const std::string& what) {
+  return raw_key_id(read_key(private_pem, true, what), what);
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -21,6 +21,9 @@ bool ed25519_verify(const std::string& public_pem, std::string_view message, std
                     const std::string& what);
 /// The key's id: SHA-256 (hex) of its raw 32-byte public key. Accepts a public or private PEM.
 std::string ed25519_key_id(const std::string& pem, const std::string& what);
+/// The same for a key that must be private (a signing key): a malformed one is reported as "not an
+/// Ed25519 private key", whatever its PEM header says.
+std::string ed25519_private_key_id(const std::string& private_pem, const std::string& what);
 
 std::string base64_encode(std::string_view bytes);
 /// Throws kInvalidArgument naming `what` for malformed input.

@@ -1,7 +1,7 @@
 // Internal: the backends built into the library. Only torchscript_backend.cpp includes LibTorch.
 #pragma once
 
-#include <medinfer/model.hpp>
+#include <medinfer/engine.hpp>
 
 #include <memory>
 

@@ -1,7 +1,7 @@
 // Engine: the backend-independent half. Picks the backend registered for the package's model.format,
 // checks every input and output shape, warms up at open. Knows nothing of LibTorch.
 #include <medinfer/error.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/engine.hpp>
 
 #include "core/log_internal.hpp"
 #include "inference/backends.hpp"

@@ -1,7 +1,9 @@
 // Opening a model package: parse the manifest, then verify every listed file's SHA-256 from bytes
 // read into memory, so what LibTorch later parses is exactly what was verified (no re-read, no TOCTOU).
 #include <medinfer/error.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/model_package.hpp>
+
+#include "inference/package_internal.hpp"
 
 #include "core/file_util.hpp"
 #include "core/json_util.hpp"
@@ -125,159 +127,153 @@ std::string check_signature(const fs::path& root, const std::string& manifest_te
 ModelPackage ModelPackage::open(const std::string& directory) { return open(directory, PackageOptions{}); }
 
 ModelPackage ModelPackage::open(const std::string& directory, const PackageOptions& options) {
-  std::error_code ec;
-  if (!fs::is_directory(directory, ec)) {
-    throw Error(ErrorCode::kNotFound, directory + ": no such model package directory");
-  }
-  const fs::path root = fs::canonical(directory, ec);
-  if (ec) throw Error(ErrorCode::kIo, directory + ": " + ec.message());
-  const std::string manifest_path = (root / "manifest.json").string();
-  const std::string where = manifest_path;
-
-  auto impl = std::make_unique<Impl>();
-  impl->directory = root.string();
-  impl->manifest_text = detail::read_file(manifest_path, kMaxManifestBytes);
-  // The signature first: nothing else in the package is read for a package the host would refuse.
-  impl->signer_key_id = check_signature(root, impl->manifest_text, options);
-  impl->manifest = detail::parse_json(impl->manifest_text, where);
-  const Json& m = impl->manifest;
-  detail::require_object(m, where);
-
-  const auto format_version = detail::get_integer(m, "format_version", where);
-  if (format_version != 1) {
-    throw Error(ErrorCode::kUnsupported, where + ": format_version " + std::to_string(format_version) +
-                                             " is not supported (this SDK reads 1)");
-  }
-  impl->identity.name = detail::get_string(m, "name", where);
-  impl->identity.version = detail::get_string(m, "version", where);
-  static const std::regex semver(R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
-  if (!std::regex_match(impl->identity.version, semver)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                where + ": version: '" + impl->identity.version + "' is not a semantic version (MAJOR.MINOR.PATCH)");
-  }
-  impl->identity.sha256 = detail::sha256_hex(impl->manifest_text);
-
-  const std::string task = detail::get_string(m, "task", where);
-  if (task == "binary") {
-    impl->task = Task::kBinary;
-  } else if (task == "multi-label") {
-    impl->task = Task::kMultiLabel;
-  } else if (task == "multi-class") {
-    impl->task = Task::kMultiClass;
-  } else {
-    throw Error(ErrorCode::kUnsupported,
-                where + ": task: '" + task + "' is not supported (binary, multi-label, multi-class)");
-  }
-  if (m.contains("min_sdk_version")) {
-    const std::string min_sdk = detail::get_string(m, "min_sdk_version", where);
-    static const std::regex triple(R"(^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$)");
-    std::smatch v;
-    if (!std::regex_match(min_sdk, v, triple)) {
-      throw Error(ErrorCode::kInvalidArgument, where + ": min_sdk_version: '" + min_sdk + "' is not MAJOR.MINOR.PATCH");
+  // Nothing but medinfer::Error leaves: a JSON type mismatch deep in a field is kInvalidArgument.
+  return detail::guarded_parse(directory + "/manifest.json", [&]() -> ModelPackage {
+    std::error_code ec;
+    if (!fs::is_directory(directory, ec)) {
+      throw Error(ErrorCode::kNotFound, directory + ": no such model package directory");
     }
-    const auto wanted = std::make_tuple(std::stoi(v[1]), std::stoi(v[2]), std::stoi(v[3]));
-    const auto have = std::make_tuple(MEDINFER_VERSION_MAJOR, MEDINFER_VERSION_MINOR, MEDINFER_VERSION_PATCH);
-    if (have < wanted) {
-      throw Error(ErrorCode::kUnsupported, where + ": min_sdk_version: the package needs medinfer " + min_sdk +
-                                               " or later; this is " + MEDINFER_VERSION_STRING);
-    }
-  }
-  if (m.contains("intended_use")) impl->intended_use = detail::get_string(m, "intended_use", where);
-  const Json& model = detail::require_member(m, "model", where);
-  const std::string model_where = detail::field_path(where, "model");
-  impl->model_file = detail::get_string(model, "file", model_where);
-  // Which backend runs it is Engine's business (register_backend); the package only verifies bytes.
-  impl->model_format = detail::get_string(model, "format", model_where);
+    const fs::path root = fs::canonical(directory, ec);
+    if (ec) throw Error(ErrorCode::kIo, directory + ": " + ec.message());
+    const std::string manifest_path = (root / "manifest.json").string();
+    const std::string where = manifest_path;
 
-  const Json& input = detail::require_member(m, "input", where);
-  const std::string input_where = detail::field_path(where, "input");
-  const Json& shape = detail::require_member(input, "shape", input_where);
-  if (!shape.is_array() || shape.size() != 4) {
-    throw Error(ErrorCode::kInvalidArgument, input_where + ".shape: expected [N, C, H, W]");
-  }
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (!shape[i].is_number_integer() || shape[i].get<std::int64_t>() < 1 || shape[i].get<std::int64_t>() > 16384) {
+    auto impl = std::make_unique<Impl>();
+    impl->directory = root.string();
+    impl->manifest_text = detail::read_file(manifest_path, kMaxManifestBytes);
+    // The signature first: nothing else in the package is read for a package the host would refuse.
+    impl->signer_key_id = check_signature(root, impl->manifest_text, options);
+    impl->manifest = detail::parse_json(impl->manifest_text, where);
+    const Json& m = impl->manifest;
+    detail::require_object(m, where);
+
+    const auto format_version = detail::get_integer(m, "format_version", where);
+    if (format_version != 1) {
+      throw Error(ErrorCode::kUnsupported, where + ": format_version " + std::to_string(format_version) +
+                                               " is not supported (this SDK reads 1)");
+    }
+    impl->identity.name = detail::get_string(m, "name", where);
+    impl->identity.version = detail::get_string(m, "version", where);
+    static const std::regex semver(R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
+    if (!std::regex_match(impl->identity.version, semver)) {
       throw Error(ErrorCode::kInvalidArgument,
-                  input_where + ".shape[" + std::to_string(i) + "]: expected an integer in 1..16384");
+                  where + ": version: '" + impl->identity.version + "' is not a semantic version (MAJOR.MINOR.PATCH)");
     }
-    impl->input_shape.push_back(shape[i].get<std::int64_t>());
-  }
-  const Json& output = detail::require_member(m, "output", where);
-  const std::string output_where = detail::field_path(where, "output");
-  const std::string kind = detail::get_string(output, "kind", output_where);
-  if (kind != "logit") {
-    throw Error(ErrorCode::kUnsupported, output_where + ".kind: '" + kind + "' is not supported yet (logit)");
-  }
-  impl->output_count = detail::get_integer(output, "count", output_where);
-  const Json& labels = detail::require_member(m, "labels", where);
-  if (!labels.is_array() || labels.empty() || labels.size() > 1024) {
-    throw Error(ErrorCode::kInvalidArgument, where + ": labels: expected an array of 1..1024 label names");
-  }
-  std::set<std::string> seen;
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    const std::string at = where + ": labels[" + std::to_string(i) + "]";
-    if (!labels[i].is_string() || labels[i].get<std::string>().empty()) {
-      throw Error(ErrorCode::kInvalidArgument, at + ": expected a non-empty string");
-    }
-    if (!seen.insert(labels[i].get<std::string>()).second) {
-      throw Error(ErrorCode::kInvalidArgument, at + ": '" + labels[i].get<std::string>() + "' appears twice");
-    }
-    impl->labels.push_back(labels[i].get<std::string>());
-  }
-  const std::int64_t label_count = static_cast<std::int64_t>(impl->labels.size());
-  if (impl->task == Task::kBinary && (impl->output_count != 1 || label_count != 1)) {
-    throw Error(ErrorCode::kInvalidArgument, output_where + ".count: a binary task has exactly 1 output and 1 label (count " +
-                                                 std::to_string(impl->output_count) + ", " + std::to_string(label_count) +
-                                                 " label(s))");
-  }
-  if (impl->task == Task::kMultiClass && label_count < 2) {
-    throw Error(ErrorCode::kInvalidArgument, where + ": labels: a multi-class task needs at least 2 classes");
-  }
-  if (impl->output_count != label_count) {
-    throw Error(ErrorCode::kInvalidArgument, output_where + ".count: " + std::to_string(impl->output_count) +
-                                                 " outputs but " + std::to_string(label_count) +
-                                                 " labels: a " + to_string(impl->task) + " model has one output per label");
-  }
+    impl->identity.sha256 = detail::sha256_hex(impl->manifest_text);
 
-  // Integrity: every listed file, then the model file must be among them.
-  const Json& files = detail::require_member(m, "files", where);
-  const std::string files_where = detail::field_path(where, "files");
-  detail::require_object(files, files_where);
-  bool model_listed = false;
-  for (auto it = files.begin(); it != files.end(); ++it) {
-    const std::string& rel = it.key();
-    const std::string at = files_where + "[\"" + rel + "\"]";
-    if (!it->is_string() || !is_sha256_hex(it->get<std::string>())) {
-      throw Error(ErrorCode::kInvalidArgument, at + ": expected 64 lower-case hex digits (SHA-256)");
+    const std::string task = detail::get_string(m, "task", where);
+    if (task == "binary") {
+      impl->task = Task::kBinary;
+    } else if (task == "multi-label") {
+      impl->task = Task::kMultiLabel;
+    } else if (task == "multi-class") {
+      impl->task = Task::kMultiClass;
+    } else {
+      throw Error(ErrorCode::kUnsupported,
+                  where + ": task: '" + task + "' is not supported (binary, multi-label, multi-class)");
     }
-    if (rel == "manifest.json" || rel == "manifest.sig") integrity(at + ": the manifest cannot list itself or its signature");
-    const fs::path resolved = checked_member_path(root, rel, at);
-    std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
-    const std::string actual = detail::sha256_hex(bytes);
-    if (actual != it->get<std::string>()) {
-      integrity(at + ": SHA-256 mismatch: the file was modified (manifest " + it->get<std::string>() +
-                ", file " + actual + ")");
+    if (m.contains("min_sdk_version")) {
+      const std::string min_sdk = detail::get_string(m, "min_sdk_version", where);
+      static const std::regex triple(R"(^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$)");
+      std::smatch v;
+      if (!std::regex_match(min_sdk, v, triple)) {
+        throw Error(ErrorCode::kInvalidArgument, where + ": min_sdk_version: '" + min_sdk + "' is not MAJOR.MINOR.PATCH");
+      }
+      const auto wanted = std::make_tuple(std::stoi(v[1]), std::stoi(v[2]), std::stoi(v[3]));
+      const auto have = std::make_tuple(MEDINFER_VERSION_MAJOR, MEDINFER_VERSION_MINOR, MEDINFER_VERSION_PATCH);
+      if (have < wanted) {
+        throw Error(ErrorCode::kUnsupported, where + ": min_sdk_version: the package needs medinfer " + min_sdk +
+                                                 " or later; this is " + MEDINFER_VERSION_STRING);
+      }
     }
-    if (fs::path(rel).lexically_normal() == fs::path(impl->model_file).lexically_normal()) {
-      impl->model_bytes = std::move(bytes);
-      model_listed = true;
-    }
-  }
-  if (!model_listed) {
-    integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
-  }
-  detail::log(LogLevel::kInfo, "opened model package {} {} ({}), manifest sha256 {}", impl->identity.name,
-              impl->identity.version, impl->directory, impl->identity.sha256);
-  return ModelPackage(std::move(impl));
-}
+    if (m.contains("intended_use")) impl->intended_use = detail::get_string(m, "intended_use", where);
+    const Json& model = detail::require_member(m, "model", where);
+    const std::string model_where = detail::field_path(where, "model");
+    impl->model_file = detail::get_string(model, "file", model_where);
+    // Which backend runs it is Engine's business (register_backend); the package only verifies bytes.
+    impl->model_format = detail::get_string(model, "format", model_where);
 
-const char* to_string(Task task) noexcept {
-  switch (task) {
-    case Task::kBinary: return "binary";
-    case Task::kMultiLabel: return "multi-label";
-    case Task::kMultiClass: return "multi-class";
-  }
-  return "unknown";
+    const Json& input = detail::require_member(m, "input", where);
+    const std::string input_where = detail::field_path(where, "input");
+    const Json& shape = detail::require_member(input, "shape", input_where);
+    if (!shape.is_array() || shape.size() != 4) {
+      throw Error(ErrorCode::kInvalidArgument, input_where + ".shape: expected [N, C, H, W]");
+    }
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      if (!shape[i].is_number_integer() || shape[i].get<std::int64_t>() < 1 || shape[i].get<std::int64_t>() > 16384) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    input_where + ".shape[" + std::to_string(i) + "]: expected an integer in 1..16384");
+      }
+      impl->input_shape.push_back(shape[i].get<std::int64_t>());
+    }
+    const Json& output = detail::require_member(m, "output", where);
+    const std::string output_where = detail::field_path(where, "output");
+    const std::string kind = detail::get_string(output, "kind", output_where);
+    if (kind != "logit") {
+      throw Error(ErrorCode::kUnsupported, output_where + ".kind: '" + kind + "' is not supported yet (logit)");
+    }
+    impl->output_count = detail::get_integer(output, "count", output_where);
+    const Json& labels = detail::require_member(m, "labels", where);
+    if (!labels.is_array() || labels.empty() || labels.size() > 1024) {
+      throw Error(ErrorCode::kInvalidArgument, where + ": labels: expected an array of 1..1024 label names");
+    }
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      const std::string at = where + ": labels[" + std::to_string(i) + "]";
+      if (!labels[i].is_string() || labels[i].get<std::string>().empty()) {
+        throw Error(ErrorCode::kInvalidArgument, at + ": expected a non-empty string");
+      }
+      if (!seen.insert(labels[i].get<std::string>()).second) {
+        throw Error(ErrorCode::kInvalidArgument, at + ": '" + labels[i].get<std::string>() + "' appears twice");
+      }
+      impl->labels.push_back(labels[i].get<std::string>());
+    }
+    const std::int64_t label_count = static_cast<std::int64_t>(impl->labels.size());
+    if (impl->task == Task::kBinary && (impl->output_count != 1 || label_count != 1)) {
+      throw Error(ErrorCode::kInvalidArgument, output_where + ".count: a binary task has exactly 1 output and 1 label (count " +
+                                                   std::to_string(impl->output_count) + ", " + std::to_string(label_count) +
+                                                   " label(s))");
+    }
+    if (impl->task == Task::kMultiClass && label_count < 2) {
+      throw Error(ErrorCode::kInvalidArgument, where + ": labels: a multi-class task needs at least 2 classes");
+    }
+    if (impl->output_count != label_count) {
+      throw Error(ErrorCode::kInvalidArgument, output_where + ".count: " + std::to_string(impl->output_count) +
+                                                   " outputs but " + std::to_string(label_count) +
+                                                   " labels: a " + to_string(impl->task) + " model has one output per label");
+    }
+
+    // Integrity: every listed file, then the model file must be among them.
+    const Json& files = detail::require_member(m, "files", where);
+    const std::string files_where = detail::field_path(where, "files");
+    detail::require_object(files, files_where);
+    bool model_listed = false;
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      const std::string& rel = it.key();
+      const std::string at = files_where + "[\"" + rel + "\"]";
+      if (!it->is_string() || !is_sha256_hex(it->get<std::string>())) {
+        throw Error(ErrorCode::kInvalidArgument, at + ": expected 64 lower-case hex digits (SHA-256)");
+      }
+      if (rel == "manifest.json" || rel == "manifest.sig") integrity(at + ": the manifest cannot list itself or its signature");
+      const fs::path resolved = checked_member_path(root, rel, at);
+      std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
+      const std::string actual = detail::sha256_hex(bytes);
+      if (actual != it->get<std::string>()) {
+        integrity(at + ": SHA-256 mismatch: the file was modified (manifest " + it->get<std::string>() +
+                  ", file " + actual + ")");
+      }
+      if (fs::path(rel).lexically_normal() == fs::path(impl->model_file).lexically_normal()) {
+        impl->model_bytes = std::move(bytes);
+        model_listed = true;
+      }
+    }
+    if (!model_listed) {
+      integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
+    }
+    detail::log(LogLevel::kInfo, "opened model package {} {} ({}), manifest sha256 {}", impl->identity.name,
+                impl->identity.version, impl->directory, impl->identity.sha256);
+    return ModelPackage(std::move(impl));
+  });
 }
 
 std::string sha256_file(const std::string& path) {
@@ -300,5 +296,9 @@ Task ModelPackage::task() const noexcept { return impl_->task; }
 const std::vector<std::string>& ModelPackage::labels() const noexcept { return impl_->labels; }
 const std::string& ModelPackage::model_format() const noexcept { return impl_->model_format; }
 const std::string& ModelPackage::intended_use() const noexcept { return impl_->intended_use; }
+
+const detail::Json& detail::PackageAccess::manifest(const ModelPackage& package) noexcept {
+  return package.impl_->manifest;
+}
 
 }  // namespace medinfer

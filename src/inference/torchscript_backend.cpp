@@ -1,7 +1,7 @@
 // The TorchScript backend. The only translation unit of the library that includes LibTorch
 // (13-20 s to compile): keep it that way. Engine (engine.cpp) does the shape checks and warm-up.
 #include <medinfer/error.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/engine.hpp>
 
 #include "inference/backends.hpp"
 

@@ -192,7 +192,9 @@ Spec spec_from_json(const Json& steps, const std::string& where) {
 }  // namespace detail
 
 Spec parse_spec(const std::string& json_text) {
-  return detail::spec_from_json(medinfer::detail::parse_json(json_text, "preprocessing"), "preprocessing");
+  return medinfer::detail::guarded_parse("preprocessing", [&] {
+    return detail::spec_from_json(medinfer::detail::parse_json(json_text, "preprocessing"), "preprocessing");
+  });
 }
 
 }  // namespace medinfer::preprocess

@@ -1,5 +1,6 @@
 #include <medinfer/error.hpp>
 
+#include "risk/risk_internal.hpp"
 #include "risk/risk_json.hpp"
 
 #include <cmath>
@@ -61,7 +62,7 @@ void Policy::validate() const {
   }
 }
 
-GateResult check_quality(const QualityGate& g, const InputFacts& f) {
+detail::GateResult detail::check_quality(const QualityGate& g, const InputFacts& f) {
   auto listed = [](const std::vector<std::string>& allowed, const std::string& v) {
     return allowed.empty() || v.empty() || std::find(allowed.begin(), allowed.end(), v) != allowed.end();
   };
@@ -116,25 +117,42 @@ Score assess(const Policy& policy, double probability) {
     if (1.0 - probability <= policy.conformal->qhat) s.prediction_set.push_back("positive");
     if (probability <= policy.conformal->qhat) s.prediction_set.push_back("negative");
     if (s.prediction_set.size() != 1) {
-      s = mark_indeterminate(std::move(s), "conformal_set",
+      s = detail::mark_indeterminate(std::move(s), "conformal_set",
                              std::string("the ") + two_decimals(100.0 * (1.0 - policy.conformal->alpha)) +
                                  " % conformal prediction set is " +
                                  (s.prediction_set.empty() ? "empty" : "{positive, negative}"));
     }
   }
   if (s.confidence < policy.min_confidence) {
-    s = mark_indeterminate(std::move(s), "confidence_threshold",
+    s = detail::mark_indeterminate(std::move(s), "confidence_threshold",
                            "confidence " + two_decimals(s.confidence) + " is below the policy's minimum " +
                                two_decimals(policy.min_confidence));
   }
   return s;
 }
 
-Score mark_indeterminate(Score score, const std::string& rule, const std::string& reason) {
+Score detail::mark_indeterminate(Score score, const std::string& rule, const std::string& reason) {
   if (!score.indeterminate) score.rule = rule;  // the first rule to decide is the one reported
   score.indeterminate = true;
   score.tier = "indeterminate";
   score.reason = score.reason.empty() ? reason : score.reason + "; " + reason;
+  return score;
+}
+
+Score assess(const Policy& policy, double probability, const InputFacts& facts) {
+  Score score = assess(policy, probability);
+  std::vector<std::pair<std::string, std::string>> rules;  // input rules, in the order they decide
+  const detail::GateResult gate = detail::check_quality(policy.quality_gate, facts);
+  if (!gate.rule.empty()) rules.emplace_back(gate.rule, gate.reason);
+  if (facts.constant) rules.emplace_back("input_constant", "the input image is constant (no contrast)");
+  if (rules.empty()) return score;
+  const Score model_verdict = score;
+  score.indeterminate = false;
+  score.reason.clear();
+  for (const auto& [rule, reason] : rules) score = detail::mark_indeterminate(std::move(score), rule, reason);
+  if (model_verdict.indeterminate) {
+    score = detail::mark_indeterminate(std::move(score), model_verdict.rule, model_verdict.reason);
+  }
   return score;
 }
 
@@ -227,7 +245,9 @@ std::vector<Policy> policies_from_json(const medinfer::detail::Json& value, cons
 }  // namespace detail
 
 Policy parse_policy(const std::string& json_text) {
-  return detail::policy_from_json(medinfer::detail::parse_json(json_text, "risk"), "risk");
+  return medinfer::detail::guarded_parse("risk", [&] {
+    return detail::policy_from_json(medinfer::detail::parse_json(json_text, "risk"), "risk");
+  });
 }
 
 }  // namespace medinfer::risk

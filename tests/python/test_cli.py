@@ -192,7 +192,8 @@ def test_package_keygen_create_sign_verify_and_predict_with_pinned_keys(cli, dem
     r = run(cli, "package", "keygen", "--out", key)
     assert r.returncode == 0, r.stderr
     assert oct(os.stat(key).st_mode & 0o777) == "0o600" and (tmp_path / "k.pub").exists()
-    assert run(cli, "package", "keygen", "--out", key).returncode == 2  # never overwrites a key
+    r = run(cli, "package", "keygen", "--out", key)  # never overwrites a key: a refusal, not a usage error
+    assert r.returncode == 1 and "exists (not overwritten)" in r.stderr
     run(cli, "package", "keygen", "--out", tmp_path / "other")
     shutil.copy(demo_model / "manifest.json", tmp_path / "template.json")
     shutil.copy(demo_model / "calibration_report.json", tmp_path / "calibration_report.json")
@@ -241,7 +242,7 @@ def test_package_keygen_create_sign_verify_and_predict_with_pinned_keys(cli, dem
     r = run(cli, "package", "verify", pkg, "--trusted-key", tmp_path / "k.pub")
     assert r.returncode == 1 and out(r)["error"]["code"] == "kInvalidArgument"
     assert run(cli, "package", "create", "--model", demo_model / "model.pt", "--manifest",
-               tmp_path / "template.json", "--out", pkg).returncode == 2  # not into a non-empty directory
+               tmp_path / "template.json", "--out", pkg).returncode == 1  # not into a non-empty directory
 
 
 def test_a_from_file_window_uses_the_voi_lut_sequence_like_pydicom(cli, demo_model, tmp_path):

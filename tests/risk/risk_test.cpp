@@ -52,12 +52,25 @@ TEST_CASE("assess is indeterminate, with a reason, below the confidence threshol
   CHECK_FALSE(assess(p, 0.4).indeterminate);
   CHECK(s.rule == "confidence_threshold");
   CHECK(assess(p, 0.3).rule == "tier_cutpoints");
-  const Score marked = mark_indeterminate(assess(p, 0.95), "input_constant", "blank image");
+}
+
+TEST_CASE("assess with input facts applies the quality gate, then a constant input, then the model's verdict", "[risk]") {
+  Policy p = demo_policy();
+  InputFacts blank;
+  blank.constant = true;
+  const Score marked = assess(p, 0.95, blank);
   CHECK(marked.tier == "indeterminate");
-  CHECK(marked.escalate);
-  CHECK(marked.reason == "blank image");
+  CHECK(marked.escalate);  // a high probability on a doubtful input still reaches a person
+  CHECK(marked.reason == "the input image is constant (no contrast)");
   CHECK(marked.rule == "input_constant");
-  CHECK(mark_indeterminate(marked, "later", "x").rule == "input_constant");  // the first rule is reported
+  CHECK(assess(p, 0.95, InputFacts{}).rule == "tier_cutpoints");  // nothing to object to: the model's verdict
+  p.quality_gate.modalities = {"CT"};
+  InputFacts mr = blank;
+  mr.modality = "MR";
+  const Score gated = assess(p, 0.55, mr);  // gate, constant and confidence all apply: the gate decides
+  CHECK(gated.rule == "quality_gate.modality");
+  CHECK_THAT(gated.reason, Catch::StartsWith("modality MR is not one of CT; the input image is constant") &&
+                               Catch::Contains("confidence 0.55"));
 }
 
 TEST_CASE("assess rejects probabilities outside [0, 1]", "[risk][errors]") {
@@ -149,12 +162,16 @@ TEST_CASE("the quality gate names the failing field", "[risk]") {
   g.max_pixel_spacing_mm = 2.0;
   g.min_rows = g.min_columns = 128;
   g.max_rows = g.max_columns = 1024;
+  Policy policy = demo_policy();
+  policy.quality_gate = g;
   const InputFacts ok{"CT", "CHEST", "MONOCHROME2", 1.0, 1.0, 512, 512};
-  CHECK(check_quality(g, ok).rule.empty());
+  CHECK(assess(policy, 0.9, ok).rule == "tier_cutpoints");
+  // The rule that decided, or "" when the gate passed (the model's own verdict then decides).
   auto with = [&](auto edit) {
     InputFacts f = ok;
     edit(f);
-    return check_quality(g, f).rule;
+    const Score s = assess(policy, 0.9, f);
+    return s.rule == "tier_cutpoints" ? std::string() : s.rule;
   };
   CHECK(with([](InputFacts& f) { f.modality = "MR"; }) == "quality_gate.modality");
   CHECK(with([](InputFacts& f) { f.body_part = "HEAD"; }) == "quality_gate.body_part");

@@ -1,6 +1,7 @@
-// Tools for package authors: keys, create, sign (no LibTorch here: packages are data until opened).
+// Tools for package authors: keys, create, sign, recalibrated versions (no LibTorch here: packages are
+// data until opened). Everything written is checked with verify_package before it is reported written.
 #include <medinfer/error.hpp>
-#include <medinfer/model.hpp>
+#include <medinfer/package.hpp>
 
 #include "core/file_util.hpp"
 #include "core/json_util.hpp"
@@ -9,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 namespace medinfer::package {
 namespace {
@@ -84,16 +86,70 @@ void create(const std::string& model_file, const std::string& manifest_template,
   files[model_name] = detail::sha256_hex(model_bytes);
   m["files"] = files;
   write_file(out / "manifest.json", m.dump(2) + "\n");
-  (void)ModelPackage::open(out_dir);  // everything a host will check, checked now
+  (void)verify_package(out_dir);  // everything Pipeline::open checks short of loading the model
 }
 
 std::string sign(const std::string& directory, const std::string& private_pem) {
-  const ModelPackage pkg = ModelPackage::open(directory);  // hashes verified: sign only what is whole
-  const std::string id = detail::ed25519_key_id(private_pem, "signing key");
+  const std::string id = detail::ed25519_private_key_id(private_pem, "signing key");
+  const ModelPackage pkg = verify_package(directory);  // sign only a whole package the pipeline opens
   const std::string signature = detail::ed25519_sign(private_pem, pkg.manifest_text(), "signing key");
   Json sig = {{"algorithm", "Ed25519"}, {"key_id", id}, {"signature", detail::base64_encode(signature)}};
   write_file(fs::path(pkg.directory()) / "manifest.sig", sig.dump(2) + "\n");
   return id;
+}
+
+std::string next_minor_version(const std::string& version) {
+  static const std::regex triple(R"(^(\d{1,9})\.(\d{1,9})\.(\d{1,9})(?:[-+].*)?$)");
+  std::smatch v;
+  if (!std::regex_match(version, v, triple)) {
+    throw Error(ErrorCode::kInvalidArgument, "version '" + version + "' is not MAJOR.MINOR.PATCH");
+  }
+  return v[1].str() + "." + std::to_string(std::stoll(v[2].str()) + 1) + ".0";
+}
+
+ModelIdentity write_recalibrated(const std::string& package_dir, const std::vector<calibration::Calibrator>& calibrators,
+                                 const std::string& report_json, const std::string& out_dir) {
+  const ModelPackage source = verify_package(package_dir);  // the verified manifest and files
+  const std::string where = source.directory() + "/manifest.json";
+  calibration::check_for_task(calibrators, source.task(), source.labels().size(), "write_recalibrated: calibration");
+  detail::require_object(detail::parse_json(report_json, "write_recalibrated: report"), "write_recalibrated: report");
+  // Ordered: the new manifest keeps the author's field order (the source was parsed and checked at open).
+  using OJson = nlohmann::ordered_json;
+  OJson report = OJson::parse(report_json);
+  OJson manifest = OJson::parse(source.manifest_text());
+  const std::string next_version = next_minor_version(source.identity().version);
+  report["derived_from"] = source.identity().name + " " + source.identity().version + " (manifest sha256 " +
+                           source.identity().sha256 + ")";
+  manifest["version"] = next_version;
+  manifest["calibration"] = OJson::parse(calibration::to_json(calibrators, source.task()));
+
+  std::error_code ec;
+  const fs::path src(source.directory());
+  const fs::path dst(out_dir);
+  if (fs::exists(dst, ec) && !fs::is_empty(dst, ec)) {
+    throw Error(ErrorCode::kIo, out_dir + ": exists and is not empty (a package is written into a new directory)");
+  }
+  fs::create_directories(dst, ec);
+  if (ec) throw Error(ErrorCode::kIo, out_dir + ": cannot create: " + ec.message());
+  OJson& files = manifest["files"];
+  files.erase("calibration_report.json");  // the previous version's report is replaced
+  for (auto it = files.begin(); it != files.end(); ++it) {
+    const fs::path from = member(src, it.key(), where + ": files");
+    const fs::path to = member(dst, it.key(), where + ": files");
+    fs::create_directories(to.parent_path(), ec);
+    const std::string bytes = detail::read_file(from.string(), 1ull << 32);
+    // The copy must be the verified file: a file changed since the package was opened is refused,
+    // never re-hashed into the new version.
+    if (detail::sha256_hex(bytes) != it->get<std::string>()) {
+      throw Error(ErrorCode::kModelIntegrity, from.string() + " changed while the new version was written");
+    }
+    write_file(to, bytes);
+  }
+  const std::string report_text = report.dump(2) + "\n";
+  write_file(dst / "calibration_report.json", report_text);
+  files["calibration_report.json"] = detail::sha256_hex(report_text);
+  write_file(dst / "manifest.json", manifest.dump(2) + "\n");
+  return verify_package(out_dir).identity();  // the new version opens, or nothing is reported written
 }
 
 }  // namespace medinfer::package

@@ -1,4 +1,4 @@
-#include "pipeline/batcher.hpp"
+#include "inference/batcher.hpp"
 
 #include <medinfer/error.hpp>
 

@@ -1,8 +1,7 @@
 // Internal: the dynamic batcher behind PipelineOptions::batching.
 #pragma once
 
-#include <medinfer/model.hpp>
-#include <medinfer/pipeline.hpp>
+#include <medinfer/engine.hpp>
 
 #include <chrono>
 #include <condition_variable>

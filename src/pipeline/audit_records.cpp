@@ -1,0 +1,142 @@
+// What the pipeline writes to the audit trail: opening a package (model_opened / model_refused), every
+// prediction (its result or its error), deployment changes and host events.
+#include <medinfer/deidentify.hpp>
+#include <medinfer/error.hpp>
+#include <medinfer/pipeline.hpp>
+
+#include "audit/audit_internal.hpp"
+#include "pipeline/pipeline_internal.hpp"
+
+namespace medinfer {
+namespace {
+
+std::string redact(std::string message, const std::string& path) {
+  if (path.empty()) return message;
+  for (auto pos = message.find(path); pos != std::string::npos; pos = message.find(path, pos + 7)) {
+    message.replace(pos, path.size(), "<input>");
+  }
+  return message;
+}
+
+std::shared_ptr<const Model> open_model(const std::string& package_dir, const PipelineOptions& options) {
+  auto model = std::make_shared<Model>();
+  model->package = std::make_shared<const ModelPackage>(ModelPackage::open(package_dir, options.package));
+  model->sections = package::detail::load_sections(*model->package);
+  model->engine.emplace(Engine::open(*model->package, options.engine));
+  if (options.batching.max_batch_size > 1) {
+    model->batcher = std::make_unique<detail::Batcher>(*model->engine, model->package->input_shape(), options.batching);
+  }
+  return model;
+}
+
+}  // namespace
+
+// Fills the fields every record carries and hands it to the sink. kAuditFailed if the sink fails.
+void Pipeline::Impl::emit(audit::Record& record) const {
+  if (!options.audit_sink) return;
+  audit::detail::stamp(record);
+  record.actor = options.actor;
+  try {
+    options.audit_sink->write(record);
+  } catch (const std::exception& e) {  // medinfer::Error included
+    throw Error(ErrorCode::kAuditFailed, std::string("audit sink failed; the result was not released: ") + e.what());
+  } catch (...) {
+    throw Error(ErrorCode::kAuditFailed, "audit sink failed with an unknown exception; the result was not released");
+  }
+}
+
+// Opens a package with the pipeline's options; audits model_opened, or model_refused and rethrows.
+std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& package_dir) const {
+  try {
+    std::shared_ptr<const Model> model = open_model(package_dir, options);
+    audit::Record opened = base_record(*model, audit::EventType::kModelOpened);
+    opened.outcome = "ok";
+    opened.detail = "package " + model->package->directory() + " on " + model->engine->description();
+    emit(opened);
+    return model;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kAuditFailed) throw;
+    audit::Record refused;
+    refused.event = audit::EventType::kModelRefused;
+    refused.outcome = "error";
+    refused.error_code = to_string(e.code());
+    refused.error_message = e.what();
+    refused.detail = "package " + package_dir;
+    emit(refused);
+    throw;
+  }
+}
+
+audit::Record Pipeline::Impl::base_record(const Model& model, audit::EventType type) const {
+  audit::Record r;
+  r.event = type;
+  r.model = model.package->identity();
+  r.preprocessing_sha256 = model.sections.spec_sha256;
+  return r;
+}
+
+InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
+  if (options.include_identifiers) return {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid};
+  if (options.pseudonym_key.empty()) return {};
+  auto pseudonym = [&](const std::string& uid) {
+    return uid.empty() ? std::string() : dicom::pseudonymize(uid, options.pseudonym_key);
+  };
+  return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
+}
+
+audit::Record Pipeline::Impl::inference_record(const Model& model, const char* arm, const InputRefs& refs) const {
+  audit::Record r = base_record(model, audit::EventType::kInference);
+  r.study_ref = refs.study;
+  r.series_ref = refs.series;
+  r.instance_ref = refs.instance;
+  r.arm = arm;
+  return r;
+}
+
+void Pipeline::Impl::audit_result(const Model& model, const Result& result, const InputRefs& refs) const {
+  audit::Record rec = inference_record(model, result.arm.c_str(), refs);
+  rec.input_sha256 = result.input_sha256;
+  rec.outcome = result.indeterminate ? "indeterminate" : "ok";
+  rec.raw_score = result.raw_score;
+  rec.probability = result.probability;
+  rec.tier = result.tier;
+  rec.escalate = result.escalate;
+  rec.reason = result.reason;
+  rec.rule = result.rule;
+  if (model.package->task() != Task::kBinary) {
+    rec.label = result.label;
+    for (const Finding& f : result.findings) rec.findings.push_back({f.label, f.raw_score, f.probability, f.tier, f.escalate});
+  }
+  rec.latency_ms = result.latency_ms;
+  emit(rec);
+}
+
+void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Error& e, const std::string& path,
+                                 const InputRefs& refs, Clock::time_point start) const {
+  audit::Record r = inference_record(model, arm, refs);
+  r.outcome = "error";
+  r.error_code = to_string(e.code());
+  r.error_message = redact(e.what(), path);
+  r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  emit(r);
+}
+
+void Pipeline::Impl::audit_change(const Model& model, const std::string& detail) const {
+  audit::Record r = base_record(model, audit::EventType::kConfigurationChange);
+  r.outcome = "ok";
+  r.detail = detail;
+  emit(r);
+}
+
+void Pipeline::record_event(audit::EventType type, const std::string& detail) const {
+  if (type != audit::EventType::kConfigurationChange && type != audit::EventType::kOverride) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
+  }
+  audit::Record r = impl_->base_record(*impl_->now()->primary, type);
+  r.outcome = "ok";
+  r.detail = detail;
+  impl_->emit(r);
+}
+
+}  // namespace medinfer

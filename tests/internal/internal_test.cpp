@@ -1,0 +1,111 @@
+// The internal test tier: what the public API cannot reach. Linked from the modules' object files, not
+// from libmedinfer.so (whose internal symbols are hidden).
+#include <medinfer/dicom.hpp>
+#include <medinfer/error.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "../support/test_support.hpp"
+#include "core/block_cache.hpp"
+#include "core/json_util.hpp"
+#include "core/parallel.hpp"
+#include "risk/risk_internal.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+using namespace medinfer;
+
+TEST_CASE("the quality gate names the failing field", "[internal][risk]") {
+  using namespace medinfer::risk;
+  QualityGate g;
+  g.modalities = {"CT"};
+  g.body_parts = {"CHEST"};
+  g.photometric = {"MONOCHROME2"};
+  g.min_pixel_spacing_mm = 0.5;
+  g.max_pixel_spacing_mm = 2.0;
+  g.min_rows = g.min_columns = 128;
+  g.max_rows = g.max_columns = 1024;
+  const InputFacts ok{"CT", "CHEST", "MONOCHROME2", 1.0, 1.0, 512, 512};
+  CHECK(risk::detail::check_quality(g, ok).rule.empty());
+  auto with = [&](auto edit) {
+    InputFacts f = ok;
+    edit(f);
+    return risk::detail::check_quality(g, f).rule;
+  };
+  CHECK(with([](InputFacts& f) { f.modality = "MR"; }) == "quality_gate.modality");
+  CHECK(with([](InputFacts& f) { f.body_part = "HEAD"; }) == "quality_gate.body_part");
+  CHECK(with([](InputFacts& f) { f.photometric = "MONOCHROME1"; }) == "quality_gate.photometric");
+  CHECK(with([](InputFacts& f) { f.spacing_y_mm = 2.5; }) == "quality_gate.pixel_spacing_mm");
+  CHECK(with([](InputFacts& f) { f.rows = 127; }) == "quality_gate.rows");
+  CHECK(with([](InputFacts& f) { f.modality = ""; }).empty());  // unknown (in-memory image): not gated
+}
+
+TEST_CASE("mark_indeterminate keeps escalation and reports the first rule", "[internal][risk]") {
+  using namespace medinfer::risk;
+  Policy p;
+  p.tiers = {{"low", 0.0}, {"high", 0.6}};
+  p.escalation_threshold = 0.85;
+  const Score marked = risk::detail::mark_indeterminate(assess(p, 0.95), "input_constant", "blank image");
+  CHECK(marked.tier == "indeterminate");
+  CHECK(marked.escalate);
+  CHECK(marked.reason == "blank image");
+  CHECK(marked.rule == "input_constant");
+  const Score twice = risk::detail::mark_indeterminate(marked, "later", "x");
+  CHECK(twice.rule == "input_constant");
+  CHECK(twice.reason == "blank image; x");
+}
+
+TEST_CASE("parallel_for runs every index exactly once and rethrows a worker's exception", "[internal][core]") {
+  for (unsigned threads : {0u, 1u, 2u, 7u}) {
+    std::vector<std::atomic<int>> seen(1000);
+    medinfer::detail::parallel_for(seen.size(), threads, [&](std::size_t i) { seen[i].fetch_add(1); });
+    for (const auto& s : seen) REQUIRE(s.load() == 1);
+  }
+  CHECK_THROWS_AS(medinfer::detail::parallel_for(100, 2,
+                                       [](std::size_t i) {
+                                         if (i == 57) throw std::runtime_error("worker failed");
+                                       }),
+                  std::runtime_error);
+  medinfer::detail::parallel_for(0, 2, [](std::size_t) { FAIL("no index to run"); });
+}
+
+TEST_CASE("a recycled block-cache buffer never shows a previous image's pixels", "[internal][core]") {
+  test::TempDir dir;
+  test::DicomSpec spec;
+  spec.rows = spec.columns = 256;  // large enough for the cache (not operator new)
+  spec.values.assign(256 * 256, 0);
+  for (std::size_t i = 0; i < spec.values.size(); ++i) spec.values[i] = static_cast<std::int32_t>(i % 251);
+  test::write_dicom(dir / "ramp.dcm", spec);
+  const dicom::ReadOptions raw{};
+  const Image first = dicom::read_image((dir / "ramp.dcm").string(), raw);
+  const std::vector<unsigned char> expected(static_cast<const unsigned char*>(first.data()),
+                                            static_cast<const unsigned char*>(first.data()) + first.size_bytes());
+  // Poison every block the cache may hand out next, then read again: the decoded pixels are the file's.
+  for (int round = 0; round < 3; ++round) {
+    std::vector<medinfer::detail::Block> poisoned;
+    for (int i = 0; i < 8; ++i) {
+      poisoned.emplace_back(first.size_bytes() + static_cast<std::size_t>(i) * 4096);
+      std::memset(poisoned.back().data(), 0xAB, poisoned.back().size());
+    }
+    poisoned.clear();  // back to the cache, still holding 0xAB
+    const Image again = dicom::read_image((dir / "ramp.dcm").string(), raw);
+    REQUIRE(again.size_bytes() == expected.size());
+    CHECK(std::memcmp(again.data(), expected.data(), expected.size()) == 0);
+  }
+}
+
+TEST_CASE("guarded_parse lets only medinfer::Error out", "[internal][core]") {
+  const medinfer::detail::Json j = medinfer::detail::Json::parse(R"({"n": "seven"})");
+  std::string message;
+  CHECK(test::error_code_of([&] { medinfer::detail::guarded_parse("thing.json", [&] { return j.at("n").get<int>(); }); },
+                            &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::StartsWith("thing.json: "));
+  CHECK(test::error_code_of([&] { medinfer::detail::guarded_parse("x", [&]() -> int { throw std::bad_alloc(); }); }) ==
+        ErrorCode::kResourceLimit);
+  CHECK(test::error_code_of([&] {
+          medinfer::detail::guarded_parse("x", []() -> int { throw Error(ErrorCode::kNotFound, "kept"); });
+        }) == ErrorCode::kNotFound);
+}
