@@ -37,6 +37,27 @@ fs::path member(const fs::path& root, const std::string& rel, const std::string&
   return root / p.lexically_normal();
 }
 
+// Writes a package into `out` (new, or empty) with `write`; if anything fails, what was written is removed
+// again, so no directory is left that looks like a package but is not one.
+template <class Write>
+auto write_package(const fs::path& out, Write&& write) -> decltype(write()) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_empty(out, ec)) {
+    throw Error(ErrorCode::kInvalidArgument, out.string() + ": exists and is not empty (a package is written into a new directory)");
+  }
+  const bool existed = fs::exists(out, ec);
+  fs::create_directories(out, ec);
+  if (ec) throw Error(ErrorCode::kIo, out.string() + ": cannot create: " + ec.message());
+  try {
+    return write();
+  } catch (...) {
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(out, ignored)) fs::remove_all(entry.path(), ignored);
+    if (!existed) fs::remove(out, ignored);
+    throw;
+  }
+}
+
 }  // namespace
 
 SigningKey generate_signing_key() {
@@ -46,7 +67,16 @@ SigningKey generate_signing_key() {
 
 std::string key_id(const std::string& pem) { return detail::ed25519_key_id(pem, "key"); }
 
+namespace {
+void create_package(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir);
+}  // namespace
+
 void create(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
+  detail::guarded_parse(manifest_template, [&] { create_package(model_file, manifest_template, out_dir); });
+}
+
+namespace {
+void create_package(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
   const std::string where = manifest_template;
   Json m = detail::parse_json(detail::read_file(manifest_template, 1 << 20), where);
   detail::require_object(m, where);
@@ -57,37 +87,35 @@ void create(const std::string& model_file, const std::string& manifest_template,
   std::string model_name = m["model"].contains("file") ? detail::get_string(m["model"], "file", where + ": model")
                                                         : fs::path(model_file).filename().string();
   m["model"]["file"] = model_name;
-  std::error_code ec;
   const fs::path out(out_dir);
-  if (fs::exists(out, ec) && !fs::is_empty(out, ec)) {
-    throw Error(ErrorCode::kInvalidArgument, out_dir + ": exists and is not empty (a package is written into a new directory)");
-  }
-  fs::create_directories(out, ec);
-  if (ec) throw Error(ErrorCode::kIo, out_dir + ": cannot create: " + ec.message());
-
-  Json files = Json::object();
-  // Other files the template names (calibration reports, label maps, ...), from beside the template.
-  if (m.contains("files")) {
-    detail::require_object(m["files"], where + ": files");
-    for (auto it = m["files"].begin(); it != m["files"].end(); ++it) {
-      if (it.key() == model_name) continue;
-      const fs::path src = member(fs::path(manifest_template).parent_path(), it.key(), where + ": files");
-      const fs::path dst = member(out, it.key(), where + ": files");
-      fs::create_directories(dst.parent_path(), ec);
-      const std::string bytes = detail::read_file(src.string(), 1ull << 32);
-      write_file(dst, bytes);
-      files[it.key()] = detail::sha256_hex(bytes);
+  write_package(out, [&] {
+    std::error_code ec;
+    Json files = Json::object();
+    // Other files the template names (calibration reports, label maps, ...), from beside the template.
+    if (m.contains("files")) {
+      detail::require_object(m["files"], where + ": files");
+      for (auto it = m["files"].begin(); it != m["files"].end(); ++it) {
+        if (it.key() == model_name) continue;
+        const fs::path src = member(fs::path(manifest_template).parent_path(), it.key(), where + ": files");
+        const fs::path dst = member(out, it.key(), where + ": files");
+        fs::create_directories(dst.parent_path(), ec);
+        const std::string bytes = detail::read_file(src.string(), 1ull << 32);
+        write_file(dst, bytes);
+        files[it.key()] = detail::sha256_hex(bytes);
+      }
     }
-  }
-  const std::string model_bytes = detail::read_file(model_file, 1ull << 32);
-  const fs::path model_dst = member(out, model_name, where + ": model.file");
-  fs::create_directories(model_dst.parent_path(), ec);
-  write_file(model_dst, model_bytes);
-  files[model_name] = detail::sha256_hex(model_bytes);
-  m["files"] = files;
-  write_file(out / "manifest.json", m.dump(2) + "\n");
-  (void)verify_package(out_dir);  // everything Pipeline::open checks short of loading the model
+    const std::string model_bytes = detail::read_file(model_file, 1ull << 32);
+    const fs::path model_dst = member(out, model_name, where + ": model.file");
+    fs::create_directories(model_dst.parent_path(), ec);
+    write_file(model_dst, model_bytes);
+    files[model_name] = detail::sha256_hex(model_bytes);
+    m["files"] = files;
+    write_file(out / "manifest.json", m.dump(2) + "\n");
+    (void)verify_package(out_dir);  // everything Pipeline::open checks short of loading the model
+  });
 }
+
+}  // namespace
 
 std::string sign(const std::string& directory, const std::string& private_pem) {
   const std::string id = detail::ed25519_private_key_id(private_pem, "signing key");
@@ -123,33 +151,30 @@ ModelIdentity write_recalibrated(const std::string& package_dir, const std::vect
   manifest["version"] = next_version;
   manifest["calibration"] = OJson::parse(calibration::to_json(calibrators, source.task()));
 
-  std::error_code ec;
   const fs::path src(source.directory());
   const fs::path dst(out_dir);
-  if (fs::exists(dst, ec) && !fs::is_empty(dst, ec)) {
-    throw Error(ErrorCode::kIo, out_dir + ": exists and is not empty (a package is written into a new directory)");
-  }
-  fs::create_directories(dst, ec);
-  if (ec) throw Error(ErrorCode::kIo, out_dir + ": cannot create: " + ec.message());
-  OJson& files = manifest["files"];
-  files.erase("calibration_report.json");  // the previous version's report is replaced
-  for (auto it = files.begin(); it != files.end(); ++it) {
-    const fs::path from = member(src, it.key(), where + ": files");
-    const fs::path to = member(dst, it.key(), where + ": files");
-    fs::create_directories(to.parent_path(), ec);
-    const std::string bytes = detail::read_file(from.string(), 1ull << 32);
-    // The copy must be the verified file: a file changed since the package was opened is refused,
-    // never re-hashed into the new version.
-    if (detail::sha256_hex(bytes) != it->get<std::string>()) {
-      throw Error(ErrorCode::kModelIntegrity, from.string() + " changed while the new version was written");
+  return write_package(dst, [&] {
+    std::error_code ec;
+    OJson& files = manifest["files"];
+    files.erase("calibration_report.json");  // the previous version's report is replaced
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      const fs::path from = member(src, it.key(), where + ": files");
+      const fs::path to = member(dst, it.key(), where + ": files");
+      fs::create_directories(to.parent_path(), ec);
+      const std::string bytes = detail::read_file(from.string(), 1ull << 32);
+      // The copy must be the verified file: a file changed since the package was opened is refused,
+      // never re-hashed into the new version.
+      if (detail::sha256_hex(bytes) != it->get<std::string>()) {
+        throw Error(ErrorCode::kModelIntegrity, from.string() + " changed while the new version was written");
+      }
+      write_file(to, bytes);
     }
-    write_file(to, bytes);
-  }
-  const std::string report_text = report.dump(2) + "\n";
-  write_file(dst / "calibration_report.json", report_text);
-  files["calibration_report.json"] = detail::sha256_hex(report_text);
-  write_file(dst / "manifest.json", manifest.dump(2) + "\n");
-  return verify_package(out_dir).identity();  // the new version opens, or nothing is reported written
+    const std::string report_text = report.dump(2) + "\n";
+    write_file(dst / "calibration_report.json", report_text);
+    files["calibration_report.json"] = detail::sha256_hex(report_text);
+    write_file(dst / "manifest.json", manifest.dump(2) + "\n");
+    return verify_package(out_dir).identity();  // the new version opens, or nothing is left written
+  });
 }
 
 }  // namespace medinfer::package

@@ -503,3 +503,155 @@ TEST_CASE("A/B routing sends a deterministic share of studies to the candidate",
   CHECK(pipeline.predict(image, "x").model.version == "1.1.0");
   pipeline.stop_ab_test();  // no test: no-op
 }
+
+// ---- One definition of a valid package: what the library writes, it opens ----
+
+TEST_CASE("package::create refuses a template Pipeline::open would refuse, and leaves no package behind",
+          "[pipeline][package]") {
+  test::TempDir dir;
+  const fs::path good = make_package(dir / "src", PackageSpec{});
+  json m = json::parse(test::read_text(good / "manifest.json"));
+  m["risk"]["tiers"][1]["min_probability"] = 0.0;  // not increasing: Pipeline::open refuses it
+  m.erase("files");
+  test::write_text(dir / "template.json", m.dump());
+  std::string message;
+  CHECK(error_code_of([&] { package::create((good / "model.json").string(), (dir / "template.json").string(),
+                                            (dir / "out").string()); },
+                      &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("risk.tiers[1].min_probability"));
+  CHECK_FALSE(fs::exists(dir / "out" / "manifest.json"));  // nothing that looks like a package
+}
+
+TEST_CASE("package::sign signs only a package Pipeline::open accepts, and names a malformed private key",
+          "[pipeline][package]") {
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.task = "multi-label";
+  spec.labels = {"a", "b"};
+  spec.a = spec.b = {0.0, 0.0};
+  spec.calibration = json{{"method", "temperature"}, {"temperature", 1.0}};  // one calibrator for two labels
+  const fs::path bad = make_package(dir / "bad", spec);
+  const package::SigningKey key = package::generate_signing_key();
+  std::string message;
+  CHECK(error_code_of([&] { package::sign(bad.string(), key.private_pem); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("calibration"));
+  CHECK_FALSE(fs::exists(bad / "manifest.sig"));
+  const fs::path good = make_package(dir / "good", PackageSpec{});
+  // Truncated inside its base64 body (still says "PRIVATE KEY" in its header).
+  const std::string broken = key.private_pem.substr(0, 40) + "\n-----END PRIVATE KEY-----\n";
+  for (const std::string& pem : {broken, key.public_pem, std::string("not a key")}) {
+    CHECK(error_code_of([&] { package::sign(good.string(), pem); }, &message) == ErrorCode::kInvalidArgument);
+    CHECK_THAT(message, Catch::Contains("not an Ed25519 private key"));
+  }
+}
+
+TEST_CASE("write_recalibrated respects the task, and what it writes opens", "[pipeline][package]") {
+  register_linear_backend();
+  test::TempDir dir;
+  using calibration::Calibrator;
+  const std::string report = R"({"note": "test"})";
+
+  const fs::path binary = make_package(dir / "binary", PackageSpec{});
+  const ModelIdentity b = package::write_recalibrated(binary.string(), {Calibrator::platt(-2.0, 0.5)}, report,
+                                                      (dir / "binary-next").string());
+  CHECK(b.version == "1.1.0");
+  const Pipeline pb = Pipeline::open((dir / "binary-next").string());
+  CHECK(pb.predict(test_image(0.0f)).probability == Approx(Calibrator::platt(-2.0, 0.5).apply(0.0)));
+  const json written_report = json::parse(test::read_text(dir / "binary-next" / "calibration_report.json"));
+  CHECK(written_report["note"] == "test");
+  CHECK_THAT(written_report["derived_from"].get<std::string>(), Catch::StartsWith("demo-ct-lesion 1.0.0"));
+
+  PackageSpec ml;
+  ml.task = "multi-label";
+  ml.labels = {"nodule", "effusion", "fracture"};
+  ml.a = {0.0, 0.0, 0.0};
+  ml.b = {2.0, -1.0, 0.5};
+  ml.calibration = json::array({json{{"method", "temperature"}, {"temperature", 1.0}},
+                                json{{"method", "temperature"}, {"temperature", 1.0}},
+                                json{{"method", "temperature"}, {"temperature", 1.0}}});
+  const fs::path multi_label = make_package(dir / "ml", ml);
+  std::string message;
+  CHECK(error_code_of([&] { package::write_recalibrated(multi_label.string(), {Calibrator::temperature(2.0)}, report,
+                                                        (dir / "ml-one").string()); },
+                      &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("1 calibrator(s) for 3 label(s)"));
+  CHECK_FALSE(fs::exists(dir / "ml-one" / "manifest.json"));
+  const std::vector<Calibrator> three = {Calibrator::temperature(2.0), Calibrator::platt(-1.5, 0.25),
+                                         Calibrator::temperature(0.5)};
+  package::write_recalibrated(multi_label.string(), three, report, (dir / "ml-next").string());
+  const Result r = Pipeline::open((dir / "ml-next").string()).predict(test_image(0.0f));
+  REQUIRE(r.findings.size() == 3);
+  CHECK(r.findings[1].probability == Approx(Calibrator::platt(-1.5, 0.25).apply(-1.0)));
+  CHECK(r.findings[2].probability == Approx(Calibrator::temperature(0.5).apply(0.5)));
+
+  PackageSpec mc = ml;
+  mc.task = "multi-class";
+  mc.calibration = json{{"method", "temperature"}, {"temperature", 1.0}};
+  const fs::path multi_class = make_package(dir / "mc", mc);
+  CHECK(error_code_of([&] { package::write_recalibrated(multi_class.string(), three, report, (dir / "mc-3").string()); },
+                      &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("one temperature"));
+  CHECK(error_code_of([&] { package::write_recalibrated(multi_class.string(), {Calibrator::platt(1, 0)}, report,
+                                                        (dir / "mc-platt").string()); }) == ErrorCode::kInvalidArgument);
+  package::write_recalibrated(multi_class.string(), {Calibrator::temperature(2.0)}, report, (dir / "mc-next").string());
+  const Result c = Pipeline::open((dir / "mc-next").string()).predict(test_image(0.0f));
+  const double z = std::exp(2.0 / 2.0) + std::exp(-1.0 / 2.0) + std::exp(0.5 / 2.0);
+  CHECK(c.findings[0].probability == Approx(std::exp(2.0 / 2.0) / z));
+  CHECK(package::next_minor_version("2.9.3") == "2.10.0");
+  CHECK(error_code_of([] { package::next_minor_version("two"); }) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("calibration owns every probability: probabilities() for each task", "[pipeline][package][heads]") {
+  using calibration::Calibrator;
+  const std::vector<float> logits = {2.0f, -1.0f, 0.5f};
+  const auto mc = calibration::probabilities({Calibrator::temperature(2.0)}, Task::kMultiClass, logits);
+  double sum = 0.0;
+  for (double p : mc) sum += p;
+  CHECK(sum == Approx(1.0));
+  CHECK(mc[0] == Approx(std::exp(1.0) / (std::exp(1.0) + std::exp(-0.5) + std::exp(0.25))));
+  const auto ml = calibration::probabilities({Calibrator::temperature(1.0), Calibrator::platt(-1, 0), Calibrator()},
+                                             Task::kMultiLabel, logits);
+  CHECK(ml[1] == Approx(1.0 / (1.0 + std::exp(1.0))));
+  CHECK(error_code_of([&] { calibration::probabilities({Calibrator()}, Task::kMultiLabel, logits); }) ==
+        ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { calibration::probabilities({Calibrator::platt(1, 0)}, Task::kBinary, {NAN}); }) ==
+        ErrorCode::kInvalidArgument);
+  // The multi-class temperature fit finds the NLL's minimum (classes overlap: an interior optimum).
+  std::vector<std::vector<double>> rows;
+  std::vector<int> classes;
+  for (int i = 0; i < 300; ++i) {
+    const int y = i % 3;
+    std::vector<double> z = {0.1 * (i % 7), 0.1 * (i % 5), 0.1 * (i % 3)};
+    z[static_cast<std::size_t>(y)] += 0.3;
+    rows.push_back(z);
+    classes.push_back(y);
+  }
+  const Calibrator t = calibration::fit_multiclass_temperature(rows, classes);
+  CHECK(t.parameters()[0] > std::exp(-4.9));
+  CHECK(t.parameters()[0] < std::exp(4.9));
+  auto nll = [&](double temperature) {
+    double s = 0.0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const std::vector<float> z(rows[i].begin(), rows[i].end());
+      s -= std::log(calibration::probabilities({Calibrator::temperature(temperature)}, Task::kMultiClass, z)
+                        [static_cast<std::size_t>(classes[i])]);
+    }
+    return s;
+  };
+  CHECK(nll(t.parameters()[0]) <= nll(t.parameters()[0] * 1.05));
+  CHECK(nll(t.parameters()[0]) <= nll(t.parameters()[0] / 1.05));
+}
+
+TEST_CASE("a pseudonym key shorter than 16 bytes is refused at open (dicom::pseudonymize's rule)",
+          "[pipeline][package]") {
+  register_linear_backend();
+  test::TempDir dir;
+  const fs::path pkg = make_package(dir / "p", PackageSpec{});
+  PipelineOptions options;
+  options.pseudonym_key = "short";
+  std::string message;
+  CHECK(error_code_of([&] { Pipeline::open(pkg.string(), options); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("pseudonym_key") && Catch::Contains("at least 16"));
+  options.pseudonym_key = std::string(16, 'k');
+  CHECK_NOTHROW(Pipeline::open(pkg.string(), options));
+}

@@ -20,11 +20,32 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <unistd.h>
+
 namespace medinfer::test {
 
 fs::path source_dir() { return fs::path(MEDINFER_TEST_SOURCE_DIR); }
 fs::path demo_model_dir() { return source_dir() / "models" / "demo"; }
-fs::path sample_study_dir() { return fs::path(MEDINFER_TEST_BINARY_DIR) / "sample-study"; }
+fs::path sample_study_dir() {
+  // The 'sample_study' CTest fixture writes it; run directly, the tests write it themselves (once per
+  // process, into a scratch directory renamed into place, so a reader never sees half a study).
+  // MEDINFER_SAMPLE_STUDY_DIR points the tests at another copy.
+  const char* override_dir = std::getenv("MEDINFER_SAMPLE_STUDY_DIR");
+  const fs::path dir = override_dir ? fs::path(override_dir) : fs::path(MEDINFER_TEST_BINARY_DIR) / "sample-study";
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    if (fs::exists(dir / "labels.csv")) return;  // labels.csv is written last
+    const fs::path scratch = dir.string() + ".partial-" + std::to_string(::getpid());
+    const std::string command = std::string(MEDINFER_TEST_PYTHON) + " " +
+                                (source_dir() / "scripts" / "make_sample_study.py").string() + " --out " +
+                                scratch.string() + " >/dev/null";
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("cannot write the sample study: " + command);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::rename(scratch, dir);
+  });
+  return dir;
+}
 
 TempDir::TempDir() {
   static std::mt19937_64 rng(std::random_device{}());

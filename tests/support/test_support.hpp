@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 
 fs::path source_dir();
 fs::path demo_model_dir();
-/// Written by the 'sample_study' CTest fixture (scripts/make_sample_study.py).
+/// Written by the 'sample_study' CTest fixture (scripts/make_sample_study.py), or by the first call when
+/// the tests run without CTest ($MEDINFER_SAMPLE_STUDY_DIR overrides the place).
 fs::path sample_study_dir();
 
 /// A fresh directory under the system temp dir, removed when the object goes out of scope.
