@@ -162,7 +162,7 @@ void bind_dicom(py::module_& m) {
                                {static_cast<py::ssize_t>(vol.depth()), static_cast<py::ssize_t>(vol.height()),
                                 static_cast<py::ssize_t>(vol.width())});
         py::list warnings;
-        for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = w.kind, py::arg("message") = w.message));
+        for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = std::string(dicom::to_string(w.kind)), py::arg("message") = w.message));
         py::dict info(py::arg("spacing") = vol.spacing(), py::arg("origin") = vol.origin(),
                       py::arg("direction") = vol.direction(), py::arg("files") = v.files, py::arg("warnings") = warnings,
                       py::arg("header") = header_dict(v.header));

@@ -275,7 +275,8 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("escalate", &medinfer::Finding::escalate)
       .def_readonly("indeterminate", &medinfer::Finding::indeterminate)
       .def_readonly("reason", &medinfer::Finding::reason)
-      .def_readonly("rule", &medinfer::Finding::rule)
+      // Rules and arms are C++ enums; Python sees their names, as the JSON does.
+      .def_property_readonly("rule", [](const medinfer::Finding& f) { return std::string(medinfer::to_string(f.rule)); })
       .def_readonly("operating_point_positive", &medinfer::Finding::operating_point_positive)
       .def_readonly("prediction_set", &medinfer::Finding::prediction_set)
       .def("__repr__", [](const medinfer::Finding& f) {
@@ -300,14 +301,14 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("escalate", &medinfer::Result::escalate)
       .def_readonly("indeterminate", &medinfer::Result::indeterminate)
       .def_readonly("reason", &medinfer::Result::reason)
-      .def_readonly("rule", &medinfer::Result::rule)
+      .def_property_readonly("rule", [](const medinfer::Result& r) { return std::string(medinfer::to_string(r.rule)); })
       .def_readonly("operating_point", &medinfer::Result::operating_point)
       .def_readonly("operating_point_positive", &medinfer::Result::operating_point_positive)
       .def_readonly("prediction_set", &medinfer::Result::prediction_set)
       .def_readonly("label", &medinfer::Result::label)
       .def_readonly("findings", &medinfer::Result::findings)
       .def_readonly("model", &medinfer::Result::model)
-      .def_readonly("arm", &medinfer::Result::arm)
+      .def_property_readonly("arm", [](const medinfer::Result& r) { return std::string(medinfer::to_string(r.arm)); })
       .def_readonly("input_sha256", &medinfer::Result::input_sha256)
       .def_readonly("latency_ms", &medinfer::Result::latency_ms)
       .def("to_json", [](const medinfer::Result& r) { return medinfer::to_json(r); },

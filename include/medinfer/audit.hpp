@@ -4,12 +4,15 @@
 #pragma once
 
 #include <medinfer/export.hpp>
+#include <medinfer/error.hpp>
+#include <medinfer/finding.hpp>
 #include <medinfer/model_identity.hpp>
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,14 +42,10 @@ struct Actor {
 /// (paths often carry patient names). Study/series/instance are referenced by keyed pseudonyms
 /// (HMAC-SHA256 of the UID under the host's pseudonym key), or omitted without a key; raw UIDs appear
 /// only when the host opts in (PipelineOptions::include_identifiers).
-/// One label's score in the record of a multi-label or multi-class prediction.
-struct FindingScore {
-  std::string label;
-  double raw_score = 0.0;
-  double probability = 0.0;
-  std::string tier;
-  bool escalate = false;
-};
+/// How an event ended.
+enum class Outcome { kOk, kIndeterminate, kError };
+/// "ok", "indeterminate", "error".
+MEDINFER_API const char* to_string(Outcome outcome) noexcept;
 
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
@@ -59,17 +58,13 @@ struct Record {
   std::string preprocessing_sha256;  ///< SHA-256 of the package's preprocessing spec (canonical JSON)
   std::string input_sha256;          ///< SHA-256 of the decoded pixels; empty if not decoded
   std::string study_ref, series_ref, instance_ref;  ///< pseudonyms (or UIDs on opt-in); may be empty
-  std::string outcome;               ///< "ok", "indeterminate" or "error"
-  double raw_score = 0.0;            ///< inference with outcome != "error"
-  double probability = 0.0;
-  std::string tier;
-  bool escalate = false;
-  std::string reason;                ///< why indeterminate
-  std::string rule;                  ///< which rule decided the tier (see Result::rule)
-  std::string label;                 ///< multi-output packages: the label the score above is for
-  std::vector<FindingScore> findings;  ///< multi-output packages: every label's score, in label order
-  std::string arm;                   ///< during an A/B test: "primary" or "candidate"; else empty
-  std::string error_code;            ///< "kInvalidDicom", ... when outcome == "error"
+  Outcome outcome = Outcome::kOk;
+  /// Inference with outcome != kError: the result's primary finding (its label is written for
+  /// multi-output packages only). The same Finding type Result and risk use.
+  Finding finding;
+  std::vector<Finding> findings;     ///< multi-output packages: every label's finding, in label order
+  Arm arm = Arm::kNone;              ///< during an A/B test, the arm that served the request
+  std::optional<ErrorCode> error_code;  ///< set when outcome == kError
   std::string error_message;         ///< with the input path replaced by "<input>"
   double latency_ms = 0.0;
   std::string detail;                ///< free text of non-inference events

@@ -25,6 +25,9 @@ enum class ErrorCode {
 /// "kInvalidDicom", "kModelIntegrity", ...: the enumerator's name, for logs and JSON.
 MEDINFER_API const char* to_string(ErrorCode code) noexcept;
 
+/// The inverse of to_string (e.g. for reading audit records). Throws Error(kInvalidArgument).
+MEDINFER_API ErrorCode parse_error_code(const std::string& name);
+
 /// Thrown by every medinfer function that fails. what() is the message, which names the file, tag,
 /// field or index concerned. Exceptions of dependencies (LibTorch, OpenCV, DCMTK) never escape.
 class MEDINFER_API Error : public std::runtime_error {

@@ -17,6 +17,13 @@ struct ModelIdentity {
   std::string sha256;
 };
 
+/// Which arm of an A/B test served a request (Pipeline::start_ab_test); kNone outside a test.
+enum class Arm { kNone, kPrimary, kCandidate };
+/// "", "primary", "candidate".
+MEDINFER_API const char* to_string(Arm arm) noexcept;
+/// The inverse of to_string. Throws Error(kInvalidArgument).
+MEDINFER_API Arm parse_arm(const std::string& name);
+
 /// What the model outputs, and so how its outputs become findings.
 /// | task | outputs | probability of label k |
 /// |---|---|---|

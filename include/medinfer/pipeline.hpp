@@ -4,6 +4,7 @@
 #include <medinfer/audit.hpp>
 #include <medinfer/dicom.hpp>
 #include <medinfer/export.hpp>
+#include <medinfer/finding.hpp>
 #include <medinfer/image.hpp>
 #include <medinfer/engine.hpp>
 #include <medinfer/model_package.hpp>
@@ -33,46 +34,17 @@ struct PipelineOptions {
   bool include_identifiers = false;
 };
 
-/// What the model, calibration and risk policy say about one label.
-struct Finding {
-  std::string label;
-  double probability = 0.0;    ///< calibrated p(label present) (multi-class: p(this class))
-  double raw_score = 0.0;      ///< the model's logit for this label
-  double confidence = 0.0;     ///< max(probability, 1 - probability)
-  std::string tier;            ///< the tier's name under this label's policy, or "indeterminate"
-  bool escalate = false;
-  bool indeterminate = false;
-  std::string reason;
-  std::string rule;            ///< as Result::rule
-  bool operating_point_positive = false;
-  std::vector<std::string> prediction_set;
-};
-
-/// The outcome of one prediction. The top-level fields are the primary finding's: for a binary
-/// package its only one; with several labels, the escalating finding with the highest probability, or
-/// when none escalates the finding with the highest probability (ties: the first label).
-/// `findings` holds every label's finding in the package's label order.
-struct Result {
-  double probability = 0.0;    ///< calibrated p(positive), in [0, 1]
-  double raw_score = 0.0;      ///< the model's logit before calibration
-  double confidence = 0.0;     ///< max(probability, 1 - probability)
-  std::string tier;            ///< the risk tier's name, or "indeterminate"
-  bool escalate = false;       ///< probability >= the package's escalation threshold
-  bool indeterminate = false;
-  std::string reason;          ///< why indeterminate
-  /// Which rule decided the tier: "tier_cutpoints", "confidence_threshold", "conformal_set",
-  /// "quality_gate.<field>" (modality, body_part, photometric, pixel_spacing_mm, rows, columns) or
-  /// "input_constant".
-  std::string rule;
-  std::string operating_point;            ///< the policy's operating point name; empty without one
-  bool operating_point_positive = false;  ///< with an operating point: probability >= its threshold
-  std::vector<std::string> prediction_set;  ///< with a conformal rule: subset of {"positive", "negative"}
-  std::string label;                      ///< the primary finding's label
-  std::vector<Finding> findings;          ///< one per label, in the package's label order
+/// The outcome of one prediction. A Result is its primary finding (the Finding fields at the top
+/// level) plus its context: for a binary package the only finding; with several labels, the escalating
+/// finding with the highest probability, or when none escalates the finding with the highest
+/// probability (ties: the first label). `findings` holds every label's finding in the package's label
+/// order (the primary one among them), so a host reading only the top level never misses an escalation.
+struct Result : Finding {
+  std::string operating_point;   ///< the primary finding's policy's operating point name; empty without one
+  std::vector<Finding> findings;  ///< one per label, in the package's label order
   ModelIdentity model;
-  /// During an A/B test, the arm that served this request: "primary" or "candidate"; else empty.
-  std::string arm;
-  std::string input_sha256;    ///< SHA-256 of the decoded pixels (what the audit record names)
+  Arm arm = Arm::kNone;          ///< during an A/B test, the arm that served this request
+  std::string input_sha256;      ///< SHA-256 of the decoded pixels (what the audit record names)
   std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
   double latency_ms = 0.0;
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <medinfer/export.hpp>
+#include <medinfer/finding.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -17,7 +18,7 @@ struct Tier {
 };
 
 /// Inputs the model was not validated for are abstained on ("indeterminate", rule
-/// "quality_gate.<field>"), never scored as if they were. Empty lists and zero bounds mean "any".
+/// Rule::kQualityGate<Field>), never scored as if they were. Empty lists and zero bounds mean "any".
 struct QualityGate {
   std::vector<std::string> modalities;         ///< e.g. {"CT"}
   std::vector<std::string> body_parts;         ///< BodyPartExamined values, e.g. {"CHEST"}
@@ -65,22 +66,9 @@ struct MEDINFER_API Policy {
   void validate() const;
 };
 
-/// What the policy says about one calibrated probability. A value type.
-struct Score {
-  double probability = 0.0;
-  double confidence = 0.0;      ///< max(p, 1 - p)
-  std::string tier;             ///< a tier name, or "indeterminate"
-  bool escalate = false;        ///< probability >= escalation_threshold
-  bool indeterminate = false;
-  std::string reason;           ///< why indeterminate; empty otherwise
-  /// Which rule decided the tier: "tier_cutpoints", "confidence_threshold", "conformal_set",
-  /// "quality_gate.<field>" or "input_constant".
-  std::string rule;
-  /// With an operating point: probability >= its threshold.
-  bool operating_point_positive = false;
-  /// With a conformal rule: the prediction set, a subset of {"positive", "negative"}.
-  std::vector<std::string> prediction_set;
-};
+/// What the policy says about one calibrated probability: a Finding (label and raw_score are the
+/// caller's to fill; the pipeline does).
+using Score = Finding;
 
 /// Applies `policy` (assumed valid) to `probability`. Throws Error(kInvalidArgument) for a probability
 /// outside [0, 1] or NaN. Thread-safe.

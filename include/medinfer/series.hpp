@@ -74,14 +74,25 @@ struct SeriesOptions {
   ReadOptions read;      ///< limits, modality LUT (default: on; the volume is float32)
 };
 
-/// A problem found while assembling a series. `kind` is one of: "localizer" (ImageType LOCALIZER
-/// or an orientation unlike the rest: left out), "mixed_orientation", "mixed_size" (left out),
-/// "duplicate_position" (all but the lowest InstanceNumber left out), "gap", "non_uniform_spacing",
-/// "tilted_gantry" (positions not along the slice normal: `direction` carries the true slice
-/// direction), "missing_position" (strict only: a slice without ImagePositionPatient),
-/// "mixed_series" (files from more than one series).
+/// What kind of problem was found while assembling a series.
+enum class SeriesWarningKind {
+  kUnreadable,         ///< "unreadable": a file that could not be read (left out)
+  kLocalizer,          ///< "localizer": ImageType LOCALIZER (left out)
+  kMixedSeries,        ///< "mixed_series": files from more than one series
+  kMixedOrientation,   ///< "mixed_orientation": an orientation unlike the rest (left out)
+  kMixedSize,          ///< "mixed_size": a size unlike the rest (left out)
+  kMissingPosition,    ///< "missing_position": a slice without ImagePositionPatient (ordered by InstanceNumber)
+  kDuplicatePosition,  ///< "duplicate_position": all but the lowest InstanceNumber left out
+  kGap,                ///< "gap": slices missing
+  kNonUniformSpacing,  ///< "non_uniform_spacing"
+  kTiltedGantry,       ///< "tilted_gantry": positions not along the slice normal (`direction` is the true one)
+};
+/// The kind's name, as above ("gap", "tilted_gantry", ...).
+MEDINFER_API const char* to_string(SeriesWarningKind kind) noexcept;
+
+/// A problem found while assembling a series.
 struct SeriesWarning {
-  std::string kind;
+  SeriesWarningKind kind = SeriesWarningKind::kGap;
   std::string message;
 };
 

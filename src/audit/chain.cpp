@@ -125,7 +125,7 @@ struct ChainedFileSink::Impl {
     Record c;
     detail::stamp(c, /*numbered=*/false);
     c.event = EventType::kCheckpoint;
-    c.outcome = "ok";
+    c.outcome = Outcome::kOk;
     c.detail = why + "; lines=" + std::to_string(next_index) + "; head=" + prev_mac;
     return c;
   }
@@ -378,8 +378,8 @@ VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow
     Record r;
     detail::stamp(r);
     r.event = EventType::kLogVerified;
-    r.outcome = result.ok ? "ok" : "error";
-    if (!result.ok) r.error_code = "kAuditFailed", r.error_message = result.problem;
+    r.outcome = result.ok ? Outcome::kOk : Outcome::kError;
+    if (!result.ok) r.error_code = ErrorCode::kAuditFailed, r.error_message = result.problem;
     r.detail = path + ": " + std::to_string(result.records) + " lines verified" + (result.closed ? ", closed" : "");
     report_to->write(r);
   }

@@ -31,6 +31,15 @@ const char* to_string(EventType type) noexcept {
   return "unknown";
 }
 
+const char* to_string(Outcome outcome) noexcept {
+  switch (outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kIndeterminate: return "indeterminate";
+    case Outcome::kError: return "error";
+  }
+  return "unknown";
+}
+
 namespace detail {
 namespace {
 
@@ -93,33 +102,34 @@ OJson to_json(const Record& r) {
     j["series_ref"] = r.series_ref;
     j["instance_ref"] = r.instance_ref;
   }
-  j["outcome"] = r.outcome;
-  if (r.outcome == "error") {
-    j["error_code"] = r.error_code;
+  j["outcome"] = to_string(r.outcome);
+  // One finding's fields, as every inference record writes them (the top level: the primary finding).
+  auto put_finding = [](OJson& into, const Finding& f) {
+    into["raw_score"] = f.raw_score;
+    into["probability"] = f.probability;
+    into["tier"] = f.tier;
+    into["escalate"] = f.escalate;
+    if (!f.reason.empty()) into["reason"] = f.reason;
+    into["rule"] = to_string(f.rule);
+  };
+  if (r.outcome == Outcome::kError) {
+    if (r.error_code) j["error_code"] = to_string(*r.error_code);
     j["error_message"] = r.error_message;
   } else if (r.event == EventType::kInference) {
-    j["raw_score"] = r.raw_score;
-    j["probability"] = r.probability;
-    j["tier"] = r.tier;
-    j["escalate"] = r.escalate;
-    if (!r.reason.empty()) j["reason"] = r.reason;
-    if (!r.rule.empty()) j["rule"] = r.rule;
-    if (!r.label.empty()) j["label"] = r.label;
+    put_finding(j, r.finding);
+    if (!r.finding.label.empty()) j["label"] = r.finding.label;
     if (!r.findings.empty()) {
       OJson findings = OJson::array();
-      for (const FindingScore& f : r.findings) {
+      for (const Finding& f : r.findings) {
         OJson one;
         one["label"] = f.label;
-        one["raw_score"] = f.raw_score;
-        one["probability"] = f.probability;
-        one["tier"] = f.tier;
-        one["escalate"] = f.escalate;
+        put_finding(one, f);
         findings.push_back(std::move(one));
       }
       j["findings"] = std::move(findings);
     }
   }
-  if (!r.arm.empty()) j["arm"] = r.arm;
+  if (r.arm != Arm::kNone) j["arm"] = to_string(r.arm);
   j["latency_ms"] = std::round(r.latency_ms * 1000.0) / 1000.0;
   if (!r.detail.empty()) j["detail"] = r.detail;
   return j;
@@ -187,14 +197,32 @@ Record record_from_json(const std::string& line) {
   r.study_ref = str("study_ref");
   r.series_ref = str("series_ref");
   r.instance_ref = str("instance_ref");
-  r.outcome = str("outcome");
-  r.raw_score = num("raw_score");
-  r.probability = num("probability");
-  r.tier = str("tier");
-  r.escalate = medinfer::detail::get_bool(j, "escalate", where, false);
-  r.reason = str("reason");
-  r.rule = str("rule");
-  r.label = str("label");
+  const std::string outcome = str("outcome");
+  bool known_outcome = outcome.empty();  // absent: the default (ok)
+  for (Outcome o : {Outcome::kOk, Outcome::kIndeterminate, Outcome::kError}) {
+    if (outcome == to_string(o)) r.outcome = o, known_outcome = true;
+  }
+  if (!known_outcome) throw Error(ErrorCode::kInvalidArgument, where + ": outcome: unknown outcome '" + outcome + "'");
+  // A finding's fields, at the top level or in "findings" (older lines lack rule and reason).
+  auto finding_in = [&](const Json& obj, const std::string& at, Finding& f) {
+    if (obj.contains("raw_score")) f.raw_score = medinfer::detail::get_number(obj, "raw_score", at);
+    if (obj.contains("probability")) f.probability = medinfer::detail::get_number(obj, "probability", at);
+    f.confidence = std::max(f.probability, 1.0 - f.probability);
+    f.tier = str_in(obj, "tier", at);
+    f.indeterminate = f.tier == "indeterminate";
+    f.escalate = medinfer::detail::get_bool(obj, "escalate", at, false);
+    f.reason = str_in(obj, "reason", at);
+    const std::string rule = str_in(obj, "rule", at);
+    if (!rule.empty()) {
+      try {
+        f.rule = parse_rule(rule);
+      } catch (const Error& e) {
+        throw Error(e.code(), at + ": rule: " + e.what());
+      }
+    }
+  };
+  finding_in(j, where, r.finding);
+  r.finding.label = str("label");
   if (j.contains("findings")) {
     const Json& findings = j.at("findings");
     if (!findings.is_array()) throw Error(ErrorCode::kInvalidArgument, "audit record: findings: expected an array");
@@ -202,15 +230,22 @@ Record record_from_json(const std::string& line) {
       const Json& f = findings[i];
       const std::string at = "audit record: findings[" + std::to_string(i) + "]";
       medinfer::detail::require_object(f, at);
-      r.findings.push_back(FindingScore{medinfer::detail::get_string(f, "label", at),
-                                        medinfer::detail::get_number(f, "raw_score", at),
-                                        medinfer::detail::get_number(f, "probability", at),
-                                        medinfer::detail::get_string(f, "tier", at),
-                                        medinfer::detail::get_bool(f, "escalate", at, false)});
+      Finding one;
+      one.label = medinfer::detail::get_string(f, "label", at);
+      (void)medinfer::detail::get_number(f, "raw_score", at);  // required in a finding
+      (void)medinfer::detail::get_number(f, "probability", at);
+      (void)medinfer::detail::get_string(f, "tier", at);
+      finding_in(f, at, one);
+      r.findings.push_back(std::move(one));
     }
   }
-  r.arm = str("arm");
-  r.error_code = str("error_code");
+  try {
+    r.arm = parse_arm(str("arm"));
+    const std::string code = str("error_code");
+    if (!code.empty()) r.error_code = parse_error_code(code);
+  } catch (const Error& e) {
+    throw Error(e.code(), where + ": " + e.what());
+  }
   r.error_message = str("error_message");
   r.latency_ms = num("latency_ms");
   r.detail = str("detail");
@@ -261,8 +296,13 @@ DcmCode event_code(EventType t) {
 }
 
 // PS3.15 A.5.1: 0 success, 4 minor failure, 8 serious failure.
+// "kCode: message" of an error record.
+std::string error_text(const Record& r) {
+  return std::string(r.error_code ? to_string(*r.error_code) : "kUnknown") + ": " + r.error_message;
+}
+
 int outcome_indicator(const Record& r) {
-  if (r.outcome == "error") return r.event == EventType::kInference ? 4 : 8;
+  if (r.outcome == Outcome::kError) return r.event == EventType::kInference ? 4 : 8;
   return 0;
 }
 
@@ -282,8 +322,8 @@ std::string to_atna_xml(const Record& r) {
   if (r.event == EventType::kModelOpened) {
     x += "<EventTypeCode csd-code=\"110120\" codeSystemName=\"DCM\" originalText=\"Application Start\"/>";
   }
-  if (r.outcome == "error") {
-    x += "<EventOutcomeDescription>" + xml_escape(r.error_code + ": " + r.error_message) + "</EventOutcomeDescription>";
+  if (r.outcome == Outcome::kError) {
+    x += "<EventOutcomeDescription>" + xml_escape(error_text(r)) + "</EventOutcomeDescription>";
   }
   x += "</EventIdentification>";
   x += fmt::format("<ActiveParticipant UserID=\"{}\" AlternativeUserID=\"{}\" UserIsRequestor=\"true\">",
@@ -315,9 +355,9 @@ std::string to_atna_xml(const Record& r) {
     x += fmt::format("<ParticipantObjectName>{} {}</ParticipantObjectName>", xml_escape(r.model.name),
                      xml_escape(r.model.version));
     x += fmt::format("<ParticipantObjectDetail type=\"event_id\" value=\"{}\"/>", xml_escape(r.event_id));
-    if (r.event == EventType::kInference && r.outcome != "error") {
-      x += fmt::format("<ParticipantObjectDetail type=\"probability\" value=\"{}\"/>", r.probability);
-      x += fmt::format("<ParticipantObjectDetail type=\"tier\" value=\"{}\"/>", xml_escape(r.tier));
+    if (r.event == EventType::kInference && r.outcome != Outcome::kError) {
+      x += fmt::format("<ParticipantObjectDetail type=\"probability\" value=\"{}\"/>", r.finding.probability);
+      x += fmt::format("<ParticipantObjectDetail type=\"tier\" value=\"{}\"/>", xml_escape(r.finding.tier));
     }
     x += "</ParticipantObjectIdentification>";
   }
@@ -335,7 +375,7 @@ std::string to_fhir_audit_event(const Record& r) {
   j["action"] = action_code(r.event);
   j["recorded"] = r.timestamp;
   j["outcome"] = std::to_string(outcome_indicator(r));
-  if (r.outcome == "error") j["outcomeDesc"] = r.error_code + ": " + r.error_message;
+  if (r.outcome == Outcome::kError) j["outcomeDesc"] = error_text(r);
   OJson agent;
   agent["who"] = {{"identifier", {{"value", r.actor.user_id.empty() ? "unknown" : r.actor.user_id}}}};
   if (!r.actor.application_id.empty()) agent["altId"] = r.actor.application_id;
@@ -352,10 +392,10 @@ std::string to_fhir_audit_event(const Record& r) {
   }
   if (!r.model.sha256.empty()) {
     OJson detail = OJson::array({{{"type", "model_version"}, {"valueString", r.model.version}}});
-    if (r.event == EventType::kInference && r.outcome != "error") {
-      detail.push_back({{"type", "probability"}, {"valueString", fmt::format("{}", r.probability)}});
-      detail.push_back({{"type", "tier"}, {"valueString", r.tier}});
-      detail.push_back({{"type", "escalate"}, {"valueString", r.escalate ? "true" : "false"}});
+    if (r.event == EventType::kInference && r.outcome != Outcome::kError) {
+      detail.push_back({{"type", "probability"}, {"valueString", fmt::format("{}", r.finding.probability)}});
+      detail.push_back({{"type", "tier"}, {"valueString", r.finding.tier}});
+      detail.push_back({{"type", "escalate"}, {"valueString", r.finding.escalate ? "true" : "false"}});
       detail.push_back({{"type", "input_sha256"}, {"valueString", r.input_sha256}});
     }
     entities.push_back({{"what", {{"identifier", {{"system", "urn:medinfer:model-sha256"}, {"value", r.model.sha256}}}}},

@@ -91,7 +91,7 @@ SyslogSink::~SyslogSink() {
 
 void SyslogSink::write(const Record& record) {
   // PRI = facility 13 (log audit) * 8 + severity (6 informational, 3 error).
-  const int pri = 13 * 8 + (record.outcome == "error" ? 3 : 6);
+  const int pri = 13 * 8 + (record.outcome == Outcome::kError ? 3 : 6);
   const std::string msg = "<" + std::to_string(pri) + ">1 " + record.timestamp + " " + impl_->hostname + " " +
                           impl_->app_name + " " + std::to_string(::getpid()) + " " + to_string(record.event) +
                           " - " + to_json_line(record);

@@ -15,6 +15,23 @@
 #include <optional>
 
 namespace medinfer::dicom {
+
+const char* to_string(SeriesWarningKind kind) noexcept {
+  switch (kind) {
+    case SeriesWarningKind::kUnreadable: return "unreadable";
+    case SeriesWarningKind::kLocalizer: return "localizer";
+    case SeriesWarningKind::kMixedSeries: return "mixed_series";
+    case SeriesWarningKind::kMixedOrientation: return "mixed_orientation";
+    case SeriesWarningKind::kMixedSize: return "mixed_size";
+    case SeriesWarningKind::kMissingPosition: return "missing_position";
+    case SeriesWarningKind::kDuplicatePosition: return "duplicate_position";
+    case SeriesWarningKind::kGap: return "gap";
+    case SeriesWarningKind::kNonUniformSpacing: return "non_uniform_spacing";
+    case SeriesWarningKind::kTiltedGantry: return "tilted_gantry";
+  }
+  return "unknown";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -56,8 +73,8 @@ struct FileInfo {
 class Problems {
  public:
   explicit Problems(bool strict) : strict_(strict) {}
-  void add(const std::string& kind, const std::string& message) {
-    if (strict_) throw Error(ErrorCode::kInvalidDicom, fmt::format("series is not a clean volume ({}): {}", kind, message));
+  void add(SeriesWarningKind kind, const std::string& message) {
+    if (strict_) throw Error(ErrorCode::kInvalidDicom, fmt::format("series is not a clean volume ({}): {}", to_string(kind), message));
     warnings.push_back({kind, message});
   }
   std::vector<SeriesWarning> warnings;
@@ -68,7 +85,7 @@ class Problems {
 
 // Keeps the slices whose key equals the most common key; the others are reported and dropped.
 template <typename Key, typename Describe>
-void keep_majority(std::vector<Slice>& slices, Key key, Problems& problems, const std::string& kind,
+void keep_majority(std::vector<Slice>& slices, Key key, Problems& problems, SeriesWarningKind kind,
                    const std::vector<std::string>& files, Describe describe) {
   std::vector<std::pair<decltype(key(slices[0])), std::size_t>> counts;
   for (const Slice& s : slices) {
@@ -209,7 +226,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (!failures[i]) continue;
     if (options.strict) throw *failures[i];
-    problems.add("unreadable", fmt::format("{}: left out", failures[i]->what()));
+    problems.add(SeriesWarningKind::kUnreadable, fmt::format("{}: left out", failures[i]->what()));
   }
 
   // 2. Slices (every frame of every file), with what sorting and conversion need.
@@ -226,7 +243,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     }
     ++series_count[h.series_instance_uid];
     if (is_localizer(h.image_type)) {
-      problems.add("localizer", fmt::format("{} is a localizer (ImageType LOCALIZER): left out", files[i]));
+      problems.add(SeriesWarningKind::kLocalizer, fmt::format("{} is a localizer (ImageType LOCALIZER): left out", files[i]));
       continue;
     }
     for (std::uint32_t k = 0; k < h.frames; ++k) {
@@ -243,7 +260,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     }
   }
   if (series_count.size() > 1) {
-    problems.add("mixed_series", fmt::format("the files belong to {} different series", series_count.size()));
+    problems.add(SeriesWarningKind::kMixedSeries, fmt::format("the files belong to {} different series", series_count.size()));
     const std::string majority = std::max_element(series_count.begin(), series_count.end(), [](auto& a, auto& b) {
                                    return a.second < b.second;
                                  })->first;
@@ -258,10 +275,10 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     std::array<long, 6> k{};
     for (int i = 0; i < 6; ++i) k[i] = std::lround(s.orientation[i] * 1000);
     return k;
-  }, problems, "mixed_orientation", files, [](const Slice& s) {
+  }, problems, SeriesWarningKind::kMixedOrientation, files, [](const Slice& s) {
     return fmt::format("has orientation {:.3f}", fmt::join(s.orientation, "\\"));
   });
-  keep_majority(slices, [](const Slice& s) { return std::make_pair(s.rows, s.columns); }, problems, "mixed_size", files,
+  keep_majority(slices, [](const Slice& s) { return std::make_pair(s.rows, s.columns); }, problems, SeriesWarningKind::kMixedSize, files,
                 [](const Slice& s) { return fmt::format("is {} x {}", s.rows, s.columns); });
 
   // 4. Sort along the slice normal.
@@ -277,7 +294,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
   double z_spacing = 1.0;
   Vec3 slice_direction = normal;
   if (slices.size() > 1 && !all_positioned) {
-    problems.add("missing_position", "some slices have no ImagePositionPatient: ordered by InstanceNumber");
+    problems.add(SeriesWarningKind::kMissingPosition, "some slices have no ImagePositionPatient: ordered by InstanceNumber");
     std::stable_sort(slices.begin(), slices.end(),
                      [](const Slice& a, const Slice& b) { return a.instance_number < b.instance_number; });
     const double thickness = opened[slices[0].file]->header.slice_thickness;
@@ -293,7 +310,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
       if (!unique.empty() && std::abs(s.along - unique.back().along) < 1e-3) {
         const bool replace = s.instance_number < unique.back().instance_number;
         const Slice& dropped = replace ? unique.back() : s;
-        problems.add("duplicate_position",
+        problems.add(SeriesWarningKind::kDuplicatePosition,
                      fmt::format("{} (frame {}) repeats the position {:.3f} mm along the normal: left out",
                                  files[dropped.file], dropped.frame, s.along));
         if (replace) unique.back() = s;
@@ -311,14 +328,14 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
       double worst = 0.0;
       for (std::size_t k = 0; k < steps.size(); ++k) {
         if (steps[k] > options.gap_factor * median) {
-          problems.add("gap", fmt::format("{:.3f} mm between {} and {} where the spacing is {:.3f} mm: slices missing",
+          problems.add(SeriesWarningKind::kGap, fmt::format("{:.3f} mm between {} and {} where the spacing is {:.3f} mm: slices missing",
                                           steps[k], files[slices[k].file], files[slices[k + 1].file], median));
         } else {
           worst = std::max(worst, std::abs(steps[k] - median) / median);
         }
       }
       if (worst > options.spacing_tolerance) {
-        problems.add("non_uniform_spacing",
+        problems.add(SeriesWarningKind::kNonUniformSpacing,
                      fmt::format("slice spacing varies by {:.1f} % around {:.3f} mm", worst * 100.0, median));
       }
       // Tilt: the line through the positions leaves the normal (a gantry tilt shears the volume).
@@ -326,7 +343,7 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
       const double length = norm(span);
       const double cosine = dot(span, normal) / length;
       if (cosine < 1.0 - 1e-4) {
-        problems.add("tilted_gantry",
+        problems.add(SeriesWarningKind::kTiltedGantry,
                      fmt::format("slice positions run {:.2f} degrees off the slice normal (gantry tilt): the volume's "
                                  "slice direction follows the positions",
                                  std::acos(std::min(1.0, cosine)) * 180.0 / M_PI));

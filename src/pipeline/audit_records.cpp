@@ -50,7 +50,7 @@ std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& pac
   try {
     std::shared_ptr<const Model> model = open_model(package_dir, options);
     audit::Record opened = base_record(*model, audit::EventType::kModelOpened);
-    opened.outcome = "ok";
+    opened.outcome = audit::Outcome::kOk;
     opened.detail = "package " + model->package->directory() + " on " + model->engine->description();
     emit(opened);
     return model;
@@ -58,8 +58,8 @@ std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& pac
     if (e.code() == ErrorCode::kAuditFailed) throw;
     audit::Record refused;
     refused.event = audit::EventType::kModelRefused;
-    refused.outcome = "error";
-    refused.error_code = to_string(e.code());
+    refused.outcome = audit::Outcome::kError;
+    refused.error_code = e.code();
     refused.error_message = e.what();
     refused.detail = "package " + package_dir;
     emit(refused);
@@ -84,7 +84,7 @@ InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
   return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
 }
 
-audit::Record Pipeline::Impl::inference_record(const Model& model, const char* arm, const InputRefs& refs) const {
+audit::Record Pipeline::Impl::inference_record(const Model& model, Arm arm, const InputRefs& refs) const {
   audit::Record r = base_record(model, audit::EventType::kInference);
   r.study_ref = refs.study;
   r.series_ref = refs.series;
@@ -94,28 +94,24 @@ audit::Record Pipeline::Impl::inference_record(const Model& model, const char* a
 }
 
 void Pipeline::Impl::audit_result(const Model& model, const Result& result, const InputRefs& refs) const {
-  audit::Record rec = inference_record(model, result.arm.c_str(), refs);
+  audit::Record rec = inference_record(model, result.arm, refs);
   rec.input_sha256 = result.input_sha256;
-  rec.outcome = result.indeterminate ? "indeterminate" : "ok";
-  rec.raw_score = result.raw_score;
-  rec.probability = result.probability;
-  rec.tier = result.tier;
-  rec.escalate = result.escalate;
-  rec.reason = result.reason;
-  rec.rule = result.rule;
-  if (model.package->task() != Task::kBinary) {
-    rec.label = result.label;
-    for (const Finding& f : result.findings) rec.findings.push_back({f.label, f.raw_score, f.probability, f.tier, f.escalate});
+  rec.outcome = result.indeterminate ? audit::Outcome::kIndeterminate : audit::Outcome::kOk;
+  rec.finding = result;  // the primary finding (a Result is one)
+  if (model.package->task() == Task::kBinary) {
+    rec.finding.label.clear();  // binary records name no label (one per package)
+  } else {
+    rec.findings = result.findings;
   }
   rec.latency_ms = result.latency_ms;
   emit(rec);
 }
 
-void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Error& e, const std::string& path,
+void Pipeline::Impl::audit_error(const Model& model, Arm arm, const Error& e, const std::string& path,
                                  const InputRefs& refs, Clock::time_point start) const {
   audit::Record r = inference_record(model, arm, refs);
-  r.outcome = "error";
-  r.error_code = to_string(e.code());
+  r.outcome = audit::Outcome::kError;
+  r.error_code = e.code();
   r.error_message = redact(e.what(), path);
   r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   emit(r);
@@ -123,7 +119,7 @@ void Pipeline::Impl::audit_error(const Model& model, const char* arm, const Erro
 
 void Pipeline::Impl::audit_change(const Model& model, const std::string& detail) const {
   audit::Record r = base_record(model, audit::EventType::kConfigurationChange);
-  r.outcome = "ok";
+  r.outcome = audit::Outcome::kOk;
   r.detail = detail;
   emit(r);
 }
@@ -134,7 +130,7 @@ void Pipeline::record_event(audit::EventType type, const std::string& detail) co
                 std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
   }
   audit::Record r = impl_->base_record(*impl_->now()->primary, type);
-  r.outcome = "ok";
+  r.outcome = audit::Outcome::kOk;
   r.detail = detail;
   impl_->emit(r);
 }

@@ -16,10 +16,10 @@ double routing_bucket(const std::string& key) {
   return static_cast<double>(v >> 11) * 0x1.0p-53;  // 53 bits: exactly representable, < 1
 }
 
-std::pair<std::shared_ptr<const Model>, const char*> Pipeline::Impl::route(const Serving& s, const std::string& key) {
-  if (!s.candidate) return {s.primary, ""};
-  if (routing_bucket(key) < s.fraction) return {s.candidate, "candidate"};
-  return {s.primary, "primary"};
+std::pair<std::shared_ptr<const Model>, Arm> Pipeline::Impl::route(const Serving& s, const std::string& key) {
+  if (!s.candidate) return {s.primary, Arm::kNone};
+  if (routing_bucket(key) < s.fraction) return {s.candidate, Arm::kCandidate};
+  return {s.primary, Arm::kPrimary};
 }
 
 std::string describe(const ModelIdentity& id) { return id.name + " " + id.version + " (" + id.sha256.substr(0, 12) + ")"; }

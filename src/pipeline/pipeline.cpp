@@ -53,22 +53,6 @@ std::size_t primary_finding(const std::vector<Finding>& findings) {
   return best;
 }
 
-Finding finding_of(const std::string& label, double raw_score, const risk::Score& score) {
-  Finding f;
-  f.label = label;
-  f.probability = score.probability;
-  f.raw_score = raw_score;
-  f.confidence = score.confidence;
-  f.tier = score.tier;
-  f.escalate = score.escalate;
-  f.indeterminate = score.indeterminate;
-  f.reason = score.reason;
-  f.rule = score.rule;
-  f.operating_point_positive = score.operating_point_positive;  // false without an operating point
-  f.prediction_set = score.prediction_set;
-  return f;
-}
-
 bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
   return a.frame == b.frame && a.apply_modality_lut == b.apply_modality_lut &&
          a.invert_monochrome1 == b.invert_monochrome1 && a.convert_color == b.convert_color;
@@ -98,7 +82,7 @@ Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options)
   return Pipeline(std::move(impl));
 }
 
-Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const Image& image,
+Result Pipeline::Impl::predict_image(const Model& model, Arm arm, const Image& image,
                                      const preprocess::Context& context, risk::InputFacts facts,
                                      const std::string& input_sha256, const InputRefs& refs,
                                      Clock::time_point start) const {
@@ -114,25 +98,17 @@ Result Pipeline::Impl::predict_image(const Model& model, const char* arm, const 
   const std::vector<double> p = calibration::probabilities(model.sections.calibrators, package.task(), logits.data);
   std::vector<Finding> findings;
   for (std::size_t k = 0; k < p.size(); ++k) {
-    findings.push_back(finding_of(package.labels()[k], logits.data[k], risk::assess(model.sections.policies[k], p[k], facts)));
+    Finding f = risk::assess(model.sections.policies[k], p[k], facts);
+    f.label = package.labels()[k];
+    f.raw_score = logits.data[k];
+    findings.push_back(std::move(f));
   }
   const std::size_t top_index = primary_finding(findings);
-  const Finding& top = findings[top_index];
 
   Result r;
-  r.probability = top.probability;
-  r.raw_score = top.raw_score;
-  r.confidence = top.confidence;
-  r.tier = top.tier;
-  r.escalate = top.escalate;
-  r.indeterminate = top.indeterminate;
-  r.reason = top.reason;
-  r.rule = top.rule;
+  static_cast<Finding&>(r) = findings[top_index];
   const risk::Policy& top_policy = model.sections.policies[top_index];
   if (top_policy.operating_point) r.operating_point = top_policy.operating_point->name;
-  r.operating_point_positive = top.operating_point_positive;
-  r.prediction_set = top.prediction_set;
-  r.label = top.label;
   r.model = package.identity();
   r.arm = arm;
   r.input_sha256 = input_sha256;
@@ -147,7 +123,7 @@ Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
   const std::shared_ptr<const Serving> serving = impl_->now();
   std::shared_ptr<const Model> model = serving->primary;
-  const char* arm = "";
+  Arm arm = Arm::kNone;
   std::optional<dicom::Instance> instance;
   try {
     const dicom::ReadOptions primary_read = model->sections.spec.read_options(impl_->options.read);
@@ -177,7 +153,7 @@ Result Pipeline::predict(const Image& image, const std::string& routing_key) con
   const auto start = Clock::now();
   const std::shared_ptr<const Serving> serving = impl_->now();
   std::shared_ptr<const Model> model = serving->primary;
-  const char* arm = "";
+  Arm arm = Arm::kNone;
   try {
     const std::string input_sha256 = fingerprint(image);
     std::tie(model, arm) = Impl::route(*serving, routing_key.empty() ? input_sha256 : routing_key);

@@ -48,21 +48,21 @@ struct Pipeline::Impl {
   std::shared_ptr<const Serving> now() const { return std::atomic_load(&serving); }
   void publish(std::shared_ptr<const Serving> next) { std::atomic_store(&serving, std::move(next)); }
   // The arm for `key`: the candidate when the key's bucket is below the fraction (deployment.cpp).
-  static std::pair<std::shared_ptr<const Model>, const char*> route(const Serving& s, const std::string& key);
+  static std::pair<std::shared_ptr<const Model>, Arm> route(const Serving& s, const std::string& key);
 
   // audit_records.cpp
   std::shared_ptr<const Model> open_audited(const std::string& package_dir) const;
   InputRefs refs_of(const dicom::ImageHeader& header) const;
   audit::Record base_record(const Model& model, audit::EventType type) const;
-  audit::Record inference_record(const Model& model, const char* arm, const InputRefs& refs) const;
+  audit::Record inference_record(const Model& model, Arm arm, const InputRefs& refs) const;
   void audit_result(const Model& model, const Result& result, const InputRefs& refs) const;
-  void audit_error(const Model& model, const char* arm, const Error& e, const std::string& path, const InputRefs& refs,
+  void audit_error(const Model& model, Arm arm, const Error& e, const std::string& path, const InputRefs& refs,
                    Clock::time_point start) const;
   void audit_change(const Model& model, const std::string& detail) const;
   void emit(audit::Record& record) const;
 
   // pipeline.cpp
-  Result predict_image(const Model& model, const char* arm, const Image& image, const preprocess::Context& context,
+  Result predict_image(const Model& model, Arm arm, const Image& image, const preprocess::Context& context,
                        risk::InputFacts facts, const std::string& input_sha256, const InputRefs& refs,
                        Clock::time_point start) const;
 };

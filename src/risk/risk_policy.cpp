@@ -72,29 +72,29 @@ detail::GateResult detail::check_quality(const QualityGate& g, const InputFacts&
     return s;
   };
   if (!listed(g.modalities, f.modality)) {
-    return {"quality_gate.modality", "modality " + f.modality + " is not one of " + join(g.modalities)};
+    return {Rule::kQualityGateModality, "modality " + f.modality + " is not one of " + join(g.modalities)};
   }
   if (!listed(g.body_parts, f.body_part)) {
-    return {"quality_gate.body_part", "body part '" + f.body_part + "' is not one of " + join(g.body_parts)};
+    return {Rule::kQualityGateBodyPart, "body part '" + f.body_part + "' is not one of " + join(g.body_parts)};
   }
   if (!listed(g.photometric, f.photometric)) {
-    return {"quality_gate.photometric", "photometric interpretation " + f.photometric + " is not one of " +
+    return {Rule::kQualityGatePhotometric, "photometric interpretation " + f.photometric + " is not one of " +
                                             join(g.photometric)};
   }
   for (double s : {f.spacing_x_mm, f.spacing_y_mm}) {
     if ((g.min_pixel_spacing_mm > 0.0 && s < g.min_pixel_spacing_mm) ||
         (g.max_pixel_spacing_mm > 0.0 && s > g.max_pixel_spacing_mm)) {
-      return {"quality_gate.pixel_spacing_mm",
+      return {Rule::kQualityGatePixelSpacing,
               "pixel spacing " + two_decimals(s) + " mm is outside [" + two_decimals(g.min_pixel_spacing_mm) + ", " +
                   two_decimals(g.max_pixel_spacing_mm) + "]"};
     }
   }
   if (f.rows < g.min_rows || (g.max_rows > 0 && f.rows > g.max_rows)) {
-    return {"quality_gate.rows", std::to_string(f.rows) + " rows is outside [" + std::to_string(g.min_rows) + ", " +
+    return {Rule::kQualityGateRows, std::to_string(f.rows) + " rows is outside [" + std::to_string(g.min_rows) + ", " +
                                      std::to_string(g.max_rows) + "]"};
   }
   if (f.columns < g.min_columns || (g.max_columns > 0 && f.columns > g.max_columns)) {
-    return {"quality_gate.columns", std::to_string(f.columns) + " columns is outside [" +
+    return {Rule::kQualityGateColumns, std::to_string(f.columns) + " columns is outside [" +
                                         std::to_string(g.min_columns) + ", " + std::to_string(g.max_columns) + "]"};
   }
   return {};
@@ -110,28 +110,28 @@ Score assess(const Policy& policy, double probability) {
   for (const Tier& t : policy.tiers) {
     if (probability >= t.min_probability) s.tier = t.name;
   }
-  s.rule = "tier_cutpoints";
+  s.rule = Rule::kTierCutpoints;
   s.escalate = probability >= policy.escalation_threshold;
   if (policy.operating_point) s.operating_point_positive = probability >= policy.operating_point->threshold;
   if (policy.conformal) {
     if (1.0 - probability <= policy.conformal->qhat) s.prediction_set.push_back("positive");
     if (probability <= policy.conformal->qhat) s.prediction_set.push_back("negative");
     if (s.prediction_set.size() != 1) {
-      s = detail::mark_indeterminate(std::move(s), "conformal_set",
+      s = detail::mark_indeterminate(std::move(s), Rule::kConformalSet,
                              std::string("the ") + two_decimals(100.0 * (1.0 - policy.conformal->alpha)) +
                                  " % conformal prediction set is " +
                                  (s.prediction_set.empty() ? "empty" : "{positive, negative}"));
     }
   }
   if (s.confidence < policy.min_confidence) {
-    s = detail::mark_indeterminate(std::move(s), "confidence_threshold",
+    s = detail::mark_indeterminate(std::move(s), Rule::kConfidenceThreshold,
                            "confidence " + two_decimals(s.confidence) + " is below the policy's minimum " +
                                two_decimals(policy.min_confidence));
   }
   return s;
 }
 
-Score detail::mark_indeterminate(Score score, const std::string& rule, const std::string& reason) {
+Score detail::mark_indeterminate(Score score, Rule rule, const std::string& reason) {
   if (!score.indeterminate) score.rule = rule;  // the first rule to decide is the one reported
   score.indeterminate = true;
   score.tier = "indeterminate";
@@ -141,10 +141,10 @@ Score detail::mark_indeterminate(Score score, const std::string& rule, const std
 
 Score assess(const Policy& policy, double probability, const InputFacts& facts) {
   Score score = assess(policy, probability);
-  std::vector<std::pair<std::string, std::string>> rules;  // input rules, in the order they decide
+  std::vector<std::pair<Rule, std::string>> rules;  // input rules, in the order they decide
   const detail::GateResult gate = detail::check_quality(policy.quality_gate, facts);
-  if (!gate.rule.empty()) rules.emplace_back(gate.rule, gate.reason);
-  if (facts.constant) rules.emplace_back("input_constant", "the input image is constant (no contrast)");
+  if (gate.rule) rules.emplace_back(*gate.rule, gate.reason);
+  if (facts.constant) rules.emplace_back(Rule::kInputConstant, "the input image is constant (no contrast)");
   if (rules.empty()) return score;
   const Score model_verdict = score;
   score.indeterminate = false;

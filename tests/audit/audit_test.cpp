@@ -33,10 +33,10 @@ Record sample_record(int i) {
   r.preprocessing_sha256 = std::string(64, 'c');
   r.input_sha256 = std::string(64, 'b');
   r.study_ref = std::string(64, 'd');
-  r.outcome = "ok";
-  r.raw_score = 1.5;
-  r.probability = 0.8 + i * 1e-6;
-  r.tier = "high";
+  r.outcome = Outcome::kOk;
+  r.finding.raw_score = 1.5;
+  r.finding.probability = 0.8 + i * 1e-6;
+  r.finding.tier = "high";
   r.latency_ms = 2.5;
   return r;
 }
@@ -98,8 +98,8 @@ TEST_CASE("to_json_line writes one JSON object that from_json_line reads back", 
   const Record back = from_json_line(to_json_line(r));
   CHECK(to_json_line(back) == to_json_line(r));
   Record e = r;
-  e.outcome = "error";
-  e.error_code = "kInvalidDicom";
+  e.outcome = Outcome::kError;
+  e.error_code = ErrorCode::kInvalidDicom;
   e.error_message = "<input>: not DICOM \xff";  // invalid UTF-8 is replaced, never thrown on
   const auto je = nlohmann::json::parse(to_json_line(e));
   CHECK(je["error_code"] == "kInvalidDicom");
@@ -114,8 +114,8 @@ TEST_CASE("ATNA and FHIR exports carry the event, outcome, actor and references"
   CHECK_THAT(xml, Catch::Contains("<AuditMessage>") && Catch::Contains("csd-code=\"110103\"") &&
                       Catch::Contains("EventOutcomeIndicator=\"0\"") && Catch::Contains("UserID=\"dr.who\"") &&
                       Catch::Contains("ParticipantObjectID=\"" + std::string(64, 'd') + "\""));
-  r.outcome = "error";
-  r.error_code = "kInvalidDicom";
+  r.outcome = Outcome::kError;
+  r.error_code = ErrorCode::kInvalidDicom;
   r.error_message = "a <b> & \"c\"";
   CHECK_THAT(to_atna_xml(r), Catch::Contains("EventOutcomeIndicator=\"4\"") && Catch::Contains("a &lt;b&gt; &amp; &quot;c&quot;"));
   const auto f = nlohmann::json::parse(to_fhir_audit_event(r));
@@ -173,9 +173,9 @@ TEST_CASE("a chained log verifies, with its record count, and every line links t
   verify_log(path.string(), ring(0, 'x'), false, CallbackSink::create([&](const Record& r) { reports.push_back(r); }));
   REQUIRE(reports.size() == 2);
   CHECK(reports[0].event == EventType::kLogVerified);
-  CHECK(reports[0].outcome == "ok");
+  CHECK(reports[0].outcome == audit::Outcome::kOk);
   CHECK_THAT(reports[0].detail, Catch::Contains("6 lines verified, closed"));
-  CHECK(reports[1].outcome == "error");
+  CHECK(reports[1].outcome == audit::Outcome::kError);
   CHECK(reports[1].sequence > reports[0].sequence);
 }
 
@@ -385,7 +385,7 @@ TEST_CASE("SyslogSink sends RFC 5424 messages over UDP and octet-counted TCP", "
     auto sink = SyslogSink::open("127.0.0.1", port, SyslogSink::Transport::kTcp);
     const int c = ::accept(s, nullptr, nullptr);
     Record e = r;
-    e.outcome = "error";
+    e.outcome = Outcome::kError;
     sink->write(r);
     sink->write(e);
     sink.reset();  // closes the connection: read until EOF

@@ -72,7 +72,7 @@ std::vector<float> slice_values(const dicom::SeriesVolume& v) {
 }
 
 bool has_warning(const dicom::SeriesVolume& v, const std::string& kind) {
-  return std::any_of(v.warnings.begin(), v.warnings.end(), [&](const auto& w) { return w.kind == kind; });
+  return std::any_of(v.warnings.begin(), v.warnings.end(), [&](const auto& w) { return dicom::to_string(w.kind) == kind; });
 }
 
 }  // namespace

@@ -29,11 +29,12 @@ TEST_CASE("the quality gate names the failing field", "[internal][risk]") {
   g.min_rows = g.min_columns = 128;
   g.max_rows = g.max_columns = 1024;
   const InputFacts ok{"CT", "CHEST", "MONOCHROME2", 1.0, 1.0, 512, 512};
-  CHECK(risk::detail::check_quality(g, ok).rule.empty());
+  CHECK_FALSE(risk::detail::check_quality(g, ok).rule);
   auto with = [&](auto edit) {
     InputFacts f = ok;
     edit(f);
-    return risk::detail::check_quality(g, f).rule;
+    const auto rule = risk::detail::check_quality(g, f).rule;
+    return rule ? std::string(to_string(*rule)) : std::string();
   };
   CHECK(with([](InputFacts& f) { f.modality = "MR"; }) == "quality_gate.modality");
   CHECK(with([](InputFacts& f) { f.body_part = "HEAD"; }) == "quality_gate.body_part");
@@ -48,13 +49,13 @@ TEST_CASE("mark_indeterminate keeps escalation and reports the first rule", "[in
   Policy p;
   p.tiers = {{"low", 0.0}, {"high", 0.6}};
   p.escalation_threshold = 0.85;
-  const Score marked = risk::detail::mark_indeterminate(assess(p, 0.95), "input_constant", "blank image");
+  const Score marked = risk::detail::mark_indeterminate(assess(p, 0.95), Rule::kInputConstant, "blank image");
   CHECK(marked.tier == "indeterminate");
   CHECK(marked.escalate);
   CHECK(marked.reason == "blank image");
-  CHECK(marked.rule == "input_constant");
-  const Score twice = risk::detail::mark_indeterminate(marked, "later", "x");
-  CHECK(twice.rule == "input_constant");
+  CHECK(marked.rule == Rule::kInputConstant);
+  const Score twice = risk::detail::mark_indeterminate(marked, Rule::kConformalSet, "x");
+  CHECK(twice.rule == Rule::kInputConstant);
   CHECK(twice.reason == "blank image; x");
 }
 

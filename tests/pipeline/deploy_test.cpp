@@ -170,7 +170,7 @@ TEST_CASE("a backend registered by the host runs packages of its format through 
   CHECK(dark.label == "lesion");
   REQUIRE(dark.findings.size() == 1);
   CHECK(dark.findings[0].probability == dark.probability);
-  CHECK(dark.arm.empty());
+  CHECK(dark.arm == Arm::kNone);
 
   // A backend returning the wrong shape is caught by Engine, for every backend alike.
   PackageSpec wrong;
@@ -197,8 +197,8 @@ TEST_CASE("a backend's own exceptions become kInternal errors, audited like ever
   CHECK(error_code_of([&] { pipeline.predict(test_image(1000.0f)); }, &msg) == ErrorCode::kInternal);
   CHECK_THAT(msg, Catch::Contains("'test-linear' backend failed") && Catch::Contains("mean above its limit"));
   const audit::Record last = recorder.records().back();
-  CHECK(last.outcome == "error");
-  CHECK(last.error_code == "kInternal");
+  CHECK(last.outcome == audit::Outcome::kError);
+  CHECK(last.error_code == ErrorCode::kInternal);
 
   register_backend("test-throws-at-load", [](const ModelPackage&, const EngineOptions&) -> std::unique_ptr<Backend> {
     throw std::runtime_error("cannot parse");
@@ -261,14 +261,17 @@ TEST_CASE("a multi-label head gives one calibrated finding per label, each under
     CHECK(r.escalate);
     // The audit record names every label's score.
     const audit::Record rec = recorder.records().back();
-    CHECK(rec.label == "nodule");
+    CHECK(rec.finding.label == "nodule");
     REQUIRE(rec.findings.size() == 3);
     CHECK(rec.findings[1].label == "effusion");
     CHECK(rec.findings[1].probability == Approx(expected[1]).margin(1e-6));
     const audit::Record round_trip = audit::from_json_line(audit::to_json_line(rec));
     REQUIRE(round_trip.findings.size() == 3);
     CHECK(round_trip.findings[2].tier == rec.findings[2].tier);
-    CHECK(round_trip.label == "nodule");
+    CHECK(round_trip.finding.label == "nodule");
+    // Per-label reason and rule reach the audit trail (the same Finding the Result holds).
+    CHECK(round_trip.findings[1].rule == r.findings[1].rule);
+    CHECK(round_trip.findings[1].reason == r.findings[1].reason);
   }
   SECTION("one policy per label: a lower probability that escalates under its policy comes first") {
     json strict = kRisk;
@@ -467,7 +470,7 @@ TEST_CASE("A/B routing sends a deterministic share of studies to the candidate",
     const Result r = pipeline.predict(image, key);
     const bool candidate = routing_bucket(key) < 0.3;
     INFO(key);
-    CHECK(r.arm == (candidate ? "candidate" : "primary"));
+    CHECK(r.arm == (candidate ? Arm::kCandidate : Arm::kPrimary));
     CHECK(r.model.version == (candidate ? "1.1.0" : "1.0.0"));
     CHECK(r.raw_score == Approx(candidate ? 1.0 : -1.0));
     const audit::Record last = recorder.records().back();
@@ -488,14 +491,14 @@ TEST_CASE("A/B routing sends a deterministic share of studies to the candidate",
     const fs::path file = dir / (study + ".dcm");
     test::write_dicom(file, s);
     const Result r = pipeline.predict(file.string());
-    CHECK(r.arm == (routing_bucket(study) < 0.3 ? "candidate" : "primary"));
+    CHECK(r.arm == (routing_bucket(study) < 0.3 ? Arm::kCandidate : Arm::kPrimary));
   }
 
   CHECK(pipeline.promote_candidate().version == "1.1.0");
   CHECK(pipeline.deployment().candidate.version.empty());
   const Result after = pipeline.predict(image, "any");
   CHECK(after.model.version == "1.1.0");
-  CHECK(after.arm.empty());
+  CHECK(after.arm == Arm::kNone);
 
   pipeline.start_ab_test(p1.string(), 1.0);
   CHECK(pipeline.predict(image, "x").model.version == "1.0.0");

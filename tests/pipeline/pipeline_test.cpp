@@ -278,7 +278,7 @@ TEST_CASE("model events are audited: opened, refused, and host-reported changes"
   CHECK(error_code_of([&] { Pipeline::open(pkg.string(), options); }) == ErrorCode::kModelIntegrity);
   REQUIRE(records.size() == 1);
   CHECK(records[0].event == audit::EventType::kModelRefused);
-  CHECK(records[0].error_code == "kModelIntegrity");
+  CHECK(records[0].error_code == ErrorCode::kModelIntegrity);
   CHECK(records[0].actor.user_id == "radiologist-17");
 
   const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), options);
@@ -436,33 +436,33 @@ TEST_CASE("a package's quality gate abstains on inputs outside it, naming the ru
   const Pipeline pipeline = Pipeline::open(pkg.string());
   const auto cases = sample_cases();
   const Result ok = pipeline.predict(cases[0].file.string());  // CT, CHEST, 1.5 mm
-  CHECK(ok.rule == "tier_cutpoints");
+  CHECK(ok.rule == Rule::kTierCutpoints);
   CHECK(ok.operating_point == "sensitivity_0.90");
   CHECK(ok.operating_point_positive == (ok.probability >= 0.3));
   test::DicomSpec mr;
   mr.rows = mr.columns = 64;
   mr.pixel_spacing = "1\\1";
   test::write_dicom(dir / "ct_no_body_part.dcm", mr);  // BodyPartExamined absent: unknown, not gated
-  CHECK(pipeline.predict((dir / "ct_no_body_part.dcm").string()).rule != "quality_gate.modality");
+  CHECK(pipeline.predict((dir / "ct_no_body_part.dcm").string()).rule != Rule::kQualityGateModality);
   mr.modality = "MR";
   test::write_dicom(dir / "mr.dcm", mr);
   const Result on_mr = pipeline.predict((dir / "mr.dcm").string());
   CHECK(on_mr.tier == "indeterminate");
-  CHECK(on_mr.rule == "quality_gate.modality");
+  CHECK(on_mr.rule == Rule::kQualityGateModality);
   CHECK_THAT(on_mr.reason, Catch::Contains("modality MR is not one of CT"));
   mr.modality = "CT";
   mr.body_part = "HEAD";
   test::write_dicom(dir / "head.dcm", mr);
-  CHECK(pipeline.predict((dir / "head.dcm").string()).rule == "quality_gate.body_part");
+  CHECK(pipeline.predict((dir / "head.dcm").string()).rule == Rule::kQualityGateBodyPart);
   mr.body_part.clear();
   mr.pixel_spacing = "3\\3";
   test::write_dicom(dir / "coarse.dcm", mr);
   const Result coarse = pipeline.predict((dir / "coarse.dcm").string());
   CHECK(coarse.tier == "indeterminate");
-  CHECK(coarse.rule == "quality_gate.pixel_spacing_mm");
+  CHECK(coarse.rule == Rule::kQualityGatePixelSpacing);
   CHECK_THAT(coarse.reason, Catch::Contains("3.00 mm"));
   const Result blank = pipeline.predict(Image(PixelType::kFloat32, 64, 64));  // default spacing 1 mm: in the gate
-  CHECK(blank.rule == "input_constant");
+  CHECK(blank.rule == Rule::kInputConstant);
 }
 
 TEST_CASE("a window taken from the file's VOI gives the same result as the same fixed window", "[pipeline]") {

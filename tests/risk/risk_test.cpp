@@ -50,8 +50,8 @@ TEST_CASE("assess is indeterminate, with a reason, below the confidence threshol
   CHECK_THAT(s.reason, Catch::Contains("confidence 0.55") && Catch::Contains("0.60"));
   CHECK_FALSE(assess(p, 0.6).indeterminate);
   CHECK_FALSE(assess(p, 0.4).indeterminate);
-  CHECK(s.rule == "confidence_threshold");
-  CHECK(assess(p, 0.3).rule == "tier_cutpoints");
+  CHECK(s.rule == Rule::kConfidenceThreshold);
+  CHECK(assess(p, 0.3).rule == Rule::kTierCutpoints);
 }
 
 TEST_CASE("assess with input facts applies the quality gate, then a constant input, then the model's verdict", "[risk]") {
@@ -62,13 +62,13 @@ TEST_CASE("assess with input facts applies the quality gate, then a constant inp
   CHECK(marked.tier == "indeterminate");
   CHECK(marked.escalate);  // a high probability on a doubtful input still reaches a person
   CHECK(marked.reason == "the input image is constant (no contrast)");
-  CHECK(marked.rule == "input_constant");
-  CHECK(assess(p, 0.95, InputFacts{}).rule == "tier_cutpoints");  // nothing to object to: the model's verdict
+  CHECK(marked.rule == Rule::kInputConstant);
+  CHECK(assess(p, 0.95, InputFacts{}).rule == Rule::kTierCutpoints);  // nothing to object to: the model's verdict
   p.quality_gate.modalities = {"CT"};
   InputFacts mr = blank;
   mr.modality = "MR";
   const Score gated = assess(p, 0.55, mr);  // gate, constant and confidence all apply: the gate decides
-  CHECK(gated.rule == "quality_gate.modality");
+  CHECK(gated.rule == Rule::kQualityGateModality);
   CHECK_THAT(gated.reason, Catch::StartsWith("modality MR is not one of CT; the input image is constant") &&
                                Catch::Contains("confidence 0.55"));
 }
@@ -145,8 +145,8 @@ TEST_CASE("conformal sets abstain when both classes remain; operating points fla
   const Score both = assess(p, 0.5);  // 1 - 0.5 <= 0.7 and 0.5 <= 0.7
   CHECK(both.prediction_set.size() == 2);
   CHECK(both.tier == "indeterminate");
-  CHECK(both.rule == "conformal_set");
-  CHECK(assess(p, 0.31).rule == "conformal_set");  // 1 - 0.31 = 0.69 <= 0.7 and 0.31 <= 0.7: both
+  CHECK(both.rule == Rule::kConformalSet);
+  CHECK(assess(p, 0.31).rule == Rule::kConformalSet);  // 1 - 0.31 = 0.69 <= 0.7 and 0.31 <= 0.7: both
   CHECK(assess(p, 0.29).prediction_set == std::vector<std::string>{"negative"});
   CHECK(assess(p, 0.16).operating_point_positive);
   CHECK_FALSE(assess(p, 0.14).operating_point_positive);
@@ -165,13 +165,13 @@ TEST_CASE("the quality gate names the failing field", "[risk]") {
   Policy policy = demo_policy();
   policy.quality_gate = g;
   const InputFacts ok{"CT", "CHEST", "MONOCHROME2", 1.0, 1.0, 512, 512};
-  CHECK(assess(policy, 0.9, ok).rule == "tier_cutpoints");
-  // The rule that decided, or "" when the gate passed (the model's own verdict then decides).
+  CHECK(assess(policy, 0.9, ok).rule == Rule::kTierCutpoints);
+  // The rule's name that decided, or "" when the gate passed (the model's own verdict then decides).
   auto with = [&](auto edit) {
     InputFacts f = ok;
     edit(f);
     const Score s = assess(policy, 0.9, f);
-    return s.rule == "tier_cutpoints" ? std::string() : s.rule;
+    return s.rule == Rule::kTierCutpoints ? std::string() : std::string(to_string(s.rule));
   };
   CHECK(with([](InputFacts& f) { f.modality = "MR"; }) == "quality_gate.modality");
   CHECK(with([](InputFacts& f) { f.body_part = "HEAD"; }) == "quality_gate.body_part");
