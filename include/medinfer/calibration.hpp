@@ -105,7 +105,8 @@ struct MethodSelection {
 };
 /// The method with the lowest mean ECE (ece_positive) over 5 folds of the data (fold = index mod 5),
 /// each method fitted on the other four folds with `bins` bins; a fold whose training part lacks a class
-/// is skipped for that method. Throws Error(kInvalidArgument) when no method can be fitted on any fold.
+/// is skipped for that method, and a method that cannot be fitted on all the data is not a candidate.
+/// Throws Error(kInvalidArgument) when no method can be fitted.
 MEDINFER_API MethodSelection select_method(const std::vector<double>& scores, const std::vector<int>& labels,
                                            int bins = 15);
 

@@ -542,6 +542,13 @@ MethodSelection select_method(const std::vector<double>& scores, const std::vect
   bool found = false;
   double best = 0.0;
   for (Method m : {Method::kTemperature, Method::kPlatt, Method::kIsotonic, Method::kHistogram, Method::kBeta}) {
+    // Only a method that can be fitted on the whole data can be chosen (temperature scaling cannot fit
+    // scores anti-correlated with the labels, for one).
+    try {
+      (void)Calibrator::fit(m, scores, labels, bins);
+    } catch (const Error&) {
+      continue;
+    }
     double sum = 0.0;
     int folds = 0;
     for (std::size_t k = 0; k < static_cast<std::size_t>(out.folds); ++k) {

@@ -34,3 +34,12 @@ def study(tmp_path_factory):
     with open(out / "truth.csv") as fh:
         rows = list(csv.DictReader(fh))
     return out, rows
+
+
+@pytest.fixture(scope="session")
+def heads(tmp_path_factory):
+    """Seeded TorchScript multi-label and multi-class packages (scripts/make_head_models.py)."""
+    out = tmp_path_factory.mktemp("heads")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_head_models.py"), "--out", str(out)],
+                   check=True, capture_output=True)
+    return out

@@ -17,14 +17,6 @@ import preprocess_reference as ref
 from conftest import ROOT
 
 
-@pytest.fixture(scope="session")
-def heads(tmp_path_factory):
-    out = tmp_path_factory.mktemp("heads")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_head_models.py"), "--out", str(out)],
-                   check=True, capture_output=True)
-    return out
-
-
 def reference_logits(package, path):
     """pydicom + numpy preprocessing + Python torch: the logits medinfer must reproduce."""
     manifest = json.loads((package / "manifest.json").read_text())
