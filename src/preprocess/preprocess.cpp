@@ -6,6 +6,8 @@
 #include "core/block_cache.hpp"
 #include "core/module_versions.hpp"
 #include "core/parallel.hpp"
+#include "preprocess/plane.hpp"
+#include "preprocess/steps.hpp"
 #include "preprocess/window.hpp"
 
 #include <opencv2/core.hpp>
@@ -23,13 +25,6 @@ std::string opencv_version() { return CV_VERSION; }
 
 namespace preprocess {
 namespace {
-
-constexpr int kMaxSide = 16384;
-
-[[noreturn]] void invalid(std::size_t index, const char* field, const std::string& what) {
-  throw Error(ErrorCode::kInvalidArgument,
-              "preprocessing[" + std::to_string(index) + "]." + field + ": " + what);
-}
 
 int cv_depth(PixelType t) {
   switch (t) {
@@ -108,7 +103,9 @@ cv::Mat to_float(const Image& image) {
   return out;
 }
 
-int cv_interpolation(Interpolation i) {
+}  // namespace
+
+int detail::cv_interpolation(Interpolation i) {
   switch (i) {
     case Interpolation::kArea: return cv::INTER_AREA;
     case Interpolation::kLinear: return cv::INTER_LINEAR;
@@ -118,84 +115,8 @@ int cv_interpolation(Interpolation i) {
   return cv::INTER_AREA;
 }
 
-}  // namespace
-
 void Spec::validate() const {
-  auto side = [](std::size_t i, const char* field, int v) {
-    if (v < 1 || v > kMaxSide) invalid(i, field, "must be in 1.." + std::to_string(kMaxSide));
-  };
-  auto finite = [](std::size_t i, const char* field, double v) {
-    if (!std::isfinite(v)) invalid(i, field, "must be finite");
-  };
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (const auto* w = std::get_if<WindowStep>(&steps[i])) {
-      if (w->use_percentiles) {
-        if (!(w->lower_percentile >= 0.0 && w->lower_percentile < w->upper_percentile && w->upper_percentile <= 100.0)) {
-          invalid(i, "percentiles", "must be [lower, upper] with 0 <= lower < upper <= 100");
-        }
-      } else {
-        finite(i, "center", w->center);
-        if (!std::isfinite(w->width) || w->width <= 0.0) invalid(i, "width", "must be finite and > 0");
-        if (w->function == WindowStep::Function::kDicomLinear && w->width < 1.0) {
-          invalid(i, "width", "must be >= 1 for dicom_linear");
-        }
-      }
-    } else if (const auto* r = std::get_if<ResizeStep>(&steps[i])) {
-      side(i, "width", r->width);
-      side(i, "height", r->height);
-      if (r->depth != 0) side(i, "depth", r->depth);
-      finite(i, "pad_value", r->pad_value);
-      if (r->depth != 0 && r->keep_aspect) invalid(i, "mode", "keep_aspect_pad is 2D only");
-    } else if (const auto* n = std::get_if<NormalizeStep>(&steps[i])) {
-      for (double v : n->channel_stds) {
-        if (!std::isfinite(v) || v <= 0.0) invalid(i, "std", "every value must be finite and > 0");
-      }
-      for (double v : n->channel_means) finite(i, "mean", v);
-      if (n->mode == NormalizeStep::Mode::kFixed) {
-        finite(i, "mean", n->mean);
-        if (!std::isfinite(n->std) || n->std <= 0.0) invalid(i, "std", "must be finite and > 0");
-      }
-    } else if (const auto* c = std::get_if<ClipStep>(&steps[i])) {
-      finite(i, "min", c->min);
-      finite(i, "max", c->max);
-      if (!(c->min < c->max)) invalid(i, "max", "must be greater than min");
-    } else if (const auto* rs = std::get_if<ResampleStep>(&steps[i])) {
-      for (double v : {rs->spacing_x, rs->spacing_y}) {
-        if (!std::isfinite(v) || v <= 0.0 || v > 1000.0) invalid(i, "spacing_mm", "must be in (0, 1000]");
-      }
-      if (rs->spacing_z != 0.0 && (!std::isfinite(rs->spacing_z) || rs->spacing_z <= 0.0 || rs->spacing_z > 1000.0)) {
-        invalid(i, "spacing_mm", "must be in (0, 1000]");
-      }
-    } else if (const auto* cp = std::get_if<CropOrPadStep>(&steps[i])) {
-      side(i, "width", cp->width);
-      side(i, "height", cp->height);
-      if (cp->depth != 0) side(i, "depth", cp->depth);
-      finite(i, "pad_value", cp->pad_value);
-    } else if (const auto* ch = std::get_if<ChannelsStep>(&steps[i])) {
-      if (ch->replicate < 1 || ch->replicate > 16) invalid(i, "replicate", "must be in 1..16");
-    } else if (const auto* rs2 = std::get_if<RescaleStep>(&steps[i])) {
-      for (double v : {rs2->in_min, rs2->in_max, rs2->out_min, rs2->out_max}) finite(i, "in_range", v);
-      if (!(rs2->in_min < rs2->in_max)) invalid(i, "in_range", "must be [min, max] with min < max");
-      if (rs2->out_min == rs2->out_max) invalid(i, "out_range", "must be two different values");
-    } else if (const auto* fr = std::get_if<FrameStep>(&steps[i])) {
-      if (fr->index < 0 || fr->index > 65535) invalid(i, "index", "must be in 0..65535");
-      if (i > 0 && !std::holds_alternative<FrameStep>(steps[i - 1]) && !std::holds_alternative<ModalityLutStep>(steps[i - 1])) {
-        invalid(i, "step", "frame is an input step: it must come before every other step");
-      }
-    } else if (std::holds_alternative<ModalityLutStep>(steps[i])) {
-      if (i > 0 && !std::holds_alternative<FrameStep>(steps[i - 1]) && !std::holds_alternative<ModalityLutStep>(steps[i - 1])) {
-        invalid(i, "step", "modality_lut is an input step: it must come before every other step");
-      }
-    } else if (const auto* ro = std::get_if<ReorientStep>(&steps[i])) {
-      const std::string& a = ro->axes;
-      auto count = [&](const char* letters) {
-        return std::count_if(a.begin(), a.end(), [&](char c) { return std::strchr(letters, c) != nullptr; });
-      };
-      if (a.size() != 3 || count("LR") != 1 || count("PA") != 1 || count("SI") != 1) {
-        invalid(i, "axes", "'" + a + "' must name one of L/R, one of P/A and one of S/I, e.g. LPS or RAS");
-      }
-    }
-  }
+  for (std::size_t i = 0; i < steps.size(); ++i) detail::validate_step(*this, i);
 }
 
 Context context_from(const dicom::ImageHeader& h) {
@@ -213,22 +134,12 @@ Context context_from(const dicom::ImageHeader& h) {
 }
 
 dicom::ReadOptions Spec::read_options(dicom::ReadOptions base) const {
-  for (const Step& step : steps) {
-    if (const auto* f = std::get_if<FrameStep>(&step)) base.frame = static_cast<std::uint32_t>(f->index);
-    if (const auto* m = std::get_if<ModalityLutStep>(&step)) base.apply_modality_lut = m->apply;
-  }
+  for (const Step& step : steps) detail::read_options(step, base);
   return base;
 }
 
 bool Spec::is_volumetric() const {
-  for (const Step& step : steps) {
-    if (const auto* r = std::get_if<ResizeStep>(&step); r && r->depth != 0) return true;
-    if (const auto* r = std::get_if<ResampleStep>(&step); r && r->spacing_z != 0.0) return true;
-    if (const auto* c = std::get_if<CropOrPadStep>(&step); c && c->depth != 0) return true;
-    if (const auto* f = std::get_if<FlipStep>(&step); f && f->depth) return true;
-    if (std::holds_alternative<ReorientStep>(step)) return true;
-  }
-  return false;
+  return std::any_of(steps.begin(), steps.end(), [](const Step& step) { return detail::is_volumetric(step); });
 }
 
 namespace detail {
@@ -301,14 +212,13 @@ double percentile(const float* x, std::size_t n, double q) {
 
 }  // namespace detail
 
-namespace {
+namespace detail {
 
 double percentile(const cv::Mat& x, double q) {
   cv::Mat c = x.isContinuous() ? x : x.clone();
   return detail::percentile(c.ptr<float>(), c.total() * static_cast<std::size_t>(c.channels()), q);
 }
 
-// Centred crop/pad of x to w x h (offsets floor((old - new) / 2)).
 cv::Mat crop_or_pad(const cv::Mat& x, int w, int h, double pad) {
   cv::Mat out(h, w, x.type(), cv::Scalar::all(pad));
   const int sx = std::max(0, (x.cols - w) / 2), sy = std::max(0, (x.rows - h) / 2);
@@ -325,7 +235,7 @@ cv::Mat resized(const cv::Mat& x, int w, int h, int interpolation) {
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 namespace {
 
@@ -340,113 +250,12 @@ std::pair<cv::Mat, int> run_steps(const Spec& spec, const Image& image, const Co
     throw Error(ErrorCode::kInvalidArgument,
                 "preprocess: the spec has volume steps (depth, a z spacing, reorient or a depth flip): use apply_volume");
   }
+  spec.validate();  // a Spec built by hand gets the checks a parsed one had
   try {
-    cv::Mat x = to_float(image);
-    double spacing_x = image.spacing()[0], spacing_y = image.spacing()[1];
-    int channels = 1;
-    for (const Step& step : spec.steps) {
-      if (const auto* w = std::get_if<WindowStep>(&step)) {
-        if (w->use_percentiles) {
-          const double lo = percentile(x, w->lower_percentile);
-          const double width = percentile(x, w->upper_percentile) - lo;
-          if (width > 0.0) {
-            x.convertTo(x, CV_32F, 1.0 / width, -lo / width);
-          } else {
-            x.setTo(0.0);  // percentiles of a constant image coincide: nothing to window
-          }
-          cv::min(x, 1.0, x);
-          cv::max(x, 0.0, x);
-        } else {
-          double center = 0.0, width = 1.0;
-          const auto fn = detail::resolve_window(*w, context, center, width);
-          if (!x.isContinuous()) x = x.clone();
-          if (detail::apply_file_voi_lut(*w, context, x.ptr<float>(), x.total() * static_cast<std::size_t>(x.channels()))) {
-            continue;
-          }
-          detail::apply_window_curve(x.ptr<float>(), x.total() * static_cast<std::size_t>(x.channels()), fn, center,
-                                     width);
-        }
-      } else if (const auto* c = std::get_if<ClipStep>(&step)) {
-        cv::min(x, c->max, x);
-        cv::max(x, c->min, x);
-      } else if (const auto* r = std::get_if<ResizeStep>(&step)) {
-        if (!r->keep_aspect) {
-          x = resized(x, r->width, r->height, cv_interpolation(r->interpolation));
-        } else {
-          const double scale = std::min(static_cast<double>(r->width) / x.cols, static_cast<double>(r->height) / x.rows);
-          const int w = std::max(1, std::min(r->width, static_cast<int>(std::lround(x.cols * scale))));
-          const int h = std::max(1, std::min(r->height, static_cast<int>(std::lround(x.rows * scale))));
-          x = crop_or_pad(resized(x, w, h, cv_interpolation(r->interpolation)), r->width, r->height, r->pad_value);
-        }
-      } else if (const auto* rs = std::get_if<ResampleStep>(&step)) {
-        const int w = std::max(1, static_cast<int>(std::lround(x.cols * spacing_x / rs->spacing_x)));
-        const int h = std::max(1, static_cast<int>(std::lround(x.rows * spacing_y / rs->spacing_y)));
-        if (w > kMaxSide || h > kMaxSide) {
-          throw Error(ErrorCode::kResourceLimit, "preprocess: resampling to " + std::to_string(w) + "x" +
-                                                     std::to_string(h) + " exceeds the limit " + std::to_string(kMaxSide));
-        }
-        const bool shrinking = w < x.cols || h < x.rows;
-        x = resized(x, w, h, rs->antialias && shrinking ? cv::INTER_AREA : cv_interpolation(rs->interpolation));
-        spacing_x = rs->spacing_x;
-        spacing_y = rs->spacing_y;
-      } else if (const auto* cp = std::get_if<CropOrPadStep>(&step)) {
-        x = crop_or_pad(x, cp->width, cp->height, cp->pad_value);
-      } else if (const auto* f = std::get_if<FlipStep>(&step)) {
-        cv::Mat flipped;
-        cv::flip(x, flipped, f->horizontal ? 1 : 0);
-        x = flipped;
-      } else if (const auto* n = std::get_if<NormalizeStep>(&step)) {
-        const cv::Mat all = x.reshape(1);  // statistics over every channel
-        if (!n->channel_means.empty() || !n->channel_stds.empty()) {
-          const std::size_t k = std::max(n->channel_means.size(), n->channel_stds.size());
-          if (k != static_cast<std::size_t>(x.channels())) {
-            throw Error(ErrorCode::kInvalidArgument, "preprocess: normalize has " + std::to_string(k) +
-                                                         " per-channel values but the image has " +
-                                                         std::to_string(x.channels()) + " channel(s)");
-          }
-          cv::Scalar m, sd;
-          for (std::size_t c = 0; c < k; ++c) {
-            m[static_cast<int>(c)] = n->channel_means.empty() ? n->mean : n->channel_means[c];
-            sd[static_cast<int>(c)] = n->channel_stds.empty() ? n->std : n->channel_stds[c];
-          }
-          cv::subtract(x, m, x);
-          cv::divide(x, sd, x);
-        } else {
-          double mean = n->mean, scale = 1.0 / n->std;
-          if (n->mode == NormalizeStep::Mode::kZScore) {
-            cv::Scalar m, sd;
-            cv::meanStdDev(all, m, sd);
-            mean = m[0];
-            scale = sd[0] > 1e-12 ? 1.0 / sd[0] : 0.0;
-          } else if (n->mode == NormalizeStep::Mode::kMinMax) {
-            double lo = 0, hi = 0;
-            cv::minMaxLoc(all, &lo, &hi);
-            mean = lo;
-            scale = hi > lo ? 1.0 / (hi - lo) : 0.0;
-          }
-          x.convertTo(x, -1, scale, -mean * scale);
-        }
-      } else if (const auto* rsc = std::get_if<RescaleStep>(&step)) {
-        const double scale = (rsc->out_max - rsc->out_min) / (rsc->in_max - rsc->in_min);
-        x.convertTo(x, -1, scale, rsc->out_min - rsc->in_min * scale);
-        if (rsc->clip) {
-          cv::min(x, std::max(rsc->out_min, rsc->out_max), x);
-          cv::max(x, std::min(rsc->out_min, rsc->out_max), x);
-        }
-      } else if (const auto* co = std::get_if<ColorStep>(&step)) {
-        if (co->to_rgb && x.channels() == 1) {
-          cv::Mat rgb;
-          cv::merge(std::vector<cv::Mat>{x, x, x}, rgb);
-          x = rgb;
-        } else if (!co->to_rgb && x.channels() == 3) {
-          cv::Mat gray;
-          cv::cvtColor(x, gray, cv::COLOR_RGB2GRAY);
-          x = gray;
-        }
-      } else if (const auto* ch = std::get_if<ChannelsStep>(&step)) {
-        channels = ch->replicate;
-      }
-    }
+    detail::PlaneRun run{to_float(image), image.spacing()[0], image.spacing()[1], 1, context};
+    for (const Step& step : spec.steps) detail::apply_step(step, run);
+    cv::Mat& x = run.x;
+    int channels = run.channels;
     if (x.channels() != 1) {
       if (channels != 1) {
         throw Error(ErrorCode::kInvalidArgument, "preprocess: 'channels' replicates a single channel, but the image has " +

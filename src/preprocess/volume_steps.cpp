@@ -4,8 +4,9 @@
 #include <medinfer/error.hpp>
 #include <medinfer/preprocess.hpp>
 
-#include "core/huge_pages.hpp"
 #include "core/parallel.hpp"
+#include "preprocess/grid.hpp"
+#include "preprocess/steps.hpp"
 #include "preprocess/window.hpp"
 
 #include <algorithm>
@@ -18,62 +19,10 @@
 #include <vector>
 
 namespace medinfer::preprocess {
+namespace detail {
 namespace {
 
 constexpr int kMaxSide = 16384;
-
-[[noreturn]] void fail(std::size_t index, const std::string& what) {
-  throw Error(ErrorCode::kInvalidArgument, "preprocessing[" + std::to_string(index) + "]: " + what);
-}
-
-// Big grids straight from the kernel on huge pages (src/core/huge_pages.hpp): a 300-slice volume is
-// ~300 MB, and first-touch faults on 4 KB heap pages cost more than the arithmetic.
-template <typename T>
-struct HugePageAllocator {
-  using value_type = T;
-  HugePageAllocator() = default;
-  template <typename U>
-  HugePageAllocator(const HugePageAllocator<U>&) {}  // NOLINT: allocator rebinding
-  T* allocate(std::size_t n) {
-    const std::size_t bytes = n * sizeof(T);
-    if (bytes >= medinfer::detail::kHugeBufferBytes) return static_cast<T*>(medinfer::detail::map_huge(bytes));
-    void* p = std::malloc(bytes == 0 ? 1 : bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, std::size_t n) {
-    const std::size_t bytes = n * sizeof(T);
-    if (bytes >= medinfer::detail::kHugeBufferBytes) {
-      medinfer::detail::unmap_huge(p, bytes);
-    } else {
-      std::free(p);
-    }
-  }
-  bool operator==(const HugePageAllocator&) const { return true; }
-  bool operator!=(const HugePageAllocator&) const { return false; }
-};
-using Floats = std::vector<float, HugePageAllocator<float>>;
-
-// A float volume being transformed: [d][h][w].
-struct Grid {
-  std::size_t w = 0, h = 0, d = 0;
-  Floats v;
-  std::array<double, 3> spacing{1, 1, 1};
-  std::array<double, 3> origin{0, 0, 0};
-  std::array<double, 9> direction{1, 0, 0, 0, 1, 0, 0, 0, 1};
-  std::size_t size() const { return w * h * d; }
-  // The same geometry, no voxels (copying `v` would move hundreds of MB for nothing).
-  Grid shape_only() const {
-    Grid g;
-    g.w = w;
-    g.h = h;
-    g.d = d;
-    g.spacing = spacing;
-    g.origin = origin;
-    g.direction = direction;
-    return g;
-  }
-};
 
 // For each output index, the input indices and weights that make it.
 struct Taps {
@@ -82,7 +31,6 @@ struct Taps {
   std::vector<float> weight;
 };
 
-enum class Mode { kNearest, kLinear, kArea };
 
 Taps make_taps(std::size_t n_in, std::size_t n_out, Mode mode) {
   Taps t;
@@ -122,7 +70,12 @@ Taps make_taps(std::size_t n_in, std::size_t n_out, Mode mode) {
   return t;
 }
 
-// Resamples along one axis (0 = x, 1 = y, 2 = z) to n_out samples.
+}  // namespace
+
+void fail(std::size_t index, const std::string& what) {
+  throw Error(ErrorCode::kInvalidArgument, "preprocessing[" + std::to_string(index) + "]: " + what);
+}
+
 void resample_axis(Grid& g, int axis, std::size_t n_out, Mode mode, unsigned threads) {
   const std::size_t n_in = axis == 0 ? g.w : axis == 1 ? g.h : g.d;
   if (n_out == n_in) return;
@@ -196,7 +149,6 @@ Mode mode_of(std::size_t index, Interpolation i) {
   fail(index, "interpolation cubic is available for 2D images only");
 }
 
-// Centred crop/pad along every axis (offsets floor((old - new) / 2)), like the 2D step.
 void crop_or_pad(Grid& g, std::size_t w, std::size_t h, std::size_t d, float pad) {
   Grid out = g.shape_only();
   out.w = w;
@@ -228,7 +180,6 @@ void crop_or_pad(Grid& g, std::size_t w, std::size_t h, std::size_t d, float pad
   g = std::move(out);
 }
 
-// out(i, j, k) = in(index along each input axis), with axes permuted and flipped.
 void permute_flip(Grid& g, const std::array<int, 3>& from_axis, const std::array<bool, 3>& flip) {
   const std::array<std::size_t, 3> n_in{g.w, g.h, g.d};
   const std::array<std::ptrdiff_t, 3> stride_in{1, static_cast<std::ptrdiff_t>(g.w), static_cast<std::ptrdiff_t>(g.w * g.h)};
@@ -300,12 +251,12 @@ void reorient(Grid& g, std::size_t index, const std::string& axes) {
   permute_flip(g, from, flip);
 }
 
-}  // namespace
+}  // namespace detail
 
 Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& context, unsigned threads) {
   if (volume.empty()) throw Error(ErrorCode::kInvalidArgument, "preprocess: the volume is empty");
   spec.validate();
-  Grid g;
+  detail::Grid g;
   g.w = volume.width();
   g.h = volume.height();
   g.d = volume.depth();
@@ -335,91 +286,9 @@ Tensor apply_volume(const Spec& spec, const Volume& volume, const Context& conte
       case PixelType::kInt32: convert(std::int32_t{}); break;
     }
   }
-  int channels = 1;
-  for (std::size_t i = 0; i < spec.steps.size(); ++i) {
-    const Step& step = spec.steps[i];
-    if (const auto* w = std::get_if<WindowStep>(&step)) {
-      double center = 0.0, width = 1.0;
-      WindowStep::Function fn = WindowStep::Function::kLinear;
-      if (w->use_percentiles) {
-        const double lo = detail::percentile(g.v.data(), g.v.size(), w->lower_percentile);
-        const double hi = detail::percentile(g.v.data(), g.v.size(), w->upper_percentile);
-        if (!(hi > lo)) {
-          std::fill(g.v.begin(), g.v.end(), 0.0f);
-          continue;
-        }
-        center = (lo + hi) / 2.0;
-        width = hi - lo;
-      } else {
-        if (detail::apply_file_voi_lut(*w, context, g.v.data(), g.v.size())) continue;
-        fn = detail::resolve_window(*w, context, center, width);
-      }
-      detail::apply_window_curve(g.v.data(), g.v.size(), fn, center, width);
-    } else if (const auto* rsc = std::get_if<RescaleStep>(&step)) {
-      const double scale = (rsc->out_max - rsc->out_min) / (rsc->in_max - rsc->in_min);
-      const auto s = static_cast<float>(scale), o = static_cast<float>(rsc->out_min - rsc->in_min * scale);
-      const auto lo = static_cast<float>(std::min(rsc->out_min, rsc->out_max));
-      const auto hi = static_cast<float>(std::max(rsc->out_min, rsc->out_max));
-      for (float& v : g.v) {
-        v = v * s + o;
-        if (rsc->clip) v = std::min(hi, std::max(lo, v));
-      }
-    } else if (const auto* c = std::get_if<ClipStep>(&step)) {
-      const auto lo = static_cast<float>(c->min), hi = static_cast<float>(c->max);
-      for (float& v : g.v) v = std::min(hi, std::max(lo, v));
-    } else if (const auto* n = std::get_if<NormalizeStep>(&step)) {
-      if (n->channel_means.size() > 1 || n->channel_stds.size() > 1) {
-        fail(i, "normalize has per-channel values but a volume has one channel");
-      }
-      double mean = n->mean, scale = 1.0 / n->std;
-      if (n->mode == NormalizeStep::Mode::kZScore) {
-        double sum = 0.0, sq = 0.0;
-        for (float v : g.v) sum += v;
-        mean = sum / static_cast<double>(g.v.size());
-        for (float v : g.v) sq += (v - mean) * (v - mean);
-        const double sd = std::sqrt(sq / static_cast<double>(g.v.size()));
-        scale = sd > 1e-12 ? 1.0 / sd : 0.0;
-      } else if (n->mode == NormalizeStep::Mode::kMinMax) {
-        const auto [lo, hi] = std::minmax_element(g.v.begin(), g.v.end());
-        mean = *lo;
-        scale = *hi > *lo ? 1.0 / (static_cast<double>(*hi) - *lo) : 0.0;
-      }
-      for (float& v : g.v) v = static_cast<float>((v - mean) * scale);
-    } else if (const auto* r = std::get_if<ResampleStep>(&step)) {
-      const double targets[3] = {r->spacing_x, r->spacing_y, r->spacing_z};
-      const std::size_t sizes[3] = {g.w, g.h, g.d};
-      for (int a = 0; a < 3; ++a) {
-        if (targets[a] == 0.0) continue;  // z not given: slices kept
-        const std::size_t n_out =
-            checked_side(i, static_cast<double>(sizes[a]) * g.spacing[static_cast<std::size_t>(a)] / targets[a], "a side");
-        const bool shrinking = n_out < sizes[a];
-        const Mode mode = r->antialias && shrinking ? Mode::kArea : mode_of(i, r->interpolation);
-        resample_axis(g, a, n_out, mode, threads);
-        g.spacing[static_cast<std::size_t>(a)] = targets[a];
-      }
-    } else if (const auto* rz = std::get_if<ResizeStep>(&step)) {
-      if (rz->keep_aspect) fail(i, "resize mode keep_aspect_pad is available for 2D images only");
-      const Mode mode = mode_of(i, rz->interpolation);
-      resample_axis(g, 0, static_cast<std::size_t>(rz->width), mode, threads);
-      resample_axis(g, 1, static_cast<std::size_t>(rz->height), mode, threads);
-      if (rz->depth > 0) resample_axis(g, 2, static_cast<std::size_t>(rz->depth), mode, threads);
-    } else if (const auto* cp = std::get_if<CropOrPadStep>(&step)) {
-      crop_or_pad(g, static_cast<std::size_t>(cp->width), static_cast<std::size_t>(cp->height),
-                  cp->depth > 0 ? static_cast<std::size_t>(cp->depth) : g.d, static_cast<float>(cp->pad_value));
-    } else if (const auto* f = std::get_if<FlipStep>(&step)) {
-      const int axis = f->depth ? 2 : f->horizontal ? 0 : 1;
-      std::array<bool, 3> flip{};
-      flip[static_cast<std::size_t>(axis)] = true;
-      permute_flip(g, {0, 1, 2}, flip);
-    } else if (const auto* ro = std::get_if<ReorientStep>(&step)) {
-      reorient(g, i, ro->axes);
-    } else if (const auto* ch = std::get_if<ChannelsStep>(&step)) {
-      channels = ch->replicate;
-    } else if (const auto* co = std::get_if<ColorStep>(&step)) {
-      if (co->to_rgb) channels = 3;  // a scalar volume: "gray" changes nothing
-    }
-    // frame / modality_lut act when the input is read.
-  }
+  detail::VolumeRun run{g, context, threads, 0, 1};
+  for (run.index = 0; run.index < spec.steps.size(); ++run.index) detail::apply_step(spec.steps[run.index], run);
+  const int channels = run.channels;
   Tensor t;
   t.shape = {1, channels, static_cast<std::int64_t>(g.d), static_cast<std::int64_t>(g.h), static_cast<std::int64_t>(g.w)};
   t.data.resize(g.size() * static_cast<std::size_t>(channels));
