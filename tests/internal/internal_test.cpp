@@ -18,30 +18,22 @@
 
 using namespace medinfer;
 
-TEST_CASE("the quality gate names the failing field", "[internal][risk]") {
+TEST_CASE("check_quality names the first failing field and says why", "[internal][risk]") {
   using namespace medinfer::risk;
   QualityGate g;
-  g.modalities = {"CT"};
-  g.body_parts = {"CHEST"};
-  g.photometric = {"MONOCHROME2"};
-  g.min_pixel_spacing_mm = 0.5;
-  g.max_pixel_spacing_mm = 2.0;
-  g.min_rows = g.min_columns = 128;
-  g.max_rows = g.max_columns = 1024;
-  const InputFacts ok{"CT", "CHEST", "MONOCHROME2", 1.0, 1.0, 512, 512};
-  CHECK_FALSE(risk::detail::check_quality(g, ok).rule);
-  auto with = [&](auto edit) {
-    InputFacts f = ok;
-    edit(f);
-    const auto rule = risk::detail::check_quality(g, f).rule;
-    return rule ? std::string(to_string(*rule)) : std::string();
-  };
-  CHECK(with([](InputFacts& f) { f.modality = "MR"; }) == "quality_gate.modality");
-  CHECK(with([](InputFacts& f) { f.body_part = "HEAD"; }) == "quality_gate.body_part");
-  CHECK(with([](InputFacts& f) { f.photometric = "MONOCHROME1"; }) == "quality_gate.photometric");
-  CHECK(with([](InputFacts& f) { f.spacing_y_mm = 2.5; }) == "quality_gate.pixel_spacing_mm");
-  CHECK(with([](InputFacts& f) { f.rows = 127; }) == "quality_gate.rows");
-  CHECK(with([](InputFacts& f) { f.modality = ""; }).empty());  // unknown (in-memory image): not gated
+  g.modalities = {"CT", "MR"};
+  g.min_rows = 128;
+  const InputFacts ct{"CT", "", "", 1.0, 1.0, 512, 512};
+  CHECK_FALSE(risk::detail::check_quality(g, ct).rule);
+  InputFacts us = ct;
+  us.modality = "US";
+  us.rows = 64;  // fails too, but the modality is checked first
+  const auto gate = risk::detail::check_quality(g, us);
+  REQUIRE(gate.rule);
+  CHECK(*gate.rule == Rule::kQualityGateModality);
+  CHECK(gate.reason == "modality US is not one of CT, MR");
+  us.modality = "MR";
+  CHECK(risk::detail::check_quality(g, us).reason == "64 rows is outside [128, 0]");
 }
 
 TEST_CASE("mark_indeterminate keeps escalation and reports the first rule", "[internal][risk]") {
