@@ -408,3 +408,35 @@ TEST_CASE("SyslogSink sends RFC 5424 messages over UDP and octet-counted TCP", "
   }
   CHECK(error_code_of([] { SyslogSink::open("127.0.0.1", 1, SyslogSink::Transport::kTcp); }) == ErrorCode::kIo);
 }
+
+TEST_CASE("open_log opens the log a host asks for: plain, chained from a key file, or refused", "[audit][keys]") {
+  test::TempDir dir;
+  LogRequest plain;
+  plain.path = (dir / "plain.jsonl").string();
+  plain.key_from_environment = false;
+  const OpenedLog a = open_log(plain);
+  CHECK(a.sink != nullptr);
+  CHECK(a.chain == nullptr);
+  CHECK(a.pseudonym_key.empty());
+  test::write_text(dir / "k", "0 " + std::string(64, 'a') + "\n");
+  LogRequest chained = plain;
+  chained.path = (dir / "chain.jsonl").string();
+  chained.key_file = (dir / "k").string();
+  chained.durability = Durability::kBuffered;
+  OpenedLog b = open_log(chained);
+  REQUIRE(b.chain != nullptr);
+  CHECK(b.sink == b.chain);
+  CHECK(b.pseudonym_key == derive_pseudonym_key(Keyring::load_file((dir / "k").string())));
+  b.sink->write(sample_record(0));
+  b.chain->close();
+  CHECK(verify_log(chained.path, Keyring::load_file((dir / "k").string())).ok);
+  LogRequest buffered_plain = plain;
+  buffered_plain.durability = Durability::kBuffered;
+  std::string message;
+  CHECK(error_code_of([&] { open_log(buffered_plain); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("needs an audit key"));
+  CHECK(error_code_of([] { open_log(LogRequest{}); }) == ErrorCode::kInvalidArgument);
+  LogRequest missing = chained;
+  missing.key_file = (dir / "none").string();
+  CHECK(error_code_of([&] { open_log(missing); }) == ErrorCode::kNotFound);
+}

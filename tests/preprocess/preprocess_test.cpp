@@ -177,3 +177,31 @@ TEST_CASE("apply_batch writes every image into one batch tensor, equal to one-by
   CHECK(error_code_of([&] { apply_batch(spec, {}); }) == ErrorCode::kInvalidArgument);
   CHECK(error_code_of([&] { apply_batch(spec, images, std::vector<Context>(2)); }) == ErrorCode::kInvalidArgument);
 }
+
+TEST_CASE("apply validates a hand-built spec as apply_volume does (one step table, one validation)",
+          "[preprocess][errors]") {
+  Spec spec;
+  ResizeStep bad;
+  bad.width = 0;  // what parse_spec refuses; before, apply() handed it to OpenCV
+  bad.height = 8;
+  spec.steps.emplace_back(bad);
+  std::string message;
+  CHECK(error_code_of([&] { apply(spec, ramp(16, 16)); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("preprocessing[0].width"));
+  Volume v(PixelType::kFloat32, 16, 16, 2);
+  CHECK(error_code_of([&] { apply_volume(spec, v); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("preprocessing[0].width"));
+}
+
+TEST_CASE("a percentile window gives the same values on an image and on a one-slice volume", "[preprocess]") {
+  const Spec spec = parse_spec(R"([{"step": "window", "percentiles": [5, 90]}])");
+  const Image image = ramp(32, 24);
+  Volume v(PixelType::kFloat32, 32, 24, 1);
+  std::memcpy(v.mutable_data(), image.data(), image.size_bytes());
+  const Tensor a = apply(spec, image);
+  const Tensor b = apply_volume(spec, v);
+  REQUIRE(a.data.size() == b.data.size());
+  for (std::size_t i = 0; i < a.data.size(); ++i) REQUIRE(a.data[i] == Approx(b.data[i]).margin(1e-6));
+  CHECK(*std::min_element(a.data.begin(), a.data.end()) == 0.0f);
+  CHECK(*std::max_element(a.data.begin(), a.data.end()) == 1.0f);
+}
