@@ -41,9 +41,22 @@ void check_side(std::size_t i, const char* field, int v) {
 void check_finite(std::size_t i, const char* field, double v) {
   if (!std::isfinite(v)) invalid(i, field, "must be finite");
 }
+// The target box resize and crop_or_pad share: width and height, an optional depth (volumes) and a pad.
+void check_box(std::size_t i, int width, int height, int depth, double pad_value) {
+  check_side(i, "width", width);
+  check_side(i, "height", height);
+  if (depth != 0) check_side(i, "depth", depth);
+  check_finite(i, "pad_value", pad_value);
+}
 int clamp_int(std::int64_t v) { return static_cast<int>(std::max<std::int64_t>(-1, std::min<std::int64_t>(v, 1 << 30))); }
 double number_or(const Json& s, const char* key, double fallback, const std::string& at) {
   return s.contains(key) ? get_number(s, key, at) : fallback;
+}
+// "depth": absent is 0 (keep); 0 written explicitly is out of range (-1, refused by check_box).
+int parse_depth(const Json& s, const std::string& at) {
+  if (!s.contains("depth")) return 0;
+  const int depth = clamp_int(get_integer(s, "depth", at));
+  return depth == 0 ? -1 : depth;
 }
 Interpolation parse_interpolation(const Json& obj, const std::string& where, Interpolation fallback) {
   if (!obj.contains("interpolation")) return fallback;
@@ -249,15 +262,11 @@ struct StepDef<ResizeStep> {
     }
     r.keep_aspect = mode == "keep_aspect_pad";
     r.pad_value = number_or(s, "pad_value", 0.0, at);
-    if (s.contains("depth")) r.depth = clamp_int(get_integer(s, "depth", at));
-    if (s.contains("depth") && r.depth == 0) r.depth = -1;  // 0 written explicitly: out of range
+    r.depth = parse_depth(s, at);
     return r;
   }
   static void validate(const ResizeStep& r, const Spec&, std::size_t i) {
-    check_side(i, "width", r.width);
-    check_side(i, "height", r.height);
-    if (r.depth != 0) check_side(i, "depth", r.depth);
-    check_finite(i, "pad_value", r.pad_value);
+    check_box(i, r.width, r.height, r.depth, r.pad_value);
     if (r.depth != 0 && r.keep_aspect) invalid(i, "mode", "keep_aspect_pad is 2D only");
   }
   static bool volumetric(const ResizeStep& r) { return r.depth != 0; }
@@ -345,15 +354,11 @@ struct StepDef<CropOrPadStep> {
     reject_unknown_fields(s, {"step", "width", "height", "depth", "pad_value"}, at);
     CropOrPadStep c{clamp_int(get_integer(s, "width", at)), clamp_int(get_integer(s, "height", at)),
                     number_or(s, "pad_value", 0.0, at)};
-    if (s.contains("depth")) c.depth = clamp_int(get_integer(s, "depth", at));
-    if (s.contains("depth") && c.depth == 0) c.depth = -1;
+    c.depth = parse_depth(s, at);
     return c;
   }
   static void validate(const CropOrPadStep& c, const Spec&, std::size_t i) {
-    check_side(i, "width", c.width);
-    check_side(i, "height", c.height);
-    if (c.depth != 0) check_side(i, "depth", c.depth);
-    check_finite(i, "pad_value", c.pad_value);
+    check_box(i, c.width, c.height, c.depth, c.pad_value);
   }
   static bool volumetric(const CropOrPadStep& c) { return c.depth != 0; }
   static void read(const CropOrPadStep&, dicom::ReadOptions&) {}
