@@ -32,6 +32,9 @@ int run_predict(PredictOptions& o) {
   if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict")) {
     usage_error("predict: --audit-key/--audit-mode need --audit-log");
   }
+  if (o.audit_mode == "buffered" && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
+    usage_error("predict: --audit-mode buffered needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
+  }
   medinfer::PipelineOptions& options = o.pipeline;
   options.actor.application_id = "medinfer-cli";
   std::optional<medinfer::Pipeline> pipeline;

@@ -26,8 +26,9 @@ struct PipelineOptions {
   std::shared_ptr<audit::Sink> audit_sink;
   /// Who is using this pipeline, as recorded in every audit record.
   audit::Actor actor;
-  /// Key for the study/series/instance pseudonyms in audit records (HMAC-SHA256 of each UID). Empty:
-  /// the references are left out. Never logged.
+  /// Key for the study/series/instance pseudonyms in audit records (dicom::pseudonymize: HMAC-SHA256
+  /// of each UID). At least 16 bytes (Pipeline::open refuses a shorter one with kInvalidArgument);
+  /// empty: the references are left out. Never logged. audit::open_log derives one from its keyring.
   std::string pseudonym_key;
   /// Opt-in: record the raw Study/Series/SOP Instance UIDs instead of pseudonyms. UIDs identify a
   /// patient's study; leave this off unless the audit store is allowed to hold them.
@@ -78,9 +79,11 @@ MEDINFER_API double routing_bucket(const std::string& key);
 /// while they call it.
 class MEDINFER_API Pipeline {
  public:
-  /// Opens and verifies the package, parses its preprocessing, calibration and risk policy, and loads
-  /// the model. Throws Error (see ModelPackage::open, Engine::open; kInvalidArgument for an invalid
-  /// manifest section, naming the field). Audits model_opened, or model_refused before rethrowing.
+  /// Opens and verifies the package as verify_package does (integrity, signature, and the
+  /// preprocessing, calibration and risk sections for its task), then loads the model. Throws Error
+  /// (see ModelPackage::open, Engine::open; kInvalidArgument for an invalid manifest section, naming
+  /// the field, or a pseudonym key shorter than 16 bytes). Audits model_opened, or model_refused
+  /// before rethrowing.
   static Pipeline open(const std::string& package_dir, PipelineOptions options = {});
 
   Pipeline(Pipeline&&) noexcept;

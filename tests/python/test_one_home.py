@@ -100,6 +100,8 @@ def test_exit_2_only_for_usage_errors_data_errors_exit_1(cli, demo_model, tmp_pa
     assert r.returncode == 1 and "kInvalidArgument" in r.stderr and "label '7'" in r.stderr
     for args in (["calibrate", "fit", "--scores", data, "--method", "magic", "--out", tmp_path / "o.json"],
                  ["predict", "--model", demo_model, "--audit-mode", "fast", "x.dcm"],
+                 ["predict", "--model", demo_model, "--audit-log", tmp_path / "a.jsonl", "--audit-mode", "buffered",
+                  "x.dcm"],
                  ["audit", "export", "--format", "xml", data], ["package"], ["calibrate", "fit", "--bins", "0"]):
         r = run(cli, *args)
         assert r.returncode == 2, (args, r.stderr)
