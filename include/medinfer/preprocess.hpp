@@ -185,7 +185,7 @@ MEDINFER_API Tensor apply(const Spec& spec, const Image& image, const Context& c
 /// Applies `spec` to each image and writes each result straight into one contiguous batch tensor
 /// [N, C, H, W] (the only copy of each output), images processed on `threads` threads (0: all
 /// cores; OpenCV's own threads are not used). Every image must produce the same C, H, W:
-/// Error(kInvalidArgument) naming the first image found that does not. Thread-safe.
+/// Error(kInvalidArgument) naming the lowest-numbered image that does not. Thread-safe.
 MEDINFER_API Tensor apply_batch(const Spec& spec, const std::vector<Image>& images,
                                 const std::vector<Context>& contexts = {}, unsigned threads = 0);
 

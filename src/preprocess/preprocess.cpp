@@ -14,6 +14,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -312,18 +313,28 @@ Tensor apply_batch(const Spec& spec, const std::vector<Image>& images, const std
   const std::size_t per_image = static_cast<std::size_t>(x0.rows) * x0.cols * static_cast<std::size_t>(channels0);
   t.data.resize(per_image * images.size());  // the batch buffer, allocated once
   write_planes(x0, channels0, t.data.data());
+  // A shape mismatch is recorded, not thrown from the worker, so the error always names the lowest
+  // index that does not fit (whichever thread finds one first).
+  std::vector<std::array<int, 3>> mismatch(images.size(), {0, 0, 0});
+  std::vector<char> bad(images.size(), 0);
   medinfer::detail::parallel_for(images.size() - 1, threads, [&](std::size_t k) {
     const std::size_t i = k + 1;
     const auto [x, channels] = run_steps(spec, images[i], context_of(i));
     if (t.shape[1] != channels || t.shape[2] != x.rows || t.shape[3] != x.cols) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "apply_batch: image " + std::to_string(i) + " gives [" + std::to_string(channels) + ", " +
-                      std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], image 0 gave [" +
-                      std::to_string(t.shape[1]) + ", " + std::to_string(t.shape[2]) + ", " +
-                      std::to_string(t.shape[3]) + "]: add a resize or crop_or_pad step");
+      mismatch[i] = {channels, x.rows, x.cols};
+      bad[i] = 1;
+      return;
     }
     write_planes(x, channels, t.data.data() + per_image * i);
   });
+  for (std::size_t i = 1; i < images.size(); ++i) {
+    if (!bad[i]) continue;
+    throw Error(ErrorCode::kInvalidArgument,
+                "apply_batch: image " + std::to_string(i) + " gives [" + std::to_string(mismatch[i][0]) + ", " +
+                    std::to_string(mismatch[i][1]) + ", " + std::to_string(mismatch[i][2]) + "], image 0 gave [" +
+                    std::to_string(t.shape[1]) + ", " + std::to_string(t.shape[2]) + ", " +
+                    std::to_string(t.shape[3]) + "]: add a resize or crop_or_pad step");
+  }
   return t;
 }
 
