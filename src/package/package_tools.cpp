@@ -68,14 +68,6 @@ SigningKey generate_signing_key() {
 std::string key_id(const std::string& pem) { return detail::ed25519_key_id(pem, "key"); }
 
 namespace {
-void create_package(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir);
-}  // namespace
-
-void create(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
-  detail::guarded_parse(manifest_template, [&] { create_package(model_file, manifest_template, out_dir); });
-}
-
-namespace {
 void create_package(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
   const std::string where = manifest_template;
   Json m = detail::parse_json(detail::read_file(manifest_template, 1 << 20), where);
@@ -116,6 +108,10 @@ void create_package(const std::string& model_file, const std::string& manifest_t
 }
 
 }  // namespace
+
+void create(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
+  detail::guarded_parse(manifest_template, [&] { create_package(model_file, manifest_template, out_dir); });
+}
 
 std::string sign(const std::string& directory, const std::string& private_pem) {
   const std::string id = detail::ed25519_private_key_id(private_pem, "signing key");
