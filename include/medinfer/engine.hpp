@@ -84,8 +84,8 @@ class MEDINFER_API Engine {
   ~Engine();
 
   /// Runs the model on `input` (shape N, C, H, W matching the package's input shape except N).
-  /// Returns shape {N, output_count}. Throws Error(kInvalidArgument) for a wrong shape or data size,
-  /// Error(kInternal) if LibTorch fails.
+  /// Returns shape {N, output_count}, every value finite. Throws Error(kInvalidArgument) for a wrong
+  /// shape or data size, Error(kInternal) if the backend fails or returns a NaN or infinite logit.
   Tensor run(const Tensor& input) const;
   /// The backend's description, e.g. "torchscript on cpu".
   const std::string& description() const noexcept;

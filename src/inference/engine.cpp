@@ -1,5 +1,6 @@
 // Engine: the backend-independent half. Picks the backend registered for the package's model.format,
-// checks every input and output shape, warms up at open. Knows nothing of LibTorch.
+// checks every input and output shape (and that every logit is finite), warms up at open. Knows nothing
+// of LibTorch.
 #include <medinfer/error.hpp>
 #include <medinfer/engine.hpp>
 
@@ -7,6 +8,7 @@
 #include "inference/backends.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <mutex>
 
@@ -139,6 +141,14 @@ Tensor Engine::run(const Tensor& input) const {
                     std::to_string(out.data.size()) + " values) for input " + input.shape_string() + ", expected [" +
                     std::to_string(input.shape[0]) + ", " + std::to_string(impl_->output_count) +
                     "] (manifest output.count)");
+  }
+  // A NaN or infinite logit is the model's failure, never a score: refused here, for every caller.
+  for (std::size_t i = 0; i < out.data.size(); ++i) {
+    if (!std::isfinite(out.data[i])) {
+      const auto count = static_cast<std::size_t>(impl_->output_count);
+      throw Error(ErrorCode::kInternal, impl_->name + ": the model produced a non-finite logit (image " +
+                                            std::to_string(i / count) + ", output " + std::to_string(i % count) + ")");
+    }
   }
   return out;
 }

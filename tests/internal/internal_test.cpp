@@ -9,6 +9,7 @@
 #include "core/block_cache.hpp"
 #include "core/json_util.hpp"
 #include "core/parallel.hpp"
+#include "dicom/dicom_parse.hpp"
 #include "risk/risk_internal.hpp"
 
 #include <atomic>
@@ -101,4 +102,46 @@ TEST_CASE("guarded_parse lets only medinfer::Error out", "[internal][core]") {
   CHECK(test::error_code_of([&] {
           medinfer::detail::guarded_parse("x", []() -> int { throw Error(ErrorCode::kNotFound, "kept"); });
         }) == ErrorCode::kNotFound);
+}
+
+TEST_CASE("the parse walk locates Pixel Data and refuses lengths beyond the bytes", "[internal][dicom]") {
+  test::TempDir dir;
+  test::DicomSpec spec;
+  spec.rows = spec.columns = 16;
+  test::write_dicom(dir / "native.dcm", spec);
+  const std::string bytes = test::read_text(dir / "native.dcm");
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  medinfer::detail::Block inflated;
+  const dicom::detail::Layout layout = dicom::detail::walk(data, bytes.size(), "native.dcm", "", 1 << 20, inflated);
+  CHECK(layout.has_preamble);
+  CHECK(layout.has_meta);
+  CHECK(layout.transfer_syntax_uid == "1.2.840.10008.1.2.1");
+  REQUIRE(layout.pixel.present);
+  CHECK_FALSE(layout.pixel.encapsulated);
+  CHECK(layout.pixel.value_length == 16u * 16u * 2u);
+  CHECK(layout.pixel.end == layout.dataset_size);  // Pixel Data is the last element written
+  CHECK(layout.complete);
+  // The first header-only prefix stops at the native Pixel Data it cannot see the end of.
+  const dicom::detail::Layout prefix =
+      dicom::detail::walk(data, bytes.size() - 100, "native.dcm", "", 1 << 20, inflated, bytes.size());
+  CHECK_FALSE(prefix.complete);
+  // Cut inside the Pixel Data, the declared length runs past the bytes: kInvalidDicom naming the file.
+  std::string message;
+  CHECK(test::error_code_of([&] { dicom::detail::walk(data, bytes.size() - 10, "cut.dcm", "", 1 << 20, inflated); },
+                            &message) == ErrorCode::kInvalidDicom);
+  CHECK_THAT(message, Catch::Contains("cut.dcm"));
+
+  test::DicomSpec jpeg = spec;
+  jpeg.syntax = test::Syntax::kJpegLossless;
+  test::write_dicom(dir / "jpeg.dcm", jpeg);
+  const std::string jbytes = test::read_text(dir / "jpeg.dcm");
+  const dicom::detail::Layout j = dicom::detail::walk(reinterpret_cast<const std::uint8_t*>(jbytes.data()),
+                                                      jbytes.size(), "jpeg.dcm", "", 1 << 20, inflated);
+  REQUIRE(j.pixel.present);
+  CHECK(j.pixel.encapsulated);
+  REQUIRE(j.pixel.fragments.size() >= 1);
+  CHECK(j.pixel.fragments[0].offset + j.pixel.fragments[0].length <= j.dataset_size);
+  const auto* syntax = dicom::detail::find_syntax(j.transfer_syntax_uid);
+  REQUIRE(syntax != nullptr);
+  CHECK(syntax->codec == dicom::detail::Codec::kJpeg);
 }

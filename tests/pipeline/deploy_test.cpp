@@ -658,3 +658,20 @@ TEST_CASE("a pseudonym key shorter than 16 bytes is refused at open (dicom::pseu
   options.pseudonym_key = std::string(16, 'k');
   CHECK_NOTHROW(Pipeline::open(pkg.string(), options));
 }
+
+TEST_CASE("a non-finite logit is refused by Engine::run (kInternal), audited, never scored", "[pipeline][deploy][backend]") {
+  register_linear_backend();
+  test::TempDir dir;
+  PackageSpec spec;
+  spec.a = {1e39};  // finite on the warm-up's zeros, infinite on any image with a positive mean
+  test::Recorder recorder;
+  PipelineOptions options;
+  options.audit_sink = recorder.sink();
+  const Pipeline pipeline = Pipeline::open(make_package(dir / "p", spec).string(), options);
+  std::string message;
+  CHECK(error_code_of([&] { pipeline.predict(test_image(10.0f)); }, &message) == ErrorCode::kInternal);
+  CHECK_THAT(message, Catch::Contains("non-finite logit") && Catch::Contains("demo-ct-lesion 1.0.0"));
+  const audit::Record last = recorder.records().back();
+  CHECK(last.outcome == audit::Outcome::kError);
+  CHECK(last.error_code == ErrorCode::kInternal);
+}
