@@ -4,6 +4,7 @@
 
 #include "audit/audit_internal.hpp"
 #include "core/file_util.hpp"
+#include "core/json_util.hpp"
 #include "core/sha256.hpp"
 
 #include <fcntl.h>
@@ -60,7 +61,7 @@ ParsedLine parse_line(const std::string& line) {
   p.mac = line.substr(pos + kMacField.size(), 64);
   p.body = line.substr(0, pos) + "}";
   try {
-    const auto j = nlohmann::json::parse(p.body);
+    const auto j = medinfer::detail::parse_json(p.body, "audit chain line");
     p.index = j.at("chain_index").get<std::uint64_t>();
     p.epoch = j.at("key_epoch").get<std::uint32_t>();
     p.prev = j.at("prev_mac").get<std::string>();

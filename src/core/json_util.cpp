@@ -3,6 +3,8 @@
 #include <medinfer/error.hpp>
 
 #include <cmath>
+#include <set>
+#include <vector>
 #include <new>
 #include <stdexcept>
 
@@ -73,8 +75,50 @@ void rethrow_as_error(const std::string& where) {
 }
 
 Json parse_json(std::string_view text, const std::string& where) {
+  // A key named twice in one object is refused, naming its path: with "last one wins" a manifest could
+  // show a reviewer one value and the parser another (a second "escalation_threshold", a second hash).
+  struct Frame {
+    bool object = true;
+    std::set<std::string> keys;
+    std::string key;
+    std::size_t index = 0;
+  };
+  std::vector<Frame> stack;
+  auto element_done = [&] {
+    if (!stack.empty() && !stack.back().object) ++stack.back().index;
+  };
+  auto path_to = [&](const std::string& key) {
+    std::string path;
+    for (std::size_t i = 0; i + 1 < stack.size(); ++i) {
+      const Frame& f = stack[i];
+      path += f.object ? (path.empty() ? "" : ".") + f.key : "[" + std::to_string(f.index) + "]";
+    }
+    return path + (path.empty() ? "" : ".") + key;
+  };
+  const Json::parser_callback_t no_duplicates = [&](int, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start: stack.push_back(Frame{true, {}, {}, 0}); break;
+      case Json::parse_event_t::array_start: stack.push_back(Frame{false, {}, {}, 0}); break;
+      case Json::parse_event_t::key: {
+        std::string key = parsed.get<std::string>();
+        if (!stack.back().keys.insert(key).second) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      where + ": " + path_to(key) + ": duplicate key (each field may appear once in an object)");
+        }
+        stack.back().key = std::move(key);
+        break;
+      }
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        stack.pop_back();
+        element_done();
+        break;
+      case Json::parse_event_t::value: element_done(); break;
+    }
+    return true;
+  };
   try {
-    return Json::parse(text.begin(), text.end());
+    return Json::parse(text.begin(), text.end(), no_duplicates);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(ErrorCode::kInvalidArgument,
                 where + ": not valid JSON at byte " + std::to_string(e.byte) + " (" + e.what() + ")");

@@ -16,7 +16,9 @@ namespace medinfer::detail {
 
 using Json = nlohmann::json;
 
-/// Parses `text`; a syntax error names `where` and the byte offset.
+/// Parses `text`; a syntax error names `where` and the byte offset, and a key that appears twice in one
+/// object is refused naming its path ("where: risk.escalation_threshold: duplicate key"). Every JSON
+/// the library reads goes through here.
 Json parse_json(std::string_view text, const std::string& where);
 /// Throws unless `value` is an object.
 void require_object(const Json& value, const std::string& where);

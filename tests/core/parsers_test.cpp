@@ -144,3 +144,45 @@ TEST_CASE("the manifest (ModelPackage::open, verify_package) lets only medinfer:
   });
   CHECK(refused > 500);
 }
+
+TEST_CASE("a key named twice in one JSON object is refused naming its path, at any depth", "[core][parsers][security]") {
+  std::string message;
+  // Depth 1: a second escalation_threshold would silently flip escalation ("last one wins").
+  CHECK(test::error_code_of([] {
+          risk::parse_policy(R"({"tiers": [{"name": "low", "min_probability": 0}], "escalation_threshold": 0.9,
+                                 "min_confidence": 0.5, "escalation_threshold": 0.1})");
+        }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("risk: escalation_threshold: duplicate key"));
+  // Depth 2, inside an object inside an array.
+  CHECK(test::error_code_of([] {
+          preprocess::parse_spec(R"([{"step": "clip", "min": 0, "max": 1}, {"step": "window", "center": 1, "width": 2, "center": 3}])");
+        }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("[1].center: duplicate key"));
+  CHECK(test::error_code_of([] {
+          audit::from_json_line(R"({"event": "inference", "outcome": "ok", "outcome": "error"})");
+        }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("outcome: duplicate key"));
+  // The same key in different objects is fine.
+  CHECK_NOTHROW(risk::parse_policy(R"({"tiers": [{"name": "low", "min_probability": 0}, {"name": "high", "min_probability": 0.5}],
+                                       "escalation_threshold": 0.9, "min_confidence": 0.5})"));
+
+  // The manifest: a duplicated files entry (first hash wrong, second right) and depth 3 in the risk gate.
+  test::TempDir dir;
+  const auto pkg = test::copy_demo_package(dir.path());
+  const std::string text = test::read_text(pkg / "manifest.json");
+  const auto files_at = text.find("\"files\"");
+  REQUIRE(files_at != std::string::npos);
+  const auto brace = text.find('{', files_at);
+  std::string forged = text;
+  forged.insert(brace + 1, "\n    \"model.pt\": \"" + std::string(64, '0') + "\",");
+  test::write_text(pkg / "manifest.json", forged);
+  CHECK(test::error_code_of([&] { verify_package(pkg.string()); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("files.model.pt: duplicate key"));
+  const auto gate = text.find("\"quality_gate\"");
+  REQUIRE(gate != std::string::npos);
+  std::string deep = text;
+  deep.insert(text.find('{', gate) + 1, "\"modalities\": [\"MR\"], \"modalities\": [\"CT\"], ");
+  test::write_text(pkg / "manifest.json", deep);
+  CHECK(test::error_code_of([&] { verify_package(pkg.string()); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("risk.quality_gate.modalities: duplicate key"));
+}
