@@ -131,12 +131,24 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
   return detail::guarded_parse(directory + "/manifest.json", [&]() -> ModelPackage {
     std::error_code ec;
     if (!fs::is_directory(directory, ec)) {
+      if (ec == std::errc::too_many_symbolic_link_levels) {
+        throw Error(ErrorCode::kIo, directory + ": a loop of symbolic links, not a model package directory");
+      }
       throw Error(ErrorCode::kNotFound, directory + ": no such model package directory");
     }
+    // The directory itself may be reached through a symbolic link (the host chose the path); it is
+    // resolved once, and everything in it must then be inside the resolved directory.
     const fs::path root = fs::canonical(directory, ec);
     if (ec) throw Error(ErrorCode::kIo, directory + ": " + ec.message());
     const std::string manifest_path = (root / "manifest.json").string();
     const std::string where = manifest_path;
+    const auto manifest_status = fs::symlink_status(manifest_path, ec);
+    if (!ec && fs::is_symlink(manifest_status)) {
+      integrity(where + ": must be a regular file in the package, not a symbolic link");
+    }
+    if (!ec && fs::exists(manifest_status) && !fs::is_regular_file(manifest_status)) {
+      integrity(where + ": must be a regular file");
+    }
 
     auto impl = std::make_unique<Impl>();
     impl->directory = root.string();
@@ -270,6 +282,23 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
     if (!model_listed) {
       integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
     }
+    // The manifest is the whole package: anything else in the directory (a second model, a hidden
+    // file, a link) is refused by name, signed or not.
+    std::set<fs::path> listed;
+    for (auto it = files.begin(); it != files.end(); ++it) listed.insert(fs::path(it.key()).lexically_normal());
+    std::set<fs::path> parents;
+    for (const fs::path& p : listed) {
+      for (fs::path q = p.parent_path(); !q.empty(); q = q.parent_path()) parents.insert(q);
+    }
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const fs::path rel = it->path().lexically_relative(root);
+      if (rel == "manifest.json" || rel == "manifest.sig" || listed.count(rel) != 0) continue;
+      const auto st = it->symlink_status();
+      if (fs::is_directory(st) && !fs::is_symlink(st) && parents.count(rel) != 0) continue;
+      integrity(root.string() + ": '" + rel.string() + "' is in the package but not listed in manifest.json's \"files\"");
+    }
+    if (ec) throw Error(ErrorCode::kIo, root.string() + ": cannot list the package: " + ec.message());
     detail::log(LogLevel::kInfo, "opened model package {} {} ({}), manifest sha256 {}", impl->identity.name,
                 impl->identity.version, impl->directory, impl->identity.sha256);
     return ModelPackage(std::move(impl));

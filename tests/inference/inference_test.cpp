@@ -206,3 +206,63 @@ TEST_CASE("signed packages: verified against pinned keys before anything else is
   CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), trust); }, &msg) == ErrorCode::kModelIntegrity);
   CHECK_THAT(msg, Catch::Contains("not signed"));
 }
+
+TEST_CASE("a file the manifest does not list is refused by name, signed or not", "[inference][security]") {
+  const package::SigningKey key = package::generate_signing_key();
+  PackageOptions pinned;
+  pinned.trusted_public_keys = {key.public_pem};
+  pinned.require_signature = true;
+  struct Extra {
+    std::string name;
+    std::function<void(const fs::path&)> make;
+  };
+  const std::vector<Extra> extras = {
+      {"evil.txt", [](const fs::path& p) { test::write_text(p / "evil.txt", "x"); }},
+      {"other.pt", [](const fs::path& p) { fs::copy_file(p / "model.pt", p / "other.pt"); }},
+      {".hidden", [](const fs::path& p) { test::write_text(p / ".hidden", ""); }},
+      {"passwd", [](const fs::path& p) { fs::create_symlink("/etc/passwd", p / "passwd"); }},
+      {"sub", [](const fs::path& p) {  // an unlisted directory is named before what it holds
+         fs::create_directory(p / "sub");
+         test::write_text(p / "sub" / "inner.bin", "x");
+       }},
+      {"empty_dir", [](const fs::path& p) { fs::create_directory(p / "empty_dir"); }},
+  };
+  for (const Extra& extra : extras) {
+    test::TempDir dir;
+    const fs::path pkg = test::copy_demo_package(dir.path());
+    package::sign(pkg.string(), key.private_pem);
+    REQUIRE_NOTHROW(ModelPackage::open(pkg.string(), pinned));
+    extra.make(pkg);
+    INFO(extra.name);
+    std::string message;
+    CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), pinned); }, &message) == ErrorCode::kModelIntegrity);
+    CHECK_THAT(message, Catch::Contains("'" + extra.name + "' is in the package but not listed"));
+    CHECK(error_code_of([&] { ModelPackage::open(pkg.string()); }) == ErrorCode::kModelIntegrity);
+  }
+}
+
+TEST_CASE("manifest.json must be a regular file in the package; a link loop is reported as a loop",
+          "[inference][security]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  const package::SigningKey key = package::generate_signing_key();
+  package::sign(pkg.string(), key.private_pem);
+  PackageOptions pinned;
+  pinned.trusted_public_keys = {key.public_pem};
+  pinned.require_signature = true;
+  // The same, signed bytes outside the package, reached by a link: refused even with a valid signature.
+  fs::rename(pkg / "manifest.json", dir / "outside.json");
+  fs::create_symlink(dir / "outside.json", pkg / "manifest.json");
+  std::string message;
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), pinned); }, &message) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(message, Catch::Contains("not a symbolic link"));
+  // A package directory reached through a link is followed (the host chose that path).
+  fs::remove(pkg / "manifest.json");
+  fs::rename(dir / "outside.json", pkg / "manifest.json");
+  fs::create_directory_symlink(pkg, dir / "link-to-package");
+  CHECK_NOTHROW(ModelPackage::open((dir / "link-to-package").string(), pinned));
+  fs::create_directory_symlink(dir / "loop-b", dir / "loop-a");
+  fs::create_directory_symlink(dir / "loop-a", dir / "loop-b");
+  CHECK(error_code_of([&] { ModelPackage::open((dir / "loop-a").string()); }, &message) == ErrorCode::kIo);
+  CHECK_THAT(message, Catch::Contains("loop of symbolic links"));
+}
