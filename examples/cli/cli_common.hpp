@@ -38,8 +38,12 @@ inline void report_error(const medinfer::Error& e) {
   std::cerr << "medinfer: " << medinfer::to_string(e.code()) << ": " << e.what() << '\n';
 }
 
-/// A whole text file (keys); kNotFound naming the path when it cannot be read.
+/// A whole text file (keys); kNotFound naming the path when it cannot be read, kInvalidArgument for a
+/// directory.
 std::string read_text_file(const std::string& path);
+
+/// The --trusted-key files, each checked to be an Ed25519 public key: an error names the file.
+std::vector<std::string> read_trusted_keys(const std::vector<std::string>& paths);
 
 /// Each command adds its subcommand (and its own subcommands) to the root; its callback sets `run`.
 void add_predict_command(CLI::App& app, Runner& run);

@@ -40,7 +40,7 @@ int run_predict(PredictOptions& o) {
   std::optional<medinfer::Pipeline> pipeline;
   medinfer::audit::OpenedLog log;
   try {
-    for (const std::string& key : o.trusted_keys) options.package.trusted_public_keys.push_back(read_text_file(key));
+    options.package.trusted_public_keys = read_trusted_keys(o.trusted_keys);
     if (!o.audit_log.empty()) {
       medinfer::audit::LogRequest request;
       request.path = o.audit_log;
@@ -169,6 +169,8 @@ void add_predict_command(CLI::App& app, Runner& run) {
       ->allow_extra_args(false);
   cmd->add_flag("--require-signature", o->pipeline.package.require_signature,
                 "refuse an unsigned package (or one signed by an untrusted key)");
+  cmd->add_flag("--allow-unsigned", o->pipeline.package.allow_unsigned,
+                "with --trusted-key, still open an unsigned package (a pinned key otherwise requires a signature)");
   cmd->footer(
       "Each line: {input, probability, raw_score, confidence, tier, escalate, indeterminate, reason (when "
       "indeterminate), rule, operating_point: {name, positive} (when the policy has one), prediction_set (with a "
@@ -219,6 +221,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "the same as 'medinfer version'");
+  // The library never prints: its warnings (an unsigned or unverified package, ...) go to stderr here.
+  medinfer::set_log_handler(
+      [](medinfer::LogLevel level, std::string_view message) {
+        std::cerr << "medinfer: " << medinfer::to_string(level) << ": " << message << '\n';
+      },
+      medinfer::LogLevel::kWarning);
   Runner run;
   add_predict_command(app, run);
   add_audit_command(app, run);

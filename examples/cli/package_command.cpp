@@ -50,11 +50,13 @@ int sign(const std::string& dir, const std::string& key) {
   return 0;
 }
 
-int verify(const std::string& dir, const std::vector<std::string>& trusted_keys, bool require_signature) {
+int verify(const std::string& dir, const std::vector<std::string>& trusted_keys, bool require_signature,
+           bool allow_unsigned) {
   try {
     medinfer::PackageOptions options;
-    for (const std::string& key : trusted_keys) options.trusted_public_keys.push_back(read_text_file(key));
+    options.trusted_public_keys = read_trusted_keys(trusted_keys);
     options.require_signature = require_signature;
+    options.allow_unsigned = allow_unsigned;
     const auto pkg = medinfer::verify_package(dir, options);
     const std::string& signer = pkg.signer_key_id();
     const auto formats = medinfer::backend_formats();
@@ -72,7 +74,23 @@ int verify(const std::string& dir, const std::vector<std::string>& trusted_keys,
 
 }  // namespace
 
+std::vector<std::string> read_trusted_keys(const std::vector<std::string>& paths) {
+  std::vector<std::string> keys;
+  for (const std::string& path : paths) {
+    keys.push_back(read_text_file(path));
+    try {
+      (void)medinfer::package::public_key_id(keys.back());
+    } catch (const medinfer::Error& e) {
+      throw medinfer::Error(e.code(), "--trusted-key " + path + ": " + e.what());
+    }
+  }
+  return keys;
+}
+
 std::string read_text_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, path + ": a directory, not a file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw medinfer::Error(medinfer::ErrorCode::kNotFound, path + ": cannot read");
   std::ostringstream s;
@@ -87,6 +105,7 @@ void add_package_command(CLI::App& app, Runner& run) {
     std::string out, model, manifest, dir, key;
     std::vector<std::string> trusted_keys;
     bool require_signature = false;
+    bool allow_unsigned = false;
   };
   auto o = std::make_shared<Options>();
 
@@ -120,5 +139,9 @@ void add_package_command(CLI::App& app, Runner& run) {
   verify_cmd->add_option("--trusted-key", o->trusted_keys, "a trusted Ed25519 public key (PEM), repeatable")
       ->allow_extra_args(false);
   verify_cmd->add_flag("--require-signature", o->require_signature, "refuse an unsigned package");
-  verify_cmd->callback([o, &run] { run = [o] { return verify(o->dir, o->trusted_keys, o->require_signature); }; });
+  verify_cmd->add_flag("--allow-unsigned", o->allow_unsigned,
+                       "with --trusted-key, still accept an unsigned package (a pinned key otherwise requires a signature)");
+  verify_cmd->callback([o, &run] {
+    run = [o] { return verify(o->dir, o->trusted_keys, o->require_signature, o->allow_unsigned); };
+  });
 }

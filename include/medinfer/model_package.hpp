@@ -19,11 +19,22 @@ struct PackageAccess;  // the library's own access to the parsed manifest
 
 /// What a host requires of a package's signature (manifest.sig: Ed25519 over manifest.json's exact
 /// bytes). The manifest pins every other file's SHA-256, so one signature covers the package.
+///
+/// | keys pinned | no manifest.sig | signed by an unpinned key | signature does not verify | valid |
+/// |---|---|---|---|---|
+/// | none | opens, warning (log) | opens, warning (log: not verified) | opens, warning (not verified) | opens, warning (not verified) |
+/// | some | refused (kModelIntegrity) unless `allow_unsigned` | refused | refused | opens |
+///
+/// `require_signature` refuses everything but the last column, and also refuses when no key is pinned.
 struct PackageOptions {
   /// Ed25519 public keys (PEM text, "-----BEGIN PUBLIC KEY-----") the host trusts to sign packages.
+  /// Each must be one: anything else (empty, a private key, garbage) is kInvalidArgument naming it.
   std::vector<std::string> trusted_public_keys;
   /// Refuse a package without a valid signature by one of the trusted keys.
   bool require_signature = false;
+  /// With keys pinned, still open an unsigned package (with a warning). Pinning a key otherwise means
+  /// signatures are required: stripping manifest.sig must not defeat the pin.
+  bool allow_unsigned = false;
 };
 
 /// An opened, verified model package directory. Opening reads manifest.json, checks its required
@@ -36,11 +47,9 @@ class MEDINFER_API ModelPackage {
   /// manifest: names the field), kModelIntegrity (a listed file missing, modified, or outside the
   /// package; the model file not listed), kIo.
   static ModelPackage open(const std::string& directory);
-  /// The same, with signature checks, done on manifest.json before any other file is read: a
-  /// present signature is verified against the trusted keys (kModelIntegrity when it does not verify,
-  /// or when its key is not trusted); with `require_signature`, an unsigned package or an empty
-  /// trusted list is refused (kModelIntegrity). Throws kInvalidArgument for a trusted key that is not an
-  /// Ed25519 public key, or a malformed manifest.sig.
+  /// The same, with signature checks, done on manifest.json before any other file is read, under the
+  /// policy of PackageOptions' table (kModelIntegrity when refused). Throws kInvalidArgument for a
+  /// trusted key that is not an Ed25519 public key, or a malformed manifest.sig.
   static ModelPackage open(const std::string& directory, const PackageOptions& options);
 
   ModelPackage(ModelPackage&&) noexcept;

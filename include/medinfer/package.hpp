@@ -27,6 +27,9 @@ struct SigningKey {
 MEDINFER_API SigningKey generate_signing_key();
 /// The id hosts see for a key (SHA-256 of the raw 32-byte public key, hex); public or private PEM.
 MEDINFER_API std::string key_id(const std::string& pem);
+/// The id of a key a host pins, which must be an Ed25519 public key (PEM): kInvalidArgument "not an
+/// Ed25519 public key in PEM form" for anything else, and "a private key: ..." for a signing key.
+MEDINFER_API std::string public_key_id(const std::string& public_pem);
 /// Writes `out_dir` (created; must not exist or be empty): the model file copied as the manifest's
 /// "model.file" (default: the model's own file name), every other file the template's "files" map
 /// names copied from beside the template, and manifest.json with "files" holding each file's

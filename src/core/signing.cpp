@@ -89,6 +89,13 @@ std::string ed25519_key_id(const std::string& pem, const std::string& what) {
   return raw_key_id(read_key(pem, is_private, what), what);
 }
 
+std::string ed25519_public_key_id(const std::string& public_pem, const std::string& what) {
+  if (public_pem.find("PRIVATE KEY") != std::string::npos) {
+    throw Error(ErrorCode::kInvalidArgument, what + ": a private key: pin its public key (KEY.pub), never the signing key");
+  }
+  return raw_key_id(read_key(public_pem, false, what), what);
+}
+
 std::string ed25519_private_key_id(const std::string& private_pem, const std::string& what) {
   return raw_key_id(read_key(private_pem, true, what), what);
 }

@@ -24,6 +24,10 @@ std::string ed25519_key_id(const std::string& pem, const std::string& what);
 /// The same for a key that must be private (a signing key): a malformed one is reported as "not an
 /// Ed25519 private key", whatever its PEM header says.
 std::string ed25519_private_key_id(const std::string& private_pem, const std::string& what);
+/// The same for a key that must be public (a key a host pins): a private key is refused as such
+/// ("a private key: pin its public key, never the signing key"), anything else as "not an Ed25519
+/// public key in PEM form".
+std::string ed25519_public_key_id(const std::string& public_pem, const std::string& what);
 
 std::string base64_encode(std::string_view bytes);
 /// Throws kInvalidArgument naming `what` for malformed input.

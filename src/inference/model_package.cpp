@@ -84,13 +84,25 @@ namespace {
 std::string check_signature(const fs::path& root, const std::string& manifest_text, const PackageOptions& options) {
   const fs::path sig_path = root / "manifest.sig";
   const std::string where = sig_path.string();
+  // Every pinned key is a public Ed25519 key, whether or not this package is signed.
+  std::vector<std::string> pinned_ids;
+  for (std::size_t i = 0; i < options.trusted_public_keys.size(); ++i) {
+    pinned_ids.push_back(detail::ed25519_public_key_id(options.trusted_public_keys[i],
+                                                      "PackageOptions::trusted_public_keys[" + std::to_string(i) + "]"));
+  }
+  const bool pinned = !pinned_ids.empty();
   std::error_code ec;
   const auto st = fs::symlink_status(sig_path, ec);
-  if (options.require_signature && options.trusted_public_keys.empty()) {
+  if (options.require_signature && !pinned) {
     integrity(root.string() + ": a signature is required but no trusted public keys are pinned");
   }
   if (ec || !fs::exists(st)) {
     if (options.require_signature) integrity(root.string() + ": the package is not signed (no manifest.sig) and a signature is required");
+    if (pinned && !options.allow_unsigned) {
+      integrity(root.string() + ": the package is not signed (no manifest.sig) but trusted keys are pinned: a pinned "
+                                "key requires a signature (PackageOptions::allow_unsigned opens unsigned packages)");
+    }
+    detail::log(LogLevel::kWarning, "model package is not signed (no manifest.sig): opened on its hashes alone");
     return {};
   }
   if (fs::is_symlink(st) || !fs::is_regular_file(st)) integrity(where + ": must be a regular file, not a link");
@@ -104,16 +116,15 @@ std::string check_signature(const fs::path& root, const std::string& manifest_te
   const std::string key_id = detail::get_string(sig, "key_id", where);
   const std::string signature =
       detail::base64_decode(detail::get_string(sig, "signature", where), detail::field_path(where, "signature"));
-  if (options.trusted_public_keys.empty()) {
+  if (!pinned) {
     detail::log(LogLevel::kWarning, "model package signed by key {} but no trusted keys are pinned: not verified",
                 key_id);
     return {};
   }
-  for (std::size_t i = 0; i < options.trusted_public_keys.size(); ++i) {
-    const std::string& pem = options.trusted_public_keys[i];
+  for (std::size_t i = 0; i < pinned_ids.size(); ++i) {
+    if (pinned_ids[i] != key_id) continue;
     const std::string what = "PackageOptions::trusted_public_keys[" + std::to_string(i) + "]";
-    if (detail::ed25519_key_id(pem, what) != key_id) continue;
-    if (!detail::ed25519_verify(pem, manifest_text, signature, what)) {
+    if (!detail::ed25519_verify(options.trusted_public_keys[i], manifest_text, signature, what)) {
       integrity(where + ": the signature does not verify: manifest.json was modified after signing, or the "
                         "signature is corrupt");
     }

@@ -67,6 +67,8 @@ SigningKey generate_signing_key() {
 
 std::string key_id(const std::string& pem) { return detail::ed25519_key_id(pem, "key"); }
 
+std::string public_key_id(const std::string& public_pem) { return detail::ed25519_public_key_id(public_pem, "key"); }
+
 namespace {
 void create_package(const std::string& model_file, const std::string& manifest_template, const std::string& out_dir) {
   const std::string where = manifest_template;

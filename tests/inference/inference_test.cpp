@@ -1,6 +1,7 @@
 #include <medinfer/error.hpp>
 #include <medinfer/model.hpp>
 #include <medinfer/build_info.hpp>
+#include <medinfer/log.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -265,4 +266,59 @@ TEST_CASE("manifest.json must be a regular file in the package; a link loop is r
   fs::create_directory_symlink(dir / "loop-a", dir / "loop-b");
   CHECK(error_code_of([&] { ModelPackage::open((dir / "loop-a").string()); }, &message) == ErrorCode::kIo);
   CHECK_THAT(message, Catch::Contains("loop of symbolic links"));
+}
+
+TEST_CASE("a pinned key requires a signature: stripping manifest.sig does not defeat it", "[inference][security]") {
+  test::TempDir dir;
+  const fs::path pkg = test::copy_demo_package(dir.path());
+  const package::SigningKey a = package::generate_signing_key();
+  package::sign(pkg.string(), a.private_pem);
+  PackageOptions pinned;
+  pinned.trusted_public_keys = {a.public_pem};
+  REQUIRE_NOTHROW(ModelPackage::open(pkg.string(), pinned));
+  // The recipe: edit the signed manifest, delete the signature, open with the key pinned.
+  std::string edited = test::read_text(pkg / "manifest.json");
+  const auto at = edited.find("\"escalation_threshold\":");
+  REQUIRE(at != std::string::npos);
+  const auto end = edited.find_first_of(",}", at);
+  edited.replace(at, end - at, "\"escalation_threshold\": 0.99");
+  test::write_text(pkg / "manifest.json", edited);
+  fs::remove(pkg / "manifest.sig");
+  std::string message;
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), pinned); }, &message) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(message, Catch::Contains("not signed") && Catch::Contains("pinned"));
+  std::vector<std::string> warnings;
+  set_log_handler([&](LogLevel level, std::string_view m) {
+    if (level == LogLevel::kWarning) warnings.emplace_back(m);
+  }, LogLevel::kWarning);
+  PackageOptions allow = pinned;
+  allow.allow_unsigned = true;
+  CHECK_NOTHROW(ModelPackage::open(pkg.string(), allow));  // the host's explicit choice
+  CHECK(warnings.size() == 1);
+  ModelPackage::open(pkg.string());  // no key pinned: opens, with a warning
+  CHECK(warnings.size() == 2);
+  CHECK_THAT(warnings.back(), Catch::Contains("not signed"));
+  // Signed by a key nobody pinned, no key pinned: opens with a warning that it was not verified.
+  const package::SigningKey b = package::generate_signing_key();
+  package::sign(pkg.string(), b.private_pem);
+  ModelPackage::open(pkg.string());
+  CHECK_THAT(warnings.back(), Catch::Contains("not verified"));
+  CHECK(error_code_of([&] { ModelPackage::open(pkg.string(), pinned); }, &message) == ErrorCode::kModelIntegrity);
+  CHECK_THAT(message, Catch::Contains("not among the trusted keys"));
+  set_log_handler(nullptr);
+}
+
+TEST_CASE("a pinned key that is not an Ed25519 public key is an error saying which", "[inference][security]") {
+  const package::SigningKey a = package::generate_signing_key();
+  for (const std::string& bad : {std::string(), std::string("not a key"), a.private_pem}) {
+    PackageOptions options;
+    options.trusted_public_keys = {a.public_pem, bad};
+    std::string message;
+    // Checked for an unsigned package too: the demo package is not signed.
+    CHECK(error_code_of([&] { ModelPackage::open(test::demo_model_dir().string(), options); }, &message) ==
+          ErrorCode::kInvalidArgument);
+    CHECK_THAT(message, Catch::Contains("trusted_public_keys[1]"));
+    CHECK_THAT(message, Catch::Contains(bad == a.private_pem ? "a private key" : "not an Ed25519 public key"));
+  }
+  CHECK(package::public_key_id(a.public_pem) == package::key_id(a.private_pem));
 }

@@ -1,0 +1,89 @@
+"""Issue 13's package recipes through the CLI, as a hostile tester ran them: a stripped signature under a
+pinned key, keys that are not public keys, unlisted files, a linked manifest, duplicated JSON keys."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+def run(cli, *args):
+    return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def signed(cli, demo_model, tmp_path):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    assert run(cli, "package", "keygen", "--out", tmp_path / "a").returncode == 0
+    assert run(cli, "package", "sign", pkg, "--key", tmp_path / "a").returncode == 0
+    return pkg, tmp_path / "a.pub", tmp_path / "a"
+
+
+def test_stripping_the_signature_does_not_defeat_a_pinned_key(cli, signed, study):
+    pkg, pub, _ = signed
+    path = study[0] / study[1][0]["file"]
+    m = json.loads((pkg / "manifest.json").read_text())
+    m["risk"]["escalation_threshold"] = 0.99
+    (pkg / "manifest.json").write_text(json.dumps(m, indent=2))
+    (pkg / "manifest.sig").unlink()
+    r = run(cli, "predict", "--model", pkg, "--trusted-key", pub, path)
+    assert r.returncode == 1  # before: opened, no warning
+    assert json.loads(r.stdout)["error"]["code"] == "kModelIntegrity" and "not signed" in r.stdout
+    r = run(cli, "predict", "--model", pkg, "--trusted-key", pub, "--allow-unsigned", path)
+    assert r.returncode == 0 and "not signed" in r.stderr
+    r = run(cli, "package", "verify", pkg, "--trusted-key", pub)
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == "kModelIntegrity"
+
+
+def test_with_no_key_pinned_an_unverified_package_opens_with_a_warning_on_stderr(cli, signed, study):
+    pkg, _, _ = signed
+    r = run(cli, "predict", "--model", pkg, study[0] / study[1][0]["file"])
+    assert r.returncode == 0 and "not verified" in r.stderr  # before: silent
+
+
+def test_a_trusted_key_argument_that_is_not_a_public_key_is_an_error_saying_which(cli, signed, tmp_path, study):
+    pkg, _, private = signed
+    (tmp_path / "empty.pub").write_text("")
+    path = study[0] / study[1][0]["file"]
+    for key, what in ((tmp_path, "a directory"), (tmp_path / "empty.pub", "not an Ed25519 public key"),
+                      ("/dev/null", "not an Ed25519 public key"), (private, "a private key")):
+        for args in (["predict", "--model", pkg, "--trusted-key", key, path],
+                     ["package", "verify", pkg, "--trusted-key", key]):
+            r = run(cli, *args)
+            assert r.returncode == 1, (key, args)
+            assert what in r.stdout + r.stderr and str(key) in r.stdout + r.stderr, (key, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("extra", ["evil.txt", "other.pt", ".hidden", "passwd-link"])
+def test_a_file_the_manifest_does_not_list_is_refused_even_when_signed(cli, signed, extra):
+    pkg, pub, _ = signed
+    if extra == "passwd-link":
+        os.symlink("/etc/passwd", pkg / extra)
+    elif extra == "other.pt":
+        shutil.copy(pkg / "model.pt", pkg / extra)
+    else:
+        (pkg / extra).write_text("x")
+    r = run(cli, "package", "verify", pkg, "--trusted-key", pub, "--require-signature")
+    assert r.returncode == 1
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "kModelIntegrity" and f"'{extra}' is in the package but not listed" in err["message"]
+
+
+def test_a_manifest_linked_from_outside_the_package_is_refused(cli, signed, tmp_path):
+    pkg, pub, _ = signed
+    shutil.move(pkg / "manifest.json", tmp_path / "outside.json")
+    os.symlink(tmp_path / "outside.json", pkg / "manifest.json")
+    r = run(cli, "package", "verify", pkg, "--trusted-key", pub, "--require-signature")
+    assert r.returncode == 1 and "symbolic link" in json.loads(r.stdout)["error"]["message"]
+
+
+def test_duplicated_keys_in_the_manifest_are_refused(cli, demo_model, tmp_path):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    text = (pkg / "manifest.json").read_text()
+    at = text.index('"escalation_threshold"')
+    (pkg / "manifest.json").write_text(text[:at] + '"escalation_threshold": 0.0, ' + text[at:])
+    r = run(cli, "package", "verify", pkg)
+    assert r.returncode == 1 and "escalation_threshold: duplicate key" in json.loads(r.stdout)["error"]["message"]
