@@ -24,7 +24,8 @@ struct PipelineOptions {
   /// Receives one record per predict() call (failed ones included), and model_opened/model_refused
   /// from open(). May be null (no audit).
   std::shared_ptr<audit::Sink> audit_sink;
-  /// Who is using this pipeline, as recorded in every audit record.
+  /// Who is using this pipeline, as recorded in every audit record. An empty user_id becomes the OS
+  /// account of this process (else "unknown"); an id longer than 256 bytes is refused at open.
   audit::Actor actor;
   /// Key for the study/series/instance pseudonyms in audit records (dicom::pseudonymize: HMAC-SHA256
   /// of each UID). At least 16 bytes (Pipeline::open refuses a shorter one with kInvalidArgument);
@@ -127,8 +128,8 @@ class MEDINFER_API Pipeline {
   Deployment deployment() const;
 
   /// Records a host event in the audit trail: `type` is kConfigurationChange or kOverride (anything
-  /// else: kInvalidArgument); `detail` says what changed (no patient data). Throws kAuditFailed if the
-  /// sink fails. Thread-safe.
+  /// else: kInvalidArgument); `detail` says what changed (no patient data; at most 4096 bytes, else
+  /// kInvalidArgument). Throws kAuditFailed if the sink fails. Thread-safe.
   void record_event(audit::EventType type, const std::string& detail) const;
 
  private:

@@ -7,6 +7,7 @@
 #include "core/sha256.hpp"
 
 #include <fmt/format.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -69,6 +70,28 @@ std::uint64_t next_sequence() {
 }
 
 }  // namespace
+
+Actor checked_actor(Actor actor) {
+  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"user_id", &actor.user_id},
+                                     std::pair<const char*, const std::string*>{"application_id", &actor.application_id}}) {
+    if (value->size() > kMaxActorIdBytes) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("audit actor: ") + field + ": " + std::to_string(value->size()) +
+                                                   " bytes, at most " + std::to_string(kMaxActorIdBytes));
+    }
+  }
+  if (actor.user_id.empty()) {
+    const passwd* pw = ::getpwuid(::geteuid());
+    actor.user_id = pw != nullptr && pw->pw_name != nullptr && *pw->pw_name != '\0' ? pw->pw_name : "unknown";
+  }
+  return actor;
+}
+
+void check_detail(const std::string& detail, const std::string& what) {
+  if (detail.size() > kMaxDetailBytes) {
+    throw Error(ErrorCode::kInvalidArgument, what + ": " + std::to_string(detail.size()) + " bytes, at most " +
+                                                 std::to_string(kMaxDetailBytes));
+  }
+}
 
 const std::string& host_name() {
   static const std::string name = [] {

@@ -16,6 +16,12 @@ std::uint64_t checked_file_size(const std::string& path, std::uint64_t max_bytes
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels) {
+    throw Error(ErrorCode::kIo, path + ": a loop of symbolic links, not a file");
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+    throw Error(ErrorCode::kIo, path + ": cannot stat: " + ec.message());
+  }
   if (ec || !fs::exists(status)) throw Error(ErrorCode::kNotFound, path + ": no such file");
   if (!fs::is_regular_file(status)) throw Error(ErrorCode::kIo, path + ": not a regular file");
   const auto size = fs::file_size(path, ec);

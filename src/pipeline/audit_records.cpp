@@ -7,13 +7,16 @@
 #include "audit/audit_internal.hpp"
 #include "pipeline/pipeline_internal.hpp"
 
+#include <filesystem>
+
 namespace medinfer {
 namespace {
 
-std::string redact(std::string message, const std::string& path) {
+// `message` with every occurrence of `path` replaced by `placeholder`.
+std::string redact(std::string message, const std::string& path, const std::string& placeholder = "<input>") {
   if (path.empty()) return message;
-  for (auto pos = message.find(path); pos != std::string::npos; pos = message.find(path, pos + 7)) {
-    message.replace(pos, path.size(), "<input>");
+  for (auto pos = message.find(path); pos != std::string::npos; pos = message.find(path, pos + placeholder.size())) {
+    message.replace(pos, path.size(), placeholder);
   }
   return message;
 }
@@ -51,7 +54,9 @@ std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& pac
     std::shared_ptr<const Model> model = open_model(package_dir, options);
     audit::Record opened = base_record(*model, audit::EventType::kModelOpened);
     opened.outcome = audit::Outcome::kOk;
-    opened.detail = "package " + model->package->directory() + " on " + model->engine->description();
+    // Name, version and hash identify a package; its path is never recorded (paths carry names).
+    opened.detail = "package " + model->package->identity().name + " " + model->package->identity().version + " on " +
+                    model->engine->description();
     emit(opened);
     return model;
   } catch (const Error& e) {
@@ -60,8 +65,10 @@ std::shared_ptr<const Model> Pipeline::Impl::open_audited(const std::string& pac
     refused.event = audit::EventType::kModelRefused;
     refused.outcome = audit::Outcome::kError;
     refused.error_code = e.code();
-    refused.error_message = e.what();
-    refused.detail = "package " + package_dir;
+    std::error_code ec;
+    const std::string canonical = std::filesystem::weakly_canonical(package_dir, ec).string();
+    refused.error_message = redact(redact(e.what(), canonical, "<package>"), package_dir, "<package>");
+    refused.detail = "a model package was refused";
     emit(refused);
     throw;
   }
@@ -129,6 +136,7 @@ void Pipeline::record_event(audit::EventType type, const std::string& detail) co
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
   }
+  audit::detail::check_detail(detail, "record_event: detail");
   audit::Record r = impl_->base_record(*impl_->now()->primary, type);
   r.outcome = audit::Outcome::kOk;
   r.detail = detail;

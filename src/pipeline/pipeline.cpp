@@ -7,6 +7,7 @@
 #include <medinfer/preprocess.hpp>
 #include <medinfer/risk.hpp>
 
+#include "audit/audit_internal.hpp"
 #include "core/sha256.hpp"
 #include "pipeline/pipeline_internal.hpp"
 
@@ -73,6 +74,7 @@ Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options)
       throw Error(e.code(), std::string("PipelineOptions::pseudonym_key: ") + e.what());
     }
   }
+  options.actor = audit::detail::checked_actor(std::move(options.actor));  // never empty, bounded
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   auto serving = std::make_shared<Serving>();

@@ -675,3 +675,42 @@ TEST_CASE("a non-finite logit is refused by Engine::run (kInternal), audited, ne
   CHECK(last.outcome == audit::Outcome::kError);
   CHECK(last.error_code == ErrorCode::kInternal);
 }
+
+TEST_CASE("audit records carry no package path, a non-empty bounded actor, and bounded host text",
+          "[pipeline][deploy][security]") {
+  register_linear_backend();
+  test::TempDir dir;
+  const fs::path named = dir / "DOE-JANE-1961";  // paths often carry patient names
+  const fs::path pkg = make_package(named, PackageSpec{});
+  test::Recorder recorder;
+  PipelineOptions options;
+  options.audit_sink = recorder.sink();
+  options.actor = {"", "host-app"};
+  const Pipeline pipeline = Pipeline::open(pkg.string(), options);
+  fs::copy(pkg, named / "broken", fs::copy_options::recursive);
+  test::write_text(named / "broken" / "manifest.json", "{ not json");
+  CHECK(error_code_of([&] { Pipeline::open((named / "broken").string(), options); }) == ErrorCode::kInvalidArgument);
+  const auto records = recorder.records();
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].event == audit::EventType::kModelOpened);
+  CHECK(records[1].event == audit::EventType::kModelRefused);
+  for (const audit::Record& r : records) {
+    const std::string line = audit::to_json_line(r);
+    CHECK(line.find("DOE-JANE") == std::string::npos);
+    CHECK(line.find(dir.path().string()) == std::string::npos);
+    CHECK_FALSE(r.actor.user_id.empty());  // the OS account (or "unknown"), never ""
+  }
+  CHECK_THAT(records[0].detail, Catch::Contains("demo-ct-lesion 1.0.0"));
+  CHECK_THAT(records[1].error_message, Catch::Contains("<package>"));
+  PipelineOptions huge = options;
+  huge.actor.user_id = std::string(100 * 1024, 'u');
+  std::string message;
+  CHECK(error_code_of([&] { Pipeline::open(pkg.string(), huge); }, &message) == ErrorCode::kInvalidArgument);
+  CHECK_THAT(message, Catch::Contains("user_id") && Catch::Contains("at most 256"));
+  CHECK(error_code_of([&] { pipeline.record_event(audit::EventType::kOverride, std::string(5000, 'x')); }) ==
+        ErrorCode::kInvalidArgument);
+  fs::create_symlink(dir / "loop-b.dcm", dir / "loop-a.dcm");
+  fs::create_symlink(dir / "loop-a.dcm", dir / "loop-b.dcm");
+  CHECK(error_code_of([&] { pipeline.predict((dir / "loop-a.dcm").string()); }, &message) == ErrorCode::kIo);
+  CHECK_THAT(message, Catch::Contains("loop of symbolic links"));
+}

@@ -87,3 +87,19 @@ def test_duplicated_keys_in_the_manifest_are_refused(cli, demo_model, tmp_path):
     (pkg / "manifest.json").write_text(text[:at] + '"escalation_threshold": 0.0, ' + text[at:])
     r = run(cli, "package", "verify", pkg)
     assert r.returncode == 1 and "escalation_threshold: duplicate key" in json.loads(r.stdout)["error"]["message"]
+
+
+def test_audit_records_name_no_path_and_always_an_actor(cli, demo_model, study, tmp_path):
+    pkg = tmp_path / "DOE-JANE-1961" / "model"
+    shutil.copytree(demo_model, pkg)
+    log = tmp_path / "audit.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "USER"}
+    r = subprocess.run([cli, "predict", "--model", str(pkg), "--audit-log", str(log), str(study[0] / study[1][0]["file"])],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    assert "DOE-JANE" not in text and str(tmp_path) not in text  # before: model_opened named the directory
+    assert all(json.loads(line)["actor"]["user_id"] for line in text.splitlines())  # before: "" without $USER
+    r = run(cli, "predict", "--model", pkg, "--audit-log", log, "--audit-user", "u" * 100_000, study[0] / study[1][0]["file"])
+    assert r.returncode == 1 and "at most 256" in r.stderr  # before: copied into every record
+    assert "u" * 1000 not in log.read_text()
