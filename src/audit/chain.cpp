@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -81,6 +83,13 @@ bool mac_ok(const ParsedLine& p, const Keyring& keys) {
 }
 
 bool is_closing(const ParsedLine& p) { return p.event == "checkpoint" && p.detail.rfind("close", 0) == 0; }
+bool is_recovery(const ParsedLine& p) { return p.event == "checkpoint" && p.detail.rfind("recovery", 0) == 0; }
+// The epoch a rotation checkpoint moves to ("key rotation to epoch N; ..."), or -1.
+long long rotation_target(const ParsedLine& p) {
+  static const std::string prefix = "key rotation to epoch ";
+  if (p.event != "checkpoint" || p.detail.rfind(prefix, 0) != 0) return -1;
+  return std::strtoll(p.detail.c_str() + prefix.size(), nullptr, 10);
+}
 
 }  // namespace
 
@@ -203,6 +212,14 @@ struct ChainedFileSink::Impl {
     if (last.epoch > epoch) fail("the log is at key epoch " + std::to_string(last.epoch) + ", newer than the keyring's", 0);
     prev_mac = last.mac;
     next_index = last.index + 1;
+    // The previous run ended without its closing checkpoint (a crash, or a tail cut off): the chain is
+    // continued only through a recovery record naming the last verified index, which the verifier
+    // reports; an unclosed log is never silently extended into one that looks whole.
+    if (!is_closing(last)) {
+      append_locked(checkpoint_record("recovery: the previous run ended without its closing checkpoint after chain "
+                                      "index " + std::to_string(last.index)),
+                    true);
+    }
   }
 };
 
@@ -334,6 +351,8 @@ VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool all
   };
   std::string prev = kGenesis;
   std::uint64_t expected = 0;
+  long long floor_epoch = 0;       // keys only move forward: no record under an epoch below this
+  std::int64_t recovery_at = -1;   // the first run boundary that was recovered, not closed
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     const ParsedLine& p = parsed[i];
     const std::string rec = "record " + std::to_string(i);
@@ -357,11 +376,23 @@ VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool all
       return bad(i, rec + " repeats chain index " + std::to_string(p.index) + ": a record was inserted (replayed)");
     }
     if (p.prev != prev) return bad(i, rec + " does not link to the record before it: the chain was broken");
+    if (static_cast<long long>(p.epoch) < floor_epoch) {
+      return bad(i, rec + " is under key epoch " + std::to_string(p.epoch) + " after the log moved to epoch " +
+                        std::to_string(floor_epoch) + ": keys only move forward, and a retired key cannot add records");
+    }
+    floor_epoch = std::max({floor_epoch, static_cast<long long>(p.epoch), rotation_target(p)});
+    if (is_recovery(p) && recovery_at < 0) recovery_at = static_cast<std::int64_t>(i);
     prev = p.mac;
     ++expected;
     ++result.records;
   }
   result.closed = !parsed.empty() && is_closing(parsed.back());
+  if (recovery_at >= 0) {
+    const std::string detail = parsed[static_cast<std::size_t>(recovery_at)].detail;
+    return bad(static_cast<std::size_t>(recovery_at),
+               "record " + std::to_string(recovery_at) + " recovers a run that ended without its closing checkpoint " +
+                   "(its writer crashed, or records were cut from its end): " + detail.substr(0, detail.find(';')));
+  }
   if (!result.closed && !allow_unclosed) {
     return bad(parsed.size(), "the log has no closing checkpoint: its writer is still running or crashed, or records "
                               "were cut from its end");

@@ -440,3 +440,33 @@ TEST_CASE("open_log opens the log a host asks for: plain, chained from a key fil
   missing.key_file = (dir / "none").string();
   CHECK(error_code_of([&] { open_log(missing); }) == ErrorCode::kNotFound);
 }
+
+TEST_CASE("a run cut short is never extended into a log that verifies as whole", "[audit][chain][security]") {
+  test::TempDir dir;
+  const fs::path path = make_chain(dir, 4);  // run 1: 4 records + close
+  {
+    auto sink = ChainedFileSink::open(path.string(), ring());  // run 2
+    for (int i = 0; i < 4; ++i) sink->write(sample_record(10 + i));
+  }
+  REQUIRE(verify_log(path.string(), ring()).ok);
+  std::vector<std::string> lines = lines_of(path);
+  REQUIRE(lines.size() == 10);
+  // Cut inside run 2 (its last two records and its close), then an ordinary run appends and closes.
+  lines.resize(7);
+  write_lines(dir / "cut.jsonl", lines);
+  {
+    auto sink = ChainedFileSink::open((dir / "cut.jsonl").string(), ring());
+    sink->write(sample_record(20));
+  }
+  const VerifyResult v = verify_log((dir / "cut.jsonl").string(), ring());
+  CHECK_FALSE(v.ok);  // before: "OK: ... (closed)"
+  CHECK(v.first_bad_index == 7);
+  CHECK_THAT(v.problem, Catch::Contains("recovers a run that ended without its closing checkpoint") &&
+                            Catch::Contains("after chain index 6"));
+  // A reopened log whose previous run closed continues without a recovery record.
+  {
+    auto sink = ChainedFileSink::open(path.string(), ring());
+    sink->write(sample_record(30));
+  }
+  CHECK(verify_log(path.string(), ring()).ok);
+}

@@ -1,5 +1,6 @@
 // The internal test tier: what the public API cannot reach. Linked from the modules' object files, not
 // from libmedinfer.so (whose internal symbols are hidden).
+#include <medinfer/audit.hpp>
 #include <medinfer/dicom.hpp>
 #include <medinfer/error.hpp>
 
@@ -8,6 +9,7 @@
 #include "../support/test_support.hpp"
 #include "core/block_cache.hpp"
 #include "core/json_util.hpp"
+#include "core/sha256.hpp"
 #include "core/parallel.hpp"
 #include "dicom/dicom_parse.hpp"
 #include "risk/risk_internal.hpp"
@@ -144,4 +146,65 @@ TEST_CASE("the parse walk locates Pixel Data and refuses lengths beyond the byte
   const auto* syntax = dicom::detail::find_syntax(j.transfer_syntax_uid);
   REQUIRE(syntax != nullptr);
   CHECK(syntax->codec == dicom::detail::Codec::kJpeg);
+}
+
+namespace {
+
+// What an attacker holding `key` can append: a line in the chain's own format, linked to `prev`.
+std::string forged_line(const audit::Record& r, std::uint64_t index, std::uint32_t epoch, const std::string& prev,
+                        const std::string& key) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(audit::to_json_line(r));
+  j["chain_index"] = index;
+  j["key_epoch"] = epoch;
+  j["prev_mac"] = prev;
+  std::string body = j.dump();
+  const std::string mac = medinfer::detail::hmac_sha256_hex(key, body);
+  body.pop_back();
+  return body + ",\"mac\":\"" + mac + "\"}\n";
+}
+
+}  // namespace
+
+TEST_CASE("keys only move forward: a retired key cannot add records after a rotation", "[internal][audit][security]") {
+  test::TempDir dir;
+  const std::string k0(32, 'a'), k1(32, 'b'), k2(32, 'c');
+  audit::Keyring all;
+  all.keys = {{0, k0}, {1, k1}, {2, k2}};
+  const std::string path = (dir / "rot.jsonl").string();
+  {
+    audit::Keyring first;
+    first.keys = {{0, k0}};
+    auto sink = audit::ChainedFileSink::open(path, first);
+    audit::Record r;
+    r.event = audit::EventType::kInference;
+    sink->write(r);
+    sink->rotate_key(1, k1);
+    sink->write(r);
+    sink->rotate_key(2, k2);
+    sink->write(r);
+  }  // closed under epoch 2
+  REQUIRE(audit::verify_log(path, all).ok);
+  const std::string log = test::read_text(dir / "rot.jsonl");
+  std::vector<std::string> lines;
+  for (std::size_t s = 0, e; (e = log.find('\n', s)) != std::string::npos; s = e + 1) lines.push_back(log.substr(s, e - s));
+  const auto last = nlohmann::json::parse(lines.back());
+  const std::uint64_t next = last["chain_index"].get<std::uint64_t>() + 1;
+  // Every older epoch, with only that epoch's key: a changed inference record and a closing checkpoint.
+  for (const auto& [epoch, key] : std::vector<std::pair<std::uint32_t, std::string>>{{0, k0}, {1, k1}}) {
+    INFO("epoch " << epoch);
+    audit::Record changed;
+    changed.event = audit::EventType::kInference;
+    changed.finding.probability = 0.01;
+    const std::string a = forged_line(changed, next, epoch, last["mac"].get<std::string>(), key);
+    const std::string mac_a = nlohmann::json::parse(a)["mac"].get<std::string>();
+    audit::Record close;
+    close.event = audit::EventType::kCheckpoint;
+    close.detail = "close; lines=x; head=y";
+    const std::string b = forged_line(close, next + 1, epoch, mac_a, key);
+    test::write_text(dir / "forged.jsonl", log + a + b);
+    const audit::VerifyResult v = audit::verify_log((dir / "forged.jsonl").string(), all);
+    CHECK_FALSE(v.ok);  // before: OK (closed)
+    CHECK(v.first_bad_index == static_cast<std::int64_t>(lines.size()));
+    CHECK_THAT(v.problem, Catch::Contains("keys only move forward"));
+  }
 }

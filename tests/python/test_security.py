@@ -103,3 +103,28 @@ def test_audit_records_name_no_path_and_always_an_actor(cli, demo_model, study, 
     r = run(cli, "predict", "--model", pkg, "--audit-log", log, "--audit-user", "u" * 100_000, study[0] / study[1][0]["file"])
     assert r.returncode == 1 and "at most 256" in r.stderr  # before: copied into every record
     assert "u" * 1000 not in log.read_text()
+
+
+def test_a_writer_killed_mid_run_is_continued_only_through_a_reported_recovery(cli, demo_model, study, tmp_path):
+    import time
+    directory, rows = study
+    files = [str(directory / r["file"]) for r in rows] * 200
+    key = tmp_path / "k"
+    key.write_text("ab" * 32 + "\n")
+    log = tmp_path / "chain.jsonl"
+    p = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--audit-log", str(log), "--audit-key", str(key),
+                          *files], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 30):
+        time.sleep(0.01)
+    p.kill()  # kill -9: no closing checkpoint
+    p.wait()
+    lines = log.read_text().splitlines()
+    assert 30 <= len(lines) < len(files) and '"detail":"close' not in lines[-1]
+    r = run(cli, "audit", "verify", log, "--key", key)
+    assert r.returncode == 1 and "no closing checkpoint" in r.stdout
+    r = run(cli, "predict", "--model", demo_model, "--audit-log", log, "--audit-key", key, files[0])
+    assert r.returncode == 0, r.stderr
+    r = run(cli, "audit", "verify", log, "--key", key)
+    assert r.returncode == 1, r.stdout  # never "OK (closed)" after a crash
+    assert f"FAILED at record {len(lines)}" in r.stdout and "recovers a run" in r.stdout
