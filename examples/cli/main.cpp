@@ -23,14 +23,17 @@ namespace {
 struct PredictOptions {
   std::string model;
   std::vector<std::string> inputs;
-  std::string audit_log, audit_key, audit_mode = "strict";
+  std::string audit_log, audit_key, audit_mode = "strict", audit_witness;
   std::vector<std::string> trusted_keys;
   medinfer::PipelineOptions pipeline;
 };
 
 int run_predict(PredictOptions& o) {
-  if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict")) {
-    usage_error("predict: --audit-key/--audit-mode need --audit-log");
+  if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict" || !o.audit_witness.empty())) {
+    usage_error("predict: --audit-key/--audit-mode/--audit-witness need --audit-log");
+  }
+  if (!o.audit_witness.empty() && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
+    usage_error("predict: --audit-witness needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
   }
   if (o.audit_mode == "buffered" && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
     usage_error("predict: --audit-mode buffered needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
@@ -45,6 +48,7 @@ int run_predict(PredictOptions& o) {
       medinfer::audit::LogRequest request;
       request.path = o.audit_log;
       request.key_file = o.audit_key;
+      request.witness_path = o.audit_witness;
       request.durability =
           o.audit_mode == "buffered" ? medinfer::audit::Durability::kBuffered : medinfer::audit::Durability::kStrict;
       log = medinfer::audit::open_log(request);
@@ -84,10 +88,11 @@ int run_predict(PredictOptions& o) {
   return status;
 }
 
-int run_verify(const std::string& file, const std::string& key_file, bool allow_unclosed) {
+int run_verify(const std::string& file, const std::string& key_file, bool allow_unclosed, const std::string& witness) {
   const auto keys = key_file.empty() ? medinfer::audit::Keyring::from_environment()
                                      : medinfer::audit::Keyring::load_file(key_file);
-  const auto result = medinfer::audit::verify_log(file, keys, allow_unclosed);
+  const auto result = witness.empty() ? medinfer::audit::verify_log(file, keys, allow_unclosed)
+                                      : medinfer::audit::verify_log_with_witness(file, keys, witness, allow_unclosed);
   if (result.ok) {
     std::cout << "OK: " << result.records << " records verified" << (result.closed ? " (closed)" : " (not closed)")
               << '\n';
@@ -158,6 +163,9 @@ void add_predict_command(CLI::App& app, Runner& run) {
                   "dropped records are reported on stderr)")
       ->check(CLI::IsMember({"strict", "buffered"}))
       ->capture_default_str();
+  cmd->add_option("--audit-witness", o->audit_witness,
+                  "append every checkpoint's head (log id, chain index, MAC, time) to this witness file; keep it "
+                  "elsewhere: 'audit verify --witness' then proves nothing was cut from the log or swapped");
   cmd->add_option("--audit-user", o->pipeline.actor.user_id, "the user id recorded as the actor (default: $USER)");
   cmd->add_option("--threads", o->pipeline.engine.intra_op_threads,
                   "LibTorch intra-op threads (0: LibTorch's own setting)")
@@ -186,7 +194,7 @@ void add_audit_command(CLI::App& app, Runner& run) {
   CLI::App* audit = app.add_subcommand("audit", "audit verify|export: checks and converts audit logs");
   audit->require_subcommand(1);
   struct Options {
-    std::string file, key, format;
+    std::string file, key, format, witness;
     bool allow_unclosed = false;
   };
   auto o = std::make_shared<Options>();
@@ -197,7 +205,10 @@ void add_audit_command(CLI::App& app, Runner& run) {
   verify->add_option("file", o->file, "the chained audit log")->required();
   verify->add_option("--key", o->key, "the key file (default: $MEDINFER_AUDIT_KEY)");
   verify->add_flag("--allow-unclosed", o->allow_unclosed, "accept a log without its closing checkpoint");
-  verify->callback([o, &run] { run = [o] { return run_verify(o->file, o->key, o->allow_unclosed); }; });
+  verify->add_option("--witness", o->witness,
+                     "the witness file 'predict --audit-witness' wrote: also prove that the log holds every witnessed "
+                     "head (a cut tail, deleted runs or a swapped log fail, naming what is missing)");
+  verify->callback([o, &run] { run = [o] { return run_verify(o->file, o->key, o->allow_unclosed, o->witness); }; });
   CLI::App* exporter = audit->add_subcommand(
       "export", "audit export --format atna|fhir FILE: prints each record as a DICOM PS3.15 A.5 audit message (IHE "
                 "ATNA, one XML document per line) or a FHIR R4 AuditEvent (one JSON resource per line)");

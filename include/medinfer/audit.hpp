@@ -138,15 +138,33 @@ enum class Durability {
   kBuffered,  ///< queued for a writer thread; a full queue drops (counted); flushed and fsync'd on close
 };
 
+/// The head of a chained log at one of its checkpoints: what a witness keeps outside the log, so that a
+/// cut tail, deleted trailing runs or a swapped log can be proven later (verify_log with a witness).
+struct WitnessHead {
+  std::string log_id;           ///< the log's id (random, 32 hex digits; covered by every line's MAC)
+  std::uint64_t chain_index = 0;  ///< the checkpoint line's chain index
+  std::string mac;              ///< the checkpoint line's MAC
+  std::string timestamp;        ///< when it was written (RFC 3339 UTC)
+  std::string reason;           ///< "periodic", "key rotation to epoch N", "close", "recovery: ..."
+};
+/// Receives every head (from the writing thread, after the checkpoint line is on disk). Throwing fails
+/// the write that triggered the checkpoint with kAuditFailed.
+using Witness = std::function<void(const WitnessHead&)>;
+/// A witness that appends one JSON line per head to `path` ({"log_id", "chain_index", "mac",
+/// "timestamp", "reason"}), fsync'd; keep it on another disk or host. Throws Error(kIo) when the file
+/// cannot be opened.
+MEDINFER_API Witness witness_file(const std::string& path);
+
 struct ChainOptions {
   Durability durability = Durability::kStrict;
   std::size_t queue_capacity = 65536;      ///< kBuffered only
   std::uint64_t checkpoint_every = 1000;   ///< a checkpoint record after every N records (0: only on rotation/close)
+  Witness witness;                         ///< every checkpoint's head also goes here (may be empty)
 };
 
-/// A tamper-evident JSON Lines log. Each line is a record plus "chain_index", "key_epoch",
-/// "prev_mac" (the previous line's MAC; 64 zeros for the first) and "mac" = HMAC-SHA256 under the
-/// epoch's key of the line's bytes before the mac field. Reopening an existing log verifies its last
+/// A tamper-evident JSON Lines log. Each line is a record plus "log_id" (random, fixed when the log is
+/// created), "chain_index", "key_epoch", "prev_mac" (the previous line's MAC; 64 zeros for the first)
+/// and "mac" = HMAC-SHA256 under the epoch's key of the line's bytes before the mac field. Reopening an existing log verifies its last
 /// line and continues the chain; a torn last line fails with kAuditFailed instead of being extended.
 class MEDINFER_API ChainedFileSink final : public Sink {
  public:
@@ -179,6 +197,8 @@ struct LogRequest {
   std::string key_file;
   bool key_from_environment = true;
   Durability durability = Durability::kStrict;  ///< kBuffered needs a key (kInvalidArgument otherwise)
+  /// A witness file (witness_file) for the chain's checkpoint heads; needs a key.
+  std::string witness_path;
 };
 
 /// An opened audit log: hand `sink` and `pseudonym_key` to PipelineOptions.
@@ -210,6 +230,14 @@ struct VerifyResult {
 /// outcome is written to it. Throws Error(kNotFound/kIo) for an unreadable file.
 MEDINFER_API VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow_unclosed = false,
                                      const std::shared_ptr<Sink>& report_to = nullptr);
+/// verify_log, then the log against a witness file (witness_file): every head the witness holds for
+/// this log's id must still be in the log, with the same MAC. Reported: a head beyond the log's end
+/// (records cut from its end, or whole trailing runs deleted, naming the missing chain indexes), a head
+/// whose line differs (the log was replaced), and a witness that holds no head of this log but heads of
+/// another (the log was swapped). Throws Error(kNotFound/kIo/kInvalidArgument) for an unreadable or
+/// malformed witness file.
+MEDINFER_API VerifyResult verify_log_with_witness(const std::string& path, const Keyring& keys,
+                                                  const std::string& witness_path, bool allow_unclosed = false);
 
 /// RFC 5424 syslog over UDP (one datagram per record) or TCP (RFC 6587 octet counting), facility
 /// 13 (log audit), severity informational (error outcomes: error). Thread-safe.

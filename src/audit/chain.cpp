@@ -20,6 +20,8 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -31,9 +33,10 @@ const std::string kGenesis(64, '0');
 const std::string kMacField = ",\"mac\":\"";
 
 // Serialises a chained line: the record, its chain fields, then the MAC over everything before it.
-std::string chained_line(const Record& r, std::uint64_t index, std::uint32_t epoch, const std::string& prev,
-                         const std::string& key) {
+std::string chained_line(const Record& r, const std::string& log_id, std::uint64_t index, std::uint32_t epoch,
+                         const std::string& prev, const std::string& key) {
   OJson j = detail::to_json(r);
+  if (!log_id.empty()) j["log_id"] = log_id;  // every MAC covers the log's identity
   j["chain_index"] = index;
   j["key_epoch"] = epoch;
   j["prev_mac"] = prev;
@@ -48,7 +51,8 @@ struct ParsedLine {
   std::uint64_t index = 0;
   std::uint32_t epoch = 0;
   std::string prev, mac, body;  // body: the bytes the MAC covers
-  std::string event, detail;
+  std::string event, detail, timestamp;
+  std::string log_id;  // empty on lines written before logs had ids
 };
 
 // Splits a line into its MAC and the bytes it covers, and reads the chain fields. parsed=false when
@@ -69,6 +73,8 @@ ParsedLine parse_line(const std::string& line) {
     p.prev = j.at("prev_mac").get<std::string>();
     p.event = j.value("event", "");
     p.detail = j.value("detail", "");
+    p.timestamp = j.value("timestamp", "");
+    p.log_id = j.value("log_id", "");
     p.parsed = true;
   } catch (const std::exception&) {
     p.parsed = false;
@@ -102,6 +108,7 @@ struct ChainedFileSink::Impl {
   std::mutex file_mutex;  // the chain state and the file
   std::uint32_t epoch = 0;
   std::string prev_mac = kGenesis;
+  std::string log_id;  // fixed when the log is created, read back when it is continued
   std::uint64_t next_index = 0;
   std::uint64_t since_checkpoint = 0;
   bool closed = false;
@@ -143,11 +150,19 @@ struct ChainedFileSink::Impl {
   // Appends one record to the chain (file_mutex held). A checkpoint follows every N records.
   void append_locked(const Record& r, bool sync) {
     if (closed) fail("the audit log is closed", 0);
-    const std::string line = chained_line(r, next_index, epoch, prev_mac, keys.keys.at(epoch));
+    const std::string line = chained_line(r, log_id, next_index, epoch, prev_mac, keys.keys.at(epoch));
     write_all(line, sync);
     prev_mac = line.substr(line.size() - 3 - 64, 64);  // the line ends with the MAC, "}\n"
     ++next_index;
     ++written;
+    if (r.event == EventType::kCheckpoint && options.witness) {
+      const WitnessHead head{log_id, next_index - 1, prev_mac, r.timestamp, r.detail.substr(0, r.detail.find(';'))};
+      try {
+        options.witness(head);
+      } catch (const std::exception& e) {
+        fail(std::string("the witness did not take the checkpoint's head: ") + e.what(), 0);
+      }
+    }
     if (r.event != EventType::kCheckpoint && options.checkpoint_every && ++since_checkpoint >= options.checkpoint_every) {
       since_checkpoint = 0;
       append_locked(checkpoint_record("periodic"), sync);
@@ -192,7 +207,10 @@ struct ChainedFileSink::Impl {
   void continue_chain() {
     struct stat st {};
     if (::fstat(fd, &st) != 0) fail("cannot stat the audit log", errno);
-    if (st.st_size == 0) return;
+    if (st.st_size == 0) {
+      log_id = medinfer::detail::to_hex(medinfer::detail::random_bytes(16));  // a new log
+      return;
+    }
     const std::size_t size = static_cast<std::size_t>(st.st_size);
     const std::size_t tail = std::min<std::size_t>(size, 1 << 20);
     std::string buf(tail, '\0');
@@ -212,6 +230,8 @@ struct ChainedFileSink::Impl {
     if (last.epoch > epoch) fail("the log is at key epoch " + std::to_string(last.epoch) + ", newer than the keyring's", 0);
     prev_mac = last.mac;
     next_index = last.index + 1;
+    // A log from before logs had ids gets one from here on (the verifier accepts an id-less prefix).
+    log_id = last.log_id.empty() ? medinfer::detail::to_hex(medinfer::detail::random_bytes(16)) : last.log_id;
     // The previous run ended without its closing checkpoint (a crash, or a tail cut off): the chain is
     // continued only through a recovery record naming the last verified index, which the verifier
     // reports; an unclosed log is never silently extended into one that looks whole.
@@ -327,7 +347,8 @@ std::uint64_t ChainedFileSink::written() const noexcept { return impl_->written.
 
 namespace {
 
-VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool allow_unclosed) {
+VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool allow_unclosed,
+                          std::vector<ParsedLine>* lines_out = nullptr) {
   const std::string text = medinfer::detail::read_file(path, std::uint64_t{1} << 40);
   std::vector<std::string> lines;
   std::size_t start = 0;
@@ -352,6 +373,7 @@ VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool all
   std::string prev = kGenesis;
   std::uint64_t expected = 0;
   long long floor_epoch = 0;       // keys only move forward: no record under an epoch below this
+  std::string log_id;              // once a line names the log, every later line must name the same one
   std::int64_t recovery_at = -1;   // the first run boundary that was recovered, not closed
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     const ParsedLine& p = parsed[i];
@@ -376,6 +398,11 @@ VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool all
       return bad(i, rec + " repeats chain index " + std::to_string(p.index) + ": a record was inserted (replayed)");
     }
     if (p.prev != prev) return bad(i, rec + " does not link to the record before it: the chain was broken");
+    if (!log_id.empty() && p.log_id != log_id) {
+      return bad(i, rec + " belongs to log '" + p.log_id + "', not to this log ('" + log_id +
+                        "'): lines of another log were spliced in");
+    }
+    if (log_id.empty()) log_id = p.log_id;
     if (static_cast<long long>(p.epoch) < floor_epoch) {
       return bad(i, rec + " is under key epoch " + std::to_string(p.epoch) + " after the log moved to epoch " +
                         std::to_string(floor_epoch) + ": keys only move forward, and a retired key cannot add records");
@@ -387,6 +414,7 @@ VerifyResult verify_lines(const std::string& path, const Keyring& keys, bool all
     ++result.records;
   }
   result.closed = !parsed.empty() && is_closing(parsed.back());
+  if (lines_out) *lines_out = parsed;
   if (recovery_at >= 0) {
     const std::string detail = parsed[static_cast<std::size_t>(recovery_at)].detail;
     return bad(static_cast<std::size_t>(recovery_at),
@@ -414,6 +442,94 @@ VerifyResult verify_log(const std::string& path, const Keyring& keys, bool allow
     if (!result.ok) r.error_code = ErrorCode::kAuditFailed, r.error_message = result.problem;
     r.detail = path + ": " + std::to_string(result.records) + " lines verified" + (result.closed ? ", closed" : "");
     report_to->write(r);
+  }
+  return result;
+}
+
+Witness witness_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) throw Error(ErrorCode::kIo, path + ": cannot open the witness file: " + std::strerror(errno));
+  auto shared_fd = std::shared_ptr<int>(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  auto mutex = std::make_shared<std::mutex>();
+  return [path, shared_fd, mutex](const WitnessHead& h) {
+    OJson j;
+    j["log_id"] = h.log_id;
+    j["chain_index"] = h.chain_index;
+    j["mac"] = h.mac;
+    j["timestamp"] = h.timestamp;
+    j["reason"] = h.reason;
+    const std::string line = j.dump() + "\n";
+    std::lock_guard<std::mutex> lock(*mutex);
+    std::size_t off = 0;
+    while (off < line.size()) {
+      const ssize_t n = ::write(*shared_fd, line.data() + off, line.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(ErrorCode::kAuditFailed, path + ": cannot write the witness: " + std::strerror(errno));
+      off += static_cast<std::size_t>(n);
+    }
+    if (::fsync(*shared_fd) != 0) throw Error(ErrorCode::kAuditFailed, path + ": cannot fsync the witness");
+  };
+}
+
+VerifyResult verify_log_with_witness(const std::string& path, const Keyring& keys, const std::string& witness_path,
+                                     bool allow_unclosed) {
+  std::vector<ParsedLine> lines;
+  VerifyResult result = verify_lines(path, keys, allow_unclosed, &lines);
+  if (!result.ok) return result;
+  auto bad = [&](std::int64_t i, std::string problem) {
+    result.ok = false;
+    result.first_bad_index = i;
+    result.problem = std::move(problem);
+    return result;
+  };
+  const std::string log_id = lines.empty() ? std::string() : lines.back().log_id;
+  const std::string text = medinfer::detail::read_file(witness_path, std::uint64_t{1} << 30);
+  std::set<std::uint64_t> witnessed;
+  std::string other_log;
+  std::istringstream in(text);
+  std::string line;
+  for (std::size_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const std::string where = witness_path + " line " + std::to_string(n);
+    const auto j = medinfer::detail::guarded_parse(where, [&] { return medinfer::detail::parse_json(line, where); });
+    medinfer::detail::require_object(j, where);
+    const std::string id = medinfer::detail::get_string(j, "log_id", where);
+    const std::int64_t index = medinfer::detail::get_integer(j, "chain_index", where);
+    const std::string mac = medinfer::detail::get_string(j, "mac", where);
+    if (index < 0) throw Error(ErrorCode::kInvalidArgument, where + ": chain_index: must not be negative");
+    if (id != log_id) {
+      other_log = id;
+      continue;
+    }
+    const auto k = static_cast<std::uint64_t>(index);
+    witnessed.insert(k);
+    const std::string reason = j.contains("reason") && j["reason"].is_string() ? j["reason"].get<std::string>() : "";
+    if (k >= lines.size()) {
+      return bad(static_cast<std::int64_t>(lines.size()),
+                 "the witness holds this log's head at chain index " + std::to_string(k) + " (" + reason +
+                     "), but the log ends at chain index " + std::to_string(lines.size()) + " - 1: records " +
+                     std::to_string(lines.size()) + ".." + std::to_string(k) +
+                     " (at least) were cut from its end, or whole runs deleted");
+    }
+    if (lines[k].mac != mac) {
+      return bad(static_cast<std::int64_t>(k), "record " + std::to_string(k) + " is not the line the witness holds (" +
+                                                   reason + "): the log was replaced");
+    }
+  }
+  if (witnessed.empty() && !other_log.empty()) {
+    return bad(0, "the witness holds no head of this log ('" + log_id + "') but heads of log '" + other_log +
+                      "': the log was swapped for another");
+  }
+  if (witnessed.empty()) return bad(0, "the witness holds no head of this log ('" + log_id + "')");
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].event == "checkpoint" && !lines[i].log_id.empty() && witnessed.count(i) == 0) {
+      return bad(static_cast<std::int64_t>(i),
+                 "record " + std::to_string(i) + " is a checkpoint the witness does not hold: the witness lost a head, "
+                 "or the checkpoint was written by someone holding the key without the witness");
+    }
   }
   return result;
 }

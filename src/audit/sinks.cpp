@@ -146,6 +146,9 @@ OpenedLog open_log(const LogRequest& request) {
   }
   OpenedLog log;
   if (!keys) {
+    if (!request.witness_path.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, request.path + ": a witness needs an audit key (a chained log)");
+    }
     if (request.durability != Durability::kStrict) {
       throw Error(ErrorCode::kInvalidArgument, request.path + ": buffered durability needs an audit key (a chained log)");
     }
@@ -154,6 +157,7 @@ OpenedLog open_log(const LogRequest& request) {
   }
   ChainOptions chain_options;
   chain_options.durability = request.durability;
+  if (!request.witness_path.empty()) chain_options.witness = witness_file(request.witness_path);
   log.chain = ChainedFileSink::open(request.path, *keys, chain_options);
   log.sink = log.chain;
   log.pseudonym_key = derive_pseudonym_key(*keys);

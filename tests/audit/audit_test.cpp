@@ -470,3 +470,58 @@ TEST_CASE("a run cut short is never extended into a log that verifies as whole",
   }
   CHECK(verify_log(path.string(), ring()).ok);
 }
+
+TEST_CASE("a witness proves what the chain alone cannot: deleted trailing runs, a cut tail, a swapped log",
+          "[audit][chain][security]") {
+  test::TempDir dir;
+  const std::string witness = (dir / "witness.jsonl").string();
+  ChainOptions options;
+  options.witness = witness_file(witness);
+  const std::string path = (dir / "chain.jsonl").string();
+  for (int run = 0; run < 2; ++run) {
+    auto sink = ChainedFileSink::open(path, ring(), options);
+    for (int i = 0; i < 3; ++i) sink->write(sample_record(run * 10 + i));
+  }  // two runs, each closed: heads at chain index 3 and 7
+  REQUIRE(verify_log_with_witness(path, ring(), witness).ok);
+  std::vector<std::string> lines = lines_of(path);
+  REQUIRE(lines.size() == 8);
+  CHECK(nlohmann::json::parse(lines[0])["log_id"].get<std::string>().size() == 32);
+
+  // The second run deleted whole: the chain alone is whole and closed; the witness is not fooled.
+  write_lines(dir / "one-run.jsonl", {lines.begin(), lines.begin() + 4});
+  CHECK(verify_log((dir / "one-run.jsonl").string(), ring()).ok);  // what the chain cannot prove
+  VerifyResult v = verify_log_with_witness((dir / "one-run.jsonl").string(), ring(), witness);
+  CHECK_FALSE(v.ok);
+  CHECK_THAT(v.problem, Catch::Contains("head at chain index 7") && Catch::Contains("records 4..7"));
+
+  // A cut tail inside the second run, accepted as unclosed: still caught by the witness.
+  write_lines(dir / "cut.jsonl", {lines.begin(), lines.begin() + 6});
+  CHECK_FALSE(verify_log_with_witness((dir / "cut.jsonl").string(), ring(), witness, true).ok);
+
+  // Another log under the same key, with its own witness: swapped in, it verifies alone, not with ours.
+  const std::string other = (dir / "other.jsonl").string();
+  ChainOptions other_options;
+  other_options.witness = witness_file((dir / "other-witness.jsonl").string());
+  {
+    auto sink = ChainedFileSink::open(other, ring(), other_options);
+    sink->write(sample_record(99));
+  }
+  CHECK(verify_log(other, ring()).ok);
+  v = verify_log_with_witness(other, ring(), witness);
+  CHECK_FALSE(v.ok);
+  CHECK_THAT(v.problem, Catch::Contains("swapped"));
+
+  // A witness missing one head is reported too (it lost a head, or a key holder wrote a checkpoint).
+  std::vector<std::string> heads = lines_of(witness);
+  REQUIRE(heads.size() == 2);
+  write_lines(dir / "short-witness.jsonl", {heads[1]});
+  v = verify_log_with_witness(path, ring(), (dir / "short-witness.jsonl").string());
+  CHECK_FALSE(v.ok);
+  CHECK(v.first_bad_index == 3);
+  CHECK_THAT(v.problem, Catch::Contains("checkpoint the witness does not hold"));
+  // Lines of another log spliced in are refused by the chain itself.
+  std::vector<std::string> spliced = lines;
+  spliced.push_back(lines_of(other).back());
+  write_lines(dir / "spliced.jsonl", spliced);
+  CHECK_FALSE(verify_log((dir / "spliced.jsonl").string(), ring()).ok);
+}

@@ -151,9 +151,10 @@ TEST_CASE("the parse walk locates Pixel Data and refuses lengths beyond the byte
 namespace {
 
 // What an attacker holding `key` can append: a line in the chain's own format, linked to `prev`.
-std::string forged_line(const audit::Record& r, std::uint64_t index, std::uint32_t epoch, const std::string& prev,
-                        const std::string& key) {
+std::string forged_line(const audit::Record& r, const std::string& log_id, std::uint64_t index, std::uint32_t epoch,
+                        const std::string& prev, const std::string& key) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(audit::to_json_line(r));
+  j["log_id"] = log_id;  // public in every line: the forger copies it
   j["chain_index"] = index;
   j["key_epoch"] = epoch;
   j["prev_mac"] = prev;
@@ -195,12 +196,13 @@ TEST_CASE("keys only move forward: a retired key cannot add records after a rota
     audit::Record changed;
     changed.event = audit::EventType::kInference;
     changed.finding.probability = 0.01;
-    const std::string a = forged_line(changed, next, epoch, last["mac"].get<std::string>(), key);
+    const std::string id = last["log_id"].get<std::string>();
+    const std::string a = forged_line(changed, id, next, epoch, last["mac"].get<std::string>(), key);
     const std::string mac_a = nlohmann::json::parse(a)["mac"].get<std::string>();
     audit::Record close;
     close.event = audit::EventType::kCheckpoint;
     close.detail = "close; lines=x; head=y";
-    const std::string b = forged_line(close, next + 1, epoch, mac_a, key);
+    const std::string b = forged_line(close, id, next + 1, epoch, mac_a, key);
     test::write_text(dir / "forged.jsonl", log + a + b);
     const audit::VerifyResult v = audit::verify_log((dir / "forged.jsonl").string(), all);
     CHECK_FALSE(v.ok);  // before: OK (closed)

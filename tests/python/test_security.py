@@ -128,3 +128,31 @@ def test_a_writer_killed_mid_run_is_continued_only_through_a_reported_recovery(c
     r = run(cli, "audit", "verify", log, "--key", key)
     assert r.returncode == 1, r.stdout  # never "OK (closed)" after a crash
     assert f"FAILED at record {len(lines)}" in r.stdout and "recovers a run" in r.stdout
+
+
+def test_audit_witness_catches_a_deleted_trailing_run_and_a_swapped_log(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    files = [directory / r["file"] for r in rows[:3]]
+    key = tmp_path / "k"
+    key.write_text("ab" * 32 + "\n")
+    log, witness = tmp_path / "chain.jsonl", tmp_path / "witness.jsonl"
+    for _ in range(2):
+        r = run(cli, "predict", "--model", demo_model, "--audit-log", log, "--audit-key", key, "--audit-witness", witness,
+                *files)
+        assert r.returncode == 0, r.stderr
+    assert run(cli, "audit", "verify", log, "--key", key, "--witness", witness).returncode == 0
+    lines = log.read_text().splitlines(keepends=True)
+    first_run = tmp_path / "first-run.jsonl"
+    first_run.write_text("".join(lines[:len(lines) // 2]))  # head -n: the first run only
+    r = run(cli, "audit", "verify", first_run, "--key", key)
+    assert r.returncode == 0 and "(closed)" in r.stdout  # the chain alone cannot tell (documented)
+    r = run(cli, "audit", "verify", first_run, "--key", key, "--witness", witness)
+    assert r.returncode == 1 and "cut from its end" in r.stdout
+    other, other_witness = tmp_path / "other.jsonl", tmp_path / "other-witness.jsonl"
+    run(cli, "predict", "--model", demo_model, "--audit-log", other, "--audit-key", key, "--audit-witness",
+        other_witness, *files)
+    r = run(cli, "audit", "verify", other, "--key", key, "--witness", witness)
+    assert r.returncode == 1 and "swapped" in r.stdout
+    r = run(cli, "predict", "--model", demo_model, "--audit-log", tmp_path / "plain.jsonl", "--audit-witness", witness,
+            *files)
+    assert r.returncode == 2  # a witness needs a chained log
