@@ -50,7 +50,9 @@ MEDINFER_API const char* to_string(Outcome outcome) noexcept;
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
   std::string event_id;              ///< random UUID (version 4)
-  std::uint64_t sequence = 0;        ///< emission order within this process (1, 2, ...); 0 for checkpoints
+  /// Emission order within this process (1, 2, ...); in a chained log, the log's own numbering of its
+  /// records, continued across every run that wrote it. 0 for checkpoints.
+  std::uint64_t sequence = 0;
   EventType event = EventType::kInference;
   Actor actor;
   std::string host;                  ///< this machine's host name

@@ -53,6 +53,7 @@ struct ParsedLine {
   std::string prev, mac, body;  // body: the bytes the MAC covers
   std::string event, detail, timestamp;
   std::string log_id;  // empty on lines written before logs had ids
+  std::uint64_t sequence = 0;
 };
 
 // Splits a line into its MAC and the bytes it covers, and reads the chain fields. parsed=false when
@@ -75,6 +76,7 @@ ParsedLine parse_line(const std::string& line) {
     p.detail = j.value("detail", "");
     p.timestamp = j.value("timestamp", "");
     p.log_id = j.value("log_id", "");
+    if (j.contains("sequence") && j["sequence"].is_number_unsigned()) p.sequence = j["sequence"].get<std::uint64_t>();
     p.parsed = true;
   } catch (const std::exception&) {
     p.parsed = false;
@@ -110,6 +112,7 @@ struct ChainedFileSink::Impl {
   std::string prev_mac = kGenesis;
   std::string log_id;  // fixed when the log is created, read back when it is continued
   std::uint64_t next_index = 0;
+  std::uint64_t last_sequence = 0;  // the log's own record numbering, continued across runs
   std::uint64_t since_checkpoint = 0;
   bool closed = false;
   std::atomic<std::uint64_t> dropped{0}, written{0};
@@ -150,7 +153,11 @@ struct ChainedFileSink::Impl {
   // Appends one record to the chain (file_mutex held). A checkpoint follows every N records.
   void append_locked(const Record& r, bool sync) {
     if (closed) fail("the audit log is closed", 0);
-    const std::string line = chained_line(r, log_id, next_index, epoch, prev_mac, keys.keys.at(epoch));
+    // In a chained log `sequence` numbers the log's records (1, 2, ... across every run that wrote it);
+    // checkpoints keep 0.
+    Record numbered = r;
+    if (r.event != EventType::kCheckpoint) numbered.sequence = ++last_sequence;
+    const std::string line = chained_line(numbered, log_id, next_index, epoch, prev_mac, keys.keys.at(epoch));
     write_all(line, sync);
     prev_mac = line.substr(line.size() - 3 - 64, 64);  // the line ends with the MAC, "}\n"
     ++next_index;
@@ -230,6 +237,20 @@ struct ChainedFileSink::Impl {
     if (last.epoch > epoch) fail("the log is at key epoch " + std::to_string(last.epoch) + ", newer than the keyring's", 0);
     prev_mac = last.mac;
     next_index = last.index + 1;
+    // The numbering continues from the last record in the tail (checkpoints carry none); without one
+    // there, from the chain index, which no earlier sequence exceeds.
+    last_sequence = last.index + 1;
+    for (std::size_t end = buf.size(); end > 0;) {
+      const auto begin = buf.rfind('\n', end - 1);
+      const std::size_t from = begin == std::string::npos ? 0 : begin + 1;
+      const ParsedLine p = parse_line(buf.substr(from, end - from));
+      if (p.parsed && p.event != "checkpoint" && p.sequence > 0) {
+        last_sequence = p.sequence;
+        break;
+      }
+      if (begin == std::string::npos) break;
+      end = begin;
+    }
     // A log from before logs had ids gets one from here on (the verifier accepts an id-less prefix).
     log_id = last.log_id.empty() ? medinfer::detail::to_hex(medinfer::detail::random_bytes(16)) : last.log_id;
     // The previous run ended without its closing checkpoint (a crash, or a tail cut off): the chain is

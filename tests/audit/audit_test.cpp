@@ -525,3 +525,20 @@ TEST_CASE("a witness proves what the chain alone cannot: deleted trailing runs, 
   write_lines(dir / "spliced.jsonl", spliced);
   CHECK_FALSE(verify_log((dir / "spliced.jsonl").string(), ring()).ok);
 }
+
+TEST_CASE("a chained log numbers its records across runs: sequence and chain index continue", "[audit][chain]") {
+  test::TempDir dir;
+  const std::string path = (dir / "runs.jsonl").string();
+  for (int run = 0; run < 3; ++run) {
+    auto sink = ChainedFileSink::open(path, ring());
+    for (int i = 0; i < 2; ++i) sink->write(sample_record(0));  // each process would number from 1
+  }
+  std::uint64_t expected_sequence = 1, expected_index = 0;
+  for (const auto& line : lines_of(path)) {
+    const auto j = nlohmann::json::parse(line);
+    CHECK(j["chain_index"] == expected_index++);
+    if (j["event"] != "checkpoint") CHECK(j["sequence"] == expected_sequence++);
+  }
+  CHECK(expected_sequence == 7);  // 3 runs x 2 records, numbered 1..6 (before: each writer's own numbers)
+  CHECK(verify_log(path, ring()).ok);
+}
