@@ -84,6 +84,18 @@ ParsedLine parse_line(const std::string& line) {
   return p;
 }
 
+// Writes all of `bytes` to `fd` (short writes and EINTR retried); 0, or the errno of the failed write.
+int write_whole(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    off += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
 bool mac_ok(const ParsedLine& p, const Keyring& keys) {
   auto it = keys.keys.find(p.epoch);
   return it != keys.keys.end() &&
@@ -129,15 +141,7 @@ struct ChainedFileSink::Impl {
   }
 
   void write_all(const std::string& bytes, bool sync) {
-    std::size_t off = 0;
-    while (off < bytes.size()) {
-      const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        fail("cannot write the audit record", errno);
-      }
-      off += static_cast<std::size_t>(n);
-    }
+    if (const int err = write_whole(fd, bytes)) fail("cannot write the audit record", err);
     if (sync && ::fsync(fd) != 0) fail("cannot fsync the audit log", errno);
   }
 
@@ -484,12 +488,8 @@ Witness witness_file(const std::string& path) {
     j["reason"] = h.reason;
     const std::string line = j.dump() + "\n";
     std::lock_guard<std::mutex> lock(*mutex);
-    std::size_t off = 0;
-    while (off < line.size()) {
-      const ssize_t n = ::write(*shared_fd, line.data() + off, line.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw Error(ErrorCode::kAuditFailed, path + ": cannot write the witness: " + std::strerror(errno));
-      off += static_cast<std::size_t>(n);
+    if (const int err = write_whole(*shared_fd, line)) {
+      throw Error(ErrorCode::kAuditFailed, path + ": cannot write the witness: " + std::strerror(err));
     }
     if (::fsync(*shared_fd) != 0) throw Error(ErrorCode::kAuditFailed, path + ": cannot fsync the witness");
   };
@@ -515,7 +515,7 @@ VerifyResult verify_log_with_witness(const std::string& path, const Keyring& key
   for (std::size_t n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
     const std::string where = witness_path + " line " + std::to_string(n);
-    const auto j = medinfer::detail::guarded_parse(where, [&] { return medinfer::detail::parse_json(line, where); });
+    const auto j = medinfer::detail::parse_json(line, where);
     medinfer::detail::require_object(j, where);
     const std::string id = medinfer::detail::get_string(j, "log_id", where);
     const std::int64_t index = medinfer::detail::get_integer(j, "chain_index", where);
@@ -531,7 +531,7 @@ VerifyResult verify_log_with_witness(const std::string& path, const Keyring& key
     if (k >= lines.size()) {
       return bad(static_cast<std::int64_t>(lines.size()),
                  "the witness holds this log's head at chain index " + std::to_string(k) + " (" + reason +
-                     "), but the log ends at chain index " + std::to_string(lines.size()) + " - 1: records " +
+                     "), but the log holds " + std::to_string(lines.size()) + " records: records " +
                      std::to_string(lines.size()) + ".." + std::to_string(k) +
                      " (at least) were cut from its end, or whole runs deleted");
     }
