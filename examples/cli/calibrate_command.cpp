@@ -262,20 +262,12 @@ int fit_from_model(const FitOptions& o) {
   std::string summary;
   if (task == medinfer::Task::kMultiClass) {
     const cal::Calibrator t = cal::fit_multiclass_temperature(logit_rows, classes);
-    auto nll = [&](const cal::Calibrator& c) {
-      double sum = 0.0;
-      for (std::size_t i = 0; i < logit_rows.size(); ++i) {
-        const std::vector<float> z(logit_rows[i].begin(), logit_rows[i].end());
-        sum -= std::log(std::max(cal::probabilities({c}, task, z)[static_cast<std::size_t>(classes[i])], 1e-300));
-      }
-      return sum / static_cast<double>(logit_rows.size());
-    };
     report = {{"task", "multi-class"},
               {"method", "temperature"},
               {"calibration", Json::parse(t.to_json())},
               {"data", {{"count", logit_rows.size()}, {"role", "fitting"}}},
-              {"nll_before", nll(cal::Calibrator::temperature(1.0))},
-              {"nll_after", nll(t)},
+              {"nll_before", cal::multiclass_nll(logit_rows, classes, 1.0)},
+              {"nll_after", cal::multiclass_nll(logit_rows, classes, t.parameters()[0])},
               {"note", "temperature fitted by minimising the NLL of softmax(z / T) at the true class"}};
     calibrators.push_back(t);
     summary = "temperature calibration fitted on " + std::to_string(logit_rows.size()) + " cases; NLL " +

@@ -96,6 +96,11 @@ MEDINFER_API std::vector<double> probabilities(const std::vector<Calibrator>& ca
 /// out of range or a non-finite logit.
 MEDINFER_API Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& logits,
                                                    const std::vector<int>& classes);
+/// The mean negative log-likelihood of softmax(z / temperature) at the true class: what
+/// fit_multiclass_temperature minimises, and what a report shows before (T = 1) and after. Throws as
+/// fit_multiclass_temperature for bad data, and Error(kInvalidArgument) for a temperature <= 0.
+MEDINFER_API double multiclass_nll(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes,
+                                   double temperature);
 
 /// Which method `select_method` chose, and each method's mean cross-validated ECE.
 struct MethodSelection {

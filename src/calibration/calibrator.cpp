@@ -493,7 +493,10 @@ std::vector<double> probabilities(const std::vector<Calibrator>& calibrators, Ta
   return p;
 }
 
-Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes) {
+namespace {
+
+// Refuses what neither the fit nor the NLL can use (ragged rows, classes out of range, NaN).
+void check_multiclass_data(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes) {
   if (logits.empty() || logits.size() != classes.size()) {
     throw Error(ErrorCode::kInvalidArgument, "fit_multiclass_temperature: " + std::to_string(logits.size()) +
                                                  " logit rows for " + std::to_string(classes.size()) + " classes");
@@ -511,18 +514,34 @@ Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& lo
     }
     for (double z : logits[i]) require_finite(z, "fit_multiclass_temperature: logit of row " + std::to_string(i));
   }
-  auto nll = [&](double log_t) {
-    const double t = std::exp(log_t);
-    double total = 0.0;
-    for (std::size_t i = 0; i < logits.size(); ++i) {
-      double top = -INFINITY;
-      for (double z : logits[i]) top = std::max(top, z / t);
-      double sum = 0.0;
-      for (double z : logits[i]) sum += std::exp(z / t - top);
-      total += top + std::log(sum) - logits[i][static_cast<std::size_t>(classes[i])] / t;
-    }
-    return total / static_cast<double>(logits.size());
-  };
+}
+
+// The mean NLL of softmax(z / t) at the true class (data already checked).
+double mean_nll(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes, double t) {
+  double total = 0.0;
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    double top = -INFINITY;
+    for (double z : logits[i]) top = std::max(top, z / t);
+    double sum = 0.0;
+    for (double z : logits[i]) sum += std::exp(z / t - top);
+    total += top + std::log(sum) - logits[i][static_cast<std::size_t>(classes[i])] / t;
+  }
+  return total / static_cast<double>(logits.size());
+}
+
+}  // namespace
+
+double multiclass_nll(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes, double temperature) {
+  check_multiclass_data(logits, classes);
+  if (!(temperature > 0.0) || !std::isfinite(temperature)) {
+    throw Error(ErrorCode::kInvalidArgument, "multiclass_nll: the temperature must be finite and > 0");
+  }
+  return mean_nll(logits, classes, temperature);
+}
+
+Calibrator fit_multiclass_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& classes) {
+  check_multiclass_data(logits, classes);
+  auto nll = [&](double log_t) { return mean_nll(logits, classes, std::exp(log_t)); };
   // The NLL is unimodal in log T for these problems: golden-section search to 1e-9.
   const double g = (std::sqrt(5.0) - 1.0) / 2.0;
   double a = -5.0, b = 5.0, c = b - g * (b - a), d = a + g * (b - a);
