@@ -266,11 +266,12 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
                                                    " labels: a " + to_string(impl->task) + " model has one output per label");
     }
 
-    // Integrity: every listed file, then the model file must be among them.
+    // The "files" map: every file of the package, each with its SHA-256; the model file among them.
     const Json& files = detail::require_member(m, "files", where);
     const std::string files_where = detail::field_path(where, "files");
     detail::require_object(files, files_where);
-    bool model_listed = false;
+    // The listed paths (and the directories that hold them), each checked for form first.
+    std::set<fs::path> listed, parents;
     for (auto it = files.begin(); it != files.end(); ++it) {
       const std::string& rel = it.key();
       const std::string at = files_where + "[\"" + rel + "\"]";
@@ -278,29 +279,13 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
         throw Error(ErrorCode::kInvalidArgument, at + ": expected 64 lower-case hex digits (SHA-256)");
       }
       if (rel == "manifest.json" || rel == "manifest.sig") integrity(at + ": the manifest cannot list itself or its signature");
-      const fs::path resolved = checked_member_path(root, rel, at);
-      std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
-      const std::string actual = detail::sha256_hex(bytes);
-      if (actual != it->get<std::string>()) {
-        integrity(at + ": SHA-256 mismatch: the file was modified (manifest " + it->get<std::string>() +
-                  ", file " + actual + ")");
-      }
-      if (fs::path(rel).lexically_normal() == fs::path(impl->model_file).lexically_normal()) {
-        impl->model_bytes = std::move(bytes);
-        model_listed = true;
-      }
-    }
-    if (!model_listed) {
-      integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
+      const fs::path normal = fs::path(rel).lexically_normal();
+      listed.insert(normal);
+      // (An absolute or escaping path is refused below, by checked_member_path; stop at its root here.)
+      for (fs::path q = normal.parent_path(); !q.empty() && q != q.root_path(); q = q.parent_path()) parents.insert(q);
     }
     // The manifest is the whole package: anything else in the directory (a second model, a hidden
-    // file, a link) is refused by name, signed or not.
-    std::set<fs::path> listed;
-    for (auto it = files.begin(); it != files.end(); ++it) listed.insert(fs::path(it.key()).lexically_normal());
-    std::set<fs::path> parents;
-    for (const fs::path& p : listed) {
-      for (fs::path q = p.parent_path(); !q.empty(); q = q.parent_path()) parents.insert(q);
-    }
+    // file, a link) is refused by name, signed or not — before any listed file is read and hashed.
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       const fs::path rel = it->path().lexically_relative(root);
@@ -310,6 +295,27 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
       integrity(root.string() + ": '" + rel.string() + "' is in the package but not listed in manifest.json's \"files\"");
     }
     if (ec) throw Error(ErrorCode::kIo, root.string() + ": cannot list the package: " + ec.message());
+    // Integrity: every listed file's bytes against its SHA-256; the model's bytes are kept.
+    const fs::path model_normal = fs::path(impl->model_file).lexically_normal();
+    bool model_listed = false;
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      const std::string& rel = it.key();
+      const std::string at = files_where + "[\"" + rel + "\"]";
+      const fs::path resolved = checked_member_path(root, rel, at);
+      std::string bytes = detail::read_file(resolved.string(), kMaxModelBytes);
+      const std::string actual = detail::sha256_hex(bytes);
+      if (actual != it->get<std::string>()) {
+        integrity(at + ": SHA-256 mismatch: the file was modified (manifest " + it->get<std::string>() +
+                  ", file " + actual + ")");
+      }
+      if (fs::path(rel).lexically_normal() == model_normal) {
+        impl->model_bytes = std::move(bytes);
+        model_listed = true;
+      }
+    }
+    if (!model_listed) {
+      integrity(model_where + ".file: '" + impl->model_file + "' is not listed in \"files\" with a SHA-256");
+    }
     detail::log(LogLevel::kInfo, "opened model package {} {} ({}), manifest sha256 {}", impl->identity.name,
                 impl->identity.version, impl->directory, impl->identity.sha256);
     return ModelPackage(std::move(impl));
