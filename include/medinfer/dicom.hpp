@@ -39,6 +39,29 @@ struct ReadOptions {
   std::uint64_t max_pixel_bytes = 1ull << 31;  ///< decoded size of the frames read, above: kResourceLimit
 };
 
+/// A header problem that does not change the pixels: the file is still read, and says so.
+enum class HeaderWarningKind {
+  kInvalidValue,       ///< "invalid_value": a value not usable as its attribute requires (e.g. PixelSpacing 0\0);
+                       ///< the header field keeps its "absent" state (has_pixel_spacing = false, ...)
+  kOpaquePrivateData,  ///< "opaque_private_data": a UN or private element whose bytes look like, but are not, a
+                       ///< valid sequence: kept as bytes, as DCMTK, GDCM and pydicom keep it
+  kOversizedValue,     ///< "oversized_value": a text value above 64 KiB, left out of ImageHeader (not copied)
+  kOddLength,          ///< "odd_length": an element of odd length (PS3.5 7.1.1 wants even lengths)
+  kGroupLength,        ///< "group_length": a Group Length (gggg,0000) that does not match its group's bytes
+  kCharacterSet,       ///< "character_set": an unknown Specific Character Set, or text it cannot decode
+                       ///< (undecodable bytes are replaced by U+FFFD)
+};
+/// The kind's name, as above ("invalid_value", ...): the `code` of inspect --json and audit records.
+MEDINFER_API const char* to_string(HeaderWarningKind kind) noexcept;
+
+/// One header warning: its kind, the tag it concerns as "(0028,0030)" (empty when none), and a message
+/// naming the attribute and what was wrong.
+struct HeaderWarning {
+  HeaderWarningKind kind = HeaderWarningKind::kInvalidValue;
+  std::string tag;
+  std::string message;
+};
+
 /// The header values a host needs alongside the pixels. No patient name, ID, birth date or accession
 /// number is kept here (see PatientIdentifiers); the UIDs are identifiers, handle them as such.
 struct ImageHeader {
@@ -87,6 +110,9 @@ struct ImageHeader {
   std::array<double, 3> image_position{0.0, 0.0, 0.0};
   bool has_orientation = false;         ///< ImageOrientationPatient
   std::array<double, 6> image_orientation{1, 0, 0, 0, 1, 0};
+  /// Problems that did not stop the read (at most 32; see HeaderWarningKind). Text fields are UTF-8,
+  /// decoded from the file's Specific Character Set.
+  std::vector<HeaderWarning> warnings;
 };
 
 /// Patient-identifying attributes, kept apart from ImageHeader so they never travel by accident.

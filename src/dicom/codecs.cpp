@@ -46,6 +46,80 @@ inline void put_cell(std::uint8_t* out, std::size_t index, std::size_t cell_byte
   }
 }
 
+// Trailing bytes after a codestream's end marker that DICOM allows: the zero byte that pads a
+// fragment to even length (some writers add a few more zeros); for JPEG codestreams also 0xFF fill
+// bytes (PS3.5 A.4: writers pad with either).
+std::size_t strip_padding(const std::uint8_t* data, std::size_t size, bool fill_ff = false) {
+  while (size > 0 && (data[size - 1] == 0x00 || (fill_ff && data[size - 1] == 0xFF))) --size;
+  return size;
+}
+
+/// The frame header (SOFn; SOF55 for JPEG-LS) of a JPEG or JPEG-LS codestream.
+struct JpegFrameHeader {
+  std::uint8_t marker = 0;
+  std::uint32_t precision = 0, rows = 0, columns = 0, components = 0;
+};
+
+JpegFrameHeader read_jpeg_frame_header(const std::uint8_t* data, std::size_t size, const std::string& source,
+                                       const char* what) {
+  if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) corrupt(source, fmt::format("{} codestream has no SOI marker", what));
+  std::size_t p = 2;
+  while (p + 4 <= size) {
+    if (data[p] != 0xFF) corrupt(source, fmt::format("{} codestream: no marker at byte {}", what, p));
+    while (p + 1 < size && data[p + 1] == 0xFF) ++p;  // fill bytes
+    if (p + 4 > size) break;
+    const std::uint8_t m = data[p + 1];
+    if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {  // markers without a length
+      p += 2;
+      continue;
+    }
+    if (m == 0xD9 || m == 0xDA) break;  // EOI, or the scan before any frame header
+    const std::size_t length = std::size_t{data[p + 2]} << 8 | data[p + 3];
+    if (length < 2 || p + 2 + length > size) {
+      corrupt(source, fmt::format("{} marker 0xFF{:02X} at byte {} declares {} bytes past the codestream's end", what,
+                                  m, p, length));
+    }
+    const bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
+    if (sof) {
+      if (length < 8) corrupt(source, fmt::format("{} frame header (SOF) of {} bytes is too short", what, length));
+      JpegFrameHeader h;
+      h.marker = m;
+      h.precision = data[p + 4];
+      h.rows = std::uint32_t{data[p + 5]} << 8 | data[p + 6];
+      h.columns = std::uint32_t{data[p + 7]} << 8 | data[p + 8];
+      h.components = data[p + 9];
+      return h;
+    }
+    p += 2 + length;
+  }
+  corrupt(source, fmt::format("{} codestream has no frame header (SOF marker)", what));
+}
+
+void check_frame_shape(const std::string& source, const char* what, std::uint32_t rows, std::uint32_t columns,
+                       std::uint32_t samples, std::uint32_t precision, const PixelFormat& f) {
+  if (rows != f.rows || columns != f.columns || samples != f.samples) {
+    corrupt(source, fmt::format("{} codestream is {} rows x {} columns x {} samples but the header says {} x {} x {} "
+                                "(Rows, Columns, SamplesPerPixel)",
+                                what, rows, columns, samples, f.rows, f.columns, f.samples));
+  }
+  // Precision between BitsStored and BitsAllocated is read as the other toolkits do (values are then
+  // masked to BitsStored); above BitsAllocated the values cannot be held.
+  if (precision == 0 || precision > f.bits_allocated) {
+    corrupt(source, fmt::format("{} codestream has {}-bit samples but BitsAllocated is {}", what, precision,
+                                f.bits_allocated));
+  }
+}
+
+void check_ends_with(const std::uint8_t* data, std::size_t size, std::uint8_t b0, std::uint8_t b1,
+                     const std::string& source, const char* what, const char* marker) {
+  const std::size_t n = strip_padding(data, size, /*fill_ff=*/true);
+  if (n < 2 || data[n - 2] != b0 || data[n - 1] != b1) {
+    corrupt(source, fmt::format("{} codestream of {} bytes does not end with its {} marker: truncated, or followed by "
+                                "data that is not padding",
+                                what, size, marker));
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -227,7 +301,7 @@ void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& f
   const std::size_t seg_len = f.bits_allocated == 1 ? (pixels + 7) / 8 : pixels;
   std::vector<std::uint8_t> seg(seg_len);
   const std::size_t cb = f.cell_bytes();
-  if (f.bits_allocated != 1) std::memset(out, 0, pixels * f.samples * cb);
+  if (f.bits_allocated != 1) std::memset(out, 0, pixels * f.samples * cb);  // bits above the segments are 0
   for (std::uint32_t s = 0; s < segments; ++s) {
     const std::size_t begin = le32(4 + 4 * s);
     const std::size_t end = s + 1 < segments ? le32(8 + 4 * s) : size;
@@ -240,19 +314,35 @@ void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& f
       if (n >= 0) {
         const std::size_t count = static_cast<std::size_t>(n) + 1;
         if (i + count > end) corrupt(source, fmt::format("RLE segment {}: a literal run passes the segment end", s));
-        const std::size_t take = std::min(count, seg_len - o);
-        std::memcpy(seg.data() + o, data + i, take);
-        o += take;
+        if (count > seg_len - o) {
+          corrupt(source, fmt::format("RLE segment {} decodes past the frame's {} bytes (a literal run of {} at byte {})",
+                                      s, seg_len, count, o));
+        }
+        std::memcpy(seg.data() + o, data + i, count);
+        o += count;
         i += count;
       } else if (n != -128) {
         if (i >= end) corrupt(source, fmt::format("RLE segment {}: a replicate run has no byte", s));
         const std::size_t count = static_cast<std::size_t>(1 - n);
-        const std::size_t take = std::min(count, seg_len - o);
-        std::memset(seg.data() + o, data[i++], take);
-        o += take;
+        if (count > seg_len - o) {
+          corrupt(source, fmt::format("RLE segment {} decodes past the frame's {} bytes (a run of {} at byte {})", s,
+                                      seg_len, count, o));
+        }
+        std::memset(seg.data() + o, data[i++], count);
+        o += count;
       }
     }
     if (o < seg_len) corrupt(source, fmt::format("RLE segment {} decodes to {} bytes; {} expected", s, o, seg_len));
+    // What follows the last run must decode to nothing: no-op bytes (-128) or the padding byte that
+    // makes a segment even (PS3.5 G.3.1); anything else would be pixels beyond the frame.
+    std::size_t rest = 0;
+    for (std::size_t k = i; k < end; ++k) {
+      if (data[k] != 0x80) ++rest;
+    }
+    if (rest > 1) {
+      corrupt(source, fmt::format("RLE segment {} holds {} bytes beyond the frame's {} decoded bytes", s, end - i,
+                                  seg_len));
+    }
     const std::size_t sample = s / bytes_per_sample;
     const std::size_t byte = bytes_per_sample - 1 - s % bytes_per_sample;  // first segment = most significant
     if (f.bits_allocated == 1) {
@@ -311,6 +401,7 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
   opj_set_info_handler(codec, opj_quiet, nullptr);
   opj_dparameters_t params;
   opj_set_default_decoder_parameters(&params);
+  if (!jp2) check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
   MemoryStream mem{data, size, 0};
   opj_stream_t* stream = opj_stream_create(size == 0 ? 1 : std::min<std::size_t>(size, 1 << 20), OPJ_TRUE);
   opj_stream_set_user_data(stream, &mem, nullptr);
@@ -329,23 +420,22 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
       opj_destroy_codec(c);
     }
   } cleanup{codec, stream, &image};
-  const bool ok = opj_setup_decoder(codec, &params) && opj_read_header(stream, codec, &image) &&
+  // Strict: a truncated codestream is an error, not a partly decoded (zero-filled) image.
+  const bool ok = opj_setup_decoder(codec, &params) && opj_decoder_set_strict_mode(codec, OPJ_TRUE) &&
+                  opj_read_header(stream, codec, &image) &&
                   opj_decode(codec, stream, image) && opj_end_decompress(codec, stream);
   if (!ok || image == nullptr) {
     corrupt(source, "JPEG 2000 codestream cannot be decoded (OpenJPEG: " + (error.empty() ? "error" : error) + ")");
   }
-  if (image->numcomps != f.samples) {
-    corrupt(source, fmt::format("JPEG 2000 codestream has {} components but SamplesPerPixel is {}", image->numcomps,
-                                f.samples));
-  }
-  const std::size_t pixels = std::size_t{f.rows} * f.columns;
+  if (image->numcomps == 0) corrupt(source, "JPEG 2000 codestream has no components");
   for (std::uint32_t c = 0; c < image->numcomps; ++c) {
     const opj_image_comp_t& comp = image->comps[c];
-    if (comp.w != f.columns || comp.h != f.rows || comp.data == nullptr) {
-      corrupt(source, fmt::format("JPEG 2000 component {} is {} x {} but the header says {} x {}", c, comp.w, comp.h,
-                                  f.columns, f.rows));
+    if (comp.data == nullptr || comp.dx != 1 || comp.dy != 1) {
+      corrupt(source, fmt::format("JPEG 2000 component {} is subsampled or empty", c));
     }
+    check_frame_shape(source, "JPEG 2000", comp.h, comp.w, image->numcomps, comp.prec, f);
   }
+  const std::size_t pixels = std::size_t{f.rows} * f.columns;
   const std::size_t cb = f.cell_bytes();
   for (std::size_t p = 0; p < pixels; ++p) {
     for (std::uint32_t c = 0; c < f.samples; ++c) {
@@ -360,14 +450,15 @@ void decode_jpegls(const std::uint8_t* data, std::size_t size, const PixelFormat
   charls::frame_info info{};
   charls::interleave_mode mode = charls::interleave_mode::none;
   std::vector<std::uint8_t> buf;
+  const JpegFrameHeader sof = read_jpeg_frame_header(data, size, source, "JPEG-LS");
+  check_frame_shape(source, "JPEG-LS", sof.rows, sof.columns, sof.components, sof.precision, f);
+  check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG-LS", "EOI");
   try {
     charls::jpegls_decoder dec(data, size, true);
     info = dec.frame_info();
     mode = dec.interleave_mode();
-    if (info.width != f.columns || info.height != f.rows || info.component_count != f.samples) {
-      corrupt(source, fmt::format("JPEG-LS codestream is {} x {} x {} but the header says {} x {} x {}", info.width,
-                                  info.height, info.component_count, f.columns, f.rows, f.samples));
-    }
+    check_frame_shape(source, "JPEG-LS", info.height, info.width, static_cast<std::uint32_t>(info.component_count),
+                      static_cast<std::uint32_t>(info.bits_per_sample), f);
     buf.resize(dec.destination_size());
     dec.decode(buf.data(), buf.size());
   } catch (const charls::jpegls_error& e) {
@@ -390,6 +481,9 @@ void decode_jpegls(const std::uint8_t* data, std::size_t size, const PixelFormat
 // ---- JPEG (DCMTK's IJG decoders, through a one-frame scratch dataset) ----
 void decode_jpeg(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
                  std::uint8_t* out, std::string* photometric) {
+  const JpegFrameHeader sof = read_jpeg_frame_header(data, size, source, "JPEG");
+  check_frame_shape(source, "JPEG", sof.rows, sof.columns, sof.components, sof.precision, f);
+  check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG", "EOI");
   static std::once_flag once;
   // No colour conversion: YCbCr stays YCbCr (stored values); read_instance converts on request.
   std::call_once(once, [] { DJDecoderRegistration::registerCodecs(EDC_never, EUC_never, EPC_colorByPixel); });
@@ -429,24 +523,34 @@ void decode_jpeg(const std::uint8_t* data, std::size_t size, const PixelFormat& 
 // ---- Deflated Image Frame Compression (1.2.840.10008.1.2.8.1) ----
 void inflate_frame(const std::uint8_t* data, std::size_t size, std::size_t expected, const std::string& source,
                    std::vector<std::uint8_t>& out) {
+  // Inflates into exactly `expected` + 1 bytes: a stream that produces more is refused there, so a
+  // fragment that would inflate to gigabytes costs one frame of memory.
   for (int window_bits : {-MAX_WBITS, MAX_WBITS + 32}) {  // raw deflate, then zlib/gzip wrapped
     z_stream z{};
     if (inflateInit2(&z, window_bits) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
     if (out.size() < expected + 1) out.resize(expected + 1);
     z.next_in = const_cast<Bytef*>(data);
-    z.avail_in = static_cast<uInt>(size);
+    z.avail_in = static_cast<uInt>(std::min<std::size_t>(size, UINT32_MAX));
     z.next_out = out.data();
     z.avail_out = static_cast<uInt>(expected + 1);
     const int rc = inflate(&z, Z_FINISH);
     const std::size_t produced = expected + 1 - z.avail_out;
+    const std::size_t left = strip_padding(z.next_in, z.avail_in);
     inflateEnd(&z);
-    if (produced >= expected) {
+    if (produced > expected) {
+      throw Error(ErrorCode::kResourceLimit,
+                  fmt::format("{}: a deflated frame inflates to more than the {} bytes its header declares", source,
+                              expected));
+    }
+    if (rc == Z_STREAM_END) {
+      if (produced < expected) {
+        corrupt(source, fmt::format("a deflated frame inflates to {} bytes; {} expected", produced, expected));
+      }
+      if (left > 0) corrupt(source, fmt::format("a deflated frame is followed by {} bytes that are not padding", left));
       out.resize(expected);
       return;
     }
-    if (rc == Z_STREAM_END) {
-      corrupt(source, fmt::format("a deflated frame inflates to {} bytes; {} expected", produced, expected));
-    }
+    if (rc == Z_BUF_ERROR && produced != 0) break;  // a valid start that ends early: truncated
   }
   corrupt(source, "a deflated frame is corrupt or truncated (zlib)");
 }

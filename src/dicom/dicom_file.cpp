@@ -11,6 +11,7 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcspchrs.h>
 #include <dcmtk/oflog/oflog.h>
 
 #include <fmt/format.h>
@@ -39,32 +40,118 @@ void init_dcmtk_once() {
   }
 }
 
+// DCMTK reads the dataset straight from our bytes, minus the pixel element: a stream over one or two
+// spans of memory. Its factory lets DCMTK leave values above kLazyValueBytes where they are and load
+// them only if asked (as DCMTK does for files): a 500 MB text element costs no copy unless read.
+// The spans live as long as the DicomFile that owns both them and the dataset.
+using Span = std::pair<const std::uint8_t*, std::size_t>;
+constexpr Uint32 kLazyValueBytes = 64 * 1024;
+
+class SpanProducer : public DcmProducer {
+ public:
+  SpanProducer(std::vector<Span> spans, offile_off_t start) : spans_(std::move(spans)) {
+    for (const Span& s : spans_) total_ += static_cast<offile_off_t>(s.second);
+    pos_ = std::min(start, total_);
+  }
+  OFBool good() const override { return OFTrue; }
+  OFCondition status() const override { return EC_Normal; }
+  OFBool eos() override { return pos_ >= total_; }
+  offile_off_t avail() override { return total_ - pos_; }
+  offile_off_t read(void* buf, offile_off_t buflen) override {
+    const offile_off_t n = std::min(buflen, avail());
+    offile_off_t done = 0, base = 0;
+    for (const Span& s : spans_) {
+      const offile_off_t len = static_cast<offile_off_t>(s.second);
+      if (done < n && pos_ + done < base + len) {
+        const offile_off_t from = pos_ + done - base;
+        const offile_off_t take = std::min(n - done, len - from);
+        std::memcpy(static_cast<std::uint8_t*>(buf) + done, s.first + from, static_cast<std::size_t>(take));
+        done += take;
+      }
+      base += len;
+    }
+    pos_ += done;
+    return done;
+  }
+  offile_off_t skip(offile_off_t n) override {
+    const offile_off_t k = std::min(n, avail());
+    pos_ += k;
+    return k;
+  }
+  void putback(offile_off_t n) override { pos_ -= std::min(n, pos_); }
+  const std::vector<Span>& spans() const { return spans_; }
+  offile_off_t position() const { return pos_; }
+
+ private:
+  std::vector<Span> spans_;
+  offile_off_t total_ = 0, pos_ = 0;
+};
+
+class SpanStream : public DcmInputStream {
+ public:
+  SpanStream(std::vector<Span> spans, offile_off_t start) : DcmInputStream(&producer_), producer_(std::move(spans), start) {}
+  DcmInputStreamFactory* newFactory() const override;
+
+ private:
+  SpanProducer producer_;
+};
+
+class SpanStreamFactory : public DcmInputStreamFactory {
+ public:
+  SpanStreamFactory(std::vector<Span> spans, offile_off_t start) : spans_(std::move(spans)), start_(start) {}
+  DcmInputStream* create() const override { return new SpanStream(spans_, start_); }
+  DcmInputStreamFactory* clone() const override { return new SpanStreamFactory(*this); }
+  DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
+
+ private:
+  std::vector<Span> spans_;
+  offile_off_t start_;
+};
+
+DcmInputStreamFactory* SpanStream::newFactory() const {
+  return new SpanStreamFactory(producer_.spans(), producer_.position());
+}
+
 std::string tag_name(const DcmTagKey& key) {
   DcmTag tag(key);
   return fmt::format("{} ({:04X},{:04X})", tag.getTagName(), key.getGroup(), key.getElement());
 }
 
-std::string get_string(DcmItem& item, const DcmTagKey& key) {
-  OFString s;
-  if (item.findAndGetOFStringArray(key, s).bad()) return {};
-  std::string out(s.c_str());
-  while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
-  return out;
+// Valid UTF-8 stays as it is; every byte that does not start a valid sequence becomes U+FFFD.
+// Returns whether anything was replaced.
+bool to_valid_utf8(std::string& s) {
+  std::string out;
+  bool replaced = false;
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  auto cont = [&](std::size_t k) { return k < n && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80; };
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF && cont(i + 1)) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF && cont(i + 1) && cont(i + 2)) {
+      const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      if (!(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0)) len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4 && cont(i + 1) && cont(i + 2) && cont(i + 3)) {
+      const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      if (!(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90)) len = 4;
+    }
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      replaced = true;
+      ++i;
+    } else {
+      out.append(s, i, len);
+      i += len;
+    }
+  }
+  if (replaced) s = std::move(out);
+  return replaced;
 }
 
-// Reads n numeric values; false when absent. Throws for present but malformed.
-template <std::size_t N>
-bool get_doubles(DcmItem& item, const DcmTagKey& key, std::array<double, N>& out, const std::string& source) {
-  if (!item.tagExistsWithValue(key)) return false;
-  for (std::size_t i = 0; i < N; ++i) {
-    Float64 v = 0;
-    if (item.findAndGetFloat64(key, v, static_cast<unsigned long>(i)).bad() || !std::isfinite(v)) {
-      throw Error(ErrorCode::kInvalidDicom,
-                  fmt::format("{}: {} must have {} numeric values", source, tag_name(key), N));
-    }
-    out[i] = v;
-  }
-  return true;
+bool is_ascii(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 // The item of a functional group for frame `frame`: the per-frame group when present, else shared.
@@ -145,6 +232,71 @@ Lut read_lut(DcmItem& item, const DcmTagKey& descriptor_key, const DcmTagKey& da
 // predict 0.63 -> 2.4 ms with such a pool).
 DicomFile::~DicomFile() = default;
 
+void DicomFile::warn(HeaderWarningKind kind, const DcmTagKey& key, std::string message) {
+  add_warning(header_.warnings, kind, key.getGroup(), key.getElement(), source_ + ": " + message);
+}
+
+std::string DicomFile::text(DcmItem& item, const DcmTagKey& key) {
+  constexpr unsigned long kMaxText = 64 * 1024;
+  DcmElement* e = nullptr;
+  if (item.findAndGetElement(key, e).bad() || e == nullptr) return {};
+  if (e->getLength() > kMaxText) {
+    warn(HeaderWarningKind::kOversizedValue, key,
+         fmt::format("{} holds {} bytes, above the {} read into the header: left out", tag_name(key), e->getLength(),
+                     kMaxText));
+    return {};
+  }
+  OFString s;
+  if (e->getOFStringArray(s).bad()) return {};
+  std::string out(s.c_str(), s.length());
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+  if (is_ascii(out)) return out;
+  // Text beyond ASCII: decoded from the Specific Character Set (DCMTK, iconv) into UTF-8.
+  const DcmEVR vr = e->getTag().getEVR();
+  const bool text_vr = vr == EVR_SH || vr == EVR_LO || vr == EVR_ST || vr == EVR_LT || vr == EVR_UT || vr == EVR_PN ||
+                       vr == EVR_UC;
+  if (text_vr && !charset_name_.empty()) {
+    if (!charset_) {
+      charset_ = std::make_unique<DcmSpecificCharacterSet>();
+      if (charset_->selectCharacterSet(charset_name_.c_str(), "ISO_IR 192").bad()) {
+        warn(HeaderWarningKind::kCharacterSet, DCM_SpecificCharacterSet,
+             fmt::format("{} '{}' is not one this build decodes: its text is shown with undecodable bytes replaced",
+                         tag_name(DCM_SpecificCharacterSet), charset_name_));
+        charset_name_.clear();
+      }
+    }
+    OFString utf8;
+    if (!charset_name_.empty() && charset_->convertString(OFString(out.c_str(), out.size()), utf8,
+                                                         vr == EVR_PN ? "\\^=" : "\\").good()) {
+      std::string converted(utf8.c_str(), utf8.length());
+      if (!to_valid_utf8(converted)) return converted;
+    }
+  }
+  if (to_valid_utf8(out)) {
+    warn(HeaderWarningKind::kCharacterSet, key,
+         fmt::format("{} holds bytes that {} cannot decode: replaced by U+FFFD", tag_name(key),
+                     charset_name_.empty() ? std::string("the default repertoire (ASCII)") : "'" + charset_name_ + "'"));
+  }
+  return out;
+}
+
+template <std::size_t N>
+bool DicomFile::numbers(DcmItem& item, const DcmTagKey& key, std::array<double, N>& out) {
+  if (!item.tagExistsWithValue(key)) return false;
+  std::array<double, N> v{};
+  for (std::size_t i = 0; i < N; ++i) {
+    Float64 x = 0;
+    if (item.findAndGetFloat64(key, x, static_cast<unsigned long>(i)).bad() || !std::isfinite(x)) {
+      warn(HeaderWarningKind::kInvalidValue, key,
+           fmt::format("{} does not hold {} numbers: ignored", tag_name(key), N));
+      return false;
+    }
+    v[i] = x;
+  }
+  out = v;
+  return true;
+}
+
 PixelType PixelFormat::stored_type() const {
   if (float_data) return bits_allocated == 64 ? PixelType::kFloat64 : PixelType::kFloat32;
   const bool s = pixel_representation == 1;
@@ -223,27 +375,25 @@ void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOpti
 }
 
 void DicomFile::parse_header(const ReadOptions& options) {
-  // DCMTK parses everything but the pixel element (already located and bounds-checked).
+  // DCMTK parses everything but the pixel element (already located and bounds-checked), in place.
   const PixelElement& px = layout_.pixel;
-  std::vector<std::uint8_t> head;
-  if (px.present && !layout_.complete) {
-    head.assign(layout_.dataset, layout_.dataset + px.start);  // a prefix: nothing after Pixel Data is here
-  } else if (px.present) {
-    head.reserve(layout_.dataset_size - (px.end - px.start));
-    head.insert(head.end(), layout_.dataset, layout_.dataset + px.start);
-    head.insert(head.end(), layout_.dataset + px.end, layout_.dataset + layout_.dataset_size);
+  std::vector<Span> spans;
+  if (px.present) {
+    spans.emplace_back(layout_.dataset, px.start);
+    // A prefix holds nothing after Pixel Data.
+    if (layout_.complete && px.end < layout_.dataset_size) {
+      spans.emplace_back(layout_.dataset + px.end, layout_.dataset_size - px.end);
+    }
   } else {
-    head.assign(layout_.dataset, layout_.dataset + layout_.dataset_size);
+    spans.emplace_back(layout_.dataset, layout_.dataset_size);
   }
   E_TransferSyntax xfer = EXS_LittleEndianExplicit;
   if (!syntax_->explicit_vr) xfer = EXS_LittleEndianImplicit;
   if (syntax_->big_endian) xfer = EXS_BigEndianExplicit;
-  if (!head.empty()) {
-    DcmInputBufferStream stream;
-    stream.setBuffer(head.data(), static_cast<offile_off_t>(head.size()));
-    stream.setEos();
+  if (spans[0].second != 0 || spans.size() > 1) {
+    SpanStream stream(std::move(spans), 0);
     dataset_.transferInit();
-    const OFCondition c = dataset_.read(stream, xfer, EGL_noChange, DCM_MaxReadLength);
+    const OFCondition c = dataset_.read(stream, xfer, EGL_noChange, kLazyValueBytes);
     dataset_.transferEnd();
     if (c.bad()) {
       throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: DCMTK cannot parse the dataset: {}", source_, c.text()));
@@ -252,23 +402,32 @@ void DicomFile::parse_header(const ReadOptions& options) {
 
   ImageHeader& h = header_;
   DcmDataset& ds = dataset_;
+  h.warnings = layout_.warnings;
+  {
+    OFString cs;
+    if (ds.findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).good()) charset_name_ = cs.c_str();
+    while (!charset_name_.empty() && (charset_name_.back() == ' ' || charset_name_.front() == ' ')) {
+      if (charset_name_.back() == ' ') charset_name_.pop_back(); else charset_name_.erase(0, 1);
+    }
+    if (charset_name_ == "ISO_IR 6") charset_name_.clear();
+  }
   h.transfer_syntax_uid = layout_.transfer_syntax_uid;
   h.transfer_syntax_name = syntax_->name;
-  h.sop_class_uid = get_string(ds, DCM_SOPClassUID);
+  h.sop_class_uid = text(ds, DCM_SOPClassUID);
   if (h.sop_class_uid.empty()) h.sop_class_uid = layout_.media_storage_sop_class_uid;
-  h.sop_instance_uid = get_string(ds, DCM_SOPInstanceUID);
-  h.study_instance_uid = get_string(ds, DCM_StudyInstanceUID);
-  h.series_instance_uid = get_string(ds, DCM_SeriesInstanceUID);
-  h.frame_of_reference_uid = get_string(ds, DCM_FrameOfReferenceUID);
-  h.modality = get_string(ds, DCM_Modality);
-  h.body_part_examined = get_string(ds, DCM_BodyPartExamined);
-  h.manufacturer = get_string(ds, DCM_Manufacturer);
-  h.manufacturer_model_name = get_string(ds, DCM_ManufacturerModelName);
-  h.study_date = get_string(ds, DCM_StudyDate);
-  h.series_date = get_string(ds, DCM_SeriesDate);
-  h.acquisition_date = get_string(ds, DCM_AcquisitionDate);
-  h.content_date = get_string(ds, DCM_ContentDate);
-  h.series_description = get_string(ds, DCM_SeriesDescription);
+  h.sop_instance_uid = text(ds, DCM_SOPInstanceUID);
+  h.study_instance_uid = text(ds, DCM_StudyInstanceUID);
+  h.series_instance_uid = text(ds, DCM_SeriesInstanceUID);
+  h.frame_of_reference_uid = text(ds, DCM_FrameOfReferenceUID);
+  h.modality = text(ds, DCM_Modality);
+  h.body_part_examined = text(ds, DCM_BodyPartExamined);
+  h.manufacturer = text(ds, DCM_Manufacturer);
+  h.manufacturer_model_name = text(ds, DCM_ManufacturerModelName);
+  h.study_date = text(ds, DCM_StudyDate);
+  h.series_date = text(ds, DCM_SeriesDate);
+  h.acquisition_date = text(ds, DCM_AcquisitionDate);
+  h.content_date = text(ds, DCM_ContentDate);
+  h.series_description = text(ds, DCM_SeriesDescription);
   {
     // Bounded by the element's VM: for some VRs DCMTK returns the whole value for any index, so
     // "until it fails" would never end (found by the fuzzer).
@@ -279,7 +438,7 @@ void DicomFile::parse_header(const ReadOptions& options) {
       for (unsigned long i = 0; i < vm && e->getOFString(v, i).good(); ++i) h.image_type.emplace_back(v.c_str());
     }
   }
-  h.photometric_interpretation = get_string(ds, DCM_PhotometricInterpretation);
+  h.photometric_interpretation = text(ds, DCM_PhotometricInterpretation);
   {
     Sint32 n = 0;
     if (ds.findAndGetSint32(DCM_InstanceNumber, n).good()) h.instance_number = n;
@@ -352,7 +511,7 @@ void DicomFile::parse_header(const ReadOptions& options) {
       h.window_center = c;
       h.window_width = w;
     }
-    const std::string fn = get_string(src, DCM_VOILUTFunction);
+    const std::string fn = text(src, DCM_VOILUTFunction);
     if (!fn.empty()) h.voi_lut_function = fn;
     DcmItem* voi_item = nullptr;
     if (ds.findAndGetSequenceItem(DCM_VOILUTSequence, voi_item, 0).good() && voi_item != nullptr &&
@@ -377,12 +536,15 @@ void DicomFile::parse_header(const ReadOptions& options) {
     DcmItem* measures = functional_group(ds, 0, DCM_PixelMeasuresSequence);
     DcmItem& src = measures != nullptr ? *measures : static_cast<DcmItem&>(ds);
     std::array<double, 2> spacing{};
-    bool has = get_doubles(src, DCM_PixelSpacing, spacing, source_);
-    if (!has) has = get_doubles(ds, DCM_ImagerPixelSpacing, spacing, source_);
+    bool has = numbers(src, DCM_PixelSpacing, spacing);
+    if (!has) has = numbers(ds, DCM_ImagerPixelSpacing, spacing);
+    if (has && (!(spacing[0] > 0.0) || !(spacing[1] > 0.0))) {
+      warn(HeaderWarningKind::kInvalidValue, DCM_PixelSpacing,
+           fmt::format("{} is {}\\{}: spacing must be > 0; the image has no pixel spacing", tag_name(DCM_PixelSpacing),
+                       spacing[0], spacing[1]));
+      has = false;
+    }
     if (has) {
-      if (!(spacing[0] > 0.0) || !(spacing[1] > 0.0)) {
-        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: {} must be > 0", source_, tag_name(DCM_PixelSpacing)));
-      }
       h.has_pixel_spacing = true;
       h.pixel_spacing = spacing;
     }
@@ -398,7 +560,7 @@ void DicomFile::parse_header(const ReadOptions& options) {
   {
     DcmItem* orient = functional_group(ds, 0, DCM_PlaneOrientationSequence);
     DcmItem& src = orient != nullptr ? *orient : static_cast<DcmItem&>(ds);
-    h.has_orientation = get_doubles(src, DCM_ImageOrientationPatient, h.image_orientation, source_);
+    h.has_orientation = numbers(src, DCM_ImageOrientationPatient, h.image_orientation);
   }
   if (px.present && px.encapsulated) map_frames();
 }
@@ -406,10 +568,10 @@ void DicomFile::parse_header(const ReadOptions& options) {
 std::optional<std::array<double, 3>> DicomFile::frame_position(std::uint32_t index) {
   std::array<double, 3> p{};
   if (DcmItem* item = functional_group(dataset_, index, DCM_PlanePositionSequence)) {
-    if (get_doubles(*item, DCM_ImagePositionPatient, p, source_)) return p;
+    if (numbers(*item, DCM_ImagePositionPatient, p)) return p;
   }
   // Classic multi-frame objects have one position: it belongs to the first frame only.
-  if ((index == 0 || header_.frames == 1) && get_doubles(dataset_, DCM_ImagePositionPatient, p, source_)) return p;
+  if ((index == 0 || header_.frames == 1) && numbers(dataset_, DCM_ImagePositionPatient, p)) return p;
   return std::nullopt;
 }
 
@@ -504,15 +666,15 @@ Lut DicomFile::read_segmented_lut(const DcmTagKey& descriptor, const DcmTagKey& 
 
 PatientIdentifiers DicomFile::identifiers() {
   PatientIdentifiers p;
-  p.patient_name = get_string(dataset_, DCM_PatientName);
-  p.patient_id = get_string(dataset_, DCM_PatientID);
-  p.patient_birth_date = get_string(dataset_, DCM_PatientBirthDate);
-  p.patient_sex = get_string(dataset_, DCM_PatientSex);
-  p.other_patient_ids = get_string(dataset_, DCM_RETIRED_OtherPatientIDs);
-  p.accession_number = get_string(dataset_, DCM_AccessionNumber);
-  p.institution_name = get_string(dataset_, DCM_InstitutionName);
-  p.referring_physician_name = get_string(dataset_, DCM_ReferringPhysicianName);
-  p.study_id = get_string(dataset_, DCM_StudyID);
+  p.patient_name = text(dataset_, DCM_PatientName);
+  p.patient_id = text(dataset_, DCM_PatientID);
+  p.patient_birth_date = text(dataset_, DCM_PatientBirthDate);
+  p.patient_sex = text(dataset_, DCM_PatientSex);
+  p.other_patient_ids = text(dataset_, DCM_RETIRED_OtherPatientIDs);
+  p.accession_number = text(dataset_, DCM_AccessionNumber);
+  p.institution_name = text(dataset_, DCM_InstitutionName);
+  p.referring_physician_name = text(dataset_, DCM_ReferringPhysicianName);
+  p.study_id = text(dataset_, DCM_StudyID);
   return p;
 }
 

@@ -10,6 +10,7 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcspchrs.h>
 
 #include <array>
 #include <cstdint>
@@ -90,6 +91,13 @@ class DicomFile {
   void read_bytes(const std::string& path, std::size_t limit, std::uint64_t file_size);
   void parse_header(const ReadOptions& options);
   void map_frames();
+  void warn(HeaderWarningKind kind, const DcmTagKey& key, std::string message);
+  /// A string value, trimmed, as UTF-8 (decoded from the Specific Character Set); empty when absent,
+  /// and (with a warning) when above 64 KiB.
+  std::string text(DcmItem& item, const DcmTagKey& key);
+  /// N numbers; false when absent, and (with a warning) when malformed.
+  template <std::size_t N>
+  bool numbers(DcmItem& item, const DcmTagKey& key, std::array<double, N>& out);
   // The bytes of frame `index`: a pointer into the input, or `scratch` when fragments are joined.
   std::pair<const std::uint8_t*, std::size_t> frame_bytes(std::uint32_t index, std::vector<std::uint8_t>& scratch) const;
 
@@ -104,6 +112,8 @@ class DicomFile {
   ImageHeader header_;
   PixelFormat format_;
   std::optional<Lut> modality_lut_;
+  std::string charset_name_;  // Specific Character Set; empty: the default repertoire
+  std::unique_ptr<DcmSpecificCharacterSet> charset_;
   // Encapsulated data: [first, last) fragment indices of each frame.
   std::vector<std::pair<std::size_t, std::size_t>> frame_fragments_;
 };

@@ -97,9 +97,9 @@ struct ElementHeader {
 class Walker {
  public:
   Walker(const std::uint8_t* data, std::size_t size, bool explicit_vr, bool big_endian, const std::string& source,
-         PixelElement& pixel, std::size_t base_offset, std::size_t missing)
-      : d_(data), n_(size), explicit_(explicit_vr), be_(big_endian), src_(source), pixel_(pixel), base_(base_offset),
-        missing_(missing) {}
+         PixelElement& pixel, std::vector<HeaderWarning>& warnings, std::size_t base_offset, std::size_t missing)
+      : d_(data), n_(size), explicit_(explicit_vr), be_(big_endian), src_(source), pixel_(pixel), warnings_(warnings),
+        base_(base_offset), missing_(missing) {}
 
   /// Returns false when it stopped at Pixel Data running past a prefix.
   bool top() {
@@ -174,12 +174,14 @@ class Walker {
   // returns the offset after the delimiter (or `end`).
   std::size_t dataset(std::size_t pos, std::size_t end, bool explicit_here, bool delimited, int depth) {
     if (depth > kMaxDepth) bad(pos, nullptr, fmt::format("sequences nested deeper than {}", kMaxDepth));
+    GroupLength group_length;
     while (pos < end) {
       // Trailing zero padding after the last element of the top-level dataset is tolerated.
       if (depth == 0 && end - pos < 8 && std::all_of(d_ + pos, d_ + end, [](std::uint8_t b) { return b == 0; })) {
         return end;
       }
       const ElementHeader h = header(pos, end, explicit_here);
+      if (group_length.open && h.group != group_length.group) close_group(group_length, pos);
       if (h.group == 0xFFFE) {
         if (h.element == 0xE00D && delimited) return h.value;
         bad(pos, &h, "unexpected item or delimitation tag in a dataset");
@@ -218,9 +220,28 @@ class Walker {
       }
       check_length(h, pos, end);
       const std::size_t value_end = h.value + h.length;
-      const bool dictionary_sq = !explicit_here && DcmTag(h.group, h.element).getEVR() == EVR_SQ;
-      if (vr == "SQ" || ((!explicit_here || vr == "UN") && (dictionary_sq || looks_like_items(h.value, value_end)))) {
+      if (h.length % 2 == 1 && !pixel_tag) {
+        add_warning(warnings_, HeaderWarningKind::kOddLength, h.group, h.element,
+                    fmt::format("element {} has the odd length {}", tag_text(h.group, h.element), h.length));
+      }
+      if (h.element == 0x0000 && h.length == 4 && h.group != 0x0002) {
+        group_length = {h.group, value_end, u32(h.value), true};
+      }
+      const bool dictionary_sq = (!explicit_here || vr == "UN") && DcmTag(h.group, h.element).getEVR() == EVR_SQ;
+      if (vr == "SQ" || dictionary_sq) {
         sequence(h.value, value_end, explicit_here && vr != "UN", /*delimited=*/false, depth + 1, h);
+      } else if ((!explicit_here || vr == "UN") && looks_like_items(h.value, value_end)) {
+        // Bytes that look like items in an element no dictionary calls a sequence: DCMTK, GDCM and
+        // pydicom keep them as bytes; walk them as a sequence only to learn whether they are one.
+        const std::size_t kept = warnings_.size();
+        try {
+          sequence(h.value, value_end, false, /*delimited=*/false, depth + 1, h);
+        } catch (const Error& e) {
+          warnings_.resize(kept);
+          add_warning(warnings_, HeaderWarningKind::kOpaquePrivateData, h.group, h.element,
+                      fmt::format("element {} ({}) looks like a sequence but is not one ({}); kept as bytes",
+                                  tag_text(h.group, h.element), explicit_here ? vr : "implicit VR", e.what()));
+        }
       }
       if (pixel_tag) {
         pixel_.present = true;
@@ -233,6 +254,7 @@ class Walker {
       }
       pos = value_end;
     }
+    close_group(group_length, pos);
     if (delimited) bad(pos, nullptr, "truncated: an item of undefined length has no Item Delimitation Item");
     return pos;
   }
@@ -293,11 +315,28 @@ class Walker {
     }
   }
 
+  // A Group Length element's claim, checked when its group ends.
+  struct GroupLength {
+    std::uint16_t group = 0;
+    std::size_t start = 0;  // the first byte after (gggg,0000)
+    std::uint32_t claimed = 0;
+    bool open = false;
+  };
+  void close_group(GroupLength& g, std::size_t end) {
+    if (g.open && end - g.start != g.claimed) {
+      add_warning(warnings_, HeaderWarningKind::kGroupLength, g.group, 0x0000,
+                  fmt::format("Group Length of group {:04X} says {} bytes; the group holds {}", g.group, g.claimed,
+                              end - g.start));
+    }
+    g.open = false;
+  }
+
   const std::uint8_t* d_;
   std::size_t n_;
   bool explicit_, be_;
   const std::string& src_;
   PixelElement& pixel_;
+  std::vector<HeaderWarning>& warnings_;
   std::size_t base_;
   std::size_t missing_;  // bytes of the stream beyond this buffer (header-only walks)
 };
@@ -357,47 +396,88 @@ std::string guess_syntax(const std::uint8_t* d, std::size_t n) {
   return (is_vr_char(d[4]) && is_vr_char(d[5])) ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2";
 }
 
-void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
-                  medinfer::detail::Block& out) {
+// Inflates a raw deflate stream (PS3.5 A.5) into `out` (max_bytes + 1 bytes), or only counts its
+// bytes when `out` is null. Stops with kResourceLimit as soon as the output passes `max_bytes`.
+std::size_t inflate_pass(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
+                         std::uint8_t* out) {
   z_stream z{};
   if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-  // From the block cache (no zero-fill, no fresh pages in steady state); grows by doubling.
-  const std::size_t initial = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(n * 4, 4096), max_bytes));
-  if (out.size() < initial) out = medinfer::detail::Block(initial);
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&z};
+  std::uint8_t window[64 * 1024];
   z.next_in = const_cast<Bytef*>(d);
   z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
   std::size_t produced = 0;
-  int rc = Z_OK;
   while (true) {
-    if (produced == out.size()) {
-      if (out.size() >= max_bytes) {
-        inflateEnd(&z);
-        throw Error(ErrorCode::kResourceLimit,
-                    fmt::format("{}: the deflated dataset inflates to more than {} bytes (ReadOptions::max_file_bytes)",
-                                source, max_bytes));
-      }
-      out.grow(static_cast<std::size_t>(std::min<std::uint64_t>(out.size() * 2, max_bytes)));
+    const std::size_t room = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes - produced + 1, sizeof window));
+    z.next_out = out != nullptr ? out + produced : window;
+    z.avail_out = static_cast<uInt>(out != nullptr ? std::min<std::uint64_t>(max_bytes + 1 - produced, UINT32_MAX) : room);
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    produced = out != nullptr ? static_cast<std::size_t>(z.next_out - out) : produced + (room - z.avail_out);
+    if (produced > max_bytes) {
+      throw Error(ErrorCode::kResourceLimit,
+                  fmt::format("{}: the deflated dataset inflates to more than {} bytes (ReadOptions::max_file_bytes)",
+                              source, max_bytes));
     }
-    z.next_out = out.data() + produced;
-    z.avail_out = static_cast<uInt>(std::min<std::size_t>(out.size() - produced, UINT32_MAX));
-    rc = inflate(&z, Z_NO_FLUSH);
-    produced = static_cast<std::size_t>(z.next_out - out.data());
     if (rc == Z_STREAM_END) break;
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      inflateEnd(&z);
       throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is corrupt (zlib: {})", source,
                                                         z.msg != nullptr ? z.msg : "error"));
     }
-    if (rc == Z_BUF_ERROR && z.avail_in == 0) {
-      inflateEnd(&z);
+    if (z.avail_in == 0 && (rc == Z_BUF_ERROR || z.avail_out != 0)) {
       throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is truncated", source));
     }
   }
-  inflateEnd(&z);
-  out.truncate(produced);
+  return produced;
+}
+
+// Two passes: the first counts the inflated size under the limit with a 64 KB window (a bomb is
+// refused having cost nothing), the second inflates into a block of exactly that size (no growth by
+// copying, so the peak is the dataset itself).
+void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
+                  medinfer::detail::Block& out) {
+  const std::size_t size = inflate_pass(d, n, max_bytes, source, nullptr);
+  out = medinfer::detail::Block(size + 1);
+  const std::size_t again = inflate_pass(d, n, size, source, out.data());
+  out.truncate(again);
 }
 
 }  // namespace
+
+}  // namespace medinfer::dicom::detail
+
+namespace medinfer::dicom {
+const char* to_string(HeaderWarningKind kind) noexcept {
+  switch (kind) {
+    case HeaderWarningKind::kInvalidValue: return "invalid_value";
+    case HeaderWarningKind::kOpaquePrivateData: return "opaque_private_data";
+    case HeaderWarningKind::kOversizedValue: return "oversized_value";
+    case HeaderWarningKind::kOddLength: return "odd_length";
+    case HeaderWarningKind::kGroupLength: return "group_length";
+    case HeaderWarningKind::kCharacterSet: return "character_set";
+  }
+  return "unknown";
+}
+}  // namespace medinfer::dicom
+
+namespace medinfer::dicom::detail {
+
+std::string tag_text(std::uint16_t group, std::uint16_t element) {
+  return fmt::format("({:04X},{:04X})", group, element);
+}
+
+void add_warning(std::vector<HeaderWarning>& warnings, HeaderWarningKind kind, std::uint16_t group,
+                 std::uint16_t element, std::string message) {
+  constexpr std::size_t kMaxWarnings = 32;
+  const std::string tag = tag_text(group, element);
+  if (warnings.size() >= kMaxWarnings) return;
+  for (const HeaderWarning& w : warnings) {
+    if (w.kind == kind && w.tag == tag) return;
+  }
+  warnings.push_back({kind, tag, std::move(message)});
+}
 
 const SyntaxInfo* find_syntax(const std::string& uid) {
   for (const SyntaxInfo& s : kSyntaxes) {
@@ -454,8 +534,8 @@ Layout walk(const std::uint8_t* data, std::size_t size, const std::string& sourc
     out.dataset = data + pos;
     out.dataset_size = size - pos;
   }
-  Walker walker(out.dataset, out.dataset_size, syntax->explicit_vr, syntax->big_endian, source, out.pixel, base,
-                missing);
+  Walker walker(out.dataset, out.dataset_size, syntax->explicit_vr, syntax->big_endian, source, out.pixel,
+                out.warnings, base, missing);
   out.complete = walker.top();
   if (out.complete && missing != 0) throw NeedFullRead{};  // ended inside the prefix: odd, read it all
   return out;

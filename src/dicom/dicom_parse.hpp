@@ -9,6 +9,8 @@
 
 #include "core/block_cache.hpp"
 
+#include <medinfer/dicom.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -65,7 +67,15 @@ struct Layout {
   /// False when `data` was a prefix of the stream and the walk stopped at native Pixel Data that
   /// runs past it (header-only reads): pixel bytes are not available.
   bool complete = true;
+  /// What the walk tolerated (odd lengths, wrong group lengths, opaque private data).
+  std::vector<HeaderWarning> warnings;
 };
+
+/// Adds a warning unless `warnings` holds 32 already or one of the same kind and tag.
+void add_warning(std::vector<HeaderWarning>& warnings, HeaderWarningKind kind, std::uint16_t group,
+                 std::uint16_t element, std::string message);
+/// "(GGGG,EEEE)"
+std::string tag_text(std::uint16_t group, std::uint16_t element);
 
 /// Thrown (header-only walks) when the prefix is not enough: read the whole stream and walk again.
 struct NeedFullRead {};
