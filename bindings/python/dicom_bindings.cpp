@@ -58,6 +58,15 @@ py::dict header_dict(const dicom::ImageHeader& h) {
   if (h.has_position) d["image_position"] = h.image_position;
   if (h.has_orientation) d["image_orientation"] = h.image_orientation;
   d["slice_thickness"] = h.slice_thickness;
+  py::list warnings;
+  for (const dicom::HeaderWarning& w : h.warnings) {
+    py::dict one;
+    one["code"] = dicom::to_string(w.kind);
+    one["tag"] = w.tag;
+    one["message"] = w.message;
+    warnings.append(one);
+  }
+  d["warnings"] = warnings;
   return d;
 }
 

@@ -62,7 +62,11 @@ void register_exceptions(py::module_& m) {
       auto& ex = exceptions();
       auto it = ex.by_code.find(e.code());
       py::object cls = it == ex.by_code.end() ? ex.base : it->second;
-      py::object instance = cls(e.what());
+      // Messages quote file values and paths: bytes that are not UTF-8 are replaced, never raised.
+      const std::string what = e.what();
+      py::object message = py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
+      py::object instance = cls(message);
       instance.attr("code") = medinfer::to_string(e.code());
       PyErr_SetObject(cls.ptr(), instance.ptr());
     }

@@ -27,6 +27,10 @@ Json describe(const std::string& path) {
   j["bits_allocated"] = h.bits_allocated;
   j["bits_stored"] = h.bits_stored;
   j["pixel_representation"] = h.pixel_signed ? 1 : 0;
+  j["warnings"] = Json::array();
+  for (const medinfer::dicom::HeaderWarning& w : h.warnings) {
+    j["warnings"].push_back({{"code", medinfer::dicom::to_string(w.kind)}, {"tag", w.tag}, {"message", w.message}});
+  }
   j["stored"] = {{"dtype", medinfer::to_string(px.type)},
                  {"shape", {px.frames, px.rows, px.columns, px.samples}},
                  {"photometric", px.photometric},
@@ -57,6 +61,10 @@ void print_text(const Json& j) {
             << s["photometric"].get<std::string>() << "  min " << s["min"] << " max " << s["max"] << " mean "
             << s["mean"] << '\n'
             << "  sha256           " << s["sha256"].get<std::string>() << '\n';
+  for (const Json& w : j["warnings"]) {
+    std::cout << "  warning          " << w["code"].get<std::string>() << " " << w["tag"].get<std::string>() << ": "
+              << w["message"].get<std::string>() << '\n';
+  }
 }
 
 }  // namespace
@@ -95,7 +103,8 @@ void add_inspect_command(CLI::App& app, Runner& run) {
   cmd->add_flag("--json", o->json,
                 "one object per file: {input, transfer_syntax_uid, transfer_syntax_name, sop_class_uid, modality, "
                 "rows, columns, frames, samples_per_pixel, photometric_interpretation, bits_allocated, bits_stored, "
-                "pixel_representation, stored: {dtype, shape, photometric, min, max, mean, sha256}} or {input, "
+                "pixel_representation, warnings: [{code, tag, message}], stored: {dtype, shape, photometric, min, max, mean, "
+                "sha256}} or {input, "
                 "error: {code, message}}");
   cmd->footer("'stored' describes the decoded stored values of all frames, shaped (frames, rows, columns, samples) "
               "(docs/dicom.md).\nExit status: 0 all files decoded, 1 any file failed, 2 usage error.");

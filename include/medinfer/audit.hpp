@@ -47,6 +47,12 @@ enum class Outcome { kOk, kIndeterminate, kError };
 /// "ok", "indeterminate", "error".
 MEDINFER_API const char* to_string(Outcome outcome) noexcept;
 
+/// A problem the input's header had that did not stop the prediction (dicom::HeaderWarning, with
+/// the input's path replaced by "<input>"): `code` is the warning kind's name ("invalid_value", ...).
+struct InputWarning {
+  std::string code, tag, message;
+};
+
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
   std::string event_id;              ///< random UUID (version 4)
@@ -70,6 +76,7 @@ struct Record {
   std::string error_message;         ///< with the input path replaced by "<input>"
   double latency_ms = 0.0;
   std::string detail;                ///< free text of non-inference events
+  std::vector<InputWarning> input_warnings;  ///< inference: the input header's warnings (JSON "input_warnings")
 };
 
 /// One JSON object on one line (no trailing newline).

@@ -33,8 +33,12 @@ struct InputFacts {
   std::string modality, body_part, photometric;
   double spacing_x_mm = 0.0, spacing_y_mm = 0.0;
   std::uint32_t rows = 0, columns = 0;
-  /// Every pixel of the input has the same value (a blank or saturated frame): rule "input_constant".
+  /// The model's input is constant (every value within 1e-6) after preprocessing: a blank or saturated
+  /// frame, or one the window flattened. Rule "input_constant".
   bool constant = false;
+  /// False when the image has no valid pixel spacing (absent, or a header warning such as PixelSpacing
+  /// 0\0): a gate on pixel_spacing_mm then refuses it (rule "quality_gate.pixel_spacing_mm").
+  bool spacing_known = true;
 };
 
 /// A decision threshold derived from a target (see calibration::sensitivity_operating_point).

@@ -153,6 +153,17 @@ OJson to_json(const Record& r) {
     }
   }
   if (r.arm != Arm::kNone) j["arm"] = to_string(r.arm);
+  if (!r.input_warnings.empty()) {
+    OJson warnings = OJson::array();
+    for (const InputWarning& w : r.input_warnings) {
+      OJson one;
+      one["code"] = w.code;
+      one["tag"] = w.tag;
+      one["message"] = w.message;
+      warnings.push_back(std::move(one));
+    }
+    j["input_warnings"] = std::move(warnings);
+  }
   j["latency_ms"] = std::round(r.latency_ms * 1000.0) / 1000.0;
   if (!r.detail.empty()) j["detail"] = r.detail;
   return j;
@@ -270,6 +281,17 @@ Record record_from_json(const std::string& line) {
     throw Error(e.code(), where + ": " + e.what());
   }
   r.error_message = str("error_message");
+  if (j.contains("input_warnings")) {
+    const Json& warnings = j.at("input_warnings");
+    if (!warnings.is_array()) throw Error(ErrorCode::kInvalidArgument, where + ": input_warnings: expected an array");
+    for (std::size_t i = 0; i < warnings.size(); ++i) {
+      const std::string at = where + ": input_warnings[" + std::to_string(i) + "]";
+      medinfer::detail::require_object(warnings[i], at);
+      r.input_warnings.push_back({medinfer::detail::get_string(warnings[i], "code", at),
+                                  medinfer::detail::get_string(warnings[i], "tag", at),
+                                  medinfer::detail::get_string(warnings[i], "message", at)});
+    }
+  }
   r.latency_ms = num("latency_ms");
   r.detail = str("detail");
   return r;

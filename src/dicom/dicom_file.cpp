@@ -432,10 +432,14 @@ void DicomFile::parse_header(const ReadOptions& options) {
     // Bounded by the element's VM: for some VRs DCMTK returns the whole value for any index, so
     // "until it fails" would never end (found by the fuzzer).
     DcmElement* e = nullptr;
-    if (ds.findAndGetElement(DCM_ImageType, e).good() && e != nullptr) {
+    if (ds.findAndGetElement(DCM_ImageType, e).good() && e != nullptr && e->getLength() <= 64 * 1024) {
       const unsigned long vm = std::min<unsigned long>(e->getVM(), 64);
       OFString v;
-      for (unsigned long i = 0; i < vm && e->getOFString(v, i).good(); ++i) h.image_type.emplace_back(v.c_str());
+      for (unsigned long i = 0; i < vm && e->getOFString(v, i).good(); ++i) {
+        std::string value(v.c_str());
+        if (to_valid_utf8(value)) warn(HeaderWarningKind::kCharacterSet, DCM_ImageType, "ImageType holds bytes that are not text");
+        h.image_type.push_back(std::move(value));
+      }
     }
   }
   h.photometric_interpretation = text(ds, DCM_PhotometricInterpretation);

@@ -82,13 +82,18 @@ audit::Record Pipeline::Impl::base_record(const Model& model, audit::EventType t
   return r;
 }
 
-InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h) const {
-  if (options.include_identifiers) return {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid};
-  if (options.pseudonym_key.empty()) return {};
-  auto pseudonym = [&](const std::string& uid) {
-    return uid.empty() ? std::string() : dicom::pseudonymize(uid, options.pseudonym_key);
-  };
-  return {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid)};
+InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h, const std::string& path) const {
+  InputRefs refs;
+  if (options.include_identifiers) {
+    refs = {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid, {}};
+  } else if (!options.pseudonym_key.empty()) {
+    auto pseudonym = [&](const std::string& uid) {
+      return uid.empty() ? std::string() : dicom::pseudonymize(uid, options.pseudonym_key);
+    };
+    refs = {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid), {}};
+  }
+  for (const dicom::HeaderWarning& w : h.warnings) refs.warnings.push_back({to_string(w.kind), w.tag, redact(w.message, path)});
+  return refs;
 }
 
 audit::Record Pipeline::Impl::inference_record(const Model& model, Arm arm, const InputRefs& refs) const {
@@ -96,6 +101,7 @@ audit::Record Pipeline::Impl::inference_record(const Model& model, Arm arm, cons
   r.study_ref = refs.study;
   r.series_ref = refs.series;
   r.instance_ref = refs.instance;
+  r.input_warnings = refs.warnings;
   r.arm = arm;
   return r;
 }

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <tuple>
 
@@ -30,15 +31,13 @@ std::string fingerprint(const Image& image) {
   return h.hex_digest();
 }
 
-// True when every sample has the same value (a blank or saturated frame): a quality fact for risk.
-bool is_constant(const Image& image) {
-  const std::size_t bps = bytes_per_sample(image.pixel_type());
-  const auto* p = static_cast<const unsigned char*>(image.data());
-  const std::size_t n = image.size_bytes();
-  for (std::size_t i = bps; i < n; i += bps) {
-    if (std::memcmp(p, p + i, bps) != 0) return false;
-  }
-  return true;
+// True when the model's input is constant, or nearly (every value within 1e-6 of the others), after
+// the package's preprocessing: a blank or saturated frame, or one that windowing flattened (a
+// negative slope, a window outside the data). A quality fact for risk, whatever the raw pixels were.
+bool is_constant(const Tensor& input) {
+  if (input.data.empty()) return true;
+  const auto [lo, hi] = std::minmax_element(input.data.begin(), input.data.end());
+  return !(*hi - *lo > 1e-6f);
 }
 
 // The finding the top-level fields show: the escalating one with the highest probability, else the
@@ -60,8 +59,10 @@ bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
 
 risk::InputFacts facts_of(const dicom::Instance& instance) {
   const dicom::ImageHeader& h = instance.header;
-  return {h.modality, h.body_part_examined, h.photometric_interpretation, instance.image.spacing()[0],
-          instance.image.spacing()[1], h.rows, h.columns};
+  risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation, instance.image.spacing()[0],
+                         instance.image.spacing()[1], h.rows, h.columns};
+  facts.spacing_known = h.has_pixel_spacing;
+  return facts;
 }
 
 }  // namespace
@@ -90,7 +91,7 @@ Result Pipeline::Impl::predict_image(const Model& model, Arm arm, const Image& i
   const ModelPackage& package = *model.package;
   const Tensor input = preprocess::apply(model.sections.spec, image, context);
   const Tensor logits = model.batcher ? model.batcher->run(input) : model.engine->run(input);  // finite
-  facts.constant = is_constant(image);
+  facts.constant = is_constant(input);
   const std::vector<double> p = calibration::probabilities(model.sections.calibrators, package.task(), logits.data);
   std::vector<Finding> findings;
   for (std::size_t k = 0; k < p.size(); ++k) {
@@ -134,7 +135,7 @@ Result Pipeline::predict(const std::string& dicom_path) const {
     impl_->audit_error(*model, arm, e, dicom_path, {}, start);
     throw;
   }
-  const InputRefs refs = impl_->refs_of(instance->header);
+  const InputRefs refs = impl_->refs_of(instance->header, dicom_path);
   const preprocess::Context context = preprocess::context_from(instance->header);
   try {
     return impl_->predict_image(*model, arm, instance->image, context, facts_of(*instance), fingerprint(instance->image),

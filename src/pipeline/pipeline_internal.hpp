@@ -38,6 +38,7 @@ struct Serving {
 // The identifiers an inference record may carry: pseudonyms, or the UIDs on opt-in.
 struct InputRefs {
   std::string study, series, instance;
+  std::vector<audit::InputWarning> warnings;  // the header's, path redacted
 };
 
 struct Pipeline::Impl {
@@ -52,7 +53,7 @@ struct Pipeline::Impl {
 
   // audit_records.cpp
   std::shared_ptr<const Model> open_audited(const std::string& package_dir) const;
-  InputRefs refs_of(const dicom::ImageHeader& header) const;
+  InputRefs refs_of(const dicom::ImageHeader& header, const std::string& path) const;
   audit::Record base_record(const Model& model, audit::EventType type) const;
   audit::Record inference_record(const Model& model, Arm arm, const InputRefs& refs) const;
   void audit_result(const Model& model, const Result& result, const InputRefs& refs) const;

@@ -81,6 +81,11 @@ detail::GateResult detail::check_quality(const QualityGate& g, const InputFacts&
     return {Rule::kQualityGatePhotometric, "photometric interpretation " + f.photometric + " is not one of " +
                                             join(g.photometric)};
   }
+  if ((g.min_pixel_spacing_mm > 0.0 || g.max_pixel_spacing_mm > 0.0) && !f.spacing_known) {
+    return {Rule::kQualityGatePixelSpacing, "the image has no valid pixel spacing; the quality gate requires one in [" +
+                                                two_decimals(g.min_pixel_spacing_mm) + ", " +
+                                                two_decimals(g.max_pixel_spacing_mm) + "] mm"};
+  }
   for (double s : {f.spacing_x_mm, f.spacing_y_mm}) {
     if ((g.min_pixel_spacing_mm > 0.0 && s < g.min_pixel_spacing_mm) ||
         (g.max_pixel_spacing_mm > 0.0 && s > g.max_pixel_spacing_mm)) {
@@ -144,7 +149,7 @@ Score assess(const Policy& policy, double probability, const InputFacts& facts) 
   std::vector<std::pair<Rule, std::string>> rules;  // input rules, in the order they decide
   const detail::GateResult gate = detail::check_quality(policy.quality_gate, facts);
   if (gate.rule) rules.emplace_back(*gate.rule, gate.reason);
-  if (facts.constant) rules.emplace_back(Rule::kInputConstant, "the input image is constant (no contrast)");
+  if (facts.constant) rules.emplace_back(Rule::kInputConstant, "the model input is constant after preprocessing (no contrast)");
   if (rules.empty()) return score;
   const Score model_verdict = score;
   score.indeterminate = false;

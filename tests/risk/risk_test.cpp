@@ -61,7 +61,7 @@ TEST_CASE("assess with input facts applies the quality gate, then a constant inp
   const Score marked = assess(p, 0.95, blank);
   CHECK(marked.tier == "indeterminate");
   CHECK(marked.escalate);  // a high probability on a doubtful input still reaches a person
-  CHECK(marked.reason == "the input image is constant (no contrast)");
+  CHECK(marked.reason == "the model input is constant after preprocessing (no contrast)");
   CHECK(marked.rule == Rule::kInputConstant);
   CHECK(assess(p, 0.95, InputFacts{}).rule == Rule::kTierCutpoints);  // nothing to object to: the model's verdict
   p.quality_gate.modalities = {"CT"};
@@ -69,7 +69,7 @@ TEST_CASE("assess with input facts applies the quality gate, then a constant inp
   mr.modality = "MR";
   const Score gated = assess(p, 0.55, mr);  // gate, constant and confidence all apply: the gate decides
   CHECK(gated.rule == Rule::kQualityGateModality);
-  CHECK_THAT(gated.reason, Catch::StartsWith("modality MR is not one of CT; the input image is constant") &&
+  CHECK_THAT(gated.reason, Catch::StartsWith("modality MR is not one of CT; the model input is constant") &&
                                Catch::Contains("confidence 0.55"));
 }
 

@@ -1,0 +1,132 @@
+"""Builds DICOM test files: native images with pydicom, codestreams from the real encoders (DCMTK's
+dcmcjpeg/dcmcjpls/dcmcrle, OpenJPEG's opj_compress, OpenJPH's ojph_compress, zlib), and encapsulated
+files whose header and codestream are chosen separately (to make them disagree on purpose)."""
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import zlib
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_pixel_data_frame
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+SYNTAX = {
+    "jpeg_baseline": "1.2.840.10008.1.2.4.50",
+    "jpeg_extended": "1.2.840.10008.1.2.4.51",
+    "jpeg_lossless": "1.2.840.10008.1.2.4.70",
+    "jpegls": "1.2.840.10008.1.2.4.80",
+    "j2k": "1.2.840.10008.1.2.4.90",
+    "htj2k": "1.2.840.10008.1.2.4.201",
+    "rle": "1.2.840.10008.1.2.5",
+    "deflate_frame": "1.2.840.10008.1.2.8.1",
+}
+# The bit depths each codec is exercised with (what its encoder here writes).
+CODEC_BITS = {
+    "jpeg_baseline": 8, "jpeg_extended": 12, "jpeg_lossless": 16, "jpegls": 16, "j2k": 16, "htj2k": 16,
+    "rle": 16, "deflate_frame": 16,
+}
+
+
+def pattern(rows, cols, bits, seed=0):
+    """A smooth image with some noise, in [0, 2**bits)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols]
+    top = 2 ** bits - 1
+    v = 0.5 + 0.35 * np.sin(x / 5.0 + seed) * np.cos(y / 4.0)
+    v = np.clip(np.round(v * top) + rng.integers(-2, 3, size=v.shape), 0, top)
+    return v.astype(np.uint16 if bits > 8 else np.uint8)
+
+
+def base_dataset(rows, cols, bits_allocated=16, bits_stored=None, signed=False, syntax=ExplicitVRLittleEndian,
+                 samples=1):
+    bits_stored = bits_stored or bits_allocated
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = FileDataset("x", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = "MONOCHROME2" if samples == 1 else "RGB"
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits_allocated, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.is_little_endian = True
+    ds.is_implicit_VR = syntax == "1.2.840.10008.1.2"
+    return ds
+
+
+def write_native(path, array, bits_stored=None, signed=False, syntax=ExplicitVRLittleEndian, edit=None):
+    rows, cols = array.shape[:2]
+    samples = 1 if array.ndim == 2 else array.shape[2]
+    ds = base_dataset(rows, cols, array.dtype.itemsize * 8, bits_stored, signed, syntax, samples)
+    ds.PixelData = array.tobytes()
+    if edit:
+        edit(ds)
+    ds.save_as(str(path), write_like_original=False)
+    return path
+
+
+def write_encapsulated(path, rows, cols, bits_allocated, bits_stored, syntax, frames, samples=1, edit=None):
+    meta_syntax = syntax
+    ds = base_dataset(rows, cols, bits_allocated, bits_stored, False, meta_syntax, samples)
+    if syntax == SYNTAX["jpeg_baseline"] and samples == 3:
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.PixelData = encapsulate(list(frames))
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    if edit:
+        edit(ds)
+    ds.save_as(str(path), write_like_original=False)
+    return path
+
+
+def _pgm(path, array):
+    h, w = array.shape
+    maxval = 255 if array.dtype == np.uint8 else 65535
+    data = array.astype(">u2").tobytes() if maxval > 255 else array.tobytes()
+    pathlib.Path(path).write_bytes(f"P5\n{w} {h}\n{maxval}\n".encode() + data)
+
+
+def codestream(codec, array, bits_stored=None):
+    """One frame of `array` (2-D) encoded by the real encoder of `codec`."""
+    bits = bits_stored or array.dtype.itemsize * 8
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        if codec == "deflate_frame":
+            c = zlib.compressobj(9, zlib.DEFLATED, -15)
+            return c.compress(array.tobytes()) + c.flush()
+        if codec in ("j2k", "htj2k"):
+            pgm = tmp / "in.pgm"
+            if bits not in (8, 16):  # the PGM maxval carries the depth
+                h, w = array.shape
+                pgm.write_bytes(f"P5\n{w} {h}\n{2 ** bits - 1}\n".encode() + array.astype(">u2").tobytes())
+            else:
+                _pgm(pgm, array)
+            out = tmp / ("out.j2k" if codec == "j2k" else "out.j2c")
+            cmd = ["opj_compress", "-i", str(pgm), "-o", str(out)] if codec == "j2k" else \
+                ["ojph_compress", "-i", str(pgm), "-o", str(out), "-reversible", "true"]
+            subprocess.run(cmd, check=True, capture_output=True)
+            return out.read_bytes()
+        src = write_native(tmp / "in.dcm", array, bits_stored=bits)
+        out = tmp / "out.dcm"
+        tool = {"jpeg_baseline": ["dcmcjpeg", "+eb"], "jpeg_extended": ["dcmcjpeg", "+ee"],
+                "jpeg_lossless": ["dcmcjpeg", "+e1"], "jpegls": ["dcmcjpls"], "rle": ["dcmcrle"]}[codec]
+        subprocess.run([*tool, str(src), str(out)], check=True, capture_output=True)
+        ds = pydicom.dcmread(str(out))
+        return next(generate_pixel_data_frame(ds.PixelData))
+
+
+def have_tools():
+    return all(shutil.which(t) for t in ("dcmcjpeg", "dcmcjpls", "dcmcrle", "opj_compress", "ojph_compress"))
