@@ -124,6 +124,23 @@ void bind_dicom(py::module_& m) {
       "read_header", [](const std::string& path) { return header_dict(dicom::read_header(path)); }, py::arg("path"),
       "The header as a dict; pixel data is bounds-checked but not decoded.");
   m.def(
+      "read_patient_identifiers",
+      [](const std::string& path) {
+        const dicom::PatientIdentifiers p = dicom::read_patient_identifiers(path);
+        py::dict d;
+        d["patient_name"] = p.patient_name;
+        d["patient_id"] = p.patient_id;
+        d["patient_birth_date"] = p.patient_birth_date;
+        d["patient_sex"] = p.patient_sex;
+        d["other_patient_ids"] = p.other_patient_ids;
+        d["accession_number"] = p.accession_number;
+        d["institution_name"] = p.institution_name;
+        d["referring_physician_name"] = p.referring_physician_name;
+        d["study_id"] = p.study_id;
+        return d;
+      },
+      py::arg("path"), "The patient-identifying attributes as a dict of UTF-8 strings (for a host that must show them).");
+  m.def(
       "scan_directory",
       [](const std::string& root, unsigned threads) {
         dicom::DirectoryIndex index;

@@ -4,6 +4,7 @@
 #include <medinfer/error.hpp>
 
 #include "core/file_util.hpp"
+#include "dicom/charset.hpp"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcdict.h>
@@ -11,7 +12,6 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcsequen.h>
-#include <dcmtk/dcmdata/dcspchrs.h>
 #include <dcmtk/oflog/oflog.h>
 
 #include <fmt/format.h>
@@ -150,8 +150,9 @@ bool to_valid_utf8(std::string& s) {
   return replaced;
 }
 
+// ASCII without ESC: text every character set reads the same (ISO 2022 escapes need the converter).
 bool is_ascii(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80 && c != 0x1B; });
 }
 
 // The item of a functional group for frame `frame`: the per-frame group when present, else shared.
@@ -251,31 +252,19 @@ std::string DicomFile::text(DcmItem& item, const DcmTagKey& key) {
   std::string out(s.c_str(), s.length());
   while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
   if (is_ascii(out)) return out;
-  // Text beyond ASCII: decoded from the Specific Character Set (DCMTK, iconv) into UTF-8.
+  // Text beyond ASCII: decoded from the Specific Character Set into UTF-8 (charset.cpp).
   const DcmEVR vr = e->getTag().getEVR();
   const bool text_vr = vr == EVR_SH || vr == EVR_LO || vr == EVR_ST || vr == EVR_LT || vr == EVR_UT || vr == EVR_PN ||
                        vr == EVR_UC;
-  if (text_vr && !charset_name_.empty()) {
-    if (!charset_) {
-      charset_ = std::make_unique<DcmSpecificCharacterSet>();
-      if (charset_->selectCharacterSet(charset_name_.c_str(), "ISO_IR 192").bad()) {
-        warn(HeaderWarningKind::kCharacterSet, DCM_SpecificCharacterSet,
-             fmt::format("{} '{}' is not one this build decodes: its text is shown with undecodable bytes replaced",
-                         tag_name(DCM_SpecificCharacterSet), charset_name_));
-        charset_name_.clear();
-      }
-    }
-    OFString utf8;
-    if (!charset_name_.empty() && charset_->convertString(OFString(out.c_str(), out.size()), utf8,
-                                                         vr == EVR_PN ? "\\^=" : "\\").good()) {
-      std::string converted(utf8.c_str(), utf8.length());
-      if (!to_valid_utf8(converted)) return converted;
-    }
+  if (text_vr && !charset_terms_.empty()) {
+    if (auto utf8 = decode_text(out, charset_terms_, vr == EVR_PN)) return *utf8;
   }
-  if (to_valid_utf8(out)) {
+  const bool replaced = to_valid_utf8(out);
+  if (replaced || (text_vr && !charset_terms_.empty())) {
     warn(HeaderWarningKind::kCharacterSet, key,
-         fmt::format("{} holds bytes that {} cannot decode: replaced by U+FFFD", tag_name(key),
-                     charset_name_.empty() ? std::string("the default repertoire (ASCII)") : "'" + charset_name_ + "'"));
+         fmt::format("{} holds bytes that {} cannot decode: what is valid UTF-8 is kept, the rest replaced by U+FFFD",
+                     tag_name(key),
+                     charset_terms_.empty() ? std::string("the default repertoire (ASCII)") : "'" + charset_name_ + "'"));
   }
   return out;
 }
@@ -406,10 +395,14 @@ void DicomFile::parse_header(const ReadOptions& options) {
   {
     OFString cs;
     if (ds.findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).good()) charset_name_ = cs.c_str();
-    while (!charset_name_.empty() && (charset_name_.back() == ' ' || charset_name_.front() == ' ')) {
-      if (charset_name_.back() == ' ') charset_name_.pop_back(); else charset_name_.erase(0, 1);
+    charset_terms_ = character_set_terms(charset_name_);
+    if (charset_terms_.size() == 1 && (charset_terms_[0].empty() || charset_terms_[0] == "ISO_IR 6")) charset_terms_.clear();
+    if (!character_set_known(charset_terms_)) {
+      warn(HeaderWarningKind::kCharacterSet, DCM_SpecificCharacterSet,
+           fmt::format("{} '{}' is not one this reader decodes: its text keeps only what is valid UTF-8",
+                       tag_name(DCM_SpecificCharacterSet), charset_name_));
+      charset_terms_.clear();
     }
-    if (charset_name_ == "ISO_IR 6") charset_name_.clear();
   }
   h.transfer_syntax_uid = layout_.transfer_syntax_uid;
   h.transfer_syntax_name = syntax_->name;

@@ -10,7 +10,6 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
-#include <dcmtk/dcmdata/dcspchrs.h>
 
 #include <array>
 #include <cstdint>
@@ -112,8 +111,8 @@ class DicomFile {
   ImageHeader header_;
   PixelFormat format_;
   std::optional<Lut> modality_lut_;
-  std::string charset_name_;  // Specific Character Set; empty: the default repertoire
-  std::unique_ptr<DcmSpecificCharacterSet> charset_;
+  std::string charset_name_;                // Specific Character Set as written
+  std::vector<std::string> charset_terms_;  // its terms; empty: the default repertoire
   // Encapsulated data: [first, last) fragment indices of each frame.
   std::vector<std::pair<std::size_t, std::size_t>> frame_fragments_;
 };

@@ -3,6 +3,7 @@ dcmcjpeg/dcmcjpls/dcmcrle, OpenJPEG's opj_compress, OpenJPH's ojph_compress, zli
 files whose header and codestream are chosen separately (to make them disagree on purpose)."""
 import pathlib
 import shutil
+import struct
 import subprocess
 import tempfile
 import zlib
@@ -72,12 +73,44 @@ def write_native(path, array, bits_stored=None, signed=False, syntax=ExplicitVRL
     ds.PixelData = array.tobytes()
     if edit:
         edit(ds)
-    ds.save_as(str(path), write_like_original=False)
+    # As written: pydicom would otherwise drop group lengths and fix what the tests break on purpose.
+    ds.save_as(str(path), write_like_original=True)
+    return path
+
+
+def set_transfer_syntax(path, uid):
+    """Rewrites the File Meta's Transfer Syntax UID of a written file (for UIDs pydicom 2.3 does not
+    know), fixing the meta group's length."""
+    raw = bytearray(pathlib.Path(path).read_bytes())
+    assert raw[128:132] == b"DICM"
+    pos = 132
+    out = bytearray(raw[:pos])
+    group_length_at = None
+    while struct.unpack("<H", raw[pos:pos + 2])[0] == 0x0002:
+        element = struct.unpack("<H", raw[pos + 2:pos + 4])[0]
+        vr = bytes(raw[pos + 4:pos + 6])
+        if vr in (b"OB", b"UN", b"SQ", b"UT", b"OW"):
+            length, header = struct.unpack("<I", raw[pos + 8:pos + 12])[0], 12
+        else:
+            length, header = struct.unpack("<H", raw[pos + 6:pos + 8])[0], 8
+        if element == 0x0000:
+            group_length_at = len(out) + 8
+        if element == 0x0010:
+            value = uid.encode() + (b"\0" if len(uid) % 2 else b"")
+            out += raw[pos:pos + 6] + struct.pack("<H", len(value)) + value
+        else:
+            out += raw[pos:pos + header + length]
+        pos += header + length
+    if group_length_at is not None:
+        out[group_length_at:group_length_at + 4] = struct.pack("<I", len(out) - group_length_at - 4)
+    pathlib.Path(path).write_bytes(bytes(out) + bytes(raw[pos:]))
     return path
 
 
 def write_encapsulated(path, rows, cols, bits_allocated, bits_stored, syntax, frames, samples=1, edit=None):
-    meta_syntax = syntax
+    # pydicom 2.3 refuses to write syntaxes it does not know: write as RLE, then set the real UID.
+    meta_syntax = syntax if syntax not in (SYNTAX["deflate_frame"], SYNTAX["htj2k"]) and \
+        not syntax.startswith("1.2.840.10008.1.2.4.20") else SYNTAX["rle"]
     ds = base_dataset(rows, cols, bits_allocated, bits_stored, False, meta_syntax, samples)
     if syntax == SYNTAX["jpeg_baseline"] and samples == 3:
         ds.PhotometricInterpretation = "YBR_FULL_422"
@@ -88,7 +121,9 @@ def write_encapsulated(path, rows, cols, bits_allocated, bits_stored, syntax, fr
     ds["PixelData"].is_undefined_length = True
     if edit:
         edit(ds)
-    ds.save_as(str(path), write_like_original=False)
+    ds.save_as(str(path), write_like_original=True)
+    if meta_syntax != syntax:
+        set_transfer_syntax(path, syntax)
     return path
 
 
