@@ -3,10 +3,15 @@
 // run (benchmarks/compare/python_dicom.py); scripts/bench_dicom.sh prints the ratios.
 //
 //   medinfer_dicom_benchmark --data=DIR [google-benchmark flags]
+//   medinfer_dicom_benchmark --peak-rss=FILE   decodes FILE once and prints the peak resident memory
+//                                              (KiB); an empty FILE prints the baseline (the process
+//                                              with DCMTK's dictionary loaded, nothing read)
 //   DIR holds syntaxes/*.dcm and series/*.dcm (benchmarks/compare/make_dicom_bench_data.py).
 #include <medinfer/medinfer.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -58,6 +63,21 @@ int main(int argc, char** argv) {
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a.rfind("--peak-rss=", 0) == 0) {
+      const std::string file = a.substr(11);
+      if (!file.empty()) {
+        benchmark::DoNotOptimize(medinfer::dicom::read_stored_pixels(file));
+      } else {
+        try {  // the baseline still loads DCMTK's data dictionary (a few MB), as every read does
+          (void)medinfer::dicom::read_header("/nonexistent/medinfer-baseline.dcm");
+        } catch (const medinfer::Error&) {
+        }
+      }
+      rusage usage{};
+      getrusage(RUSAGE_SELF, &usage);
+      std::cout << usage.ru_maxrss << "\n";
+      return 0;
+    }
     if (a.rfind("--data=", 0) == 0) {
       data = a.substr(7);
     } else {

@@ -87,6 +87,17 @@ def main():
         subprocess.run(["opj_compress", "-i", raw, "-o", j2k, "-F", "512,512,1,12,u"] + (["-r", "10"] if lossy else []),
                        check=True, capture_output=True)
         write(os.path.join(syn, name), px, 0, series, study, 1, uid, encapsulate([open(j2k, "rb").read()]))
+    # HTJ2K (OpenJPH's encoder): written under MPEG2's UID, which pads to the same length (pydicom 2.3
+    # does not know 1.2.840.10008.1.2.4.201), then patched. The bare codestream is kept for the
+    # OpenJPH-vs-OpenJPEG decoder comparison.
+    htj2k = os.path.join(args.out, "slice.j2c")
+    subprocess.run(["ojph_compress", "-i", raw, "-o", htj2k, "-dims", "{512,512}", "-num_comps", "1", "-signed",
+                    "false", "-bit_depth", "12", "-downsamp", "{1,1}", "-reversible", "true"], check=True,
+                   capture_output=True)
+    hts = os.path.join(syn, "htj2k_lossless.dcm")
+    write(hts, px, 0, series, study, 1, "1.2.840.10008.1.2.4.100", encapsulate([open(htj2k, "rb").read()]))
+    data = open(hts, "rb").read().replace(b"1.2.840.10008.1.2.4.100\0", b"1.2.840.10008.1.2.4.201\0", 1)
+    open(hts, "wb").write(data)
     comp = zlib.compressobj(6, zlib.DEFLATED, -15)
     frame = comp.compress(px.tobytes()) + comp.flush()
     # pydicom 2.3 does not know 1.2.840.10008.1.2.8.1 (2024): write under the JPEG 2000 UID, which

@@ -14,12 +14,21 @@
 
 #include <charls/charls.h>
 #include <openjpeg.h>
+#include <openjph/ojph_arch.h>  // first: the other headers need its macros
+#include <openjph/ojph_codestream.h>
+#include <openjph/ojph_file.h>
+#include <openjph/ojph_mem.h>
+#include <openjph/ojph_message.h>
+#include <openjph/ojph_params.h>
 #include <zlib.h>
 
 #include <fmt/format.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -441,6 +450,85 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
     for (std::uint32_t c = 0; c < f.samples; ++c) {
       put_cell(out, p * f.samples + c, cb, static_cast<std::uint64_t>(static_cast<std::int64_t>(image->comps[c].data[p])));
     }
+  }
+}
+
+// ---- HTJ2K (OpenJPH 0.9) ----
+namespace {
+// OpenJPH reports through process-wide handlers that print to stderr (and throw on errors): ours
+// stay silent, and errors throw with the message for ours to carry.
+struct OjphError : ojph::message_error {
+  void operator()(int, const char*, int, const char* fmt, ...) override {
+    char text[256];
+    va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+    throw std::runtime_error(text);
+  }
+};
+struct OjphQuietWarning : ojph::message_warning {
+  void operator()(int, const char*, int, const char*, ...) override {}
+};
+struct OjphQuietInfo : ojph::message_info {
+  void operator()(int, const char*, int, const char*, ...) override {}
+};
+void quiet_openjph() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static OjphError error;
+    static OjphQuietWarning warning;
+    static OjphQuietInfo info;
+    ojph::configure_error(&error);
+    ojph::configure_warning(&warning);
+    ojph::configure_info(&info);
+  });
+}
+}  // namespace
+
+void decode_htj2k(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
+                  std::uint8_t* out) {
+  quiet_openjph();
+  check_ends_with(data, size, 0xFF, 0xD9, source, "HTJ2K", "EOC");
+  try {
+    ojph::mem_infile file;
+    file.open(data, size);
+    ojph::codestream cs;
+    cs.read_headers(&file);
+    ojph::param_siz siz = cs.access_siz();
+    const ojph::point extent = siz.get_image_extent(), offset = siz.get_image_offset();
+    const std::uint32_t comps = siz.get_num_components();
+    const std::uint32_t width = extent.x - offset.x, height = extent.y - offset.y;
+    for (std::uint32_t c = 0; c < comps; ++c) {
+      const ojph::point ds = siz.get_downsampling(c);
+      if (ds.x != 1 || ds.y != 1) corrupt(source, fmt::format("HTJ2K component {} is subsampled", c));
+      check_frame_shape(source, "HTJ2K", height, width, comps, siz.get_bit_depth(c), f);
+    }
+    cs.set_planar(false);
+    cs.create();
+    const std::size_t cb = f.cell_bytes();
+    for (std::uint32_t y = 0; y < height; ++y) {
+      for (std::uint32_t c = 0; c < comps; ++c) {
+        ojph::ui32 comp = 0;
+        const ojph::line_buf* line = cs.pull(comp);
+        if (line == nullptr || comp >= comps || line->size < width) corrupt(source, "HTJ2K decoder returned no line");
+        const std::size_t row = std::size_t{y} * width;
+        const ojph::si32* v = line->i32;
+        if (cb == 2 && comps == 1) {
+          auto* o = reinterpret_cast<std::uint16_t*>(out) + row;
+          for (std::uint32_t x = 0; x < width; ++x) o[x] = static_cast<std::uint16_t>(v[x]);
+        } else {
+          for (std::uint32_t x = 0; x < width; ++x) {
+            put_cell(out, (row + x) * comps + comp, cb, static_cast<std::uint64_t>(static_cast<std::int64_t>(v[x])));
+          }
+        }
+      }
+    }
+    cs.close();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // OpenJPH's errors (OjphError) and its allocations
+    corrupt(source, std::string("HTJ2K codestream cannot be decoded (OpenJPH: ") + e.what() + ")");
   }
 }
 

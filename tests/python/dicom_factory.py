@@ -163,5 +163,27 @@ def codestream(codec, array, bits_stored=None):
         return next(generate_pixel_data_frame(ds.PixelData))
 
 
+def htj2k_codestream(array, bits, signed=False):
+    """HTJ2K (lossless) of a 2-D array (or rows x columns x 3 RGB, 8-bit) by OpenJPH's ojph_compress."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        out = tmp / "out.j2c"
+        if array.ndim == 3:
+            h, w, _ = array.shape
+            src = tmp / "in.ppm"
+            src.write_bytes(f"P6\n{w} {h}\n255\n".encode() + array.astype(np.uint8).tobytes())
+            cmd = ["ojph_compress", "-i", str(src), "-o", str(out), "-reversible", "true"]
+        else:
+            h, w = array.shape
+            src = tmp / "in.rawl"
+            src.write_bytes(array.astype("<i2" if signed else "<u2").tobytes() if bits > 8 else
+                            array.astype(np.int8 if signed else np.uint8).tobytes())
+            cmd = ["ojph_compress", "-i", str(src), "-o", str(out), "-dims", f"{{{w},{h}}}", "-num_comps", "1",
+                   "-signed", "true" if signed else "false", "-bit_depth", str(bits), "-downsamp", "{1,1}",
+                   "-reversible", "true"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return out.read_bytes()
+
+
 def have_tools():
     return all(shutil.which(t) for t in ("dcmcjpeg", "dcmcjpls", "dcmcrle", "opj_compress", "ojph_compress"))
