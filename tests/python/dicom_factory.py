@@ -150,7 +150,8 @@ def codestream(codec, array, bits_stored=None):
             else:
                 _pgm(pgm, array)
             out = tmp / ("out.j2k" if codec == "j2k" else "out.j2c")
-            cmd = ["opj_compress", "-i", str(pgm), "-o", str(out)] if codec == "j2k" else \
+            levels = str(max(1, min(6, int(np.log2(min(array.shape))))))  # small images: fewer levels
+            cmd = ["opj_compress", "-i", str(pgm), "-o", str(out), "-n", levels] if codec == "j2k" else \
                 ["ojph_compress", "-i", str(pgm), "-o", str(out), "-reversible", "true"]
             subprocess.run(cmd, check=True, capture_output=True)
             return out.read_bytes()
