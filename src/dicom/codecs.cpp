@@ -362,6 +362,52 @@ void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& f
   }
 }
 
+// ---- JPEG 2000 main header (ISO/IEC 15444-1 A.5.1, A.6.1) ----
+namespace {
+// The SIZ and COD values both JPEG 2000 decoders divide and allocate by, checked against the
+// standard's ranges before either sees them: OpenJPH 0.9 divides by a zero tile size (SIGFPE, found
+// by the fuzzer) where the standard forbids one.
+void check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::string& source, const char* what) {
+  auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>(d[p] << 8 | d[p + 1]); };
+  auto u32 = [&](std::size_t p) { return u16(p) << 16 | u16(p + 2); };
+  auto bad = [&](const std::string& m) { corrupt(source, fmt::format("{} main header: {}", what, m)); };
+  if (n < 4 || u16(0) != 0xFF4F || u16(2) != 0xFF51) bad("no SOC and SIZ markers");
+  if (n < 6) bad("truncated SIZ");
+  const std::uint32_t lsiz = u16(4);
+  if (lsiz < 41 || 4 + lsiz > n) bad(fmt::format("SIZ length {} is invalid", lsiz));
+  const std::uint32_t x = u32(8), y = u32(12), xo = u32(16), yo = u32(20), xt = u32(24), yt = u32(28),
+                      xto = u32(32), yto = u32(36), c = u16(40);
+  if (c == 0 || lsiz != 38 + 3 * c) bad(fmt::format("SIZ declares {} components in {} bytes", c, lsiz));
+  if (x <= xo || y <= yo) bad(fmt::format("the image area {} x {} at offset {}, {} is empty", x, y, xo, yo));
+  if (xt == 0 || yt == 0 || xto > xo || yto > yo || std::uint64_t{xt} + xto <= xo || std::uint64_t{yt} + yto <= yo) {
+    bad(fmt::format("tile size {} x {} at offset {}, {} is invalid", xt, yt, xto, yto));
+  }
+  const std::uint64_t tiles = ((std::uint64_t{x} - xto + xt - 1) / xt) * ((std::uint64_t{y} - yto + yt - 1) / yt);
+  if (tiles > 65535) bad(fmt::format("{} tiles (at most 65535)", tiles));
+  for (std::uint32_t k = 0; k < c; ++k) {
+    const std::size_t p = 42 + 3 * k;
+    if ((d[p] & 0x7F) + 1 > 38 || d[p + 1] == 0 || d[p + 2] == 0) {
+      bad(fmt::format("component {} has depth {} and subsampling {} x {}", k, (d[p] & 0x7F) + 1, d[p + 1], d[p + 2]));
+    }
+  }
+  // COD in the main header (before the first tile-part): levels and code-block size.
+  std::size_t p = 4 + lsiz;
+  while (p + 4 <= n && d[p] == 0xFF && d[p + 1] != 0x90) {
+    const std::uint32_t marker = u16(p), len = u16(p + 2);
+    if (len < 2 || p + 2 + len > n) bad(fmt::format("marker 0x{:04X} runs past the codestream", marker));
+    if (marker == 0xFF52) {
+      if (len < 12) bad("COD is too short");
+      const std::uint32_t layers = u16(p + 6), levels = d[p + 9], xcb = d[p + 10] + 2u, ycb = d[p + 11] + 2u;
+      if (layers == 0 || levels > 32 || xcb > 10 || ycb > 10 || xcb + ycb > 12) {
+        bad(fmt::format("COD has {} layers, {} decomposition levels, code-blocks 2^{} x 2^{}", layers, levels, xcb, ycb));
+      }
+      if (d[p + 8] > 1 || (d[p + 8] == 1 && c < 3)) bad("COD asks for a colour transform on fewer than 3 components");
+    }
+    p += 2 + len;
+  }
+}
+}  // namespace
+
 // ---- JPEG 2000 / HTJ2K (OpenJPEG 2.5) ----
 namespace {
 struct MemoryStream {
@@ -410,7 +456,10 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
   opj_set_info_handler(codec, opj_quiet, nullptr);
   opj_dparameters_t params;
   opj_set_default_decoder_parameters(&params);
-  if (!jp2) check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
+  if (!jp2) {
+    check_j2k_main_header(data, size, source, "JPEG 2000");
+    check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
+  }
   MemoryStream mem{data, size, 0};
   opj_stream_t* stream = opj_stream_create(size == 0 ? 1 : std::min<std::size_t>(size, 1 << 20), OPJ_TRUE);
   opj_stream_set_user_data(stream, &mem, nullptr);
@@ -489,6 +538,7 @@ void quiet_openjph() {
 void decode_htj2k(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
                   std::uint8_t* out) {
   quiet_openjph();
+  check_j2k_main_header(data, size, source, "HTJ2K");
   check_ends_with(data, size, 0xFF, 0xD9, source, "HTJ2K", "EOC");
   try {
     ojph::mem_infile file;

@@ -59,5 +59,15 @@ dcmconv +td "$seed" "$work/seeds/deflated.dcm"
 dcmcjpeg "$seed" "$work/seeds/jpeg.dcm"
 dcmcjpls "$seed" "$work/seeds/jpegls.dcm"
 dcmcrle "$seed" "$work/seeds/rle.dcm"
+# JPEG 2000 (OpenJPEG's encoder) and HTJ2K (OpenJPH's) codestreams in small files, when the tools are here.
+if command -v opj_compress >/dev/null && command -v ojph_compress >/dev/null; then
+  PYTHONPATH="$src/tests/python" /usr/bin/python3 - "$work/seeds" <<'PY' || true
+import sys, dicom_factory as fac
+out = sys.argv[1]
+src = fac.pattern(16, 16, 12)
+for codec in ("j2k", "htj2k"):
+    fac.write_encapsulated(f"{out}/{codec}.dcm", 16, 16, 16, 12, fac.SYNTAX[codec], [fac.codestream(codec, src, 12)])
+PY
+fi
 # Seeds stay small so mutations reach the header and the codestreams quickly.
 run_fuzzer 65536

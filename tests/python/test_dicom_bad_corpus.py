@@ -158,6 +158,15 @@ def build_corpus(root):
         if codec not in ("rle", "deflate_frame", "jpeg_baseline"):
             add(f"{codec}_precision_above_bits_allocated", enc("ba8", [cs], ba=8, bs=8), bad("BitsAllocated"))
         add(f"{codec}_two_frames", enc("nf", [cs, cs]), exact)
+        if codec in ("j2k", "htj2k"):  # SIZ values the standard forbids (OpenJPH 0.9 divided by zero)
+            for field, at, value, says in (("tile_height_0", 28, b"\0\0\0\0", "tile size"),
+                                           ("tile_width_0", 24, b"\0\0\0\0", "tile size"),
+                                           ("tile_offset_past_image", 32, b"\x10\0\0\0", "tile size"),
+                                           ("subsampling_0", 43, b"\0", "subsampling"),
+                                           ("components_0", 40, b"\0\0", "components")):
+                patched = bytearray(cs)
+                patched[at:at + len(value)] = value
+                add(f"{codec}_siz_{field}", enc(f"siz_{field}", [bytes(patched)]), bad(says))
 
     # C'. Truncation at every element, item and fragment boundary of a two-frame JPEG-LS file.
     src = fac.pattern(32, 40, 16, seed=6)
