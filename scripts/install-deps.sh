@@ -8,10 +8,10 @@ profile=${1:-test}
 
 demo_pkgs=(cmake g++ make pkg-config
   libtorch-dev libopencv-dev libdcmtk-dev libfmt-dev nlohmann-json3-dev libssl-dev
-  libcharls-dev libopenjp2-7-dev libopenjph-dev zlib1g-dev libcli11-dev
+  libcharls-dev libopenjp2-7-dev zlib1g-dev libcli11-dev
   python3 python3-numpy python3-pydicom)
 test_pkgs=(catch2 pybind11-dev python3-dev python3-pytest libbenchmark-dev
-  python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools openjph-tools clang libclang-rt-14-dev
+  python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools libopenjph-dev openjph-tools clang libclang-rt-14-dev
   python3-gdcm python3-pil python3-jsonschema openssl)
 
 case "$profile" in

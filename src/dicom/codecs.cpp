@@ -14,21 +14,12 @@
 
 #include <charls/charls.h>
 #include <openjpeg.h>
-#include <openjph/ojph_arch.h>  // first: the other headers need its macros
-#include <openjph/ojph_codestream.h>
-#include <openjph/ojph_file.h>
-#include <openjph/ojph_mem.h>
-#include <openjph/ojph_message.h>
-#include <openjph/ojph_params.h>
 #include <zlib.h>
 
 #include <fmt/format.h>
 
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <mutex>
-#include <stdexcept>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -364,10 +355,15 @@ void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& f
 
 // ---- JPEG 2000 main header (ISO/IEC 15444-1 A.5.1, A.6.1) ----
 namespace {
-// The SIZ and COD values both JPEG 2000 decoders divide and allocate by, checked against the
-// standard's ranges before either sees them: OpenJPH 0.9 divides by a zero tile size (SIGFPE, found
-// by the fuzzer) where the standard forbids one.
-void check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::string& source, const char* what) {
+// The SIZ and COD values a JPEG 2000 decoder divides and allocates by, checked against the
+// standard's ranges before the decoder sees them (OpenJPH 0.9 divided by a zero tile height: found by
+// the fuzzer when it decoded HTJ2K; OpenJPEG gets the same guard).
+struct J2kMainHeader {
+  bool signed_component = false;  // any Ssiz with the sign bit
+  bool high_throughput = false;   // a CAP marker (Part 15)
+};
+J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::string& source, const char* what) {
+  J2kMainHeader info;
   auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>(d[p] << 8 | d[p + 1]); };
   auto u32 = [&](std::size_t p) { return u16(p) << 16 | u16(p + 2); };
   auto bad = [&](const std::string& m) { corrupt(source, fmt::format("{} main header: {}", what, m)); };
@@ -386,6 +382,7 @@ void check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::stri
   if (tiles > 65535) bad(fmt::format("{} tiles (at most 65535)", tiles));
   for (std::uint32_t k = 0; k < c; ++k) {
     const std::size_t p = 42 + 3 * k;
+    if (d[p] & 0x80) info.signed_component = true;
     if ((d[p] & 0x7F) + 1 > 38 || d[p + 1] == 0 || d[p + 2] == 0) {
       bad(fmt::format("component {} has depth {} and subsampling {} x {}", k, (d[p] & 0x7F) + 1, d[p + 1], d[p + 2]));
     }
@@ -395,6 +392,7 @@ void check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::stri
   while (p + 4 <= n && d[p] == 0xFF && d[p + 1] != 0x90) {
     const std::uint32_t marker = u16(p), len = u16(p + 2);
     if (len < 2 || p + 2 + len > n) bad(fmt::format("marker 0x{:04X} runs past the codestream", marker));
+    if (marker == 0xFF50) info.high_throughput = true;
     if (marker == 0xFF52) {
       if (len < 12) bad("COD is too short");
       const std::uint32_t layers = u16(p + 6), levels = d[p + 9], xcb = d[p + 10] + 2u, ycb = d[p + 11] + 2u;
@@ -405,6 +403,7 @@ void check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::stri
     }
     p += 2 + len;
   }
+  return info;
 }
 }  // namespace
 
@@ -457,7 +456,13 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
   opj_dparameters_t params;
   opj_set_default_decoder_parameters(&params);
   if (!jp2) {
-    check_j2k_main_header(data, size, source, "JPEG 2000");
+    const J2kMainHeader main = check_j2k_main_header(data, size, source, "JPEG 2000");
+    if (main.high_throughput && main.signed_component) {
+      // Measured: OpenJPEG 2.5.0 clamps negative HTJ2K samples (OpenJPH decodes them right, but aborts
+      // on hostile input): refused rather than returned wrong (docs/dicom.md).
+      throw Error(ErrorCode::kUnsupported,
+                  source + ": signed HTJ2K samples are not decoded by this build (OpenJPEG 2.5.0 clamps them)");
+    }
     check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
   }
   MemoryStream mem{data, size, 0};
@@ -499,86 +504,6 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
     for (std::uint32_t c = 0; c < f.samples; ++c) {
       put_cell(out, p * f.samples + c, cb, static_cast<std::uint64_t>(static_cast<std::int64_t>(image->comps[c].data[p])));
     }
-  }
-}
-
-// ---- HTJ2K (OpenJPH 0.9) ----
-namespace {
-// OpenJPH reports through process-wide handlers that print to stderr (and throw on errors): ours
-// stay silent, and errors throw with the message for ours to carry.
-struct OjphError : ojph::message_error {
-  void operator()(int, const char*, int, const char* fmt, ...) override {
-    char text[256];
-    va_list args;
-    va_start(args, fmt);
-    std::vsnprintf(text, sizeof text, fmt, args);
-    va_end(args);
-    throw std::runtime_error(text);
-  }
-};
-struct OjphQuietWarning : ojph::message_warning {
-  void operator()(int, const char*, int, const char*, ...) override {}
-};
-struct OjphQuietInfo : ojph::message_info {
-  void operator()(int, const char*, int, const char*, ...) override {}
-};
-void quiet_openjph() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    static OjphError error;
-    static OjphQuietWarning warning;
-    static OjphQuietInfo info;
-    ojph::configure_error(&error);
-    ojph::configure_warning(&warning);
-    ojph::configure_info(&info);
-  });
-}
-}  // namespace
-
-void decode_htj2k(const std::uint8_t* data, std::size_t size, const PixelFormat& f, const std::string& source,
-                  std::uint8_t* out) {
-  quiet_openjph();
-  check_j2k_main_header(data, size, source, "HTJ2K");
-  check_ends_with(data, size, 0xFF, 0xD9, source, "HTJ2K", "EOC");
-  try {
-    ojph::mem_infile file;
-    file.open(data, size);
-    ojph::codestream cs;
-    cs.read_headers(&file);
-    ojph::param_siz siz = cs.access_siz();
-    const ojph::point extent = siz.get_image_extent(), offset = siz.get_image_offset();
-    const std::uint32_t comps = siz.get_num_components();
-    const std::uint32_t width = extent.x - offset.x, height = extent.y - offset.y;
-    for (std::uint32_t c = 0; c < comps; ++c) {
-      const ojph::point ds = siz.get_downsampling(c);
-      if (ds.x != 1 || ds.y != 1) corrupt(source, fmt::format("HTJ2K component {} is subsampled", c));
-      check_frame_shape(source, "HTJ2K", height, width, comps, siz.get_bit_depth(c), f);
-    }
-    cs.set_planar(false);
-    cs.create();
-    const std::size_t cb = f.cell_bytes();
-    for (std::uint32_t y = 0; y < height; ++y) {
-      for (std::uint32_t c = 0; c < comps; ++c) {
-        ojph::ui32 comp = 0;
-        const ojph::line_buf* line = cs.pull(comp);
-        if (line == nullptr || comp >= comps || line->size < width) corrupt(source, "HTJ2K decoder returned no line");
-        const std::size_t row = std::size_t{y} * width;
-        const ojph::si32* v = line->i32;
-        if (cb == 2 && comps == 1) {
-          auto* o = reinterpret_cast<std::uint16_t*>(out) + row;
-          for (std::uint32_t x = 0; x < width; ++x) o[x] = static_cast<std::uint16_t>(v[x]);
-        } else {
-          for (std::uint32_t x = 0; x < width; ++x) {
-            put_cell(out, (row + x) * comps + comp, cb, static_cast<std::uint64_t>(static_cast<std::int64_t>(v[x])));
-          }
-        }
-      }
-    }
-    cs.close();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {  // OpenJPH's errors (OjphError) and its allocations
-    corrupt(source, std::string("HTJ2K codestream cannot be decoded (OpenJPH: ") + e.what() + ")");
   }
 }
 

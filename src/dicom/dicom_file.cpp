@@ -865,13 +865,7 @@ void DicomFile::decode_frame(std::uint32_t index, std::uint8_t* out) const {
     const auto [data, size] = frame_bytes(index, scratch);
     switch (syntax_->codec) {
       case Codec::kRle: decode_rle(data, size, f, source_, out); break;
-      case Codec::kJpeg2000:
-        if (syntax_->htj2k) {
-          decode_htj2k(data, size, f, source_, out);
-        } else {
-          decode_jpeg2000(data, size, f, source_, out);
-        }
-        break;
+      case Codec::kJpeg2000: decode_jpeg2000(data, size, f, source_, out); break;
       case Codec::kJpegLs: decode_jpegls(data, size, f, source_, out); break;
       case Codec::kJpeg: decode_jpeg(data, size, f, source_, out, nullptr); break;
       case Codec::kDeflateFrame: {

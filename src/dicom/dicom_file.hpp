@@ -125,12 +125,9 @@ bool decode_native(const std::uint8_t* data, std::size_t size, std::size_t bit_o
                    bool big_endian, const std::string& vr, std::uint8_t* out);
 void decode_rle(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,
                 std::uint8_t* out);
+/// JPEG 2000 and HTJ2K (OpenJPEG: docs/dicom.md says why not OpenJPH).
 void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,
                      std::uint8_t* out);
-/// HTJ2K through OpenJPH (the faster HTJ2K decoder here: docs/benchmarks.md); decode_jpeg2000 also
-/// decodes HTJ2K, through OpenJPEG.
-void decode_htj2k(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,
-                  std::uint8_t* out);
 void decode_jpegls(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,
                    std::uint8_t* out);
 void decode_jpeg(const std::uint8_t* data, std::size_t size, const PixelFormat& format, const std::string& source,

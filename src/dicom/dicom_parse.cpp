@@ -30,10 +30,10 @@ constexpr SyntaxInfo kSyntaxes[] = {
     {"1.2.840.10008.1.2.4.90", "JPEG 2000 (Lossless Only)", true, false, false, Codec::kJpeg2000, false},
     {"1.2.840.10008.1.2.4.91", "JPEG 2000", true, false, false, Codec::kJpeg2000, true},
     {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (Lossless Only)", true, false, false, Codec::kJpeg2000,
-     false, true},
+     false},
     {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", true, false, false,
-     Codec::kJpeg2000, false, true},
-    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", true, false, false, Codec::kJpeg2000, true, true},
+     Codec::kJpeg2000, false},
+    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", true, false, false, Codec::kJpeg2000, true},
     {"1.2.840.10008.1.2.5", "RLE Lossless", true, false, false, Codec::kRle, false},
     {"1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression", true, false, false, Codec::kDeflateFrame, false},
 };

@@ -29,7 +29,6 @@ struct SyntaxInfo {
   bool deflated;  ///< the whole dataset is deflated (1.2.840.10008.1.2.1.99)
   Codec codec;
   bool lossy;
-  bool htj2k = false;  ///< High-Throughput JPEG 2000 (decoded by OpenJPH)
 };
 
 /// The supported syntax for `uid`, or nullptr.
