@@ -69,5 +69,7 @@ for codec in ("j2k", "htj2k"):
     fac.write_encapsulated(f"{out}/{codec}.dcm", 16, 16, 16, 12, fac.SYNTAX[codec], [fac.codestream(codec, src, 12)])
 PY
 fi
+# Inputs that once crashed a decoder (tests/fuzz/regressions/) start every run.
+cp "$src"/tests/fuzz/regressions/*.dcm "$work/seeds/" 2>/dev/null || true
 # Seeds stay small so mutations reach the header and the codestreams quickly.
 run_fuzzer 65536

@@ -350,3 +350,15 @@ def test_htj2k_from_openjph_decodes_lossless_at_every_bit_depth(bits, signed, tm
         return
     stored, _ = medinfer.read_stored_pixels(str(path))
     np.testing.assert_array_equal(stored[0, :, :, 0], image)
+
+
+def test_an_htj2k_codestream_that_aborts_openjpeg_is_an_error_not_an_abort(cli):
+    # Found by the DICOM fuzzer: OpenJPEG 2.5.0 (built with assertions) aborts in mel_init; the
+    # reader decodes HTJ2K in a forked child, so the host gets kInvalidDicom and nothing on stderr.
+    path = pathlib.Path(__file__).parents[1] / "fuzz" / "regressions" / "htj2k_openjpeg_mel_assert.dcm"
+    r = subprocess.run([cli, "inspect", "--json", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr == ""
+    j = json.loads(r.stdout)
+    assert j["error"]["code"] == "kInvalidDicom" and "died on this codestream" in j["error"]["message"]
+    with pytest.raises(medinfer.InvalidDicomError):
+        medinfer.read_stored_pixels(str(path))
