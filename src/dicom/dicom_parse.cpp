@@ -433,11 +433,47 @@ std::size_t inflate_pass(const std::uint8_t* d, std::size_t n, std::uint64_t max
   return produced;
 }
 
-// Two passes: the first counts the inflated size under the limit with a 64 KB window (a bomb is
-// refused having cost nothing), the second inflates into a block of exactly that size (no growth by
-// copying, so the peak is the dataset itself).
+// Up to kDirectInflate bytes are inflated in one pass into a growing block (a slice's dataset: one
+// pass, a copy or two of a few MB at most). A dataset that grows past it is counted first through a
+// 64 KB window under the limit (a bomb is refused having cost nothing), then inflated into a block of
+// exactly its size (no growth by copying, so the peak is the dataset itself).
+constexpr std::size_t kDirectInflate = 16u << 20;
+
 void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
                   medinfer::detail::Block& out) {
+  const std::size_t direct = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, kDirectInflate));
+  {
+    z_stream z{};
+    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
+    struct End {
+      z_stream* z;
+      ~End() { inflateEnd(z); }
+    } end{&z};
+    out = medinfer::detail::Block(std::min<std::size_t>(std::max<std::size_t>(n * 4, 64 * 1024), direct) + 1);
+    z.next_in = const_cast<Bytef*>(d);
+    z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
+    std::size_t produced = 0;
+    while (true) {
+      z.next_out = out.data() + produced;
+      z.avail_out = static_cast<uInt>(out.size() - produced);
+      const int rc = inflate(&z, Z_NO_FLUSH);
+      produced = static_cast<std::size_t>(z.next_out - out.data());
+      if (rc == Z_STREAM_END && produced <= direct) {
+        out.truncate(produced);
+        return;
+      }
+      if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
+        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is corrupt (zlib: {})", source,
+                                                          z.msg != nullptr ? z.msg : "error"));
+      }
+      if (z.avail_in == 0 && z.avail_out != 0) {
+        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is truncated", source));
+      }
+      if (produced < out.size()) continue;
+      if (out.size() > direct) break;  // past the one-pass size: count first, then inflate exactly
+      out.grow(std::min(out.size() * 2, direct + 1));
+    }
+  }
   const std::size_t size = inflate_pass(d, n, max_bytes, source, nullptr);
   out = medinfer::detail::Block(size + 1);
   const std::size_t again = inflate_pass(d, n, size, source, out.data());
