@@ -414,6 +414,45 @@ J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const 
   }
   return info;
 }
+
+// Whether any COD or COC marker, in the main header or a tile-part header, selects HT code-blocks
+// (code-block style bit 0x40, the one OpenJPEG decodes with its HTJ2K block decoder). A tile-part
+// chain that cannot be followed counts as HT: the caller then isolates the decode.
+bool j2k_uses_ht(const std::uint8_t* d, std::size_t n) {
+  auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>(d[p] << 8 | d[p + 1]); };
+  auto u32 = [&](std::size_t p) { return u16(p) << 16 | u16(p + 2); };
+  const std::uint32_t components = n >= 42 ? u16(40) : 0;
+  const std::size_t coc_index_bytes = components < 257 ? 1 : 2;
+  // Marker segments from `p` to SOD (tile-part header) or the first SOT (main header).
+  auto header_has_ht = [&](std::size_t p, std::size_t end, bool* ok) {
+    while (p + 4 <= end && d[p] == 0xFF) {
+      const std::uint32_t marker = u16(p);
+      if (marker == 0xFF93 || marker == 0xFF90) return false;  // SOD, SOT
+      const std::uint32_t len = u16(p + 2);
+      if (len < 2 || p + 2 + len > end) break;
+      if (marker == 0xFF52 && len >= 11 && (d[p + 12] & 0x40)) return true;
+      if (marker == 0xFF53 && len >= 9 + coc_index_bytes && (d[p + 4 + coc_index_bytes + 1 + 3] & 0x40)) return true;
+      p += 2 + len;
+    }
+    *ok = false;
+    return false;
+  };
+  bool ok = true;
+  std::size_t p = 4 + (n >= 6 ? u16(4) : 0);  // after SIZ
+  if (header_has_ht(p, n, &ok) || !ok) return true;
+  // The first SOT, then the chain of tile-parts by their Psot lengths.
+  while (p + 4 <= n && !(d[p] == 0xFF && d[p + 1] == 0x90)) p += 2 + u16(p + 2);
+  for (int parts = 0; p + 12 <= n && d[p] == 0xFF && d[p + 1] == 0x90 && parts < 1 << 16; ++parts) {
+    const std::uint32_t psot = u32(p + 6);
+    const std::size_t end = psot == 0 ? n : p + psot;
+    if (end > n || (psot < 14 && psot != 0)) return true;
+    ok = true;
+    if (header_has_ht(p + 12, end, &ok) || !ok) return true;
+    if (psot == 0) return false;
+    p = end;
+  }
+  return !(p + 2 <= n && d[p] == 0xFF && d[p + 1] == 0xD9);  // the chain must end at EOC
+}
 }  // namespace
 
 // ---- JPEG 2000 / HTJ2K (OpenJPEG 2.5) ----
@@ -571,7 +610,7 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
   }
   const J2kMainHeader main = check_j2k_main_header(data, size, source, "JPEG 2000");
   check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
-  if (!main.high_throughput) {
+  if (!main.high_throughput && !j2k_uses_ht(data, size)) {
     decode_openjpeg(data, size, false, f, source, out);
     return;
   }

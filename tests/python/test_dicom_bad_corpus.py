@@ -167,6 +167,13 @@ def build_corpus(root):
                 patched = bytearray(cs)
                 patched[at:at + len(value)] = value
                 add(f"{codec}_siz_{field}", enc(f"siz_{field}", [bytes(patched)]), bad(says))
+            # HT code-blocks selected in COD without a CAP marker (a classic codestream's blocks then
+            # go through OpenJPEG's HTJ2K decoder, which can abort): decoded in the child, refused.
+            cod = cs.index(b"\xff\x52", 4)
+            patched = bytearray(cs)
+            patched[cod + 12] |= 0x40
+            if codec == "j2k":
+                add("j2k_cod_selects_ht_blocks", enc("cod_ht", [bytes(patched)]), bad())
 
     # C'. Truncation at every element, item and fragment boundary of a two-frame JPEG-LS file.
     src = fac.pattern(32, 40, 16, seed=6)
