@@ -396,40 +396,61 @@ std::string guess_syntax(const std::uint8_t* d, std::size_t n) {
   return (is_vr_char(d[4]) && is_vr_char(d[5])) ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2";
 }
 
-// Inflates a raw deflate stream (PS3.5 A.5) into `out` (max_bytes + 1 bytes), or only counts its
-// bytes when `out` is null. Stops with kResourceLimit as soon as the output passes `max_bytes`.
+// One raw deflate stream (PS3.5 A.5), inflated step by step into room the caller provides.
+class RawInflate {
+ public:
+  RawInflate(const std::uint8_t* d, std::size_t n, const std::string& source) : source_(source) {
+    if (inflateInit2(&z_, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
+    z_.next_in = const_cast<Bytef*>(d);
+    z_.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
+  }
+  ~RawInflate() { inflateEnd(&z_); }
+  RawInflate(const RawInflate&) = delete;
+  RawInflate& operator=(const RawInflate&) = delete;
+
+  /// Inflates into [out, out + room); returns the bytes written.
+  std::size_t step(std::uint8_t* out, std::uint64_t room) {
+    z_.next_out = out;
+    z_.avail_out = static_cast<uInt>(std::min<std::uint64_t>(room, UINT32_MAX));
+    const uInt before = z_.avail_out;
+    rc_ = inflate(&z_, Z_NO_FLUSH);
+    return before - z_.avail_out;
+  }
+  /// After a step: true at the stream's end; kInvalidDicom when it is corrupt or ends early.
+  bool ended() const {
+    if (rc_ == Z_STREAM_END) return true;
+    if (rc_ != Z_OK && rc_ != Z_BUF_ERROR) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is corrupt (zlib: {})", source_,
+                                                        z_.msg != nullptr ? z_.msg : "error"));
+    }
+    if (z_.avail_in == 0 && (rc_ == Z_BUF_ERROR || z_.avail_out != 0)) {
+      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is truncated", source_));
+    }
+    return false;
+  }
+
+ private:
+  z_stream z_{};
+  int rc_ = Z_OK;
+  const std::string& source_;
+};
+
+// Inflates the stream into `out` (max_bytes + 1 bytes), or only counts its bytes through a 64 KB
+// window when `out` is null. Stops with kResourceLimit as soon as the output passes `max_bytes`.
 std::size_t inflate_pass(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes, const std::string& source,
                          std::uint8_t* out) {
-  z_stream z{};
-  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-  struct End {
-    z_stream* z;
-    ~End() { inflateEnd(z); }
-  } end{&z};
+  RawInflate z(d, n, source);
   std::uint8_t window[64 * 1024];
-  z.next_in = const_cast<Bytef*>(d);
-  z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
   std::size_t produced = 0;
-  while (true) {
-    const std::size_t room = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes - produced + 1, sizeof window));
-    z.next_out = out != nullptr ? out + produced : window;
-    z.avail_out = static_cast<uInt>(out != nullptr ? std::min<std::uint64_t>(max_bytes + 1 - produced, UINT32_MAX) : room);
-    const int rc = inflate(&z, Z_NO_FLUSH);
-    produced = out != nullptr ? static_cast<std::size_t>(z.next_out - out) : produced + (room - z.avail_out);
+  do {
+    produced += out != nullptr ? z.step(out + produced, max_bytes + 1 - produced)
+                               : z.step(window, std::min<std::uint64_t>(max_bytes - produced + 1, sizeof window));
     if (produced > max_bytes) {
       throw Error(ErrorCode::kResourceLimit,
                   fmt::format("{}: the deflated dataset inflates to more than {} bytes (ReadOptions::max_file_bytes)",
                               source, max_bytes));
     }
-    if (rc == Z_STREAM_END) break;
-    if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is corrupt (zlib: {})", source,
-                                                        z.msg != nullptr ? z.msg : "error"));
-    }
-    if (z.avail_in == 0 && (rc == Z_BUF_ERROR || z.avail_out != 0)) {
-      throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is truncated", source));
-    }
-  }
+  } while (!z.ended());
   return produced;
 }
 
@@ -443,31 +464,17 @@ void inflate_into(const std::uint8_t* d, std::size_t n, std::uint64_t max_bytes,
                   medinfer::detail::Block& out) {
   const std::size_t direct = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, kDirectInflate));
   {
-    z_stream z{};
-    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw Error(ErrorCode::kInternal, "zlib: inflateInit2 failed");
-    struct End {
-      z_stream* z;
-      ~End() { inflateEnd(z); }
-    } end{&z};
+    RawInflate z(d, n, source);
     out = medinfer::detail::Block(std::min<std::size_t>(std::max<std::size_t>(n * 4, 64 * 1024), direct) + 1);
-    z.next_in = const_cast<Bytef*>(d);
-    z.avail_in = static_cast<uInt>(std::min<std::size_t>(n, UINT32_MAX));
     std::size_t produced = 0;
     while (true) {
-      z.next_out = out.data() + produced;
-      z.avail_out = static_cast<uInt>(out.size() - produced);
-      const int rc = inflate(&z, Z_NO_FLUSH);
-      produced = static_cast<std::size_t>(z.next_out - out.data());
-      if (rc == Z_STREAM_END && produced <= direct) {
-        out.truncate(produced);
-        return;
-      }
-      if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
-        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is corrupt (zlib: {})", source,
-                                                          z.msg != nullptr ? z.msg : "error"));
-      }
-      if (z.avail_in == 0 && z.avail_out != 0) {
-        throw Error(ErrorCode::kInvalidDicom, fmt::format("{}: the deflated dataset is truncated", source));
+      produced += z.step(out.data() + produced, out.size() - produced);
+      if (z.ended()) {
+        if (produced <= direct) {
+          out.truncate(produced);
+          return;
+        }
+        break;
       }
       if (produced < out.size()) continue;
       if (out.size() > direct) break;  // past the one-pass size: count first, then inflate exactly
