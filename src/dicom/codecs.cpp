@@ -29,6 +29,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -63,7 +64,7 @@ std::size_t strip_padding(const std::uint8_t* data, std::size_t size, bool fill_
   return size;
 }
 
-/// The frame header (SOFn; SOF55 for JPEG-LS) of a JPEG or JPEG-LS codestream.
+/// The frame header (SOFn) of a JPEG codestream.
 struct JpegFrameHeader {
   std::uint8_t marker = 0;
   std::uint32_t precision = 0, rows = 0, columns = 0, components = 0;
@@ -88,7 +89,7 @@ JpegFrameHeader read_jpeg_frame_header(const std::uint8_t* data, std::size_t siz
       corrupt(source, fmt::format("{} marker 0xFF{:02X} at byte {} declares {} bytes past the codestream's end", what,
                                   m, p, length));
     }
-    const bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
     if (sof) {
       if (length < 8) corrupt(source, fmt::format("{} frame header (SOF) of {} bytes is too short", what, length));
       JpegFrameHeader h;
@@ -369,8 +370,12 @@ namespace {
 // the fuzzer when it decoded HTJ2K; OpenJPEG gets the same guard).
 struct J2kMainHeader {
   bool signed_component = false;  // any Ssiz with the sign bit
-  bool high_throughput = false;   // a CAP marker (Part 15)
+  bool high_throughput = false;   // a CAP marker (Part 15), or a COD/COC selecting HT code-blocks
+  std::size_t first_tile_part = 0;  // where the main header ends (the first SOT, when well formed)
+  std::size_t coc_index_bytes = 1;  // Ccoc is 2 bytes with 257 or more components
 };
+
+constexpr std::uint8_t kHtCodeBlocks = 0x40;  // code-block style bit: HT (what OpenJPEG decodes as HTJ2K)
 J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const std::string& source, const char* what) {
   J2kMainHeader info;
   auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>(d[p] << 8 | d[p + 1]); };
@@ -383,6 +388,7 @@ J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const 
   const std::uint32_t x = u32(8), y = u32(12), xo = u32(16), yo = u32(20), xt = u32(24), yt = u32(28),
                       xto = u32(32), yto = u32(36), c = u16(40);
   if (c == 0 || lsiz != 38 + 3 * c) bad(fmt::format("SIZ declares {} components in {} bytes", c, lsiz));
+  info.coc_index_bytes = c < 257 ? 1 : 2;
   if (x <= xo || y <= yo) bad(fmt::format("the image area {} x {} at offset {}, {} is empty", x, y, xo, yo));
   if (xt == 0 || yt == 0 || xto > xo || yto > yo || std::uint64_t{xt} + xto <= xo || std::uint64_t{yt} + yto <= yo) {
     bad(fmt::format("tile size {} x {} at offset {}, {} is invalid", xt, yt, xto, yto));
@@ -402,6 +408,9 @@ J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const 
     const std::uint32_t marker = u16(p), len = u16(p + 2);
     if (len < 2 || p + 2 + len > n) bad(fmt::format("marker 0x{:04X} runs past the codestream", marker));
     if (marker == 0xFF50) info.high_throughput = true;
+    if (marker == 0xFF53 && len >= 9 + info.coc_index_bytes && (d[p + 4 + info.coc_index_bytes + 4] & kHtCodeBlocks)) {
+      info.high_throughput = true;
+    }
     if (marker == 0xFF52) {
       if (len < 12) bad("COD is too short");
       const std::uint32_t layers = u16(p + 6), levels = d[p + 9], xcb = d[p + 10] + 2u, ycb = d[p + 11] + 2u;
@@ -409,45 +418,42 @@ J2kMainHeader check_j2k_main_header(const std::uint8_t* d, std::size_t n, const 
         bad(fmt::format("COD has {} layers, {} decomposition levels, code-blocks 2^{} x 2^{}", layers, levels, xcb, ycb));
       }
       if (d[p + 8] > 1 || (d[p + 8] == 1 && c < 3)) bad("COD asks for a colour transform on fewer than 3 components");
+      if (d[p + 12] & kHtCodeBlocks) info.high_throughput = true;
     }
     p += 2 + len;
   }
+  info.first_tile_part = p;
   return info;
 }
 
-// Whether any COD or COC marker, in the main header or a tile-part header, selects HT code-blocks
-// (code-block style bit 0x40, the one OpenJPEG decodes with its HTJ2K block decoder). A tile-part
-// chain that cannot be followed counts as HT: the caller then isolates the decode.
-bool j2k_uses_ht(const std::uint8_t* d, std::size_t n) {
+// Whether a COD or COC marker in a tile-part header selects HT code-blocks (the main header's are in
+// J2kMainHeader::high_throughput). A tile-part chain that cannot be followed counts as HT: the caller
+// then isolates the decode.
+bool tile_parts_use_ht(const std::uint8_t* d, std::size_t n, const J2kMainHeader& main) {
   auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>(d[p] << 8 | d[p + 1]); };
   auto u32 = [&](std::size_t p) { return u16(p) << 16 | u16(p + 2); };
-  const std::uint32_t components = n >= 42 ? u16(40) : 0;
-  const std::size_t coc_index_bytes = components < 257 ? 1 : 2;
-  // Marker segments from `p` to SOD (tile-part header) or the first SOT (main header).
-  auto header_has_ht = [&](std::size_t p, std::size_t end, bool* ok) {
+  // Marker segments from `p` to SOD; nullopt when they cannot be followed.
+  auto header_has_ht = [&](std::size_t p, std::size_t end) -> std::optional<bool> {
     while (p + 4 <= end && d[p] == 0xFF) {
       const std::uint32_t marker = u16(p);
-      if (marker == 0xFF93 || marker == 0xFF90) return false;  // SOD, SOT
+      if (marker == 0xFF93) return false;  // SOD
       const std::uint32_t len = u16(p + 2);
       if (len < 2 || p + 2 + len > end) break;
-      if (marker == 0xFF52 && len >= 11 && (d[p + 12] & 0x40)) return true;
-      if (marker == 0xFF53 && len >= 9 + coc_index_bytes && (d[p + 4 + coc_index_bytes + 1 + 3] & 0x40)) return true;
+      if (marker == 0xFF52 && len >= 11 && (d[p + 12] & kHtCodeBlocks)) return true;
+      if (marker == 0xFF53 && len >= 9 + main.coc_index_bytes &&
+          (d[p + 4 + main.coc_index_bytes + 4] & kHtCodeBlocks)) {
+        return true;
+      }
       p += 2 + len;
     }
-    *ok = false;
-    return false;
+    return std::nullopt;
   };
-  bool ok = true;
-  std::size_t p = 4 + (n >= 6 ? u16(4) : 0);  // after SIZ
-  if (header_has_ht(p, n, &ok) || !ok) return true;
-  // The first SOT, then the chain of tile-parts by their Psot lengths.
-  while (p + 4 <= n && !(d[p] == 0xFF && d[p + 1] == 0x90)) p += 2 + u16(p + 2);
+  std::size_t p = main.first_tile_part;
   for (int parts = 0; p + 12 <= n && d[p] == 0xFF && d[p + 1] == 0x90 && parts < 1 << 16; ++parts) {
     const std::uint32_t psot = u32(p + 6);
     const std::size_t end = psot == 0 ? n : p + psot;
     if (end > n || (psot < 14 && psot != 0)) return true;
-    ok = true;
-    if (header_has_ht(p + 12, end, &ok) || !ok) return true;
+    if (header_has_ht(p + 12, end).value_or(true)) return true;
     if (psot == 0) return false;
     p = end;
   }
@@ -610,7 +616,7 @@ void decode_jpeg2000(const std::uint8_t* data, std::size_t size, const PixelForm
   }
   const J2kMainHeader main = check_j2k_main_header(data, size, source, "JPEG 2000");
   check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG 2000", "EOC");
-  if (!main.high_throughput && !j2k_uses_ht(data, size)) {
+  if (!main.high_throughput && !tile_parts_use_ht(data, size, main)) {
     decode_openjpeg(data, size, false, f, source, out);
     return;
   }
@@ -630,11 +636,9 @@ void decode_jpegls(const std::uint8_t* data, std::size_t size, const PixelFormat
   charls::frame_info info{};
   charls::interleave_mode mode = charls::interleave_mode::none;
   std::vector<std::uint8_t> buf;
-  const JpegFrameHeader sof = read_jpeg_frame_header(data, size, source, "JPEG-LS");
-  check_frame_shape(source, "JPEG-LS", sof.rows, sof.columns, sof.components, sof.precision, f);
   check_ends_with(data, size, 0xFF, 0xD9, source, "JPEG-LS", "EOI");
   try {
-    charls::jpegls_decoder dec(data, size, true);
+    charls::jpegls_decoder dec(data, size, true);  // reads the frame header (SOF55), decodes nothing yet
     info = dec.frame_info();
     mode = dec.interleave_mode();
     check_frame_shape(source, "JPEG-LS", info.height, info.width, static_cast<std::uint32_t>(info.component_count),
