@@ -1,6 +1,7 @@
 """Builds DICOM test files: native images with pydicom, codestreams from the real encoders (DCMTK's
 dcmcjpeg/dcmcjpls/dcmcrle, OpenJPEG's opj_compress, OpenJPH's ojph_compress, zlib), and encapsulated
 files whose header and codestream are chosen separately (to make them disagree on purpose)."""
+import os
 import pathlib
 import shutil
 import struct
@@ -184,6 +185,16 @@ def htj2k_codestream(array, bits, signed=False):
                    "-reversible", "true"]
         subprocess.run(cmd, check=True, capture_output=True)
         return out.read_bytes()
+
+
+def peak_rss(cmd):
+    """(exit status, stdout, peak resident memory in bytes) of `cmd` run as a child: getrusage of that
+    child alone (wait4), not of every child this process has reaped."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out.decode(errors="replace"), usage.ru_maxrss * 1024
 
 
 def have_tools():

@@ -3,12 +3,9 @@ limits; untidy but valid files are read (with warnings); text is UTF-8 whatever 
 a model input flattened by preprocessing is indeterminate. Files come from the real encoders
 (dicom_factory) and pydicom; peak memory is measured with getrusage on a child process."""
 import json
-import os
 import pathlib
-import resource
 import struct
 import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -34,19 +31,10 @@ def one(cli, path):
     return inspect(cli, path)[0]
 
 
-def peak_rss(cmd):
-    """(exit status, stdout, peak resident memory in bytes) of `cmd` run as a child."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.decode(errors="replace"), usage.ru_maxrss * 1024
-
-
 @pytest.fixture(scope="module")
 def baseline_rss(cli, tmp_path_factory):
     small = fac.write_native(tmp_path_factory.mktemp("rss") / "small.dcm", fac.pattern(64, 64, 16))
-    return peak_rss([cli, "inspect", "--json", str(small)])[2]
+    return fac.peak_rss([cli, "inspect", "--json", str(small)])[2]
 
 
 # ---- Found 1: wrong-size codestreams ------------------------------------------------------------
@@ -93,7 +81,7 @@ def test_a_deflated_frame_inflating_to_300_mib_is_refused_within_bounded_memory(
     stream = b"".join(c.compress(chunk) for _ in range(300 // 16)) + c.compress(bytes(12 * MB)) + c.flush()
     path = fac.write_encapsulated(tmp_path / "bomb.dcm", 64, 64, 16, 16, fac.SYNTAX["deflate_frame"], [stream])
     assert path.stat().st_size < 2 * MB
-    rc, out, rss = peak_rss([cli, "inspect", "--json", str(path)])
+    rc, out, rss = fac.peak_rss([cli, "inspect", "--json", str(path)])
     j = json.loads(out)
     assert rc == 1 and j["error"]["code"] == "kResourceLimit", j
     assert rss - baseline_rss < 32 * MB, (rss, baseline_rss)
@@ -143,7 +131,7 @@ def test_a_deflated_dataset_bomb_above_the_file_limit_is_refused_before_it_is_in
     image = fac.pattern(64, 64, 16)
     path = _deflated_file(tmp_path / "bomb.dcm", (1 << 30) + 4 * MB, image)  # above max_file_bytes (1 GiB)
     assert path.stat().st_size < 2 * MB
-    rc, out, rss = peak_rss([cli, "inspect", "--json", str(path)])
+    rc, out, rss = fac.peak_rss([cli, "inspect", "--json", str(path)])
     j = json.loads(out)
     assert rc == 1 and j["error"]["code"] == "kResourceLimit" and "inflates to more than" in j["error"]["message"]
     assert rss - baseline_rss < 32 * MB, (rss, baseline_rss)
@@ -154,7 +142,7 @@ def test_a_923_kb_deflated_dataset_costs_its_inflated_size_not_three_times_it(cl
     payload = 900 * MB
     path = _deflated_file(tmp_path / "big.dcm", payload, image)
     assert path.stat().st_size < 1 * MB
-    rc, out, rss = peak_rss([cli, "inspect", "--json", str(path)])
+    rc, out, rss = fac.peak_rss([cli, "inspect", "--json", str(path)])
     j = json.loads(out)
     assert rc == 0, j
     assert j["stored"]["sha256"] == one(cli, fac.write_native(tmp_path / "plain.dcm", image))["stored"]["sha256"]
@@ -177,7 +165,7 @@ def test_a_500_mib_text_element_costs_the_file_once(cli, tmp_path, baseline_rss)
             fh.write(chunk)
         fh.write(raw[pixel_at:])
     assert path.stat().st_size == len(raw) + 12 + size
-    rc, out, rss = peak_rss([cli, "inspect", "--json", str(path)])
+    rc, out, rss = fac.peak_rss([cli, "inspect", "--json", str(path)])
     j = json.loads(out)
     assert rc == 0 and j["stored"]["sha256"] == one(cli, plain)["stored"]["sha256"]
     assert rss - baseline_rss < size + 64 * MB, (rss / MB, baseline_rss / MB)
