@@ -46,6 +46,7 @@ void register_exceptions(py::module_& m) {
       {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr},
       {medinfer::ErrorCode::kInternal, "InternalError", nullptr},
       {medinfer::ErrorCode::kOverloaded, "OverloadedError", nullptr},
+      {medinfer::ErrorCode::kCancelled, "CancelledError", nullptr},
   };
   for (const auto& t : table) {
     py::tuple bases = t.builtin ? py::make_tuple(ex.base, py::handle(t.builtin)) : py::make_tuple(ex.base);

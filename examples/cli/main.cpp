@@ -9,7 +9,9 @@
 
 #include "cli_common.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -23,10 +25,38 @@ namespace {
 struct PredictOptions {
   std::string model;
   std::vector<std::string> inputs;
+  std::string by = "image";
+  medinfer::ManyOptions many;
   std::string audit_log, audit_key, audit_mode = "strict", audit_witness;
   std::vector<std::string> trusted_keys;
   medinfer::PipelineOptions pipeline;
 };
+
+// The inputs with every directory replaced by the regular files under it (recursively, sorted; symbolic
+// links not followed). A path that does not exist stays, so that its line says so.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (!fs::is_directory(input, ec)) {
+      out.push_back(input);
+      continue;
+    }
+    std::vector<std::string> files;
+    for (fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (it->is_regular_file(ec) && !it->is_symlink(ec)) files.push_back(it->path().string());
+    }
+    if (ec) {
+      out.push_back(input);  // its line reports the read error
+      continue;
+    }
+    std::sort(files.begin(), files.end());
+    out.insert(out.end(), files.begin(), files.end());
+  }
+  return out;
+}
 
 int run_predict(PredictOptions& o) {
   if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict" || !o.audit_witness.empty())) {
@@ -63,14 +93,62 @@ int run_predict(PredictOptions& o) {
     return 1;
   }
   int status = 0;
-  for (const auto& input : o.inputs) {
-    try {
+  if (o.by == "image") {
+    // Directories become their files (recursively, sorted); every file gets a line, in this order.
+    std::vector<medinfer::Input> inputs;
+    for (const auto& input : expand_inputs(o.inputs)) inputs.push_back(medinfer::Input::file(input));
+    medinfer::ManyOptions many = o.many;
+    many.on_outcome = [&](medinfer::Outcome&& outcome) {
+      const std::string& input = inputs[outcome.index].path;
+      if (!outcome.ok()) {
+        print_line(error_json(input, *outcome.error));
+        status = 1;
+        return;
+      }
       Json line{{"input", input}};
-      line.update(Json::parse(medinfer::to_json(pipeline->predict(input))));
+      line.update(Json::parse(medinfer::to_json(*outcome.result)));
       print_line(line);
-    } catch (const medinfer::Error& e) {
-      print_line(error_json(input, e));
-      status = 1;
+    };
+    pipeline->predict_many(inputs, many);
+  } else {
+    // Series and studies: the inputs (files and folders) are scanned and grouped by their headers.
+    const medinfer::dicom::DirectoryIndex index =
+        medinfer::dicom::scan_files(o.inputs, o.pipeline.read, o.many.workers);
+    for (const auto& skipped : index.skipped) {
+      print_line(Json{{"input", skipped.path}, {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
+    }
+    for (const auto& study : index.studies) {
+      if (o.by == "study") {
+        std::vector<std::string> files;
+        for (const auto& series : study.series) {
+          for (const auto& instance : series.instances) files.push_back(instance.path);
+        }
+        try {
+          const medinfer::StudyResult result = pipeline->predict_study(files, o.many);
+          if (!result.failed.empty()) status = 1;
+          print_line(Json::parse(medinfer::to_json(result)));
+        } catch (const medinfer::Error& e) {
+          Json line = error_json(files.front(), e);
+          line["study_instance_uid"] = study.study_instance_uid;
+          print_line(line);
+          status = 1;
+        }
+        continue;
+      }
+      for (const auto& series : study.series) {
+        std::vector<std::string> files;
+        for (const auto& instance : series.instances) files.push_back(instance.path);
+        try {
+          Json line{{"input", files.front()}};
+          line.update(Json::parse(medinfer::to_json(pipeline->predict_series(files, o.many))));
+          print_line(line);
+        } catch (const medinfer::Error& e) {
+          Json line = error_json(files.front(), e);
+          line["series_instance_uid"] = series.series_instance_uid;
+          print_line(line);
+          status = 1;
+        }
+      }
     }
   }
   if (log.chain) {
@@ -152,7 +230,23 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "predict", "predict --model DIR [options] FILE...: runs the model package in DIR on each DICOM FILE and prints "
                  "one JSON line per input");
   cmd->add_option("--model", o->model, "the model package directory")->required();
-  cmd->add_option("files", o->inputs, "DICOM files, scored in this order")->required();
+  cmd->add_option("inputs", o->inputs,
+                  "DICOM files and directories (scanned recursively); with --by image, scored in this order")
+      ->required();
+  cmd->add_option("--by", o->by,
+                  "image: one line per file; series: the files are grouped by series and each series is one line "
+                  "(a 2D model aggregated over its slices, a 3D model on its volume); study: one line per study (its "
+                  "series selected by the package's series_selection)")
+      ->check(CLI::IsMember({"image", "series", "study"}))
+      ->capture_default_str();
+  cmd->add_option("--jobs", o->many.workers,
+                  "worker threads that read, preprocess and run batches (0: one per core); each model run is "
+                  "single-threaded, so a busy machine slows it gracefully")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o->many.batch_size, "images per model run")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_option("--audit-log", o->audit_log, "append one JSON Lines audit record per prediction to FILE");
   cmd->add_option("--audit-key", o->audit_key,
                   "make the audit log a tamper-evident HMAC-SHA256 chain under the keys in KEYFILE (lines \"EPOCH HEX\" "
@@ -180,12 +274,16 @@ void add_predict_command(CLI::App& app, Runner& run) {
   cmd->add_flag("--allow-unsigned", o->pipeline.package.allow_unsigned,
                 "with --trusted-key, still open an unsigned package (a pinned key otherwise requires a signature)");
   cmd->footer(
-      "Each line: {input, probability, raw_score, confidence, tier, escalate, indeterminate, reason (when "
+      "--by image: each line: {input, probability, raw_score, confidence, tier, escalate, indeterminate, reason (when "
       "indeterminate), rule, operating_point: {name, positive} (when the policy has one), prediction_set (with a "
       "conformal rule), label, findings: [{label, probability, raw_score, confidence, tier, escalate, indeterminate, "
       "rule, reason (when indeterminate)}, one per label], model: {name, version, sha256}, arm (during an A/B test), "
       "input_sha256, latency_ms}; the top-level score is the primary finding's (docs/schemas/result.schema.json). "
-      "An input that failed: {input, error: {code, message}}.\n"
+      "An input that failed: {input, error: {code, message}}. --by series: each line adds series_instance_uid, "
+      "study_instance_uid, modality, aggregation, slices, failed_slices, evidence: [{label, slice_index, "
+      "sop_instance_uid, probability}], warnings: [{kind, message}]. --by study: {study_instance_uid, series: [...], "
+      "skipped: [{series_instance_uid, modality, series_description, reason}], failed: [...], skipped_files, "
+      "latency_ms}. Files the scan could not index: {input, skipped: {code, reason}}.\n"
       "Exit status: 0 all inputs succeeded, 1 any input or the model failed, 2 usage error.");
   cmd->callback([o, &run] { run = [o] { return run_predict(*o); }; });
 }

@@ -20,6 +20,7 @@ enum class ErrorCode {
   kAuditFailed = 8,      ///< an audit record could not be written; the result was not released
   kInternal = 9,         ///< a dependency failed unexpectedly or the model produced a non-finite value
   kOverloaded = 10,      ///< a bounded queue (the dynamic batcher's) is full: retry later or shed load
+  kCancelled = 11,       ///< the caller cancelled the run before this input was started
 };
 
 /// "kInvalidDicom", "kModelIntegrity", ...: the enumerator's name, for logs and JSON.

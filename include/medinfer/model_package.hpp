@@ -60,7 +60,7 @@ class MEDINFER_API ModelPackage {
   const std::string& directory() const noexcept;
   /// The manifest's text, exactly as hashed.
   const std::string& manifest_text() const noexcept;
-  /// The manifest's "input.shape", e.g. {1, 1, 64, 64}.
+  /// The manifest's "input.shape": {N, C, H, W} for a 2D model (e.g. {1, 1, 64, 64}), {N, C, D, H, W} for a 3D one.
   const std::vector<std::int64_t>& input_shape() const noexcept;
   /// The number of values the model outputs per image ("output.count"): 1 for binary, the number of
   /// labels otherwise.

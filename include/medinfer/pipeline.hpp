@@ -8,8 +8,13 @@
 #include <medinfer/image.hpp>
 #include <medinfer/engine.hpp>
 #include <medinfer/model_package.hpp>
+#include <medinfer/series.hpp>
 
+#include <atomic>
+#include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +66,114 @@ struct Result : Finding {
 /// JSON Schema.
 MEDINFER_API std::string to_json(const Result& result);
 
+/// One input of Pipeline::predict_many: a DICOM file, a DICOM Part 10 object in memory, or an image
+/// (pixels in modality units, as Pipeline::predict(const Image&) takes). A value type: cheap to copy
+/// (in-memory bytes and images are shared, not copied).
+struct MEDINFER_API Input {
+  enum class Kind { kPath, kDicomBytes, kImage };
+  Kind kind = Kind::kPath;
+  std::string path;  ///< kPath: the file. kDicomBytes: the name used in errors and audit (may be empty)
+  std::shared_ptr<const std::string> bytes;  ///< kDicomBytes: the Part 10 object
+  Image image;                               ///< kImage
+  std::string routing_key;                   ///< kImage: A/B routing key (empty: the pixels' SHA-256)
+  /// kPath / kDicomBytes: the frame to read (-1: the package's own "frame" step, else frame 0).
+  int frame = -1;
+
+  static Input file(std::string path, int frame = -1);
+  static Input dicom(std::shared_ptr<const std::string> part10_bytes, std::string name = {});
+  static Input pixels(Image image, std::string routing_key = {});
+};
+
+/// What became of one input: its Result, or the Error it ended in (never both).
+struct Outcome {
+  std::size_t index = 0;  ///< the input's position in the list given to predict_many
+  std::optional<Result> result;
+  std::optional<Error> error;
+  bool ok() const noexcept { return result.has_value(); }
+};
+
+/// Cancels a running predict_many (or predict_series/predict_study) from any thread. Copies share one
+/// flag. Inputs already being read or run finish (and are audited); the rest end in kCancelled.
+class CancelToken {
+ public:
+  CancelToken() : flag_(std::make_shared<std::atomic<bool>>(false)) {}
+  void cancel() const noexcept { flag_->store(true, std::memory_order_relaxed); }
+  bool cancelled() const noexcept { return flag_->load(std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+
+/// How predict_many runs. Workers read, decode and preprocess inputs and, whenever `batch_size`
+/// prepared images are waiting, one of them runs the model on the batch, so every core is either
+/// decoding or inferring and no core waits on another's thread pool (each forward runs on its own
+/// thread: no OpenMP spin-waiting on a busy machine).
+struct ManyOptions {
+  unsigned workers = 0;   ///< threads (0: one per core; the caller's thread is one of them)
+  int batch_size = 8;     ///< images per model run, 1..256
+  /// Inputs read but not yet delivered, at most (0: 2 x batch_size + 2 x workers): what bounds memory
+  /// however many inputs there are. 1..100,000.
+  std::size_t max_in_flight = 0;
+  /// true: outcomes are delivered in input order; false: as they complete (Outcome::index says which).
+  bool ordered = true;
+  /// Called with every outcome, one call at a time (never concurrently), on one of the workers. When
+  /// set, predict_many keeps no outcomes (it returns an empty vector): memory stays flat for any
+  /// number of inputs. Exceptions it throws stop the run and are rethrown by predict_many.
+  std::function<void(Outcome&&)> on_outcome;
+  /// Called after each delivered outcome with (delivered, total), one call at a time.
+  std::function<void(std::size_t, std::size_t)> progress;
+  CancelToken cancel;
+};
+
+/// A prediction for a whole series. Its top-level Result fields are the series finding (findings
+/// per label, model, input_sha256 = SHA-256 over the slices' input hashes in order); `latency_ms` is
+/// the whole series'.
+struct SeriesResult : Result {
+  struct Evidence {
+    std::string label;
+    std::size_t slice_index = 0;  ///< position along the slice normal (0 = first slice of the series)
+    std::string sop_instance_uid;
+    double probability = 0.0;     ///< the slice's calibrated probability for the label
+  };
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string modality;
+  /// "max", "mean", "noisy_or", "top_k_mean" (2D packages), or "volume" (a 3D package, run once).
+  std::string aggregation;
+  std::size_t slices = 0;           ///< slices that were predicted (2D) or went into the volume (3D)
+  std::size_t failed_slices = 0;    ///< 2D: slices whose prediction failed (each also a warning)
+  std::vector<Evidence> evidence;   ///< 2D: per label, the highest-probability slices, best first
+  std::vector<dicom::SeriesWarning> warnings;  ///< geometry and unreadable slices
+};
+
+/// A series predict_study did not run, and why (no selection rule matched, too few slices, ...).
+struct SkippedSeries {
+  std::string series_instance_uid;
+  std::string modality;
+  std::string series_description;
+  std::string reason;
+};
+
+struct StudyResult {
+  std::string study_instance_uid;
+  std::vector<SeriesResult> series;   ///< the series predicted, in Series Instance UID order
+  std::vector<SkippedSeries> skipped; ///< every other series of the study, with the reason
+  /// Series that were selected but whose prediction failed, with the error.
+  std::vector<std::pair<SkippedSeries, Error>> failed;
+  std::vector<dicom::SkippedFile> skipped_files;  ///< files the scan could not index
+  double latency_ms = 0.0;
+};
+
+/// One JSON line for a series result: every field of to_json(Result) plus "series_instance_uid",
+/// "study_instance_uid", "modality", "aggregation", "slices", "failed_slices", "evidence": [{label,
+/// slice_index, sop_instance_uid, probability}], "warnings": [{kind, message}].
+MEDINFER_API std::string to_json(const SeriesResult& result);
+/// One JSON line for a study: {"study_instance_uid", "series": [series objects as above], "skipped":
+/// [{series_instance_uid, modality, series_description, reason}], "failed": [{series_instance_uid,
+/// modality, series_description, error: {code, message}}], "skipped_files": [{path, code, reason}],
+/// "latency_ms"}.
+MEDINFER_API std::string to_json(const StudyResult& result);
+
 /// Which models a pipeline serves now (see Pipeline::swap_model, start_ab_test).
 struct Deployment {
   ModelIdentity primary;
@@ -75,7 +188,7 @@ struct Deployment {
 /// restarts, and raising the fraction only moves studies from primary to candidate.
 MEDINFER_API double routing_bucket(const std::string& key);
 
-/// Opens a model package once and predicts many inputs. Move-only. predict() is thread-safe: one
+/// Opens a model package once and predicts many inputs. Move-only. Every predict call is thread-safe: one
 /// Pipeline may be shared by many host threads, and the model it serves may be swapped or A/B-tested
 /// while they call it.
 class MEDINFER_API Pipeline {
@@ -99,6 +212,34 @@ class MEDINFER_API Pipeline {
   /// During an A/B test the image is routed by `routing_key` (e.g. its Study Instance UID), or by its
   /// pixels' SHA-256 when the key is empty.
   Result predict(const Image& image, const std::string& routing_key = {}) const;
+
+  /// Predicts many inputs in one call, overlapping decoding and preprocessing with batched inference
+  /// on `options.workers` threads, with at most `options.max_in_flight` inputs held at once. Each
+  /// input gets one outcome (its Result, or its Error: one bad file never stops the others), each
+  /// probability bit-identical to predict() on the same input, and each audited as predict() audits
+  /// it (inputs never started because of cancellation end in kCancelled and are not audited: nothing
+  /// was read). Returns the outcomes in input order (or completion order), or nothing when
+  /// options.on_outcome takes them. Throws Error(kInvalidArgument) for bad options, and what
+  /// on_outcome or progress threw.
+  std::vector<Outcome> predict_many(const std::vector<Input>& inputs, const ManyOptions& options = {}) const;
+
+  /// Predicts one series. The files (or every file under a directory, which must hold one series)
+  /// are ordered along the slice normal as dicom::read_series orders them (localizers, strays of
+  /// another orientation or size left out, with warnings). A 2D package runs on every slice (through
+  /// predict_many) and the manifest's "series" section says how slice scores combine into the series
+  /// finding and how many evidence slices to report; a 3D package (input.shape [1, C, D, H, W]) runs
+  /// once on the volume through the volume preprocessing. Audited: each slice's prediction (2D) and
+  /// the series result. Throws Error: kInvalidDicom when no slice could be predicted, kInvalidArgument
+  /// for a multi-class 2D package without a series section, what read_series throws for a 3D package.
+  SeriesResult predict_series(const std::vector<std::string>& files, const ManyOptions& options = {}) const;
+  SeriesResult predict_series(const std::string& directory, const ManyOptions& options = {}) const;
+
+  /// Predicts a study: scans the files (or a directory tree), groups them by series, selects the
+  /// series the package's "series_selection" rules accept (modality, body part, orientation, image
+  /// type, slice thickness and count ranges; localizers never), predicts each, and lists every other
+  /// series with the reason. Files of several studies: kInvalidArgument (use predict_study per study).
+  StudyResult predict_study(const std::vector<std::string>& files, const ManyOptions& options = {}) const;
+  StudyResult predict_study(const std::string& directory, const ManyOptions& options = {}) const;
 
   /// The exact float32 tensor the primary model would receive for this file (shape {1, C, H, W}):
   /// read with the package's read options, then its preprocessing spec with the file's VOI window, as

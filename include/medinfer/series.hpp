@@ -25,12 +25,14 @@ struct InstanceEntry {
   bool has_orientation = false;
   std::array<double, 6> orientation{1, 0, 0, 0, 1, 0};
   std::vector<std::string> image_type;
+  double slice_thickness = 0.0;  ///< SliceThickness in mm, 0 when absent
 };
 
 struct SeriesEntry {
   std::string series_instance_uid;
   std::string modality;
   std::string series_description;
+  std::string body_part_examined;  ///< of the first instance (sorted by path)
   std::string frame_of_reference_uid;
   std::vector<InstanceEntry> instances;  ///< sorted by path
 };
@@ -61,6 +63,11 @@ struct DirectoryIndex {
 MEDINFER_API DirectoryIndex scan_directory(const std::string& root, const ReadOptions& options = {},
                                            unsigned threads = 0);
 
+/// The same index for a list of files (directories among them are walked as scan_directory walks
+/// them). A path that does not exist is listed in `skipped` (kNotFound); the scan never fails.
+MEDINFER_API DirectoryIndex scan_files(const std::vector<std::string>& paths, const ReadOptions& options = {},
+                                       unsigned threads = 0);
+
 /// How read_series treats an imperfect series.
 struct SeriesOptions {
   /// true: any problem below fails with kInvalidDicom naming it. false (tolerant): slices that
@@ -72,6 +79,9 @@ struct SeriesOptions {
   double gap_factor = 1.5;
   unsigned threads = 0;  ///< decoding threads (0: all cores)
   ReadOptions read;      ///< limits, modality LUT (default: on; the volume is float32)
+  /// false: only the geometry is worked out (order, warnings, spacing checks); no pixel is decoded and
+  /// the returned volume is empty. What a 2D model run per slice needs.
+  bool decode = true;
 };
 
 /// What kind of problem was found while assembling a series.
@@ -99,6 +109,8 @@ struct SeriesWarning {
 struct SeriesVolume {
   Volume volume;
   std::vector<std::string> files;  ///< the file of each slice, in volume order
+  std::vector<std::uint32_t> frames;  ///< the frame of each slice in its file (0 for single-frame files)
+  std::vector<std::string> sop_instance_uids;  ///< the SOP Instance UID of each slice's file
   std::vector<SeriesWarning> warnings;
   ImageHeader header;              ///< of the first slice
 };

@@ -14,6 +14,7 @@ const char* to_string(ErrorCode code) noexcept {
     case ErrorCode::kAuditFailed: return "kAuditFailed";
     case ErrorCode::kInternal: return "kInternal";
     case ErrorCode::kOverloaded: return "kOverloaded";
+    case ErrorCode::kCancelled: return "kCancelled";
   }
   return "kUnknown";
 }

@@ -2,6 +2,8 @@
 #include <medinfer/finding.hpp>
 #include <medinfer/model_identity.hpp>
 
+#include <string_view>
+
 namespace medinfer {
 namespace {
 constexpr Rule kRules[] = {Rule::kTierCutpoints,        Rule::kConfidenceThreshold,    Rule::kConformalSet,
@@ -36,7 +38,8 @@ Rule parse_rule(const std::string& name) {
 }
 
 ErrorCode parse_error_code(const std::string& name) {
-  for (int v = 1; v <= 10; ++v) {
+  // Every enumerator, up to the first value to_string does not know (the codes are dense from 1).
+  for (int v = 1; std::string_view(to_string(static_cast<ErrorCode>(v))) != "kUnknown"; ++v) {
     if (name == to_string(static_cast<ErrorCode>(v))) return static_cast<ErrorCode>(v);
   }
   throw Error(ErrorCode::kInvalidArgument, "error code '" + name + "' is not a medinfer ErrorCode name");

@@ -113,18 +113,61 @@ void keep_majority(std::vector<Slice>& slices, Key key, Problems& problems, Seri
 
 }  // namespace
 
-DirectoryIndex scan_directory(const std::string& root, const ReadOptions& options, unsigned threads) {
+namespace {
+
+// Every regular file under `root` (symbolic links not followed), appended to `paths`.
+void walk(const std::string& root, std::vector<std::string>& paths) {
   std::error_code ec;
-  const fs::file_status st = fs::status(root, ec);
-  if (ec || !fs::exists(st)) throw Error(ErrorCode::kNotFound, root + ": no such directory");
-  if (!fs::is_directory(st)) throw Error(ErrorCode::kIo, root + ": not a directory");
-  std::vector<std::string> paths;
   fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
   if (ec) throw Error(ErrorCode::kIo, root + ": cannot be read: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw Error(ErrorCode::kIo, root + ": cannot be read: " + ec.message());
     if (it->is_regular_file(ec) && !it->is_symlink(ec)) paths.push_back(it->path().string());
   }
+}
+
+DirectoryIndex index_files(std::vector<std::string> paths, std::vector<SkippedFile> skipped, const ReadOptions& options,
+                           unsigned threads);
+
+}  // namespace
+
+DirectoryIndex scan_directory(const std::string& root, const ReadOptions& options, unsigned threads) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(root, ec);
+  if (ec || !fs::exists(st)) throw Error(ErrorCode::kNotFound, root + ": no such directory");
+  if (!fs::is_directory(st)) throw Error(ErrorCode::kIo, root + ": not a directory");
+  std::vector<std::string> paths;
+  walk(root, paths);
+  return index_files(std::move(paths), {}, options, threads);
+}
+
+DirectoryIndex scan_files(const std::vector<std::string>& inputs, const ReadOptions& options, unsigned threads) {
+  std::vector<std::string> paths;
+  std::vector<SkippedFile> skipped;
+  for (const std::string& p : inputs) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) {
+      skipped.push_back({p, ErrorCode::kNotFound, p + ": no such file or directory"});
+    } else if (fs::is_directory(st)) {
+      try {
+        walk(p, paths);
+      } catch (const Error& e) {
+        skipped.push_back({p, e.code(), e.what()});
+      }
+    } else {
+      paths.push_back(p);
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return index_files(std::move(paths), std::move(skipped), options, threads);
+}
+
+namespace {
+
+DirectoryIndex index_files(std::vector<std::string> paths, std::vector<SkippedFile> skipped, const ReadOptions& options,
+                           unsigned threads) {
   std::sort(paths.begin(), paths.end());
 
   struct Scanned {
@@ -155,7 +198,8 @@ DirectoryIndex scan_directory(const std::string& root, const ReadOptions& option
   });
 
   DirectoryIndex index;
-  index.files_seen = paths.size();
+  index.files_seen = paths.size() + skipped.size();
+  index.skipped = std::move(skipped);
   std::map<std::string, StudyEntry> studies;
   std::map<std::pair<std::string, std::string>, SeriesEntry> series;
   for (std::size_t i = 0; i < paths.size(); ++i) {
@@ -171,6 +215,7 @@ DirectoryIndex scan_directory(const std::string& root, const ReadOptions& option
     s.series_instance_uid = h.series_instance_uid;
     s.modality = h.modality;
     s.series_description = h.series_description;
+    if (s.instances.empty()) s.body_part_examined = h.body_part_examined;
     s.frame_of_reference_uid = h.frame_of_reference_uid;
     InstanceEntry e;
     e.path = paths[i];
@@ -184,12 +229,15 @@ DirectoryIndex scan_directory(const std::string& root, const ReadOptions& option
     e.has_orientation = h.has_orientation;
     e.orientation = h.image_orientation;
     e.image_type = h.image_type;
+    e.slice_thickness = h.slice_thickness;
     s.instances.push_back(std::move(e));
   }
   for (auto& [key, s] : series) studies[key.first].series.push_back(std::move(s));
   for (auto& [uid, study] : studies) index.studies.push_back(std::move(study));
   return index;
 }
+
+}  // namespace
 
 SeriesVolume read_series(const SeriesEntry& series, const SeriesOptions& options) {
   std::vector<std::string> files;
@@ -353,6 +401,16 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     }
   }
 
+  SeriesVolume out;
+  for (const Slice& s : slices) {
+    out.files.push_back(files[s.file]);
+    out.frames.push_back(s.frame);
+    out.sop_instance_uids.push_back(opened[s.file]->header.sop_instance_uid);
+  }
+  out.header = opened[slices[0].file]->header;
+  out.warnings = std::move(problems.warnings);
+  if (!options.decode) return out;  // the geometry only
+
   // 5. Decode every slice straight into the volume, on all cores.
   const detail::PixelFormat& f0 = opened[slices[0].file]->format;
   const bool to_float = options.read.apply_modality_lut;
@@ -371,7 +429,6 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
                                                        slices.size(), f0.rows, f0.columns, bytes,
                                                        options.read.max_pixel_bytes));
   }
-  SeriesVolume out;
   out.volume = Volume(type, f0.columns, f0.rows, slices.size());
   auto* base = static_cast<std::uint8_t*>(out.volume.mutable_data());
   const std::size_t slice_bytes = out.volume.slice_bytes();
@@ -401,14 +458,11 @@ SeriesVolume read_series(const std::vector<std::string>& files, const SeriesOpti
     }
   });
 
-  const ImageHeader& h0 = opened[slices[0].file]->header;
-  out.header = h0;
+  const ImageHeader& h0 = out.header;
   out.volume.set_spacing({h0.pixel_spacing[1], h0.pixel_spacing[0], z_spacing > 0 ? z_spacing : 1.0});
   if (slices[0].position) out.volume.set_origin(*slices[0].position);
   out.volume.set_direction({row[0], row[1], row[2], col[0], col[1], col[2], slice_direction[0], slice_direction[1],
                             slice_direction[2]});
-  for (const Slice& s : slices) out.files.push_back(files[s.file]);
-  out.warnings = std::move(problems.warnings);
   return out;
 }
 

@@ -219,8 +219,9 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
     const Json& input = detail::require_member(m, "input", where);
     const std::string input_where = detail::field_path(where, "input");
     const Json& shape = detail::require_member(input, "shape", input_where);
-    if (!shape.is_array() || shape.size() != 4) {
-      throw Error(ErrorCode::kInvalidArgument, input_where + ".shape: expected [N, C, H, W]");
+    if (!shape.is_array() || (shape.size() != 4 && shape.size() != 5)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  input_where + ".shape: expected [N, C, H, W] (a 2D model) or [N, C, D, H, W] (a 3D model)");
     }
     for (std::size_t i = 0; i < shape.size(); ++i) {
       if (!shape[i].is_number_integer() || shape[i].get<std::int64_t>() < 1 || shape[i].get<std::int64_t>() > 16384) {
@@ -228,6 +229,12 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
                     input_where + ".shape[" + std::to_string(i) + "]: expected an integer in 1..16384");
       }
       impl->input_shape.push_back(shape[i].get<std::int64_t>());
+    }
+    std::uint64_t elements = 1;
+    for (std::size_t i = 1; i < impl->input_shape.size(); ++i) elements *= static_cast<std::uint64_t>(impl->input_shape[i]);
+    if (elements > (std::uint64_t{1} << 28)) {
+      throw Error(ErrorCode::kInvalidArgument, input_where + ".shape: " + std::to_string(elements) +
+                                                   " values per input, above the limit of 2^28 (1 GiB of float32)");
     }
     const Json& output = detail::require_member(m, "output", where);
     const std::string output_where = detail::field_path(where, "output");

@@ -27,6 +27,19 @@ package::detail::Sections package::detail::load_sections(const ModelPackage& pac
                                                                field_path(where, "calibration"), package.task(), labels);
     s.policies = risk::detail::policies_from_json(require_member(manifest, "risk", where), field_path(where, "risk"),
                                                   labels);
+    const auto member = [&](const char* key) { return manifest.contains(key) ? &manifest.at(key) : nullptr; };
+    s.series = series_from_json(member("series"), field_path(where, "series"), package.task(), labels);
+    s.selection = selection_from_json(member("series_selection"), field_path(where, "series_selection"));
+    const bool volumetric = package.input_shape().size() == 5;
+    if (volumetric && s.series.declared) {
+      throw Error(ErrorCode::kInvalidArgument, field_path(where, "series") +
+                                                   ": a 3D package (input.shape [1, C, D, H, W]) runs once per series: "
+                                                   "it has no slice aggregation");
+    }
+    if (!volumetric && s.spec.is_volumetric()) {
+      throw Error(ErrorCode::kInvalidArgument, field_path(where, "preprocessing") +
+                                                   ": volume steps in a 2D package (input.shape [N, C, H, W])");
+    }
     return s;
   });
 }

@@ -9,6 +9,8 @@
 #include <medinfer/preprocess.hpp>
 #include <medinfer/risk.hpp>
 
+#include "package/series_section.hpp"
+
 #include <string>
 #include <vector>
 
@@ -20,6 +22,8 @@ struct Sections {
   /// Binary / multi-label: one per label. Multi-class: one temperature for all logits.
   std::vector<calibration::Calibrator> calibrators;
   std::vector<risk::Policy> policies;  ///< one per label
+  SeriesSection series;                ///< "series" (defaults when absent)
+  SeriesSelection selection;           ///< "series_selection" (empty: every series)
 };
 
 /// Throws Error(kInvalidArgument) naming the field of the first invalid section.

@@ -120,6 +120,24 @@ void Pipeline::Impl::audit_result(const Model& model, const Result& result, cons
   emit(rec);
 }
 
+void Pipeline::Impl::audit_series(const Model& model, const SeriesResult& result, const InputRefs& refs) const {
+  audit::Record rec = inference_record(model, result.arm, refs);
+  rec.input_sha256 = result.input_sha256;
+  rec.outcome = result.indeterminate ? audit::Outcome::kIndeterminate : audit::Outcome::kOk;
+  rec.finding = result;
+  if (model.package->task() == Task::kBinary) {
+    rec.finding.label.clear();
+  } else {
+    rec.findings = result.findings;
+  }
+  rec.latency_ms = result.latency_ms;
+  rec.detail = result.aggregation == "volume"
+                   ? "series result: one 3D prediction on " + std::to_string(result.slices) + " slices"
+                   : "series result: " + result.aggregation + " over " + std::to_string(result.slices) + " slices (" +
+                         std::to_string(result.failed_slices) + " failed)";
+  emit(rec);
+}
+
 void Pipeline::Impl::audit_error(const Model& model, Arm arm, const Error& e, const std::string& path,
                                  const InputRefs& refs, Clock::time_point start) const {
   audit::Record r = inference_record(model, arm, refs);

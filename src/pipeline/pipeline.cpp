@@ -34,6 +34,8 @@ std::string fingerprint(const Image& image) {
 // True when the model's input is constant, or nearly (every value within 1e-6 of the others), after
 // the package's preprocessing: a blank or saturated frame, or one that windowing flattened (a
 // negative slope, a window outside the data). A quality fact for risk, whatever the raw pixels were.
+}  // namespace
+
 bool is_constant(const Tensor& input) {
   if (input.data.empty()) return true;
   const auto [lo, hi] = std::minmax_element(input.data.begin(), input.data.end());
@@ -51,6 +53,22 @@ std::size_t primary_finding(const std::vector<Finding>& findings) {
   }
   return best;
 }
+
+void compose(Result& r, const Model& model, Arm arm, std::vector<Finding> findings, std::string input_sha256,
+             Clock::time_point start) {
+  const std::size_t top_index = primary_finding(findings);
+  static_cast<Finding&>(r) = findings[top_index];
+  const risk::Policy& top_policy = model.sections.policies[top_index];
+  if (top_policy.operating_point) r.operating_point = top_policy.operating_point->name;
+  r.model = model.package->identity();
+  r.arm = arm;
+  r.input_sha256 = std::move(input_sha256);
+  r.preprocessing_sha256 = model.sections.spec_sha256;
+  r.findings = std::move(findings);
+  r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+namespace {
 
 bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
   return a.frame == b.frame && a.apply_modality_lut == b.apply_modality_lut &&
@@ -84,83 +102,138 @@ Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options)
   return Pipeline(std::move(impl));
 }
 
-Result Pipeline::Impl::predict_image(const Model& model, Arm arm, const Image& image,
-                                     const preprocess::Context& context, risk::InputFacts facts,
-                                     const std::string& input_sha256, const InputRefs& refs,
-                                     Clock::time_point start) const {
-  const ModelPackage& package = *model.package;
-  const Tensor input = preprocess::apply(model.sections.spec, image, context);
-  const Tensor logits = model.batcher ? model.batcher->run(input) : model.engine->run(input);  // finite
-  facts.constant = is_constant(input);
-  const std::vector<double> p = calibration::probabilities(model.sections.calibrators, package.task(), logits.data);
-  std::vector<Finding> findings;
-  for (std::size_t k = 0; k < p.size(); ++k) {
-    Finding f = risk::assess(model.sections.policies[k], p[k], facts);
-    f.label = package.labels()[k];
-    f.raw_score = logits.data[k];
-    findings.push_back(std::move(f));
-  }
-  const std::size_t top_index = primary_finding(findings);
+Input Input::file(std::string path, int frame) {
+  Input in;
+  in.kind = Kind::kPath;
+  in.path = std::move(path);
+  in.frame = frame;
+  return in;
+}
 
-  Result r;
-  static_cast<Finding&>(r) = findings[top_index];
-  const risk::Policy& top_policy = model.sections.policies[top_index];
-  if (top_policy.operating_point) r.operating_point = top_policy.operating_point->name;
-  r.model = package.identity();
-  r.arm = arm;
-  r.input_sha256 = input_sha256;
-  r.preprocessing_sha256 = model.sections.spec_sha256;
-  r.findings = std::move(findings);
-  r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  audit_result(model, r, refs);
-  return r;
+Input Input::dicom(std::shared_ptr<const std::string> part10_bytes, std::string name) {
+  Input in;
+  in.kind = Kind::kDicomBytes;
+  in.bytes = std::move(part10_bytes);
+  in.path = std::move(name);
+  return in;
+}
+
+Input Input::pixels(Image image, std::string routing_key) {
+  Input in;
+  in.kind = Kind::kImage;
+  in.image = std::move(image);
+  in.routing_key = std::move(routing_key);
+  return in;
+}
+
+Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock::time_point start) const {
+  Prepared p;
+  p.start = start;
+  p.model = serving.primary;
+  p.path = in.path;
+  if (in.kind == Input::Kind::kImage) {
+    try {
+      p.input_sha256 = fingerprint(in.image);
+      std::tie(p.model, p.arm) = route(serving, in.routing_key.empty() ? p.input_sha256 : in.routing_key);
+      if (p.model->package->input_shape().size() != 4) {
+        throw Error(ErrorCode::kInvalidArgument, "a 3D package (input.shape [1, C, D, H, W]) predicts series: use predict_series");
+      }
+      p.facts = risk::InputFacts{{}, {}, {}, in.image.spacing()[0], in.image.spacing()[1],
+                                 static_cast<std::uint32_t>(in.image.height()), static_cast<std::uint32_t>(in.image.width())};
+      p.input = preprocess::apply(p.model->sections.spec, in.image, {});
+      p.facts.constant = is_constant(p.input);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, {}, {}, start);
+      throw;
+    }
+    return p;
+  }
+  // A DICOM object: read with the primary's read options, routed by its study, read again only when the
+  // candidate's preprocessing reads differently.
+  std::optional<dicom::Instance> instance;
+  auto read = [&](dicom::ReadOptions options) {
+    if (in.frame >= 0) options.frame = static_cast<std::uint32_t>(in.frame);
+    if (in.kind == Input::Kind::kPath) return dicom::read_instance(in.path, options);
+    if (!in.bytes) throw Error(ErrorCode::kInvalidArgument, "Input::dicom: no bytes");
+    return dicom::read_instance_from_memory(in.bytes->data(), in.bytes->size(), in.path, options);
+  };
+  try {
+    if (p.model->package->input_shape().size() != 4) {
+      throw Error(ErrorCode::kInvalidArgument, "a 3D package (input.shape [1, C, D, H, W]) predicts series: use predict_series");
+    }
+    const dicom::ReadOptions primary_read = p.model->sections.spec.read_options(options.read);
+    instance = read(primary_read);
+    if (serving.candidate) {
+      const dicom::ImageHeader& h = instance->header;
+      std::tie(p.model, p.arm) = route(serving, h.study_instance_uid.empty() ? h.sop_instance_uid : h.study_instance_uid);
+      const dicom::ReadOptions candidate_read = p.model->sections.spec.read_options(options.read);
+      if (!same_read(candidate_read, primary_read)) instance = read(candidate_read);
+    }
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, in.path, {}, start);
+    throw;
+  }
+  p.refs = refs_of(instance->header, in.path);
+  p.sop_instance_uid = instance->header.sop_instance_uid;
+  try {
+    p.facts = facts_of(*instance);
+    p.input_sha256 = fingerprint(instance->image);
+    p.input = preprocess::apply(p.model->sections.spec, instance->image, preprocess::context_from(instance->header));
+    p.facts.constant = is_constant(p.input);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, in.path, p.refs, start);
+    throw;
+  }
+  return p;
+}
+
+Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
+  const Model& model = *p.model;
+  const ModelPackage& package = *model.package;
+  try {
+    const std::size_t count = static_cast<std::size_t>(package.output_count());
+    const std::vector<float> row(logits, logits + count);
+    const std::vector<double> prob = calibration::probabilities(model.sections.calibrators, package.task(), row);
+    std::vector<Finding> findings;
+    for (std::size_t k = 0; k < prob.size(); ++k) {
+      Finding f = risk::assess(model.sections.policies[k], prob[k], p.facts);
+      f.label = package.labels()[k];
+      f.raw_score = row[k];
+      findings.push_back(std::move(f));
+    }
+    Result r;
+    compose(r, model, p.arm, std::move(findings), p.input_sha256, p.start);
+    audit_result(model, r, p.refs);
+    return r;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kAuditFailed) audit_error(model, p.arm, e, p.path, p.refs, p.start);
+    throw;
+  }
+}
+
+Result Pipeline::Impl::run_one(const Prepared& p) const {
+  Tensor logits;
+  try {
+    logits = p.model->batcher ? p.model->batcher->run(p.input) : p.model->engine->run(p.input);  // finite
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, p.path, p.refs, p.start);
+    throw;
+  }
+  return finish(p, logits.data.data());
 }
 
 Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
-  const std::shared_ptr<const Serving> serving = impl_->now();
-  std::shared_ptr<const Model> model = serving->primary;
-  Arm arm = Arm::kNone;
-  std::optional<dicom::Instance> instance;
-  try {
-    const dicom::ReadOptions primary_read = model->sections.spec.read_options(impl_->options.read);
-    instance = dicom::read_instance(dicom_path, primary_read);
-    if (serving->candidate) {
-      const dicom::ImageHeader& h = instance->header;
-      std::tie(model, arm) = Impl::route(*serving, h.study_instance_uid.empty() ? h.sop_instance_uid : h.study_instance_uid);
-      const dicom::ReadOptions read = model->sections.spec.read_options(impl_->options.read);
-      if (!same_read(read, primary_read)) instance = dicom::read_instance(dicom_path, read);
-    }
-  } catch (const Error& e) {
-    impl_->audit_error(*model, arm, e, dicom_path, {}, start);
-    throw;
-  }
-  const InputRefs refs = impl_->refs_of(instance->header, dicom_path);
-  const preprocess::Context context = preprocess::context_from(instance->header);
-  try {
-    return impl_->predict_image(*model, arm, instance->image, context, facts_of(*instance), fingerprint(instance->image),
-                                refs, start);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(*model, arm, e, dicom_path, refs, start);
-    throw;
-  }
+  return impl_->run_one(impl_->prepare(*impl_->now(), Input::file(dicom_path), start));
 }
 
 Result Pipeline::predict(const Image& image, const std::string& routing_key) const {
   const auto start = Clock::now();
-  const std::shared_ptr<const Serving> serving = impl_->now();
-  std::shared_ptr<const Model> model = serving->primary;
-  Arm arm = Arm::kNone;
-  try {
-    const std::string input_sha256 = fingerprint(image);
-    std::tie(model, arm) = Impl::route(*serving, routing_key.empty() ? input_sha256 : routing_key);
-    const risk::InputFacts facts{{}, {}, {}, image.spacing()[0], image.spacing()[1],
-                                 static_cast<std::uint32_t>(image.height()), static_cast<std::uint32_t>(image.width())};
-    return impl_->predict_image(*model, arm, image, {}, facts, input_sha256, {}, start);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) impl_->audit_error(*model, arm, e, {}, {}, start);
-    throw;
-  }
+  return impl_->run_one(impl_->prepare(*impl_->now(), Input::pixels(image, routing_key), start));
+}
+
+std::vector<Outcome> Pipeline::predict_many(const std::vector<Input>& inputs, const ManyOptions& options) const {
+  return impl_->predict_many(inputs, options, nullptr);
 }
 
 Tensor Pipeline::prepare(const std::string& dicom_path) const {

@@ -9,7 +9,11 @@
 #include "inference/batcher.hpp"
 #include "package/sections.hpp"
 
+#include <medinfer/risk.hpp>
+
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +45,21 @@ struct InputRefs {
   std::vector<audit::InputWarning> warnings;  // the header's, path redacted
 };
 
+// One input read, routed and preprocessed: what the model runs on, and what finishing its result
+// needs. Built by Impl::prepare, consumed by Impl::finish (one input, or one row of a batch).
+struct Prepared {
+  std::shared_ptr<const Model> model;
+  Arm arm = Arm::kNone;
+  Tensor input;  // [1, C, H, W]
+  risk::InputFacts facts;
+  std::string input_sha256;
+  InputRefs refs;
+  std::string path;  // for error redaction: the file, or the in-memory object's name
+  std::string sop_instance_uid;  // raw, never audited: series evidence only
+  Clock::time_point start;
+  std::size_t index = 0;  // predict_many: the input's position
+};
+
 struct Pipeline::Impl {
   PipelineOptions options;
   std::mutex deploy_mutex;                 // serialises swap / A/B changes
@@ -62,11 +81,33 @@ struct Pipeline::Impl {
   void audit_change(const Model& model, const std::string& detail) const;
   void emit(audit::Record& record) const;
 
-  // pipeline.cpp
-  Result predict_image(const Model& model, Arm arm, const Image& image, const preprocess::Context& context,
-                       risk::InputFacts facts, const std::string& input_sha256, const InputRefs& refs,
-                       Clock::time_point start) const;
+  // pipeline.cpp. prepare and finish audit their own failures (except kAuditFailed) and rethrow.
+  Prepared prepare(const Serving& serving, const Input& input, Clock::time_point start) const;
+  // The result for `p` from its row of logits (output_count values, finite: Engine checked them).
+  Result finish(const Prepared& p, const float* logits) const;
+  // The model run for one prepared input (through the dynamic batcher when configured), then finish.
+  Result run_one(const Prepared& p) const;
+
+  // many.cpp
+  // `pinned`: every input on this deployment (a series is never split across a swap); null: now()'s.
+  std::vector<Outcome> predict_many(const std::vector<Input>& inputs, const ManyOptions& options,
+                                    std::shared_ptr<const Serving> pinned) const;
+  void audit_series(const Model& model, const SeriesResult& result, const InputRefs& refs) const;
+  // series.cpp
+  SeriesResult predict_series(const std::vector<std::string>& files, const ManyOptions& options) const;
 };
+
+/// The finding the top-level fields show: the escalating one with the highest probability, else the
+/// highest probability; ties go to the first label.
+std::size_t primary_finding(const std::vector<Finding>& findings);
+/// Fills the Result fields of `r` from its findings (the primary one on top) and the model.
+void compose(Result& r, const Model& model, Arm arm, std::vector<Finding> findings, std::string input_sha256,
+             Clock::time_point start);
+/// True when a model input is constant (every value within 1e-6 of the others) after preprocessing.
+bool is_constant(const Tensor& input);
+
+/// Throws Error(kInvalidArgument) naming the field for ManyOptions out of range.
+void check_many_options(const ManyOptions& options);
 
 /// "name version (sha256 prefix)", as configuration-change records name a model.
 std::string describe(const ModelIdentity& id);
