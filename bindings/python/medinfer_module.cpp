@@ -3,6 +3,7 @@
 #include <medinfer/medinfer.hpp>
 
 #include <cstring>
+#include <filesystem>
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -22,6 +23,20 @@ struct ExceptionClasses {
 ExceptionClasses& exceptions() {
   static ExceptionClasses* e = new ExceptionClasses();  // leaked on purpose: outlives the interpreter's teardown order
   return *e;
+}
+
+// The Python exception object for an Error (its class by code; .code the code's name). Needs the GIL.
+py::object exception_object(const medinfer::Error& e) {
+  auto& ex = exceptions();
+  auto it = ex.by_code.find(e.code());
+  py::object cls = it == ex.by_code.end() ? ex.base : it->second;
+  // Messages quote file values and paths: bytes that are not UTF-8 are replaced, never raised.
+  const std::string what = e.what();
+  py::object message = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
+  py::object instance = cls(message);
+  instance.attr("code") = medinfer::to_string(e.code());
+  return instance;
 }
 
 // medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
@@ -60,16 +75,8 @@ void register_exceptions(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const medinfer::Error& e) {
-      auto& ex = exceptions();
-      auto it = ex.by_code.find(e.code());
-      py::object cls = it == ex.by_code.end() ? ex.base : it->second;
-      // Messages quote file values and paths: bytes that are not UTF-8 are replaced, never raised.
-      const std::string what = e.what();
-      py::object message = py::reinterpret_steal<py::object>(
-          PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
-      py::object instance = cls(message);
-      instance.attr("code") = medinfer::to_string(e.code());
-      PyErr_SetObject(cls.ptr(), instance.ptr());
+      py::object instance = exception_object(e);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(instance.ptr())), instance.ptr());
     }
   });
 }
@@ -410,5 +417,78 @@ PYBIND11_MODULE(medinfer, m) {
            "Routes candidate_fraction of studies (by Study Instance UID, see routing_bucket) to candidate_dir.")
       .def("stop_ab_test", &medinfer::Pipeline::stop_ab_test, py::call_guard<py::gil_scoped_release>())
       .def("promote_candidate", &medinfer::Pipeline::promote_candidate, py::call_guard<py::gil_scoped_release>())
+      .def(
+          "predict_many",
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& paths, int batch_size, unsigned workers,
+             const std::optional<py::function>& progress) {
+            std::vector<medinfer::Input> inputs;
+            for (const auto& path : paths) inputs.push_back(medinfer::Input::file(path));
+            medinfer::ManyOptions options;
+            options.batch_size = batch_size;
+            options.workers = workers;
+            if (progress) {
+              options.progress = [&progress](std::size_t done, std::size_t total) {
+                py::gil_scoped_acquire gil;
+                (*progress)(done, total);
+              };
+            }
+            std::vector<medinfer::Outcome> outcomes;
+            {
+              py::gil_scoped_release release;
+              outcomes = p.predict_many(inputs, options);
+            }
+            py::list out;
+            for (auto& o : outcomes) {
+              if (o.ok()) {
+                out.append(py::cast(std::move(*o.result)));
+              } else {
+                out.append(exception_object(*o.error));
+              }
+            }
+            return out;
+          },
+          py::arg("paths"), py::arg("batch_size") = 8, py::arg("workers") = 0, py::arg("progress") = py::none(),
+          "Predicts many DICOM files in one call (Pipeline::predict_many): reading and preprocessing on `workers` "
+          "threads (0: one per core) overlapped with batched inference. Returns one item per path, in order: its "
+          "Result, or the exception for that file (never raised: one bad file does not stop the others). "
+          "progress(done, total) is called after each. Releases the GIL.")
+      .def(
+          "predict_series",
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files_or_directory, int batch_size,
+             unsigned workers) {
+            medinfer::ManyOptions options;
+            options.batch_size = batch_size;
+            options.workers = workers;
+            std::string text;
+            {
+              py::gil_scoped_release release;
+              text = files_or_directory.size() == 1 && std::filesystem::is_directory(files_or_directory[0])
+                         ? medinfer::to_json(p.predict_series(files_or_directory[0], options))
+                         : medinfer::to_json(p.predict_series(files_or_directory, options));
+            }
+            return py::module_::import("json").attr("loads")(text);
+          },
+          py::arg("files"), py::arg("batch_size") = 8, py::arg("workers") = 0,
+          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
+          "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...). Releases the GIL.")
+      .def(
+          "predict_study",
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files_or_directory, int batch_size,
+             unsigned workers) {
+            medinfer::ManyOptions options;
+            options.batch_size = batch_size;
+            options.workers = workers;
+            std::string text;
+            {
+              py::gil_scoped_release release;
+              text = files_or_directory.size() == 1 && std::filesystem::is_directory(files_or_directory[0])
+                         ? medinfer::to_json(p.predict_study(files_or_directory[0], options))
+                         : medinfer::to_json(p.predict_study(files_or_directory, options));
+            }
+            return py::module_::import("json").attr("loads")(text);
+          },
+          py::arg("files"), py::arg("batch_size") = 8, py::arg("workers") = 0,
+          "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
+          "predicted, every other one listed with the reason. Returns a dict. Releases the GIL.")
       .def("deployment", &medinfer::Pipeline::deployment);
 }

@@ -9,6 +9,9 @@
 
 #include "cli_common.hpp"
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -262,7 +265,9 @@ void add_predict_command(CLI::App& app, Runner& run) {
                   "elsewhere: 'audit verify --witness' then proves nothing was cut from the log or swapped");
   cmd->add_option("--audit-user", o->pipeline.actor.user_id, "the user id recorded as the actor (default: $USER)");
   cmd->add_option("--threads", o->pipeline.engine.intra_op_threads,
-                  "LibTorch intra-op threads (0: LibTorch's own setting)")
+                  "LibTorch intra-op threads per model run (0: LibTorch's own setting). Above 1, the CLI runs with "
+                  "OMP_WAIT_POLICY=PASSIVE (unless set) so a busy machine does not stall its OpenMP threads; --jobs "
+                  "is the better way to use more cores")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   cmd->add_option("--trusted-key", o->trusted_keys,
@@ -323,7 +328,34 @@ void add_version_command(CLI::App& app, Runner& run) {
   cmd->callback([json, &run] { run = [json] { return run_version(*json); }; });
 }
 
+// LibTorch's intra-op threads are OpenMP (libgomp) threads, which spin-wait between parallel regions
+// unless OMP_WAIT_POLICY=PASSIVE was in the environment when the process started (libgomp reads it
+// once, at load). On a machine whose other core is busy, spinning made `--threads 2` up to 2x slower
+// than `--threads 1` (docs/benchmarks.md). So when more than one intra-op thread is asked for and the
+// policy is not set, the CLI starts itself again with it set: one exec, before any work.
+void passive_openmp_for_intra_op(int argc, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* value = a == "--threads" && i + 1 < argc ? argv[i + 1] : a.rfind("--threads=", 0) == 0 ? argv[i] + 10 : nullptr;
+    if (value == nullptr) continue;
+    char* end = nullptr;
+    const long n = std::strtol(value, &end, 10);
+    if (end != value && *end == '\0' && n != 1) {  // 0 (LibTorch's own count: all cores) or > 1
+      setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+      execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+      return;
+    }
+  }
+}
+
 int main(int argc, char** argv) {
+  passive_openmp_for_intra_op(argc, argv);
+  // Large blocks stay in the heap instead of being mapped and unmapped per image: the model's
+  // activations (LibTorch) and per-image tensors otherwise page-fault on every prediction (measured:
+  // +22 % images/s for predict_many, +40 % one by one; docs/benchmarks.md). A host's choice, made here.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"medinfer: DICOM images to calibrated, audited risk scores.", "medinfer"};
   app.footer("Exit status: 0 success, 1 a data error (bad input, model, key or log), 2 a usage error.\n"
              "'medinfer COMMAND --help' describes each command's options and output.");

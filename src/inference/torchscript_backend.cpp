@@ -5,6 +5,7 @@
 
 #include "inference/backends.hpp"
 
+#include "core/log_internal.hpp"
 #include "core/module_versions.hpp"
 
 #include <ATen/Parallel.h>
@@ -14,6 +15,7 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/script.h>
 
+#include <cstdlib>
 #include <regex>
 #include <sstream>
 
@@ -101,6 +103,14 @@ std::unique_ptr<Backend> detail::make_torchscript_backend(const ModelPackage& pa
                                              options.device + "'");
   }
   if (options.intra_op_threads > 0) at::set_num_threads(options.intra_op_threads);
+  if (options.intra_op_threads != 1 && std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    // libgomp read its policy when the process started: too late to change it here.
+    detail::log(LogLevel::kWarning,
+                "EngineOptions::intra_op_threads = {}: LibTorch's OpenMP threads spin-wait between runs and stall when "
+                "another process keeps a core busy; start the process with OMP_WAIT_POLICY=PASSIVE, or keep 1 and use "
+                "predict_many's workers (docs/benchmarks.md)",
+                options.intra_op_threads);
+  }
   try {
     // The verified bytes, from memory: LibTorch never opens the package's file itself.
     std::istringstream in(package.model_bytes());

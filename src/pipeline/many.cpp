@@ -52,15 +52,16 @@ class ManyRun {
 
   std::vector<Outcome> run() {
     std::vector<std::thread> pool;
-    for (unsigned t = 1; t < workers_; ++t) pool.emplace_back([this] { work(); });
-    work();
+    buffers_.resize(workers_);
+    for (unsigned t = 1; t < workers_; ++t) pool.emplace_back([this, t] { work(t); });
+    work(0);
     for (auto& t : pool) t.join();
     if (callback_error_) std::rethrow_exception(callback_error_);
     return std::move(kept_);
   }
 
  private:
-  void work() {
+  void work(unsigned worker) {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       if (stop_) return;
@@ -70,7 +71,7 @@ class ManyRun {
       if (!ready_.empty() && (ready_.size() >= batch_ || ((!can_claim || cancelled) && preparing_ == 0))) {
         std::vector<Prepared> batch = take_batch();
         lock.unlock();
-        infer(batch);
+        infer(batch, worker);
         lock.lock();
         wake_.notify_all();
         continue;
@@ -135,7 +136,7 @@ class ManyRun {
     return batch;
   }
 
-  void infer(std::vector<Prepared>& batch) {
+  void infer(std::vector<Prepared>& batch, unsigned worker) {
     const Model& model = *batch.front().model;
     bool ran = false;
     Tensor logits;
@@ -143,7 +144,9 @@ class ManyRun {
       // One run on the batch. If it fails (one input's non-finite logit fails the whole run), each input
       // is run alone below, so only the one at fault ends in an error.
       try {
-        Tensor in;
+        // One batch buffer per worker, reused for the run: a fresh one per batch (1.6 MB for 8 images
+        // of 224 x 224) page-faults on every run.
+        Tensor& in = buffers_[worker];
         in.shape = batch.front().input.shape;
         in.shape[0] = static_cast<std::int64_t>(batch.size());
         const std::size_t item = batch.front().input.data.size();
@@ -246,6 +249,7 @@ class ManyRun {
   const std::shared_ptr<const Serving> pinned_;
   unsigned workers_ = 1;
   std::size_t batch_ = 1, max_in_flight_ = 1;
+  std::vector<Tensor> buffers_;  // a batch buffer per worker
 
   std::mutex mutex_;  // guards the fields below up to deliver_mutex_
   std::condition_variable wake_;

@@ -38,8 +38,14 @@ std::string fingerprint(const Image& image) {
 
 bool is_constant(const Tensor& input) {
   if (input.data.empty()) return true;
-  const auto [lo, hi] = std::minmax_element(input.data.begin(), input.data.end());
-  return !(*hi - *lo > 1e-6f);
+  // A plain min/max loop (vectorised by the compiler; std::minmax_element's branches are not). A NaN
+  // never wins a comparison, so it cannot make an input look varied.
+  float lo = input.data[0], hi = input.data[0];
+  for (const float v : input.data) {
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  return !(hi - lo > 1e-6f);
 }
 
 // The finding the top-level fields show: the escalating one with the highest probability, else the

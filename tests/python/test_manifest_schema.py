@@ -29,6 +29,11 @@ def test_schema_is_valid_and_accepts_the_demo_manifest():
     lambda m: m["input"].update(shape=[1, 1, 64]),
     lambda m: m["files"].update({"model.pt": "ABC"}),
     lambda m: m["preprocessing"].append({"step": "sharpen"}),
+    lambda m: m["input"].update(shape=[1, 1, 8, 8, 64, 64]),
+    lambda m: m.update(series={"aggregation": "median"}),
+    lambda m: m.update(series={"aggregation": "max", "evidence_slices": 65}),
+    lambda m: m.update(series_selection={"any_of": [{"orientation": ["diagonal"]}]}),
+    lambda m: m.update(series_selection={"any_of": [{}]}),
 ])
 def test_what_the_schema_refuses_the_sdk_refuses(mutate, cli, tmp_path):
     bad = copy.deepcopy(DEMO)
