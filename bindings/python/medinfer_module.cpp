@@ -447,7 +447,7 @@ PYBIND11_MODULE(medinfer, m) {
             }
             return out;
           },
-          py::arg("paths"), py::arg("batch_size") = 8, py::arg("workers") = 0, py::arg("progress") = py::none(),
+          py::arg("paths"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("progress") = py::none(),
           "Predicts many DICOM files in one call (Pipeline::predict_many): reading and preprocessing on `workers` "
           "threads (0: one per core) overlapped with batched inference. Returns one item per path, in order: its "
           "Result, or the exception for that file (never raised: one bad file does not stop the others). "
@@ -468,7 +468,7 @@ PYBIND11_MODULE(medinfer, m) {
             }
             return py::module_::import("json").attr("loads")(text);
           },
-          py::arg("files"), py::arg("batch_size") = 8, py::arg("workers") = 0,
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
           "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
           "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...). Releases the GIL.")
       .def(
@@ -487,7 +487,7 @@ PYBIND11_MODULE(medinfer, m) {
             }
             return py::module_::import("json").attr("loads")(text);
           },
-          py::arg("files"), py::arg("batch_size") = 8, py::arg("workers") = 0,
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
           "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
           "predicted, every other one listed with the reason. Returns a dict. Releases the GIL.")
       .def("deployment", &medinfer::Pipeline::deployment);

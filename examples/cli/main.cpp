@@ -330,7 +330,7 @@ void add_version_command(CLI::App& app, Runner& run) {
 
 // LibTorch's intra-op threads are OpenMP (libgomp) threads, which spin-wait between parallel regions
 // unless OMP_WAIT_POLICY=PASSIVE was in the environment when the process started (libgomp reads it
-// once, at load). On a machine whose other core is busy, spinning made `--threads 2` up to 2x slower
+// once, at load). On a machine whose other core is busy, spinning made `--threads 2` 1.75-5x slower
 // than `--threads 1` (docs/benchmarks.md). So when more than one intra-op thread is asked for and the
 // policy is not set, the CLI starts itself again with it set: one exec, before any work.
 void passive_openmp_for_intra_op(int argc, char** argv) {

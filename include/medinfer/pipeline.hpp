@@ -110,7 +110,9 @@ class CancelToken {
 /// thread: no OpenMP spin-waiting on a busy machine).
 struct ManyOptions {
   unsigned workers = 0;   ///< threads (0: one per core; the caller's thread is one of them)
-  int batch_size = 8;     ///< images per model run, 1..256
+  /// Images per model run, 1..256. 4: measured best or within 3 % of it here for a small CNN and a
+  /// ResNet-18-class model at 224 x 224 (docs/benchmarks.md); larger batches gained nothing on CPU.
+  int batch_size = 4;
   /// Inputs read but not yet delivered, at most (0: 2 x batch_size + 2 x workers): what bounds memory
   /// however many inputs there are. 1..100,000.
   std::size_t max_in_flight = 0;
