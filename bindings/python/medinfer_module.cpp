@@ -39,6 +39,21 @@ py::object exception_object(const medinfer::Error& e) {
   return instance;
 }
 
+// predict_series / predict_study from Python: [directory] or a list of files, run without the GIL, the
+// result's JSON (the library's serialiser) as a dict. `call(input, options)` returns that JSON.
+template <class Call>
+py::object series_or_study(const std::vector<std::string>& files, int batch_size, unsigned workers, Call call) {
+  medinfer::ManyOptions options;
+  options.batch_size = batch_size;
+  options.workers = workers;
+  std::string text;
+  {
+    py::gil_scoped_release release;
+    text = files.size() == 1 && std::filesystem::is_directory(files[0]) ? call(files[0], options) : call(files, options);
+  }
+  return py::module_::import("json").attr("loads")(text);
+}
+
 // medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
 void register_exceptions(py::module_& m) {
   auto& ex = exceptions();
@@ -454,38 +469,20 @@ PYBIND11_MODULE(medinfer, m) {
           "progress(done, total) is called after each. Releases the GIL.")
       .def(
           "predict_series",
-          [](const medinfer::Pipeline& p, const std::vector<std::string>& files_or_directory, int batch_size,
-             unsigned workers) {
-            medinfer::ManyOptions options;
-            options.batch_size = batch_size;
-            options.workers = workers;
-            std::string text;
-            {
-              py::gil_scoped_release release;
-              text = files_or_directory.size() == 1 && std::filesystem::is_directory(files_or_directory[0])
-                         ? medinfer::to_json(p.predict_series(files_or_directory[0], options))
-                         : medinfer::to_json(p.predict_series(files_or_directory, options));
-            }
-            return py::module_::import("json").attr("loads")(text);
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers) {
+            return series_or_study(files, batch_size, workers, [&p](const auto& input, const auto& options) {
+              return medinfer::to_json(p.predict_series(input, options));
+            });
           },
           py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
           "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
           "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...). Releases the GIL.")
       .def(
           "predict_study",
-          [](const medinfer::Pipeline& p, const std::vector<std::string>& files_or_directory, int batch_size,
-             unsigned workers) {
-            medinfer::ManyOptions options;
-            options.batch_size = batch_size;
-            options.workers = workers;
-            std::string text;
-            {
-              py::gil_scoped_release release;
-              text = files_or_directory.size() == 1 && std::filesystem::is_directory(files_or_directory[0])
-                         ? medinfer::to_json(p.predict_study(files_or_directory[0], options))
-                         : medinfer::to_json(p.predict_study(files_or_directory, options));
-            }
-            return py::module_::import("json").attr("loads")(text);
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers) {
+            return series_or_study(files, batch_size, workers, [&p](const auto& input, const auto& options) {
+              return medinfer::to_json(p.predict_study(input, options));
+            });
           },
           py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
           "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "

@@ -37,6 +37,13 @@ std::size_t inference_records(const test::Recorder& recorder) {
   }));
 }
 
+// The demo package, every audit record kept by `recorder`.
+Pipeline audited_demo(test::Recorder& recorder) {
+  PipelineOptions po;
+  po.audit_sink = recorder.sink();
+  return Pipeline::open(test::demo_model_dir().string(), po);
+}
+
 // Resident set size now, from /proc/self/statm (not the peak: what the process holds).
 std::size_t rss_bytes() {
   std::ifstream in("/proc/self/statm");
@@ -96,9 +103,7 @@ TEST_CASE("predict_many: a bad file among 1,000 gets its error, the other 999 th
   test::TempDir dir;
   test::write_text(dir / "not-dicom.dcm", "this is not a DICOM file");
   test::Recorder recorder;
-  PipelineOptions po;
-  po.audit_sink = recorder.sink();
-  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), po);
+  const Pipeline pipeline = audited_demo(recorder);
   const auto files = sample_files();
   std::vector<Input> inputs;
   for (std::size_t i = 0; i < 1000; ++i) {
@@ -165,9 +170,7 @@ TEST_CASE("predict_many: one input's non-finite logit fails that input only, not
 TEST_CASE("predict_many: cancelled mid-run, it returns with what finished; the rest end in kCancelled",
           "[pipeline][many]") {
   test::Recorder recorder;
-  PipelineOptions po;
-  po.audit_sink = recorder.sink();
-  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string(), po);
+  const Pipeline pipeline = audited_demo(recorder);
   const auto files = sample_files();
   std::vector<Input> inputs;
   for (std::size_t i = 0; i < 5000; ++i) inputs.push_back(Input::file(files[i % files.size()]));
