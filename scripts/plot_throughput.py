@@ -14,7 +14,7 @@ import numpy as np
 COLOURS = [(200, 90, 30), (40, 140, 40), (30, 30, 200), (150, 40, 150), (0, 150, 200)]
 
 
-def panel(name, figures, w=560, h=400):
+def panel(name, figures, w=680, h=400):
     img = np.full((h, w, 3), 255, np.uint8)
     grid = {}
     for key, value in figures.items():
@@ -23,7 +23,7 @@ def panel(name, figures, w=560, h=400):
             grid.setdefault(int(m.group(1)), {})[int(m.group(2))] = value
     batches = sorted({b for row in grid.values() for b in row})
     top = max([v for row in grid.values() for v in row.values()] + [figures.get("bare_bound_2x8", 0)]) * 1.1
-    left, right, up, down = 70, 20, 40, 50
+    left, right, up, down = 70, 140, 40, 50  # the legend sits in the right margin
     def xy(i, v):
         x = left + (w - left - right) * (i / max(1, len(batches) - 1))
         y = h - down - (h - up - down) * (v / top)
@@ -47,7 +47,7 @@ def panel(name, figures, w=560, h=400):
             cv2.line(img, a, c, colour, 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 3, colour, -1, cv2.LINE_AA)
-        cv2.putText(img, f"{workers} worker{'s' if workers > 1 else ''}", (w - right - 110, up + 18 + 16 * n),
+        cv2.putText(img, f"{workers} worker{'s' if workers > 1 else ''}", (w - right + 12, up + 18 + 16 * n),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     for key, label, colour in (("bare_bound_2x8", "model alone, 2 threads", (120, 120, 120)),
                                ("one_by_one", "predict() one by one", (0, 0, 0))):
