@@ -38,6 +38,11 @@ text = json.dumps(m, indent=2)
 open(f"{sys.argv[2]}/unsigned.json", "wb").write(text.encode())
 sig = json.dumps({"algorithm": "Ed25519", "key_id": "0" * 64, "signature": "A" * 88})
 open(f"{sys.argv[2]}/signed.json", "wb").write((text + "\n--sig--\n" + sig).encode())
+m["series"] = {"aggregation": "top_k_mean", "k": 3, "evidence_slices": 2, "calibrate": "aggregate",
+               "calibration": {"method": "platt", "a": 1.0, "b": 0.0}}
+m["series_selection"] = {"any_of": [{"modality": ["CT"], "orientation": ["axial"], "slices": [2, 900],
+                                     "slice_thickness_mm": [0.5, 5]}, {"body_part": ["CHEST"]}]}
+open(f"{sys.argv[2]}/series.json", "wb").write(json.dumps(m, indent=2).encode())
 PY
     run_fuzzer 65536; exit 0 ;;
   audit)
