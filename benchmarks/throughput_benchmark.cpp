@@ -139,7 +139,7 @@ class Bench {
       for (const auto& f : files_) (void)pipeline_->predict(f);
     });
     throughput("host_threads_8", n, [&] { host_threads(8, nullptr); });
-    const std::vector<int> batches = a_.grid ? std::vector<int>{1, 2, 4, 8, 16} : std::vector<int>{8};
+    const std::vector<int> batches = a_.grid ? std::vector<int>{1, 2, 4, 8, 16} : std::vector<int>{4, 8};
     const std::vector<unsigned> workers = a_.grid ? std::vector<unsigned>{1, 2, 3, 4} : std::vector<unsigned>{1, 2};
     for (unsigned w : workers) {
       for (int b : batches) {

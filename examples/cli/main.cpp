@@ -353,7 +353,8 @@ int main(int argc, char** argv) {
   passive_openmp_for_intra_op(argc, argv);
   // Large blocks stay in the heap instead of being mapped and unmapped per image: the model's
   // activations (LibTorch) and per-image tensors otherwise page-fault on every prediction (measured:
-  // +22 % images/s for predict_many, +40 % one by one; docs/benchmarks.md). A host's choice, made here.
+  // +12 % images/s one by one, +3 % for predict_many, whose batch buffers are reused; docs/cli.md).
+  // A host's choice, made here.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"medinfer: DICOM images to calibrated, audited risk scores.", "medinfer"};
