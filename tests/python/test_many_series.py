@@ -7,6 +7,7 @@ Python torch on the same preprocessed volume (medinfer.preprocess_volume of medi
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -151,3 +152,36 @@ def test_cli_intra_op_threads_run_with_a_passive_openmp(cli, demo_model, study):
                          capture_output=True, text=True, env=env)
     assert one.returncode == 0 and two.returncode == 0, two.stderr
     assert json.loads(one.stdout)["probability"] == json.loads(two.stdout)["probability"]
+
+
+def test_series_calibrator_fitted_with_calibrate_fit_from_series_labels(cli, demo_model, tmp_path):
+    """The workflow docs/series.md documents: series raw scores (--by series, calibrate: aggregate with a
+    neutral calibration) + series-level labels -> calibrate fit --scores -> series.calibration."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    manifest["series"] = {"aggregation": "max", "calibrate": "aggregate",
+                          "calibration": {"method": "temperature", "temperature": 1.0}}
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    labels = {}
+    for s in range(40):
+        uid = f"{STUDY_UID}.9.{s}"
+        labels[uid] = s % 2
+        write_series(tmp_path / "series" / str(s), n=2, series_uid=uid, lesion=0 if s % 2 else -1)
+    proc = run_cli(cli, "predict", "--model", str(pkg), "--by", "series", str(tmp_path / "series"))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert len(rows) == 40
+    (tmp_path / "series.csv").write_text("score,label\n" + "".join(
+        f"{r['raw_score']!r},{labels[r['series_instance_uid']]}\n" for r in rows))
+    fit = run_cli(cli, "calibrate", "fit", "--scores", str(tmp_path / "series.csv"), "--method", "platt",
+                  "--out", str(tmp_path / "series-cal.json"))
+    assert fit.returncode == 0, fit.stderr
+    cal = json.loads((tmp_path / "series-cal.json").read_text())
+    manifest["series"]["calibration"] = cal
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    again = [json.loads(l) for l in run_cli(cli, "predict", "--model", str(pkg), "--by", "series",
+                                            str(tmp_path / "series")).stdout.splitlines()]
+    calibrator = medinfer.Calibrator.from_json(json.dumps(cal))
+    for r in again:
+        assert r["probability"] == pytest.approx(calibrator.apply(r["raw_score"]), abs=1e-12)
