@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -147,14 +149,40 @@ Json evaluate(const FitOptions& o, const cal::Calibrator& c, const std::vector<d
   return report;
 }
 
+// A fit set too small to trust: below 100 cases, or fewer than 20 of a class. Records the counts and the
+// warning in report["data"] and prints the warning on stderr; the fit still goes ahead (the operator
+// decides), but never silently.
+constexpr std::size_t kMinFitCases = 100, kMinFitPerClass = 20;
+void check_fit_size(Json& data, const std::vector<std::size_t>& per_class, const std::string& label) {
+  std::size_t total = 0, smallest = SIZE_MAX;
+  for (std::size_t c : per_class) total += c, smallest = std::min(smallest, c);
+  data["per_class"] = per_class;
+  data["minimum_recommended"] = {{"cases", kMinFitCases}, {"per_class", kMinFitPerClass}};
+  if (total >= kMinFitCases && smallest >= kMinFitPerClass) {
+    data["small"] = false;
+    return;
+  }
+  std::string counts;
+  for (std::size_t k = 0; k < per_class.size(); ++k) counts += (k ? ", " : "") + std::to_string(per_class[k]);
+  const std::string warning = "calibrate fit" + (label.empty() ? std::string() : " (" + label + ")") + ": only " +
+                              std::to_string(total) + " cases (per class: " + counts + "), below the " +
+                              std::to_string(kMinFitCases) + " cases and " + std::to_string(kMinFitPerClass) +
+                              " of each class recommended: the calibration and its metrics are unreliable";
+  data["small"] = true;
+  data["warning"] = warning;
+  std::cerr << "medinfer: warning: " << warning << '\n';
+}
+
 // Fits and returns the report (and writes the plot).
 Json fit_and_report(const FitOptions& o, const std::vector<double>& scores, const std::vector<int>& labels,
-                    cal::Calibrator& fitted) {
+                    cal::Calibrator& fitted, const std::string& label = {}) {
   std::optional<cal::MethodSelection> selection;
   if (o.method == "auto") selection = cal::select_method(scores, labels, o.bins);
   fitted = cal::Calibrator::fit(selection ? selection->method : cal::parse_method(o.method), scores, labels, o.bins);
   std::vector<double> after;
   Json report = evaluate(o, fitted, scores, labels, after, "fitting");
+  const auto positives = static_cast<std::size_t>(std::count(labels.begin(), labels.end(), 1));
+  check_fit_size(report["data"], {labels.size() - positives, positives}, label);
   if (selection) {
     report["method_selection"] = {{"rule", "lowest mean 5-fold cross-validated ECE"}, {"ece", selection->mean_ece}};
   }
@@ -269,6 +297,9 @@ int fit_from_model(const FitOptions& o) {
               {"nll_before", cal::multiclass_nll(logit_rows, classes, 1.0)},
               {"nll_after", cal::multiclass_nll(logit_rows, classes, t.parameters()[0])},
               {"note", "temperature fitted by minimising the NLL of softmax(z / T) at the true class"}};
+    std::vector<std::size_t> per_class(names.size(), 0);
+    for (int c : classes) ++per_class[static_cast<std::size_t>(c)];
+    check_fit_size(report["data"], per_class, {});
     calibrators.push_back(t);
     summary = "temperature calibration fitted on " + std::to_string(logit_rows.size()) + " cases; NLL " +
               std::to_string(report["nll_before"].get<double>()) + " -> " + std::to_string(report["nll_after"].get<double>());
@@ -276,7 +307,7 @@ int fit_from_model(const FitOptions& o) {
     Json per_label = Json::array();
     for (std::size_t k = 0; k < names.size(); ++k) {
       cal::Calibrator fitted;
-      Json one = fit_and_report(o, raw[k], targets[k], fitted);
+      Json one = fit_and_report(o, raw[k], targets[k], fitted, names.size() > 1 ? names[k] : std::string());
       calibrators.push_back(fitted);
       summary += (summary.empty() ? "" : "; ") + (names.size() > 1 ? names[k] + ": " : std::string()) +
                  one["method"].get<std::string>() + " calibration fitted on " + std::to_string(raw[k].size()) +

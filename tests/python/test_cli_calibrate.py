@@ -138,3 +138,22 @@ def test_fit_over_a_package_with_the_documented_defaults(cli, demo_model, tmp_pa
     chosen = min(report["method_selection"]["ece"], key=report["method_selection"]["ece"].get)
     assert report["method"] == chosen
     assert json.loads((out / "manifest.json").read_text())["calibration"]["method"] == chosen
+
+
+def test_fit_warns_on_a_small_fit_set_and_records_the_counts(cli, tmp_path):
+    s, y = scores(n=60, seed=3)
+    write_scores(tmp_path / "small.csv", s, y)
+    r = run(cli, "calibrate", "fit", "--scores", tmp_path / "small.csv", "--method", "platt", "--out",
+            tmp_path / "c.json", "--report", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert "warning: calibrate fit: only 60 cases" in r.stderr
+    data = json.loads((tmp_path / "r.json").read_text())["data"]
+    assert data["small"] is True and sum(data["per_class"]) == 60 and data["per_class"][1] == int(y.sum())
+    assert "unreliable" in data["warning"]
+    s, y = scores()
+    write_scores(tmp_path / "big.csv", s, y)
+    r = run(cli, "calibrate", "fit", "--scores", tmp_path / "big.csv", "--method", "platt", "--out",
+            tmp_path / "c2.json", "--report", tmp_path / "r2.json")
+    assert r.returncode == 0 and "warning" not in r.stderr
+    data = json.loads((tmp_path / "r2.json").read_text())["data"]
+    assert data["small"] is False and data["minimum_recommended"] == {"cases": 100, "per_class": 20}
