@@ -2,22 +2,27 @@
 // parsed with CLI11: `medinfer --help` and `medinfer COMMAND [SUBCOMMAND] --help` are generated from the
 // same option definitions the parser uses.
 //
-// Exit status, for every command: 0 success; 1 a data error (a bad input, model, key, log...: the
-// library's medinfer::Error, printed as "medinfer: kCode: message" or as an error record); 2 a usage
-// error (unknown command or option, a missing or malformed argument).
+// Exit status, for every command but predict: 0 success; 1 a data error (a bad input, model, key, log...:
+// the library's medinfer::Error, printed as "medinfer: kCode: message" or as an error record); 2 a usage
+// error (unknown command or option, a missing or malformed argument). predict: 0 all inputs succeeded,
+// 1 some failed, 3 all failed, 4 the package was refused, 2 usage, 128 + N after signal N.
 #include <medinfer/medinfer.hpp>
 
 #include "cli_common.hpp"
 
 #include <malloc.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,9 +30,14 @@
 
 namespace {
 
+// predict's exit statuses (2 is every command's usage error; 128 + N after signal N).
+constexpr int kExitSomeFailed = 1, kExitAllFailed = 3, kExitModelRefused = 4;
+
 struct PredictOptions {
   std::string model;
   std::vector<std::string> inputs;
+  std::string files_from;
+  bool quiet = false;
   std::string by = "image";
   medinfer::ManyOptions many;
   std::string audit_log, audit_key, audit_mode = "strict", audit_witness;
@@ -61,6 +71,126 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   return out;
 }
 
+// SIGINT / SIGTERM during predict: the signal's number, set by the handler (async-signal-safe) and read
+// by the run, which stops taking new inputs, finishes what is in flight, prints it, closes the audit
+// chain and exits 128 + signal. A second signal ends the process at once (the default action).
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_signal != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  g_signal = sig;
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // a read in flight is resumed, not failed with EINTR
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// What the run did, for the summary line and the exit status.
+struct Tally {
+  std::size_t ok = 0, indeterminate = 0;
+  std::map<std::string, std::size_t> failed;  // by ErrorCode name
+  std::vector<std::string> not_processed;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  void result(bool indeterminate_result) {
+    ++ok;
+    if (indeterminate_result) ++indeterminate;
+  }
+  void error(medinfer::ErrorCode code) { ++failed[medinfer::to_string(code)]; }
+  std::size_t failures() const {
+    std::size_t n = 0;
+    for (const auto& [code, count] : failed) n += count;
+    return n;
+  }
+  // "medinfer: summary: 998 ok (3 indeterminate), 2 failed (kInvalidDicom: 1, kNotFound: 1), 0 not processed, 4.1 s"
+  void print(const char* unit) const {
+    std::string failures_by_code;
+    for (const auto& [code, count] : failed) {
+      failures_by_code += (failures_by_code.empty() ? " (" : ", ") + code + ": " + std::to_string(count);
+    }
+    if (!failures_by_code.empty()) failures_by_code += ")";
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cerr << "medinfer: summary: " << ok << " " << unit << " ok (" << indeterminate << " indeterminate), "
+              << failures() << " failed" << failures_by_code << ", " << not_processed.size() << " not processed, "
+              << fmt_seconds(elapsed) << '\n';
+    for (const auto& input : not_processed) std::cerr << "medinfer: not processed: " << input << '\n';
+  }
+  static std::string fmt_seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
+    return buf;
+  }
+};
+
+// Progress on stderr: a bar redrawn in place on a terminal, a plain line every 5 s otherwise (and at
+// the start and the end), nothing with --quiet.
+class Progress {
+ public:
+  Progress(bool quiet, std::size_t total, const char* unit)
+      : quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0), total_(total), unit_(unit) {
+    if (!quiet_ && !tty_) line(0);
+  }
+  void update(std::size_t done) {
+    if (quiet_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (tty_) {
+      if (now - last_ < std::chrono::milliseconds(100) && done != total_) return;
+      const std::size_t width = 30, filled = total_ ? width * done / total_ : width;
+      std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done << "/"
+                << total_ << " " << unit_ << std::flush;
+    } else if (now - last_ >= std::chrono::seconds(5)) {
+      line(done);
+    } else {
+      return;
+    }
+    last_ = now;
+  }
+  void finish(std::size_t done) {
+    if (quiet_) return;
+    if (tty_) {
+      std::cerr << "\r" << std::string(60, ' ') << "\r" << std::flush;
+    } else {
+      line(done);
+    }
+  }
+
+ private:
+  void line(std::size_t done) {
+    std::cerr << "medinfer: progress: " << done << "/" << total_ << " " << unit_ << '\n';
+    last_ = std::chrono::steady_clock::now();
+  }
+  bool quiet_, tty_;
+  std::size_t total_;
+  const char* unit_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// The paths of --files-from (one per line; blank lines skipped; "-" reads stdin).
+std::vector<std::string> read_file_list(const std::string& from) {
+  std::vector<std::string> paths;
+  std::ifstream file;
+  if (from != "-") {
+    file.open(from);
+    if (!file) throw medinfer::Error(medinfer::ErrorCode::kNotFound, from + ": cannot open the file list (--files-from)");
+  }
+  std::istream& in = from == "-" ? std::cin : file;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) paths.push_back(line);
+  }
+  return paths;
+}
+
 int run_predict(PredictOptions& o) {
   if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict" || !o.audit_witness.empty())) {
     usage_error("predict: --audit-key/--audit-mode/--audit-witness need --audit-log");
@@ -70,6 +200,11 @@ int run_predict(PredictOptions& o) {
   }
   if (o.audit_mode == "buffered" && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
     usage_error("predict: --audit-mode buffered needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
+  }
+  if (o.inputs.empty() && o.files_from.empty()) usage_error("predict: no inputs (give files, directories or --files-from)");
+  if (!o.files_from.empty()) {
+    std::vector<std::string> listed = read_file_list(o.files_from);
+    o.inputs.insert(o.inputs.end(), listed.begin(), listed.end());
   }
   medinfer::PipelineOptions& options = o.pipeline;
   options.actor.application_id = "medinfer-cli";
@@ -88,85 +223,140 @@ int run_predict(PredictOptions& o) {
       options.audit_sink = log.sink;
       options.pseudonym_key = log.pseudonym_key;
     }
-    pipeline.emplace(medinfer::Pipeline::open(o.model, options));
   } catch (const medinfer::Error& e) {
     // Nothing is lost: every input still gets a line, carrying the reason it has no result.
     report_error(e);
     for (const auto& input : o.inputs) print_line(error_json(input, e));
-    return 1;
+    return kExitAllFailed;
   }
-  int status = 0;
+  try {
+    pipeline.emplace(medinfer::Pipeline::open(o.model, options));
+  } catch (const medinfer::Error& e) {
+    report_error(e);
+    for (const auto& input : o.inputs) print_line(error_json(input, e));
+    // 4 when the package itself is refused; a pipeline option the library refused (an actor id too
+    // long, ...) fails every input instead. Only on this error path is the package verified again.
+    try {
+      (void)medinfer::verify_package(o.model, options.package);
+    } catch (const medinfer::Error&) {
+      return kExitModelRefused;
+    }
+    return kExitAllFailed;
+  }
+  install_stop_handlers();
+  Tally tally;
+  const char* unit = o.by == "image" ? "images" : o.by == "series" ? "series" : "studies";
+  std::size_t units = 0;
   if (o.by == "image") {
     // Directories become their files (recursively, sorted); every file gets a line, in this order.
     std::vector<medinfer::Input> inputs;
     for (const auto& input : expand_inputs(o.inputs)) inputs.push_back(medinfer::Input::file(input));
+    units = inputs.size();
+    Progress progress(o.quiet, inputs.size(), unit);
     medinfer::ManyOptions many = o.many;
     many.on_outcome = [&](medinfer::Outcome&& outcome) {
       const std::string& input = inputs[outcome.index].path;
       if (!outcome.ok()) {
+        if (outcome.error->code() == medinfer::ErrorCode::kCancelled) {
+          tally.not_processed.push_back(input);  // never read, never audited: listed in the summary
+          return;
+        }
+        tally.error(outcome.error->code());
         print_line(error_json(input, *outcome.error));
-        status = 1;
         return;
       }
+      tally.result(outcome.result->indeterminate);
       Json line{{"input", input}};
       line.update(Json::parse(medinfer::to_json(*outcome.result)));
       print_line(line);
     };
+    many.progress = [&](std::size_t done, std::size_t) {
+      if (g_signal != 0) many.cancel.cancel();
+      progress.update(done);
+    };
     pipeline->predict_many(inputs, many);
+    progress.finish(inputs.size());
   } else {
-    // Series and studies: the inputs (files and folders) are scanned and grouped by their headers.
+    // Series and studies: the inputs (files and folders) are scanned and grouped by their headers. A
+    // signal stops between series (or studies): a series is never cut short and passed off as whole.
     const medinfer::dicom::DirectoryIndex index =
         medinfer::dicom::scan_files(o.inputs, o.pipeline.read, o.many.workers);
     for (const auto& skipped : index.skipped) {
       print_line(Json{{"input", skipped.path}, {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
     }
+    for (const auto& study : index.studies) units += o.by == "study" ? 1 : study.series.size();
+    Progress progress(o.quiet, units, unit);
+    std::size_t done = 0;
     for (const auto& study : index.studies) {
       if (o.by == "study") {
         std::vector<std::string> files;
         for (const auto& series : study.series) {
           for (const auto& instance : series.instances) files.push_back(instance.path);
         }
+        if (g_signal != 0) {
+          tally.not_processed.push_back("study " + study.study_instance_uid + " (" + files.front() + ", ...)");
+          continue;
+        }
         try {
           const medinfer::StudyResult result = pipeline->predict_study(files, o.many);
-          if (!result.failed.empty()) status = 1;
+          if (result.failed.empty()) {
+            tally.result(std::any_of(result.series.begin(), result.series.end(),
+                                     [](const medinfer::SeriesResult& s) { return s.indeterminate; }));
+          } else {
+            tally.error(result.failed.front().second.code());
+          }
           print_line(Json::parse(medinfer::to_json(result)));
         } catch (const medinfer::Error& e) {
           Json line = error_json(files.front(), e);
           line["study_instance_uid"] = study.study_instance_uid;
           print_line(line);
-          status = 1;
+          tally.error(e.code());
         }
+        progress.update(++done);
         continue;
       }
       for (const auto& series : study.series) {
         std::vector<std::string> files;
         for (const auto& instance : series.instances) files.push_back(instance.path);
+        if (g_signal != 0) {
+          tally.not_processed.push_back("series " + series.series_instance_uid + " (" + files.front() + ", ...)");
+          continue;
+        }
         try {
+          const medinfer::SeriesResult result = pipeline->predict_series(files, o.many);
+          tally.result(result.indeterminate);
           Json line{{"input", files.front()}};
-          line.update(Json::parse(medinfer::to_json(pipeline->predict_series(files, o.many))));
+          line.update(Json::parse(medinfer::to_json(result)));
           print_line(line);
         } catch (const medinfer::Error& e) {
           Json line = error_json(files.front(), e);
           line["series_instance_uid"] = series.series_instance_uid;
           print_line(line);
-          status = 1;
+          tally.error(e.code());
         }
+        progress.update(++done);
       }
     }
+    progress.finish(done);
   }
+  bool audit_failed = false;
   if (log.chain) {
     try {
-      log.chain->close();
+      log.chain->close();  // the closing checkpoint, interrupted or not
     } catch (const medinfer::Error& e) {
       report_error(e);
-      status = 1;
+      audit_failed = true;
     }
     if (log.chain->dropped() > 0) {
       std::cerr << "medinfer: kAuditFailed: " << log.chain->dropped() << " audit record(s) dropped (buffered queue full)\n";
-      status = 1;
+      audit_failed = true;
     }
   }
-  return status;
+  std::cout << std::flush;
+  tally.print(unit);
+  if (g_signal != 0) return 128 + g_signal;
+  if (tally.ok == 0) return kExitAllFailed;  // every input failed (or there was none)
+  return tally.failures() > 0 || audit_failed ? kExitSomeFailed : 0;
 }
 
 int run_verify(const std::string& file, const std::string& key_file, bool allow_unclosed, const std::string& witness) {
@@ -234,8 +424,10 @@ void add_predict_command(CLI::App& app, Runner& run) {
                  "one JSON line per input");
   cmd->add_option("--model", o->model, "the model package directory")->required();
   cmd->add_option("inputs", o->inputs,
-                  "DICOM files and directories (scanned recursively); with --by image, scored in this order")
-      ->required();
+                  "DICOM files and directories (scanned recursively); with --by image, scored in this order");
+  cmd->add_option("--files-from", o->files_from,
+                  "also read input paths from FILE, one per line (blank lines skipped); '-' reads standard input");
+  cmd->add_flag("--quiet", o->quiet, "no progress on stderr (the summary line is still printed)");
   cmd->add_option("--by", o->by,
                   "image: one line per file; series: the files are grouped by series and each series is one line "
                   "(a 2D model aggregated over its slices, a 3D model on its volume); study: one line per study (its "
@@ -289,7 +481,13 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "sop_instance_uid, probability}], warnings: [{kind, message}]. --by study: {study_instance_uid, series: [...], "
       "skipped: [{series_instance_uid, modality, series_description, reason}], failed: [...], skipped_files, "
       "latency_ms}. Files the scan could not index: {input, skipped: {code, reason}}.\n"
-      "Exit status: 0 all inputs succeeded, 1 any input or the model failed, 2 usage error.");
+      "Progress goes to stderr (a bar on a terminal, a line every 5 s otherwise; none with --quiet), then one "
+      "summary line: 'medinfer: summary: N images ok (K indeterminate), M failed (CODE: n, ...), P not processed, "
+      "T s'. SIGINT/SIGTERM: no new input is started, those in flight finish and are printed, the audit chain "
+      "is closed, the inputs never started are listed ('medinfer: not processed: PATH'), exit 128 + signal.\n"
+      "Exit status: 0 every input succeeded; 1 some inputs failed (each has its error line) or the audit log "
+      "failed; 3 every input failed (or none was found); 4 the model package was refused; 2 usage error; "
+      "130 SIGINT, 143 SIGTERM.");
   cmd->callback([o, &run] { run = [o] { return run_predict(*o); }; });
 }
 
@@ -358,7 +556,9 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"medinfer: DICOM images to calibrated, audited risk scores.", "medinfer"};
-  app.footer("Exit status: 0 success, 1 a data error (bad input, model, key or log), 2 a usage error.\n"
+  app.footer("Exit status: 0 success, 1 a data error (bad input, model, key or log), 2 a usage error; predict: "
+             "0 all inputs succeeded, 1 some failed, 3 all failed, 4 the model package was refused, 130/143 "
+             "SIGINT/SIGTERM.\n"
              "'medinfer COMMAND --help' describes each command's options and output.");
   app.require_subcommand(0, 1);
   bool show_version = false;

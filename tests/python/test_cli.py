@@ -1,5 +1,6 @@
 """The medinfer CLI: every command, flag and output field the docs name, and its error records."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -35,8 +36,13 @@ def test_predict_prints_one_json_line_per_input_with_the_documented_fields(cli, 
         assert set(line["model"]) == {"name", "version", "sha256"}
     events = [json.loads(line)["event"] for line in audit.read_text().splitlines()]
     assert events == ["model_opened"] + ["inference"] * len(files)
-    # The demo package is not signed: the one line on stderr says so (no key is pinned, so it opens).
-    assert r.stderr.splitlines() == ["medinfer: warning: model package is not signed (no manifest.sig): opened on its hashes alone"]
+    # The demo package is not signed: the first line on stderr says so (no key is pinned, so it opens);
+    # then the plain progress lines (stderr is not a terminal here) and the summary.
+    err = r.stderr.splitlines()
+    assert err[0] == "medinfer: warning: model package is not signed (no manifest.sig): opened on its hashes alone"
+    assert all(l.startswith("medinfer: progress: ") for l in err[1:-1])
+    assert re.fullmatch(rf"medinfer: summary: {len(files)} images ok \(\d+ indeterminate\), 0 failed, 0 not processed, "
+                        r"[0-9.]+ s", err[-1]), err[-1]
 
 
 def test_bad_inputs_get_error_records_and_others_still_get_results(cli, demo_model, study, tmp_path):
@@ -56,14 +62,14 @@ def test_a_missing_or_modified_model_gives_every_input_an_error_record(cli, demo
     directory, rows = study
     files = [directory / row["file"] for row in rows[:2]]
     r = run(cli, "predict", "--model", tmp_path / "no-model", *files)
-    assert r.returncode == 1
+    assert r.returncode == 4  # the model package was refused
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [l["error"]["code"] for l in lines] == ["kNotFound", "kNotFound"]
     pkg = tmp_path / "pkg"
     shutil.copytree(demo_model, pkg)
     (pkg / "model.pt").write_bytes((pkg / "model.pt").read_bytes() + b"\0")
     r = run(cli, "predict", "--model", pkg, *files)
-    assert r.returncode == 1
+    assert r.returncode == 4
     assert [json.loads(l)["error"]["code"] for l in r.stdout.splitlines()] == ["kModelIntegrity"] * 2
     manifest = json.loads((demo_model / "manifest.json").read_text())
     del manifest["risk"]
@@ -71,7 +77,7 @@ def test_a_missing_or_modified_model_gives_every_input_an_error_record(cli, demo
     (pkg / "manifest.json").write_text(json.dumps(manifest))
     r = run(cli, "predict", "--model", pkg, files[0])
     err = json.loads(r.stdout)["error"]
-    assert r.returncode == 1 and err["code"] == "kInvalidArgument" and "risk" in err["message"]
+    assert r.returncode == 4 and err["code"] == "kInvalidArgument" and "risk" in err["message"]
 
 
 def test_usage_errors_exit_2(cli, demo_model):
@@ -228,7 +234,7 @@ def test_package_keygen_create_sign_verify_and_predict_with_pinned_keys(cli, dem
     r = run(cli, "predict", "--model", pkg, "--trusted-key", tmp_path / "k.pub", "--require-signature", path)
     assert r.returncode == 0 and "probability" in json.loads(r.stdout.splitlines()[0])
     r = run(cli, "predict", "--model", pkg, "--trusted-key", tmp_path / "other.pub", path)
-    assert r.returncode == 1 and json.loads(r.stdout.splitlines()[0])["error"]["code"] == "kModelIntegrity"
+    assert r.returncode == 4 and json.loads(r.stdout.splitlines()[0])["error"]["code"] == "kModelIntegrity"
 
     # Tampering after signing: a changed manifest, then a forged signature from another key.
     text = (pkg / "manifest.json").read_text()

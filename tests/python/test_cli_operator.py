@@ -1,0 +1,91 @@
+"""`medinfer predict` for operators: distinct exit statuses, the summary line, progress, --files-from,
+and SIGINT/SIGTERM mid-run (what was started finishes and is printed, the audit chain closes and
+verifies, what was not started is listed, exit 128 + signal)."""
+import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+
+def run(cli, *args, **kw):
+    return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
+
+
+def summary(stderr):
+    lines = [l for l in stderr.splitlines() if l.startswith("medinfer: summary: ")]
+    assert len(lines) == 1, stderr
+    m = re.fullmatch(r"medinfer: summary: (\d+) (\w+) ok \((\d+) indeterminate\), (\d+) failed(?: \((.*)\))?, "
+                     r"(\d+) not processed, [0-9.]+ s", lines[0])
+    assert m, lines[0]
+    return {"ok": int(m[1]), "unit": m[2], "indeterminate": int(m[3]), "failed": int(m[4]), "by_code": m[5] or "",
+            "not_processed": int(m[6])}
+
+
+def test_exit_statuses_are_distinct(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    good = [directory / r["file"] for r in rows[:3]]
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not DICOM")
+    r = run(cli, "predict", "--model", demo_model, *good)
+    assert r.returncode == 0 and summary(r.stderr)["ok"] == 3
+    r = run(cli, "predict", "--model", demo_model, good[0], bad, tmp_path / "missing.dcm")
+    s = summary(r.stderr)
+    assert r.returncode == 1 and s["ok"] == 1 and s["failed"] == 2
+    assert s["by_code"] == "kInvalidDicom: 1, kNotFound: 1"
+    r = run(cli, "predict", "--model", demo_model, bad, tmp_path / "missing.dcm")
+    assert r.returncode == 3 and summary(r.stderr)["failed"] == 2  # every input failed
+    r = run(cli, "predict", "--model", tmp_path / "no-such-model", *good)
+    assert r.returncode == 4 and len(r.stdout.splitlines()) == 3  # refused: every input still has its line
+    assert run(cli, "predict", "--model", demo_model).returncode == 2  # no inputs: usage
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(cli, "predict", "--model", demo_model, empty).returncode == 3  # nothing found to score
+
+
+def test_files_from_stdin_and_a_file_and_quiet(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    listing = "\n".join(str(directory / r["file"]) for r in rows) + "\n\n"
+    r = run(cli, "predict", "--model", demo_model, "--files-from", "-", input=listing)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(l)["input"] for l in r.stdout.splitlines()] == [str(directory / r["file"]) for r in rows]
+    assert "medinfer: progress: " in r.stderr  # not a terminal: plain lines
+    (tmp_path / "list.txt").write_text(listing)
+    r = run(cli, "predict", "--model", demo_model, "--quiet", "--files-from", tmp_path / "list.txt")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == len(rows)
+    assert "progress" not in r.stderr and summary(r.stderr)["ok"] == len(rows)
+    r = run(cli, "predict", "--model", demo_model, "--files-from", tmp_path / "no-list.txt")
+    assert r.returncode == 1 and "no-list.txt" in r.stderr
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_run_finishes_what_started_closes_the_chain_and_lists_the_rest(cli, demo_model, study, tmp_path,
+                                                                                   sig, status):
+    directory, rows = study
+    key = tmp_path / "audit.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    log = tmp_path / "chain.jsonl"
+    n = 4000
+    listing = "".join(f"{directory / rows[i % len(rows)]['file']}\n" for i in range(n))
+    proc = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--audit-log", str(log), "--audit-key",
+                             str(key), "--jobs", "2", "--files-from", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(listing)
+    proc.stdin.close()
+    first = [proc.stdout.readline() for _ in range(30)]  # well under way
+    proc.send_signal(sig)
+    proc.stdin = None  # closed above: communicate() must not flush it
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    printed = [json.loads(l) for l in first + rest.splitlines() if l.strip()]
+    assert all("probability" in l for l in printed)
+    s = summary(err)
+    assert s["ok"] == len(printed) and s["ok"] + s["not_processed"] == n and s["not_processed"] > 0
+    assert len([l for l in err.splitlines() if l.startswith("medinfer: not processed: ")]) == s["not_processed"]
+    records = [json.loads(l) for l in log.read_text().splitlines()]
+    inference = [r for r in records if r.get("event") == "inference"]
+    assert len(inference) == len(printed)  # nothing audited that was not printed, nothing printed unaudited
+    v = run(cli, "audit", "verify", log, "--key", key)
+    assert v.returncode == 0 and "(closed)" in v.stdout, v.stdout
