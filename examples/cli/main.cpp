@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -287,17 +288,31 @@ int run_predict(PredictOptions& o) {
     for (const auto& study : index.studies) units += o.by == "study" ? 1 : study.series.size();
     Progress progress(o.quiet, units, unit);
     std::size_t done = 0;
+    // One series or study: after a signal only listed as not processed; else predicted (`predict`
+    // tallies the result and returns its line) or its error printed.
+    auto one = [&](const char* what, const char* uid_field, const std::string& uid, const std::vector<std::string>& files,
+                   const std::function<Json()>& predict) {
+      if (g_signal != 0) {
+        tally.not_processed.push_back(std::string(what) + " " + uid + " (" + files.front() + ", ...)");
+        return;
+      }
+      try {
+        print_line(predict());
+      } catch (const medinfer::Error& e) {
+        Json line = error_json(files.front(), e);
+        line[uid_field] = uid;
+        print_line(line);
+        tally.error(e.code());
+      }
+      progress.update(++done);
+    };
     for (const auto& study : index.studies) {
       if (o.by == "study") {
         std::vector<std::string> files;
         for (const auto& series : study.series) {
           for (const auto& instance : series.instances) files.push_back(instance.path);
         }
-        if (g_signal != 0) {
-          tally.not_processed.push_back("study " + study.study_instance_uid + " (" + files.front() + ", ...)");
-          continue;
-        }
-        try {
+        one("study", "study_instance_uid", study.study_instance_uid, files, [&] {
           const medinfer::StudyResult result = pipeline->predict_study(files, o.many);
           if (result.failed.empty()) {
             tally.result(std::any_of(result.series.begin(), result.series.end(),
@@ -305,36 +320,20 @@ int run_predict(PredictOptions& o) {
           } else {
             tally.error(result.failed.front().second.code());
           }
-          print_line(Json::parse(medinfer::to_json(result)));
-        } catch (const medinfer::Error& e) {
-          Json line = error_json(files.front(), e);
-          line["study_instance_uid"] = study.study_instance_uid;
-          print_line(line);
-          tally.error(e.code());
-        }
-        progress.update(++done);
+          return Json::parse(medinfer::to_json(result));
+        });
         continue;
       }
       for (const auto& series : study.series) {
         std::vector<std::string> files;
         for (const auto& instance : series.instances) files.push_back(instance.path);
-        if (g_signal != 0) {
-          tally.not_processed.push_back("series " + series.series_instance_uid + " (" + files.front() + ", ...)");
-          continue;
-        }
-        try {
+        one("series", "series_instance_uid", series.series_instance_uid, files, [&] {
           const medinfer::SeriesResult result = pipeline->predict_series(files, o.many);
           tally.result(result.indeterminate);
           Json line{{"input", files.front()}};
           line.update(Json::parse(medinfer::to_json(result)));
-          print_line(line);
-        } catch (const medinfer::Error& e) {
-          Json line = error_json(files.front(), e);
-          line["series_instance_uid"] = series.series_instance_uid;
-          print_line(line);
-          tally.error(e.code());
-        }
-        progress.update(++done);
+          return line;
+        });
       }
     }
     progress.finish(done);

@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 
+import make_sample_study
+import numpy as np
 import pytest
 
 
@@ -89,3 +91,25 @@ def test_a_signal_mid_run_finishes_what_started_closes_the_chain_and_lists_the_r
     assert len(inference) == len(printed)  # nothing audited that was not printed, nothing printed unaudited
     v = run(cli, "audit", "verify", log, "--key", key)
     assert v.returncode == 0 and "(closed)" in v.stdout, v.stdout
+
+
+def test_a_signal_during_by_series_never_cuts_a_series_short(cli, demo_model, tmp_path):
+    rng = np.random.default_rng(1)
+    study_uid = "1.2.826.0.1.3680043.8.498.88"
+    (tmp_path / "in").mkdir()
+    for s in range(80):
+        for i in range(3):
+            make_sample_study.write_ct(str(tmp_path / "in" / f"s{s:02d}_{i}.dcm"), rng.normal(0, 20, (64, 64)).astype(np.float32),
+                                       i, study_uid, f"{study_uid}.{s}", 88)
+    proc = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--by", "series", str(tmp_path / "in")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = [proc.stdout.readline() for _ in range(3)]
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [json.loads(l) for l in first + rest.splitlines() if l.strip()]
+    assert lines and all(l["slices"] == 3 and l["failed_slices"] == 0 for l in lines)  # whole series only
+    s = summary(err)
+    assert s["unit"] == "series" and s["ok"] == len(lines) and s["ok"] + s["not_processed"] == 80
+    assert s["not_processed"] > 0
+    assert all(l.startswith("medinfer: not processed: series ") for l in err.splitlines() if "not processed: " in l)
