@@ -337,6 +337,9 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("model", &medinfer::Result::model)
       .def_property_readonly("arm", [](const medinfer::Result& r) { return std::string(medinfer::to_string(r.arm)); })
       .def_readonly("input_sha256", &medinfer::Result::input_sha256)
+      .def_readonly("study_instance_uid", &medinfer::Result::study_instance_uid)
+      .def_readonly("series_instance_uid", &medinfer::Result::series_instance_uid)
+      .def_readonly("sop_instance_uid", &medinfer::Result::sop_instance_uid)
       .def_readonly("latency_ms", &medinfer::Result::latency_ms)
       .def("to_json", [](const medinfer::Result& r) { return medinfer::to_json(r); },
            "The result as one JSON object (the library's serialiser: the same fields as `medinfer predict`).")

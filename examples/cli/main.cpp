@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +39,7 @@ struct PredictOptions {
   std::string model;
   std::vector<std::string> inputs;
   std::string files_from;
+  std::string format = "jsonl";
   bool quiet = false;
   std::string by = "image";
   medinfer::ManyOptions many;
@@ -192,6 +194,51 @@ std::vector<std::string> read_file_list(const std::string& from) {
   return paths;
 }
 
+// --format csv (RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled).
+const char* const kCsvColumns[] = {"input", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "label",
+                                   "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
+                                   "reason", "rule", "model_name", "model_version", "input_sha256", "error_code",
+                                   "error_message"};
+
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void print_csv_row(const std::vector<std::string>& fields) {
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + csv_field(fields[i]);
+  std::cout << line << '\n' << std::flush;
+}
+
+void print_csv_header() { print_csv_row(std::vector<std::string>(std::begin(kCsvColumns), std::end(kCsvColumns))); }
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// One row per finding of a result (the label order of the package).
+void print_csv_result(const std::string& input, const medinfer::Result& r) {
+  for (const medinfer::Finding& f : r.findings) {
+    print_csv_row({input, r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid, f.label,
+                   number(f.probability), number(f.raw_score), number(f.confidence), f.tier,
+                   f.escalate ? "true" : "false", f.indeterminate ? "true" : "false", f.reason,
+                   medinfer::to_string(f.rule), r.model.name, r.model.version, r.input_sha256, "", ""});
+  }
+}
+
+void print_csv_error(const std::string& input, const medinfer::Error& e) {
+  std::vector<std::string> row(std::size(kCsvColumns));
+  row.front() = input;
+  row[row.size() - 2] = medinfer::to_string(e.code());
+  row.back() = e.what();
+  print_csv_row(row);
+}
+
 int run_predict(PredictOptions& o) {
   if (o.audit_log.empty() && (!o.audit_key.empty() || o.audit_mode != "strict" || !o.audit_witness.empty())) {
     usage_error("predict: --audit-key/--audit-mode/--audit-witness need --audit-log");
@@ -202,6 +249,7 @@ int run_predict(PredictOptions& o) {
   if (o.audit_mode == "buffered" && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
     usage_error("predict: --audit-mode buffered needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
   }
+  if (o.format == "csv" && o.by != "image") usage_error("predict: --format csv is for --by image (series and studies print JSON lines)");
   if (o.inputs.empty() && o.files_from.empty()) usage_error("predict: no inputs (give files, directories or --files-from)");
   if (!o.files_from.empty()) {
     std::vector<std::string> listed = read_file_list(o.files_from);
@@ -227,14 +275,16 @@ int run_predict(PredictOptions& o) {
   } catch (const medinfer::Error& e) {
     // Nothing is lost: every input still gets a line, carrying the reason it has no result.
     report_error(e);
-    for (const auto& input : o.inputs) print_line(error_json(input, e));
+    if (o.format == "csv") print_csv_header();
+    for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
     return kExitAllFailed;
   }
   try {
     pipeline.emplace(medinfer::Pipeline::open(o.model, options));
   } catch (const medinfer::Error& e) {
     report_error(e);
-    for (const auto& input : o.inputs) print_line(error_json(input, e));
+    if (o.format == "csv") print_csv_header();
+    for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
     // 4 when the package itself is refused; a pipeline option the library refused (an actor id too
     // long, ...) fails every input instead. Only on this error path is the package verified again.
     try {
@@ -253,6 +303,7 @@ int run_predict(PredictOptions& o) {
     std::vector<medinfer::Input> inputs;
     for (const auto& input : expand_inputs(o.inputs)) inputs.push_back(medinfer::Input::file(input));
     units = inputs.size();
+    if (o.format == "csv") print_csv_header();
     Progress progress(o.quiet, inputs.size(), unit);
     medinfer::ManyOptions many = o.many;
     many.on_outcome = [&](medinfer::Outcome&& outcome) {
@@ -263,10 +314,14 @@ int run_predict(PredictOptions& o) {
           return;
         }
         tally.error(outcome.error->code());
-        print_line(error_json(input, *outcome.error));
+        o.format == "csv" ? print_csv_error(input, *outcome.error) : print_line(error_json(input, *outcome.error));
         return;
       }
       tally.result(outcome.result->indeterminate);
+      if (o.format == "csv") {
+        print_csv_result(input, *outcome.result);
+        return;
+      }
       Json line{{"input", input}};
       line.update(Json::parse(medinfer::to_json(*outcome.result)));
       print_line(line);
@@ -427,6 +482,11 @@ void add_predict_command(CLI::App& app, Runner& run) {
   cmd->add_option("--files-from", o->files_from,
                   "also read input paths from FILE, one per line (blank lines skipped); '-' reads standard input");
   cmd->add_flag("--quiet", o->quiet, "no progress on stderr (the summary line is still printed)");
+  cmd->add_option("--format", o->format,
+                  "jsonl: one JSON object per line; csv (with --by image): a header, then one row per finding "
+                  "(input, UIDs, label, probability, tier, ...) and one per failed input")
+      ->check(CLI::IsMember({"jsonl", "csv"}))
+      ->capture_default_str();
   cmd->add_option("--by", o->by,
                   "image: one line per file; series: the files are grouped by series and each series is one line "
                   "(a 2D model aggregated over its slices, a 3D model on its volume); study: one line per study (its "
@@ -474,7 +534,7 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "indeterminate), rule, operating_point: {name, positive} (when the policy has one), prediction_set (with a "
       "conformal rule), label, findings: [{label, probability, raw_score, confidence, tier, escalate, indeterminate, "
       "rule, reason (when indeterminate)}, one per label], model: {name, version, sha256}, arm (during an A/B test), "
-      "input_sha256, latency_ms}; the top-level score is the primary finding's (docs/schemas/result.schema.json). "
+      "input_sha256, study_instance_uid, series_instance_uid, sop_instance_uid, latency_ms}; the top-level score is the primary finding's (docs/schemas/result.schema.json). "
       "An input that failed: {input, error: {code, message}}. --by series: each line adds series_instance_uid, "
       "study_instance_uid, modality, aggregation, slices, failed_slices, evidence: [{label, slice_index, "
       "sop_instance_uid, probability}], warnings: [{kind, message}]. --by study: {study_instance_uid, series: [...], "

@@ -52,6 +52,10 @@ struct Result : Finding {
   ModelIdentity model;
   Arm arm = Arm::kNone;          ///< during an A/B test, the arm that served this request
   std::string input_sha256;      ///< SHA-256 of the decoded pixels (what the audit record names)
+  /// The input's Study / Series / SOP Instance UIDs, so a host can map the result back to its source
+  /// (empty for an image given as pixels; a series result has no SOP Instance UID). They identify a
+  /// patient's study: audit records keep pseudonyms of them instead (PipelineOptions::pseudonym_key).
+  std::string study_instance_uid, series_instance_uid, sop_instance_uid;
   std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
   double latency_ms = 0.0;
 };
@@ -62,7 +66,8 @@ struct Result : Finding {
 /// "positive"} (with an operating point), "prediction_set" (with a conformal rule), "label",
 /// "findings": [{"label", "probability", "raw_score", "confidence", "tier", "escalate",
 /// "indeterminate", "rule", "reason" (when indeterminate)}], "model": {"name", "version", "sha256"},
-/// "arm" (during an A/B test), "input_sha256", "latency_ms". docs/schemas/result.schema.json is its
+/// "arm" (during an A/B test), "input_sha256", "study_instance_uid", "series_instance_uid",
+/// "sop_instance_uid" (empty strings when unknown), "latency_ms". docs/schemas/result.schema.json is its
 /// JSON Schema.
 MEDINFER_API std::string to_json(const Result& result);
 
@@ -137,8 +142,6 @@ struct SeriesResult : Result {
     std::string sop_instance_uid;
     double probability = 0.0;     ///< the slice's calibrated probability for the label
   };
-  std::string series_instance_uid;
-  std::string study_instance_uid;
   std::string modality;
   /// "max", "mean", "noisy_or", "top_k_mean" (2D packages), or "volume" (a 3D package, run once).
   std::string aggregation;
@@ -166,8 +169,8 @@ struct StudyResult {
   double latency_ms = 0.0;
 };
 
-/// One JSON line for a series result: every field of to_json(Result) plus "series_instance_uid",
-/// "study_instance_uid", "modality", "aggregation", "slices", "failed_slices", "evidence": [{label,
+/// One JSON line for a series result: every field of to_json(Result) (its study and series UIDs;
+/// sop_instance_uid empty) plus "modality", "aggregation", "slices", "failed_slices", "evidence": [{label,
 /// slice_index, sop_instance_uid, probability}], "warnings": [{kind, message}].
 MEDINFER_API std::string to_json(const SeriesResult& result);
 /// One JSON line for a study: {"study_instance_uid", "series": [series objects as above], "skipped":

@@ -180,6 +180,8 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
     throw;
   }
   p.refs = refs_of(instance->header, in.path);
+  p.study_instance_uid = instance->header.study_instance_uid;
+  p.series_instance_uid = instance->header.series_instance_uid;
   p.sop_instance_uid = instance->header.sop_instance_uid;
   try {
     p.facts = facts_of(*instance);
@@ -209,6 +211,9 @@ Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
     }
     Result r;
     compose(r, model, p.arm, std::move(findings), p.input_sha256, p.start);
+    r.study_instance_uid = p.study_instance_uid;
+    r.series_instance_uid = p.series_instance_uid;
+    r.sop_instance_uid = p.sop_instance_uid;
     audit_result(model, r, p.refs);
     return r;
   } catch (const Error& e) {

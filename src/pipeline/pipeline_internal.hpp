@@ -55,7 +55,7 @@ struct Prepared {
   std::string input_sha256;
   InputRefs refs;
   std::string path;  // for error redaction: the file, or the in-memory object's name
-  std::string sop_instance_uid;  // raw, never audited: series evidence only
+  std::string study_instance_uid, series_instance_uid, sop_instance_uid;  // raw: for the Result, never audited
   Clock::time_point start;
   std::size_t index = 0;  // predict_many: the input's position
 };

@@ -35,14 +35,15 @@ Json result_object(const Result& r) {
   j["model"] = {{"name", r.model.name}, {"version", r.model.version}, {"sha256", r.model.sha256}};
   if (r.arm != Arm::kNone) j["arm"] = to_string(r.arm);
   j["input_sha256"] = r.input_sha256;
+  j["study_instance_uid"] = r.study_instance_uid;
+  j["series_instance_uid"] = r.series_instance_uid;
+  j["sop_instance_uid"] = r.sop_instance_uid;
   j["latency_ms"] = r.latency_ms;
   return j;
 }
 
 Json series_object(const SeriesResult& r) {
   Json j = result_object(r);
-  j["series_instance_uid"] = r.series_instance_uid;
-  j["study_instance_uid"] = r.study_instance_uid;
   j["modality"] = r.modality;
   j["aggregation"] = r.aggregation;
   j["slices"] = r.slices;

@@ -118,6 +118,10 @@ TEST_CASE("predict_series: a 2D package's slices aggregate as the manifest says,
     CHECK(r.failed_slices == 0);
     CHECK(r.probability == Approx(want).epsilon(1e-12));
     CHECK(r.series_instance_uid == "1.2.826.0.1.3680043.8.498.2");
+    CHECK(r.study_instance_uid == "1.2.826.0.1.3680043.8.498.1");
+    CHECK(r.sop_instance_uid.empty());  // a series result names no one instance
+    CHECK(slices[kLesion].sop_instance_uid == "1.2.826.0.1.3680043.8.498.2." + std::to_string(kLesion + 1));
+    CHECK(slices[kLesion].series_instance_uid == r.series_instance_uid);
     CHECK(r.modality == "CT");
     const std::size_t evidence = c.section.is_object() && c.section.contains("evidence_slices") ? 2 : 3;
     REQUIRE(r.evidence.size() == evidence);

@@ -113,3 +113,34 @@ def test_a_signal_during_by_series_never_cuts_a_series_short(cli, demo_model, tm
     assert s["unit"] == "series" and s["ok"] == len(lines) and s["ok"] + s["not_processed"] == 80
     assert s["not_processed"] > 0
     assert all(l.startswith("medinfer: not processed: series ") for l in err.splitlines() if "not processed: " in l)
+
+
+def test_results_carry_the_uids_and_csv_parses_back(cli, demo_model, heads, study, tmp_path):
+    import csv
+    import io
+    import pydicom
+    directory, rows = study
+    files = [directory / r["file"] for r in rows[:3]]
+    bad = tmp_path / "bad, \"quoted\".txt"
+    bad.write_text("not DICOM")
+    r = run(cli, "predict", "--model", demo_model, *files)
+    for line, f in zip(map(json.loads, r.stdout.splitlines()), files):
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert (line["study_instance_uid"], line["series_instance_uid"], line["sop_instance_uid"]) == \
+            (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    r = run(cli, "predict", "--model", heads / "multi-label", "--format", "csv", *files, bad)
+    assert r.returncode == 1, r.stderr
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(table[0]) == ["input", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "label",
+                              "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate", "reason",
+                              "rule", "model_name", "model_version", "input_sha256", "error_code", "error_message"]
+    assert len(table) == 3 * 3 + 1  # one row per finding, one per failed input
+    assert [t["label"] for t in table[:3]] == ["lesion", "calcification", "artifact"]
+    jsonl = [json.loads(l) for l in run(cli, "predict", "--model", heads / "multi-label", *files).stdout.splitlines()]
+    for k, t in enumerate(table[:9]):
+        finding = jsonl[k // 3]["findings"][k % 3]
+        assert float(t["probability"]) == finding["probability"] and t["tier"] == finding["tier"]
+        assert t["sop_instance_uid"] == jsonl[k // 3]["sop_instance_uid"]
+    assert table[-1]["input"] == str(bad) and table[-1]["error_code"] == "kInvalidDicom" and table[-1]["label"] == ""
+    assert run(cli, "predict", "--model", demo_model, "--format", "csv", "--by", "series", *files).returncode == 2
+    assert run(cli, "predict", "--model", demo_model, "--format", "xml", *files).returncode == 2
