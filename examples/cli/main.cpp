@@ -255,6 +255,12 @@ int run_predict(PredictOptions& o) {
     std::vector<std::string> listed = read_file_list(o.files_from);
     o.inputs.insert(o.inputs.end(), listed.begin(), listed.end());
   }
+  // Nothing is lost when the run cannot start: every input still gets a line carrying the reason.
+  auto fail_every_input = [&o](const medinfer::Error& e) {
+    report_error(e);
+    if (o.format == "csv") print_csv_header();
+    for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
+  };
   medinfer::PipelineOptions& options = o.pipeline;
   options.actor.application_id = "medinfer-cli";
   std::optional<medinfer::Pipeline> pipeline;
@@ -273,18 +279,13 @@ int run_predict(PredictOptions& o) {
       options.pseudonym_key = log.pseudonym_key;
     }
   } catch (const medinfer::Error& e) {
-    // Nothing is lost: every input still gets a line, carrying the reason it has no result.
-    report_error(e);
-    if (o.format == "csv") print_csv_header();
-    for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
+    fail_every_input(e);
     return kExitAllFailed;
   }
   try {
     pipeline.emplace(medinfer::Pipeline::open(o.model, options));
   } catch (const medinfer::Error& e) {
-    report_error(e);
-    if (o.format == "csv") print_csv_header();
-    for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
+    fail_every_input(e);
     // 4 when the package itself is refused; a pipeline option the library refused (an actor id too
     // long, ...) fails every input instead. Only on this error path is the package verified again.
     try {

@@ -165,18 +165,8 @@ class ManyRun {
       Outcome o;
       o.index = batch[k].index;
       try {
-        if (ran) {
-          o.result.emplace(impl_.finish(batch[k], logits.data.data() + k * per));
-        } else {
-          Tensor one;
-          try {
-            one = model.engine->run(batch[k].input);
-          } catch (const Error& e) {
-            if (e.code() != ErrorCode::kAuditFailed) impl_.audit_error(model, batch[k].arm, e, batch[k].path, batch[k].refs, batch[k].start);
-            throw;
-          }
-          o.result.emplace(impl_.finish(batch[k], one.data.data()));
-        }
+        o.result.emplace(ran ? impl_.finish(batch[k], logits.data.data() + k * per)
+                             : impl_.run_one(batch[k], /*through_batcher=*/false));
       } catch (...) {
         o.error = as_error(std::current_exception());
       }

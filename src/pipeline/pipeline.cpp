@@ -81,15 +81,33 @@ bool same_read(const dicom::ReadOptions& a, const dicom::ReadOptions& b) {
          a.invert_monochrome1 == b.invert_monochrome1 && a.convert_color == b.convert_color;
 }
 
-risk::InputFacts facts_of(const dicom::Instance& instance) {
-  const dicom::ImageHeader& h = instance.header;
-  risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation, instance.image.spacing()[0],
-                         instance.image.spacing()[1], h.rows, h.columns};
+}  // namespace
+
+risk::InputFacts facts_of(const dicom::ImageHeader& h, const std::array<double, 2>& spacing) {
+  risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation, spacing[0], spacing[1],
+                         h.rows, h.columns};
   facts.spacing_known = h.has_pixel_spacing;
   return facts;
 }
 
-}  // namespace
+std::vector<Finding> findings_of(const Model& model, const std::vector<float>& logits, const risk::InputFacts& facts) {
+  const ModelPackage& package = *model.package;
+  const std::vector<double> prob = calibration::probabilities(model.sections.calibrators, package.task(), logits);
+  std::vector<Finding> findings;
+  for (std::size_t k = 0; k < prob.size(); ++k) {
+    Finding f = risk::assess(model.sections.policies[k], prob[k], facts);
+    f.label = package.labels()[k];
+    f.raw_score = logits[k];
+    findings.push_back(std::move(f));
+  }
+  return findings;
+}
+
+void require_2d(const Model& model) {
+  if (model.package->input_shape().size() != 4) {
+    throw Error(ErrorCode::kInvalidArgument, "a 3D package (input.shape [1, C, D, H, W]) predicts series: use predict_series");
+  }
+}
 
 Pipeline Pipeline::open(const std::string& package_dir, PipelineOptions options) {
   if (!options.pseudonym_key.empty()) {
@@ -141,9 +159,7 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
     try {
       p.input_sha256 = fingerprint(in.image);
       std::tie(p.model, p.arm) = route(serving, in.routing_key.empty() ? p.input_sha256 : in.routing_key);
-      if (p.model->package->input_shape().size() != 4) {
-        throw Error(ErrorCode::kInvalidArgument, "a 3D package (input.shape [1, C, D, H, W]) predicts series: use predict_series");
-      }
+      require_2d(*p.model);
       p.facts = risk::InputFacts{{}, {}, {}, in.image.spacing()[0], in.image.spacing()[1],
                                  static_cast<std::uint32_t>(in.image.height()), static_cast<std::uint32_t>(in.image.width())};
       p.input = preprocess::apply(p.model->sections.spec, in.image, {});
@@ -164,9 +180,7 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
     return dicom::read_instance_from_memory(in.bytes->data(), in.bytes->size(), in.path, options);
   };
   try {
-    if (p.model->package->input_shape().size() != 4) {
-      throw Error(ErrorCode::kInvalidArgument, "a 3D package (input.shape [1, C, D, H, W]) predicts series: use predict_series");
-    }
+    require_2d(*p.model);
     const dicom::ReadOptions primary_read = p.model->sections.spec.read_options(options.read);
     instance = read(primary_read);
     if (serving.candidate) {
@@ -184,7 +198,7 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
   p.series_instance_uid = instance->header.series_instance_uid;
   p.sop_instance_uid = instance->header.sop_instance_uid;
   try {
-    p.facts = facts_of(*instance);
+    p.facts = facts_of(instance->header, instance->image.spacing());
     p.input_sha256 = fingerprint(instance->image);
     p.input = preprocess::apply(p.model->sections.spec, instance->image, preprocess::context_from(instance->header));
     p.facts.constant = is_constant(p.input);
@@ -197,20 +211,11 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
 
 Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
   const Model& model = *p.model;
-  const ModelPackage& package = *model.package;
   try {
-    const std::size_t count = static_cast<std::size_t>(package.output_count());
-    const std::vector<float> row(logits, logits + count);
-    const std::vector<double> prob = calibration::probabilities(model.sections.calibrators, package.task(), row);
-    std::vector<Finding> findings;
-    for (std::size_t k = 0; k < prob.size(); ++k) {
-      Finding f = risk::assess(model.sections.policies[k], prob[k], p.facts);
-      f.label = package.labels()[k];
-      f.raw_score = row[k];
-      findings.push_back(std::move(f));
-    }
+    const std::size_t count = static_cast<std::size_t>(model.package->output_count());
     Result r;
-    compose(r, model, p.arm, std::move(findings), p.input_sha256, p.start);
+    compose(r, model, p.arm, findings_of(model, std::vector<float>(logits, logits + count), p.facts), p.input_sha256,
+            p.start);
     r.study_instance_uid = p.study_instance_uid;
     r.series_instance_uid = p.series_instance_uid;
     r.sop_instance_uid = p.sop_instance_uid;
@@ -222,10 +227,10 @@ Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
   }
 }
 
-Result Pipeline::Impl::run_one(const Prepared& p) const {
+Result Pipeline::Impl::run_one(const Prepared& p, bool through_batcher) const {
   Tensor logits;
   try {
-    logits = p.model->batcher ? p.model->batcher->run(p.input) : p.model->engine->run(p.input);  // finite
+    logits = through_batcher && p.model->batcher ? p.model->batcher->run(p.input) : p.model->engine->run(p.input);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, p.path, p.refs, p.start);
     throw;

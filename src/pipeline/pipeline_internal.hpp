@@ -11,6 +11,7 @@
 
 #include <medinfer/risk.hpp>
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -85,8 +86,9 @@ struct Pipeline::Impl {
   Prepared prepare(const Serving& serving, const Input& input, Clock::time_point start) const;
   // The result for `p` from its row of logits (output_count values, finite: Engine checked them).
   Result finish(const Prepared& p, const float* logits) const;
-  // The model run for one prepared input (through the dynamic batcher when configured), then finish.
-  Result run_one(const Prepared& p) const;
+  // The model run for one prepared input (through the dynamic batcher when configured and
+  // `through_batcher`; predict_many batches itself), then finish. A failed run is audited.
+  Result run_one(const Prepared& p, bool through_batcher = true) const;
 
   // many.cpp
   // `pinned`: every input on this deployment (a series is never split across a swap); null: now()'s.
@@ -103,6 +105,13 @@ std::size_t primary_finding(const std::vector<Finding>& findings);
 /// Fills the Result fields of `r` from its findings (the primary one on top) and the model.
 void compose(Result& r, const Model& model, Arm arm, std::vector<Finding> findings, std::string input_sha256,
              Clock::time_point start);
+/// Every label's Finding from one input's logits (output_count values): the package's calibration, then
+/// each label's risk policy on `facts`, the label and its raw score.
+std::vector<Finding> findings_of(const Model& model, const std::vector<float>& logits, const risk::InputFacts& facts);
+/// The quality facts of an input with this header and pixel spacing {x, y} (mm).
+risk::InputFacts facts_of(const dicom::ImageHeader& header, const std::array<double, 2>& spacing);
+/// Throws Error(kInvalidArgument) for a 3D package: it predicts series (predict_series), not images.
+void require_2d(const Model& model);
 /// True when a model input is constant (every value within 1e-6 of the others) after preprocessing.
 bool is_constant(const Tensor& input);
 

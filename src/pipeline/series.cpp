@@ -29,13 +29,6 @@ std::string volume_fingerprint(const Volume& v) {
   return h.hex_digest();
 }
 
-risk::InputFacts facts_of(const dicom::ImageHeader& h) {
-  risk::InputFacts facts{h.modality, h.body_part_examined, h.photometric_interpretation, h.pixel_spacing[1],
-                         h.pixel_spacing[0], h.rows, h.columns};
-  facts.spacing_known = h.has_pixel_spacing;
-  return facts;
-}
-
 void describe_series(SeriesResult& r, const dicom::SeriesVolume& g) {
   r.series_instance_uid = g.header.series_instance_uid;
   r.study_instance_uid = g.header.study_instance_uid;
@@ -79,18 +72,9 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
       const Tensor input = preprocess::apply_volume(model->sections.spec, v.volume, preprocess::context_from(v.header),
                                                     options.workers);
       const Tensor logits = model->engine->run(input);
-      risk::InputFacts facts = facts_of(v.header);
+      risk::InputFacts facts = facts_of(v.header, {v.volume.spacing()[0], v.volume.spacing()[1]});
       facts.constant = is_constant(input);
-      const ModelPackage& package = *model->package;
-      const std::vector<double> p = calibration::probabilities(model->sections.calibrators, package.task(), logits.data);
-      std::vector<Finding> findings;
-      for (std::size_t k = 0; k < p.size(); ++k) {
-        Finding f = risk::assess(model->sections.policies[k], p[k], facts);
-        f.label = package.labels()[k];
-        f.raw_score = logits.data[k];
-        findings.push_back(std::move(f));
-      }
-      compose(r, *model, arm, std::move(findings), volume_fingerprint(v.volume), start);
+      compose(r, *model, arm, findings_of(*model, logits.data, facts), volume_fingerprint(v.volume), start);
       describe_series(r, v);
       r.aggregation = "volume";
       r.slices = v.volume.depth();
@@ -103,7 +87,6 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
   }
 
   // 2D: the geometry orders the slices; each slice is one predict_many input.
-  const SeriesSection& section = model->sections.series;
   if (model->package->task() == Task::kMultiClass) {
     throw Error(ErrorCode::kInvalidArgument, model->package->directory() +
                                                  "/manifest.json: a multi-class 2D package has no series aggregation "
@@ -126,7 +109,9 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
 
   describe_series(r, g);
   const std::size_t labels = model->package->labels().size();
-  std::vector<std::vector<double>> values(labels);
+  // Per label, every predicted slice's calibrated probability and raw logit (which of them is
+  // aggregated is the series section's choice, read once the model the slices ran on is known).
+  std::vector<std::vector<double>> probabilities(labels), logits(labels);
   std::vector<std::size_t> slice_of;  // ok outcome -> slice index
   std::string sha_chain = "medinfer-series-v1\n";
   bool all_constant = true;
@@ -147,8 +132,8 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
     sha_chain += o.result->input_sha256 + "\n";
     all_constant = all_constant && o.result->rule == Rule::kInputConstant;
     for (std::size_t k = 0; k < labels; ++k) {
-      const Finding& f = o.result->findings[k];
-      values[k].push_back(section.calibrate_aggregate ? f.raw_score : f.probability);
+      probabilities[k].push_back(o.result->findings[k].probability);
+      logits[k].push_back(o.result->findings[k].raw_score);
     }
   }
   if (!first) {
@@ -165,25 +150,18 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
   InputRefs refs = refs_of(g.header, g.files.front());
   refs.instance.clear();
   try {
-    risk::InputFacts facts = facts_of(g.header);
+    risk::InputFacts facts = facts_of(g.header, {g.header.pixel_spacing[1], g.header.pixel_spacing[0]});
     facts.constant = all_constant;
     const SeriesSection& s = used->sections.series;
     std::vector<Finding> findings;
     for (std::size_t k = 0; k < labels; ++k) {
-      Finding f;
-      double p = 0.0;
-      if (s.calibrate_aggregate) {
-        const double z = package::detail::aggregate(s, values[k], true);
-        p = s.calibrators[k].apply(z);
-        f = risk::assess(used->sections.policies[k], p, facts);
-        f.raw_score = z;
-      } else {
-        p = package::detail::aggregate(s, values[k], false);
-        f = risk::assess(used->sections.policies[k], p, facts);
-        std::vector<double> raw;
-        for (const Outcome& o : outcomes) if (o.ok()) raw.push_back(o.result->findings[k].raw_score);
-        f.raw_score = package::detail::aggregate(s, raw, true);
-      }
+      // The aggregated logit is the raw score either way; the probability is the series calibrator's
+      // of it (aggregate) or the aggregation of the calibrated slice probabilities (per_slice).
+      const double z = package::detail::aggregate(s, logits[k], true);
+      const double p = s.calibrate_aggregate ? s.calibrators[k].apply(z)
+                                             : package::detail::aggregate(s, probabilities[k], false);
+      Finding f = risk::assess(used->sections.policies[k], p, facts);
+      f.raw_score = z;
       f.label = used->package->labels()[k];
       findings.push_back(std::move(f));
     }
@@ -194,7 +172,7 @@ SeriesResult Pipeline::Impl::predict_series(const std::vector<std::string>& file
     for (std::size_t k = 0; k < labels; ++k) {
       std::vector<std::size_t> order(slice_of.size());
       std::iota(order.begin(), order.end(), 0);
-      auto prob = [&](std::size_t j) { return outcomes[slice_of[j]].result->findings[k].probability; };
+      auto prob = [&](std::size_t j) { return probabilities[k][j]; };
       std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return prob(a) > prob(b); });
       for (std::size_t j = 0; j < std::min(s.evidence_slices, order.size()); ++j) {
         const std::size_t slice = slice_of[order[j]];
