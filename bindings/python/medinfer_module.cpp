@@ -40,18 +40,43 @@ py::object exception_object(const medinfer::Error& e) {
 }
 
 // predict_series / predict_study from Python: [directory] or a list of files, run without the GIL, the
-// result's JSON (the library's serialiser) as a dict. `call(input, options)` returns that JSON.
-template <class Call>
-py::object series_or_study(const std::vector<std::string>& files, int batch_size, unsigned workers, Call call) {
+// result's JSON (the library's serialiser) as a dict. With `reports`, the dict also holds "sr" (the DICOM
+// SR's bytes) and "fhir" (the FHIR Bundle as a dict), made from the package's label codes.
+template <class Predict>
+py::object series_or_study(const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size,
+                           unsigned workers, bool reports, Predict predict) {
   medinfer::ManyOptions options;
   options.batch_size = batch_size;
   options.workers = workers;
-  std::string text;
+  std::string text, sr, fhir;
   {
     py::gil_scoped_release release;
-    text = files.size() == 1 && std::filesystem::is_directory(files[0]) ? call(files[0], options) : call(files, options);
+    const bool directory = files.size() == 1 && std::filesystem::is_directory(files[0]);
+    const auto result = directory ? predict(files[0], options) : predict(files, options);
+    text = medinfer::to_json(result);
+    if (reports) {
+      std::vector<std::string> sources = files;
+      if (directory) {
+        sources.clear();
+        for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
+          for (const auto& series : study.series) {
+            for (const auto& instance : series.instances) sources.push_back(instance.path);
+          }
+        }
+      }
+      medinfer::report::ReportOptions ro;
+      ro.label_codes = medinfer::report::label_codes(*p.package());
+      sr = medinfer::report::structured_report(result, sources, ro).bytes;
+      fhir = medinfer::report::fhir_bundle(result, ro);
+    }
   }
-  return py::module_::import("json").attr("loads")(text);
+  py::object json = py::module_::import("json");
+  py::object out = json.attr("loads")(text);
+  if (reports) {
+    out["sr"] = py::bytes(sr);
+    out["fhir"] = json.attr("loads")(fhir);
+  }
+  return out;
 }
 
 // medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
@@ -472,23 +497,50 @@ PYBIND11_MODULE(medinfer, m) {
           "progress(done, total) is called after each. Releases the GIL.")
       .def(
           "predict_series",
-          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers) {
-            return series_or_study(files, batch_size, workers, [&p](const auto& input, const auto& options) {
-              return medinfer::to_json(p.predict_series(input, options));
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers,
+             bool reports) {
+            return series_or_study(p, files, batch_size, workers, reports, [&p](const auto& input, const auto& options) {
+              return p.predict_series(input, options);
             });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
           "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
-          "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...). Releases the GIL.")
+          "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...); with reports=True "
+          "also 'sr' (DICOM SR bytes, TID 1500) and 'fhir' (the FHIR R4 Bundle, a dict). Releases the GIL.")
       .def(
           "predict_study",
-          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers) {
-            return series_or_study(files, batch_size, workers, [&p](const auto& input, const auto& options) {
-              return medinfer::to_json(p.predict_study(input, options));
+          [](const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size, unsigned workers,
+             bool reports) {
+            return series_or_study(p, files, batch_size, workers, reports, [&p](const auto& input, const auto& options) {
+              return p.predict_study(input, options);
             });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
           "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
-          "predicted, every other one listed with the reason. Returns a dict. Releases the GIL.")
+          "predicted, every other one listed with the reason. Returns a dict (with reports=True also 'sr' and "
+          "'fhir', as predict_series). Releases the GIL.")
+      .def(
+          "structured_report",
+          [](const medinfer::Pipeline& p, const medinfer::Result& r, const std::vector<std::string>& sources) {
+            medinfer::report::ReportOptions ro;
+            ro.label_codes = medinfer::report::label_codes(*p.package());
+            std::string bytes;
+            {
+              py::gil_scoped_release release;
+              bytes = medinfer::report::structured_report(r, sources, ro).bytes;
+            }
+            return py::bytes(bytes);
+          },
+          py::arg("result"), py::arg("sources"),
+          "The DICOM SR (Comprehensive SR, TID 1500) of an image Result as Part 10 bytes (report::structured_report); "
+          "`sources`: the DICOM file(s) it was predicted from. Label codes from this pipeline's package.")
+      .def(
+          "fhir_bundle",
+          [](const medinfer::Pipeline& p, const medinfer::Result& r) {
+            medinfer::report::ReportOptions ro;
+            ro.label_codes = medinfer::report::label_codes(*p.package());
+            return py::module_::import("json").attr("loads")(medinfer::report::fhir_bundle(r, ro));
+          },
+          py::arg("result"), "The FHIR R4 Bundle of an image Result (report::fhir_bundle), as a dict.")
       .def("deployment", &medinfer::Pipeline::deployment);
 }

@@ -9,6 +9,7 @@
 #include <medinfer/medinfer.hpp>
 
 #include "cli_common.hpp"
+#include "report_files.hpp"
 
 #include <malloc.h>
 #include <signal.h>
@@ -42,15 +43,18 @@ struct PredictOptions {
   std::string format = "jsonl";
   bool quiet = false;
   std::string by = "image";
+  bool recursive = false;
+  std::string sr_dir, fhir_dir;
   medinfer::ManyOptions many;
   std::string audit_log, audit_key, audit_mode = "strict", audit_witness;
   std::vector<std::string> trusted_keys;
   medinfer::PipelineOptions pipeline;
 };
 
-// The inputs with every directory replaced by the regular files under it (recursively, sorted; symbolic
-// links not followed). A path that does not exist stays, so that its line says so.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+// The inputs with every directory replaced by the regular files in it (with `recursive`, the files of
+// its whole tree), sorted; symbolic links not followed. A path that does not exist stays, so that its
+// line says so.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs, bool recursive) {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
   for (const auto& input : inputs) {
@@ -60,9 +64,17 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
       continue;
     }
     std::vector<std::string> files;
-    for (fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec), end;
-         !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file(ec) && !it->is_symlink(ec)) files.push_back(it->path().string());
+    auto take = [&](const fs::directory_entry& e) {
+      std::error_code fec;
+      if (e.is_regular_file(fec) && !e.is_symlink(fec)) files.push_back(e.path().string());
+    };
+    if (recursive) {
+      for (fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec), end;
+           !ec && it != end; it.increment(ec)) {
+        take(*it);
+      }
+    } else {
+      for (fs::directory_iterator it(input, ec), end; !ec && it != end; it.increment(ec)) take(*it);
     }
     if (ec) {
       out.push_back(input);  // its line reports the read error
@@ -194,11 +206,14 @@ std::vector<std::string> read_file_list(const std::string& from) {
   return paths;
 }
 
-// --format csv (RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled).
+// --format csv (RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled). One row
+// per finding of a result (image, series, or each series of a study), one per failed input or series,
+// one per skipped file or series (error_code "skipped" for a series the selection left out).
 const char* const kCsvColumns[] = {"input", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "label",
                                    "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate",
-                                   "reason", "rule", "model_name", "model_version", "input_sha256", "error_code",
-                                   "error_message"};
+                                   "reason", "rule", "model_name", "model_version", "input_sha256", "sr", "fhir",
+                                   "error_code", "error_message"};
+constexpr std::size_t kCsvCode = std::size(kCsvColumns) - 2, kCsvMessage = kCsvCode + 1;
 
 std::string csv_field(const std::string& v) {
   if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
@@ -221,22 +236,37 @@ std::string number(double v) {
   return buf;
 }
 
-// One row per finding of a result (the label order of the package).
-void print_csv_result(const std::string& input, const medinfer::Result& r) {
+std::string text_of(const Json& line, const char* key) { return line.contains(key) ? line[key].get<std::string>() : ""; }
+
+// One row per finding of a result (the label order of the package); `line` is its JSON line (for the
+// report paths and a report error).
+void print_csv_result(const std::string& input, const medinfer::Result& r, const Json& line) {
   for (const medinfer::Finding& f : r.findings) {
-    print_csv_row({input, r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid, f.label,
-                   number(f.probability), number(f.raw_score), number(f.confidence), f.tier,
-                   f.escalate ? "true" : "false", f.indeterminate ? "true" : "false", f.reason,
-                   medinfer::to_string(f.rule), r.model.name, r.model.version, r.input_sha256, "", ""});
+    std::vector<std::string> row{input, r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid, f.label,
+                                 number(f.probability), number(f.raw_score), number(f.confidence), f.tier,
+                                 f.escalate ? "true" : "false", f.indeterminate ? "true" : "false", f.reason,
+                                 medinfer::to_string(f.rule), r.model.name, r.model.version, r.input_sha256,
+                                 text_of(line, "sr"), text_of(line, "fhir"), "", ""};
+    if (line.contains("report_error")) {
+      row[kCsvCode] = line["report_error"]["code"].get<std::string>();
+      row[kCsvMessage] = line["report_error"]["message"].get<std::string>();
+    }
+    print_csv_row(row);
   }
 }
 
-void print_csv_error(const std::string& input, const medinfer::Error& e) {
+void print_csv_error(const std::string& input, const std::string& code, const std::string& message,
+                     const std::string& study_uid = {}, const std::string& series_uid = {}) {
   std::vector<std::string> row(std::size(kCsvColumns));
-  row.front() = input;
-  row[row.size() - 2] = medinfer::to_string(e.code());
-  row.back() = e.what();
+  row[0] = input;
+  row[1] = study_uid;
+  row[2] = series_uid;
+  row[kCsvCode] = code;
+  row[kCsvMessage] = message;
   print_csv_row(row);
+}
+void print_csv_error(const std::string& input, const medinfer::Error& e) {
+  print_csv_error(input, medinfer::to_string(e.code()), e.what());
 }
 
 int run_predict(PredictOptions& o) {
@@ -249,7 +279,6 @@ int run_predict(PredictOptions& o) {
   if (o.audit_mode == "buffered" && o.audit_key.empty() && std::getenv("MEDINFER_AUDIT_KEY") == nullptr) {
     usage_error("predict: --audit-mode buffered needs an audit key (--audit-key or $MEDINFER_AUDIT_KEY)");
   }
-  if (o.format == "csv" && o.by != "image") usage_error("predict: --format csv is for --by image (series and studies print JSON lines)");
   if (o.inputs.empty() && o.files_from.empty()) usage_error("predict: no inputs (give files, directories or --files-from)");
   if (!o.files_from.empty()) {
     std::vector<std::string> listed = read_file_list(o.files_from);
@@ -261,10 +290,12 @@ int run_predict(PredictOptions& o) {
     if (o.format == "csv") print_csv_header();
     for (const auto& input : o.inputs) o.format == "csv" ? print_csv_error(input, e) : print_line(error_json(input, e));
   };
+  const bool csv = o.format == "csv";
   medinfer::PipelineOptions& options = o.pipeline;
   options.actor.application_id = "medinfer-cli";
   std::optional<medinfer::Pipeline> pipeline;
   medinfer::audit::OpenedLog log;
+  std::optional<ReportFiles> reports;
   try {
     options.package.trusted_public_keys = read_trusted_keys(o.trusted_keys);
     if (!o.audit_log.empty()) {
@@ -278,6 +309,7 @@ int run_predict(PredictOptions& o) {
       options.audit_sink = log.sink;
       options.pseudonym_key = log.pseudonym_key;
     }
+    reports.emplace(o.sr_dir, o.fhir_dir, medinfer::report::ReportOptions{});
   } catch (const medinfer::Error& e) {
     fail_every_input(e);
     return kExitAllFailed;
@@ -295,16 +327,29 @@ int run_predict(PredictOptions& o) {
     }
     return kExitAllFailed;
   }
+  reports->use_package(*pipeline->package());
   install_stop_handlers();
   Tally tally;
   const char* unit = o.by == "image" ? "images" : o.by == "series" ? "series" : "studies";
-  std::size_t units = 0;
+  const std::vector<std::string> files = expand_inputs(o.inputs, o.recursive);
+  if (csv) print_csv_header();
+  // A result's reports (--sr, --fhir): written before its line is printed, which names them. A report
+  // that fails is the input's failure (its line carries the result and "report_error").
+  auto with_reports = [&](Json& line, const auto& result, const std::vector<std::string>& sources) {
+    if (!reports->enabled()) return true;
+    try {
+      reports->write(result, sources, line);
+      return true;
+    } catch (const medinfer::Error& e) {
+      line["report_error"] = {{"code", medinfer::to_string(e.code())}, {"message", e.what()}};
+      tally.error(e.code());
+      return false;
+    }
+  };
   if (o.by == "image") {
-    // Directories become their files (recursively, sorted); every file gets a line, in this order.
+    // Every file gets a line, in this order.
     std::vector<medinfer::Input> inputs;
-    for (const auto& input : expand_inputs(o.inputs)) inputs.push_back(medinfer::Input::file(input));
-    units = inputs.size();
-    if (o.format == "csv") print_csv_header();
+    for (const auto& input : files) inputs.push_back(medinfer::Input::file(input));
     Progress progress(o.quiet, inputs.size(), unit);
     medinfer::ManyOptions many = o.many;
     many.on_outcome = [&](medinfer::Outcome&& outcome) {
@@ -315,17 +360,13 @@ int run_predict(PredictOptions& o) {
           return;
         }
         tally.error(outcome.error->code());
-        o.format == "csv" ? print_csv_error(input, *outcome.error) : print_line(error_json(input, *outcome.error));
-        return;
-      }
-      tally.result(outcome.result->indeterminate);
-      if (o.format == "csv") {
-        print_csv_result(input, *outcome.result);
+        csv ? print_csv_error(input, *outcome.error) : print_line(error_json(input, *outcome.error));
         return;
       }
       Json line{{"input", input}};
       line.update(Json::parse(medinfer::to_json(*outcome.result)));
-      print_line(line);
+      if (with_reports(line, *outcome.result, {input})) tally.result(outcome.result->indeterminate);
+      csv ? print_csv_result(input, *outcome.result, line) : print_line(line);
     };
     many.progress = [&](std::size_t done, std::size_t) {
       if (g_signal != 0) many.cancel.cancel();
@@ -334,61 +375,83 @@ int run_predict(PredictOptions& o) {
     pipeline->predict_many(inputs, many);
     progress.finish(inputs.size());
   } else {
-    // Series and studies: the inputs (files and folders) are scanned and grouped by their headers. A
-    // signal stops between series (or studies): a series is never cut short and passed off as whole.
-    const medinfer::dicom::DirectoryIndex index =
-        medinfer::dicom::scan_files(o.inputs, o.pipeline.read, o.many.workers);
+    // Series and studies: the files are scanned and grouped by their headers. A signal stops between
+    // series (or studies): a series is never cut short and passed off as whole.
+    const medinfer::dicom::DirectoryIndex index = medinfer::dicom::scan_files(files, o.pipeline.read, o.many.workers);
     for (const auto& skipped : index.skipped) {
-      print_line(Json{{"input", skipped.path}, {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
+      if (csv) {
+        print_csv_error(skipped.path, "skipped", medinfer::to_string(skipped.code) + std::string(": ") + skipped.reason);
+      } else {
+        print_line(Json{{"input", skipped.path},
+                        {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
+      }
     }
+    std::size_t units = 0;
     for (const auto& study : index.studies) units += o.by == "study" ? 1 : study.series.size();
     Progress progress(o.quiet, units, unit);
     std::size_t done = 0;
     // One series or study: after a signal only listed as not processed; else predicted (`predict`
-    // tallies the result and returns its line) or its error printed.
-    auto one = [&](const char* what, const char* uid_field, const std::string& uid, const std::vector<std::string>& files,
-                   const std::function<Json()>& predict) {
+    // prints its line(s) and tallies it) or its error printed.
+    auto one = [&](const char* what, const char* uid_field, const std::string& study_uid, const std::string& uid,
+                   const std::vector<std::string>& inputs, const std::function<void()>& predict) {
       if (g_signal != 0) {
-        tally.not_processed.push_back(std::string(what) + " " + uid + " (" + files.front() + ", ...)");
+        tally.not_processed.push_back(std::string(what) + " " + uid + " (" + inputs.front() + ", ...)");
         return;
       }
       try {
-        print_line(predict());
+        predict();
       } catch (const medinfer::Error& e) {
-        Json line = error_json(files.front(), e);
-        line[uid_field] = uid;
-        print_line(line);
+        if (csv) {
+          print_csv_error(inputs.front(), medinfer::to_string(e.code()), e.what(), study_uid,
+                          std::string(what) == "series" ? uid : "");
+        } else {
+          Json line = error_json(inputs.front(), e);
+          line[uid_field] = uid;
+          print_line(line);
+        }
         tally.error(e.code());
       }
       progress.update(++done);
     };
     for (const auto& study : index.studies) {
       if (o.by == "study") {
-        std::vector<std::string> files;
+        std::vector<std::string> inputs;
         for (const auto& series : study.series) {
-          for (const auto& instance : series.instances) files.push_back(instance.path);
+          for (const auto& instance : series.instances) inputs.push_back(instance.path);
         }
-        one("study", "study_instance_uid", study.study_instance_uid, files, [&] {
-          const medinfer::StudyResult result = pipeline->predict_study(files, o.many);
-          if (result.failed.empty()) {
+        one("study", "study_instance_uid", study.study_instance_uid, study.study_instance_uid, inputs, [&] {
+          const medinfer::StudyResult result = pipeline->predict_study(inputs, o.many);
+          Json line = Json::parse(medinfer::to_json(result));
+          const bool ok = result.series.empty() || with_reports(line, result, inputs);
+          if (!ok) {
+            // counted as the report's failure
+          } else if (!result.failed.empty()) {
+            tally.error(result.failed.front().second.code());
+          } else {
             tally.result(std::any_of(result.series.begin(), result.series.end(),
                                      [](const medinfer::SeriesResult& s) { return s.indeterminate; }));
-          } else {
-            tally.error(result.failed.front().second.code());
           }
-          return Json::parse(medinfer::to_json(result));
+          if (!csv) return print_line(line);
+          for (const auto& s : result.series) print_csv_result(inputs.front(), s, line);
+          for (const auto& [s, e] : result.failed) {
+            print_csv_error(inputs.front(), medinfer::to_string(e.code()), e.what(), result.study_instance_uid,
+                            s.series_instance_uid);
+          }
+          for (const auto& s : result.skipped) {
+            print_csv_error(inputs.front(), "skipped", s.reason, result.study_instance_uid, s.series_instance_uid);
+          }
         });
         continue;
       }
       for (const auto& series : study.series) {
-        std::vector<std::string> files;
-        for (const auto& instance : series.instances) files.push_back(instance.path);
-        one("series", "series_instance_uid", series.series_instance_uid, files, [&] {
-          const medinfer::SeriesResult result = pipeline->predict_series(files, o.many);
-          tally.result(result.indeterminate);
-          Json line{{"input", files.front()}};
+        std::vector<std::string> inputs;
+        for (const auto& instance : series.instances) inputs.push_back(instance.path);
+        one("series", "series_instance_uid", study.study_instance_uid, series.series_instance_uid, inputs, [&] {
+          const medinfer::SeriesResult result = pipeline->predict_series(inputs, o.many);
+          Json line{{"input", inputs.front()}};
           line.update(Json::parse(medinfer::to_json(result)));
-          return line;
+          if (with_reports(line, result, inputs)) tally.result(result.indeterminate);
+          csv ? print_csv_result(inputs.front(), result, line) : print_line(line);
         });
       }
     }
@@ -479,13 +542,16 @@ void add_predict_command(CLI::App& app, Runner& run) {
                  "one JSON line per input");
   cmd->add_option("--model", o->model, "the model package directory")->required();
   cmd->add_option("inputs", o->inputs,
-                  "DICOM files and directories (scanned recursively); with --by image, scored in this order");
+                  "DICOM files and folders (a folder's own files; its whole tree with --recursive); with --by image, "
+                  "scored in this order (a folder's files sorted by path)");
+  cmd->add_flag("--recursive", o->recursive, "descend into the subfolders of each folder given");
   cmd->add_option("--files-from", o->files_from,
                   "also read input paths from FILE, one per line (blank lines skipped); '-' reads standard input");
   cmd->add_flag("--quiet", o->quiet, "no progress on stderr (the summary line is still printed)");
   cmd->add_option("--format", o->format,
-                  "jsonl: one JSON object per line; csv (with --by image): a header, then one row per finding "
-                  "(input, UIDs, label, probability, tier, ...) and one per failed input")
+                  "jsonl: one JSON object per line; csv: a header, then one row per finding (input, UIDs, label, "
+                  "probability, tier, ..., sr, fhir) of each image, series or study's series, and one per failed "
+                  "input or series (error_code, error_message; \"skipped\" for a file or series left out)")
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   cmd->add_option("--by", o->by,
@@ -494,6 +560,14 @@ void add_predict_command(CLI::App& app, Runner& run) {
                   "series selected by the package's series_selection)")
       ->check(CLI::IsMember({"image", "series", "study"}))
       ->capture_default_str();
+  cmd->add_option("--sr", o->sr_dir,
+                  "write a DICOM Structured Report (Comprehensive SR, TID 1500) of each result into DIR, named "
+                  "UID.sr.dcm after the image's SOP, the series' or the study's Instance UID; the line names it (\"sr\")")
+      ->type_name("DIR");
+  cmd->add_option("--fhir", o->fhir_dir,
+                  "write a FHIR R4 Bundle (Observations, DiagnosticReport, Device) of each result into DIR as "
+                  "UID.fhir.json; the line names it (\"fhir\")")
+      ->type_name("DIR");
   cmd->add_option("--jobs", o->many.workers,
                   "worker threads that read, preprocess and run batches (0: one per core); each model run is "
                   "single-threaded, so a busy machine slows it gracefully")
@@ -540,7 +614,9 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "study_instance_uid, modality, aggregation, slices, failed_slices, evidence: [{label, slice_index, "
       "sop_instance_uid, probability}], warnings: [{kind, message}]. --by study: {study_instance_uid, series: [...], "
       "skipped: [{series_instance_uid, modality, series_description, reason}], failed: [...], skipped_files, "
-      "latency_ms}. Files the scan could not index: {input, skipped: {code, reason}}.\n"
+      "latency_ms}. Files the scan could not index: {input, skipped: {code, reason}}. With --sr/--fhir a line adds "
+      "\"sr\" and \"fhir\" (the files written), or \"report_error\": {code, message} when a report could not be "
+      "written (that input then counts as failed; nothing partial is left in DIR).\n"
       "Progress goes to stderr (a bar on a terminal, a line every 5 s otherwise; none with --quiet), then one "
       "summary line: 'medinfer: summary: N images ok (K indeterminate), M failed (CODE: n, ...), P not processed, "
       "T s'. SIGINT/SIGTERM: no new input is started, those in flight finish and are printed, the audit chain "

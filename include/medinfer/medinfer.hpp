@@ -17,6 +17,7 @@
 #include <medinfer/package.hpp>
 #include <medinfer/pipeline.hpp>
 #include <medinfer/preprocess.hpp>
+#include <medinfer/report.hpp>
 #include <medinfer/risk.hpp>
 #include <medinfer/series.hpp>
 #include <medinfer/tensor.hpp>

@@ -37,6 +37,16 @@ struct PackageOptions {
   bool allow_unsigned = false;
 };
 
+/// The coded concept a label stands for, from the manifest's label object {"name", "code_value",
+/// "coding_scheme", "code_meaning"} (e.g. {"233604007", "SCT", "Pneumonia"}): what DICOM SR and FHIR
+/// reports file the finding under. All empty for a label given as a plain name.
+struct LabelCode {
+  std::string code_value;
+  std::string coding_scheme;  ///< DICOM Coding Scheme Designator: "SCT", "DCM", "LN", "RADLEX", ...
+  std::string code_meaning;
+  bool empty() const noexcept { return code_value.empty(); }
+};
+
 /// An opened, verified model package directory. Opening reads manifest.json, checks its required
 /// fields, then reads every file it lists into memory and checks its SHA-256: no byte of a package
 /// reaches LibTorch before that check passes, and LibTorch later reads the verified bytes from memory,
@@ -68,6 +78,8 @@ class MEDINFER_API ModelPackage {
   Task task() const noexcept;
   /// The manifest's "labels": one name per output, in output order.
   const std::vector<std::string>& labels() const noexcept;
+  /// One per label, in label order: the label's code from the manifest (empty when it has none).
+  const std::vector<LabelCode>& label_codes() const noexcept;
   /// The manifest's "model.format" (e.g. "torchscript"): which Backend runs the model.
   const std::string& model_format() const noexcept;
   /// The manifest's "intended_use" text (empty when absent): what the model may be used for.

@@ -5,6 +5,7 @@
 
 #include "core/sha256.hpp"
 #include "dicom/dicom_file.hpp"
+#include "dicom/sr_document.hpp"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -141,18 +142,7 @@ std::string pseudonymize(const std::string& value, const std::string& key) {
 }
 
 std::string pseudonymize_uid(const std::string& uid, const std::string& key) {
-  const std::string hex = pseudonymize(uid, key);
-  unsigned __int128 v = 0;
-  for (int i = 0; i < 32; ++i) {
-    const char c = hex[static_cast<std::size_t>(i)];
-    v = (v << 4) | static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
-  }
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  } while (v != 0);
-  return "2.25." + digits;
+  return sr::uid_from_hex(pseudonymize(uid, key));
 }
 
 DeidentifyReport deidentify_file(const std::string& input, const std::string& output, const DeidentifyOptions& options) {

@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <algorithm>
 #include <set>
 #include <tuple>
 
@@ -71,6 +72,7 @@ struct ModelPackage::Impl {
   std::string model_bytes;
   Task task = Task::kBinary;
   std::vector<std::string> labels;
+  std::vector<LabelCode> label_codes;
   std::string intended_use;
   std::vector<std::int64_t> input_shape;
   std::int64_t output_count = 0;
@@ -250,13 +252,41 @@ ModelPackage ModelPackage::open(const std::string& directory, const PackageOptio
     std::set<std::string> seen;
     for (std::size_t i = 0; i < labels.size(); ++i) {
       const std::string at = where + ": labels[" + std::to_string(i) + "]";
-      if (!labels[i].is_string() || labels[i].get<std::string>().empty()) {
-        throw Error(ErrorCode::kInvalidArgument, at + ": expected a non-empty string");
+      // A label is its name, or {"name", "code_value", "coding_scheme", "code_meaning"}: the coded
+      // concept reports (DICOM SR, FHIR) file the finding under.
+      std::string name;
+      LabelCode code;
+      if (labels[i].is_object()) {
+        detail::reject_unknown_fields(labels[i], {"name", "code_value", "coding_scheme", "code_meaning"}, at);
+        name = detail::get_string(labels[i], "name", at);
+        code.code_value = detail::get_string(labels[i], "code_value", at);
+        code.coding_scheme = detail::get_string(labels[i], "coding_scheme", at);
+        code.code_meaning = detail::get_string(labels[i], "code_meaning", at);
+        // DICOM's limits: Code Value (SH, or Long Code Value UC up to 64 here), Coding Scheme
+        // Designator (SH: 16), Code Meaning (LO: 64); no backslash or control characters.
+        const auto check = [&](const std::string& value, const char* field, std::size_t max) {
+          const bool bad_char = std::any_of(value.begin(), value.end(), [](char c) {
+            return c == '\\' || static_cast<unsigned char>(c) < 0x20;
+          });
+          if (value.empty() || value.size() > max || bad_char) {
+            throw Error(ErrorCode::kInvalidArgument, at + "." + field + ": expected 1.." + std::to_string(max) +
+                                                         " characters without a backslash or control characters");
+          }
+        };
+        check(code.code_value, "code_value", 64);
+        check(code.coding_scheme, "coding_scheme", 16);
+        check(code.code_meaning, "code_meaning", 64);
+      } else if (labels[i].is_string()) {
+        name = labels[i].get<std::string>();
       }
-      if (!seen.insert(labels[i].get<std::string>()).second) {
-        throw Error(ErrorCode::kInvalidArgument, at + ": '" + labels[i].get<std::string>() + "' appears twice");
+      if (name.empty()) {
+        throw Error(ErrorCode::kInvalidArgument, at + ": expected a non-empty string, or an object with a non-empty \"name\"");
       }
-      impl->labels.push_back(labels[i].get<std::string>());
+      if (!seen.insert(name).second) {
+        throw Error(ErrorCode::kInvalidArgument, at + ": '" + name + "' appears twice");
+      }
+      impl->labels.push_back(std::move(name));
+      impl->label_codes.push_back(std::move(code));
     }
     const std::int64_t label_count = static_cast<std::int64_t>(impl->labels.size());
     if (impl->task == Task::kBinary && (impl->output_count != 1 || label_count != 1)) {
@@ -347,6 +377,7 @@ const std::string& ModelPackage::model_bytes() const noexcept { return impl_->mo
 const std::string& ModelPackage::signer_key_id() const noexcept { return impl_->signer_key_id; }
 Task ModelPackage::task() const noexcept { return impl_->task; }
 const std::vector<std::string>& ModelPackage::labels() const noexcept { return impl_->labels; }
+const std::vector<LabelCode>& ModelPackage::label_codes() const noexcept { return impl_->label_codes; }
 const std::string& ModelPackage::model_format() const noexcept { return impl_->model_format; }
 const std::string& ModelPackage::intended_use() const noexcept { return impl_->intended_use; }
 

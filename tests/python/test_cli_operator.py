@@ -133,7 +133,8 @@ def test_results_carry_the_uids_and_csv_parses_back(cli, demo_model, heads, stud
     table = list(csv.DictReader(io.StringIO(r.stdout)))
     assert list(table[0]) == ["input", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "label",
                               "probability", "raw_score", "confidence", "tier", "escalate", "indeterminate", "reason",
-                              "rule", "model_name", "model_version", "input_sha256", "error_code", "error_message"]
+                              "rule", "model_name", "model_version", "input_sha256", "sr", "fhir", "error_code",
+                              "error_message"]
     assert len(table) == 3 * 3 + 1  # one row per finding, one per failed input
     assert [t["label"] for t in table[:3]] == ["lesion", "calcification", "artifact"]
     jsonl = [json.loads(l) for l in run(cli, "predict", "--model", heads / "multi-label", *files).stdout.splitlines()]
@@ -142,5 +143,46 @@ def test_results_carry_the_uids_and_csv_parses_back(cli, demo_model, heads, stud
         assert float(t["probability"]) == finding["probability"] and t["tier"] == finding["tier"]
         assert t["sop_instance_uid"] == jsonl[k // 3]["sop_instance_uid"]
     assert table[-1]["input"] == str(bad) and table[-1]["error_code"] == "kInvalidDicom" and table[-1]["label"] == ""
-    assert run(cli, "predict", "--model", demo_model, "--format", "csv", "--by", "series", *files).returncode == 2
     assert run(cli, "predict", "--model", demo_model, "--format", "xml", *files).returncode == 2
+
+
+def test_a_folder_tree_with_junk_a_dicomdir_and_a_series_with_a_gap(cli, demo_model, tmp_path):
+    """What an operator points predict at: a tree with a text file, a DICOMDIR (written by DCMTK's
+    dcmmkdir) and a series with a missing slice. --recursive descends, the junk is reported, the gap is
+    a warning on its series, and CSV (for --by series and --by study) parses back with Python's csv."""
+    import csv
+    import io
+    study_uid = "1.2.826.0.1.3680043.8.498.99"
+    root = tmp_path / "tree"
+    (root / "CT" / "S1").mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in [0, 1, 2, 4, 5]:  # slice 3 missing
+        make_sample_study.write_ct(str(root / "CT" / "S1" / f"IM{i}"), rng.normal(0, 20, (64, 64)).astype(np.float32),
+                                   i, study_uid, study_uid + ".1", 99)
+    (root / "README.txt").write_text("scanned at night")
+    d = subprocess.run(["dcmmkdir", "--recurse", "--input-directory", str(root), "--output-file",
+                        str(root / "DICOMDIR"), "--invent", "CT"], capture_output=True, text=True)
+    assert d.returncode == 0, d.stderr
+    # without --recursive: only the top folder's own files (README.txt, DICOMDIR), neither an image
+    r = run(cli, "predict", "--model", demo_model, root)
+    assert r.returncode == 3 and len(r.stdout.splitlines()) == 2, r.stderr
+    r = run(cli, "predict", "--model", demo_model, "--recursive", "--by", "series", root)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    skipped = {pathlib_name(l["input"]): l["skipped"]["reason"] for l in lines if "skipped" in l}
+    assert "DICOMDIR" in skipped["DICOMDIR"] and "README.txt" in skipped
+    (series,) = [l for l in lines if "aggregation" in l]
+    assert series["slices"] == 5 and [w["kind"] for w in series["warnings"]] == ["gap"]
+    r = run(cli, "predict", "--model", demo_model, "--recursive", "--by", "series", "--format", "csv", root)
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert r.returncode == 0 and len(table) == 3, r.stdout
+    assert sorted(pathlib_name(t["input"]) for t in table if t["error_code"] == "skipped") == ["DICOMDIR", "README.txt"]
+    (row,) = [t for t in table if t["error_code"] == ""]
+    assert row["series_instance_uid"] == study_uid + ".1" and float(row["probability"]) == series["probability"]
+    r = run(cli, "predict", "--model", demo_model, "--recursive", "--by", "study", "--format", "csv", root)
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert r.returncode == 0 and [t["study_instance_uid"] for t in table if t["error_code"] == ""] == [study_uid]
+
+
+def pathlib_name(p):
+    return os.path.basename(p)

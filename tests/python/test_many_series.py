@@ -123,21 +123,26 @@ def test_cli_by_image_series_study(cli, demo_model, tmp_path):
     write_series(tmp_path / "study" / "a", n=6, series_uid=STUDY_UID + ".1")
     write_series(tmp_path / "study" / "b", n=4, series_uid=STUDY_UID + ".2")
     (tmp_path / "study" / "notes.txt").write_text("not DICOM")
-    # --by image: the folder's files, recursively, one line each (the text file's line is its error)
-    proc = run_cli(cli, "predict", "--model", str(demo_model), "--jobs", "2", "--batch-size", "4", str(tmp_path / "study"))
+    # without --recursive a folder is its own files: here only the text file
+    proc = run_cli(cli, "predict", "--model", str(demo_model), str(tmp_path / "study"))
+    assert [json.loads(l)["input"] for l in proc.stdout.splitlines()] == [str(tmp_path / "study" / "notes.txt")]
+    assert proc.returncode == 3
+    # --by image --recursive: the folder's tree, one line each (the text file's line is its error)
+    proc = run_cli(cli, "predict", "--model", str(demo_model), "--recursive", "--jobs", "2", "--batch-size", "4",
+                   str(tmp_path / "study"))
     lines = [json.loads(l) for l in proc.stdout.splitlines()]
     assert len(lines) == 11
     assert sum("error" in l for l in lines) == 1 and proc.returncode == 1
     assert [l["input"] for l in lines] == sorted(l["input"] for l in lines)
     # --by series: one line per series (and the unindexed file reported as skipped)
-    proc = run_cli(cli, "predict", "--model", str(demo_model), "--by", "series", str(tmp_path / "study"))
+    proc = run_cli(cli, "predict", "--model", str(demo_model), "--recursive", "--by", "series", str(tmp_path / "study"))
     lines = [json.loads(l) for l in proc.stdout.splitlines()]
     series = [l for l in lines if "aggregation" in l]
     assert sorted(l["slices"] for l in series) == [4, 6]
     assert [l for l in lines if "skipped" in l][0]["input"].endswith("notes.txt")
     assert proc.returncode == 0, proc.stderr
     # --by study: one line for the study, both series in it
-    proc = run_cli(cli, "predict", "--model", str(demo_model), "--by", "study", str(tmp_path / "study"))
+    proc = run_cli(cli, "predict", "--model", str(demo_model), "--recursive", "--by", "study", str(tmp_path / "study"))
     lines = [l for l in map(json.loads, proc.stdout.splitlines()) if "series" in l]
     assert len(lines) == 1 and len(lines[0]["series"]) == 2 and lines[0]["study_instance_uid"] == STUDY_UID
     assert run_cli(cli, "predict", "--model", str(demo_model), "--by", "slice", str(tmp_path)).returncode == 2
@@ -168,7 +173,7 @@ def test_series_calibrator_fitted_with_calibrate_fit_from_series_labels(cli, dem
         uid = f"{STUDY_UID}.9.{s}"
         labels[uid] = s % 2
         write_series(tmp_path / "series" / str(s), n=2, series_uid=uid, lesion=0 if s % 2 else -1)
-    proc = run_cli(cli, "predict", "--model", str(pkg), "--by", "series", str(tmp_path / "series"))
+    proc = run_cli(cli, "predict", "--model", str(pkg), "--recursive", "--by", "series", str(tmp_path / "series"))
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(l) for l in proc.stdout.splitlines()]
     assert len(rows) == 40
@@ -180,7 +185,7 @@ def test_series_calibrator_fitted_with_calibrate_fit_from_series_labels(cli, dem
     cal = json.loads((tmp_path / "series-cal.json").read_text())
     manifest["series"]["calibration"] = cal
     (pkg / "manifest.json").write_text(json.dumps(manifest))
-    again = [json.loads(l) for l in run_cli(cli, "predict", "--model", str(pkg), "--by", "series",
+    again = [json.loads(l) for l in run_cli(cli, "predict", "--model", str(pkg), "--recursive", "--by", "series",
                                             str(tmp_path / "series")).stdout.splitlines()]
     calibrator = medinfer.Calibrator.from_json(json.dumps(cal))
     for r in again:
