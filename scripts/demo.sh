@@ -12,5 +12,7 @@ if [ ! -f build/sample-study/truth.csv ]; then
   /usr/bin/python3 scripts/make_sample_study.py --out build/sample-study
 fi
 echo "== medinfer predict on build/sample-study (truth: build/sample-study/truth.csv)"
-build/examples/cli/medinfer predict --model models/demo --audit-log build/demo-audit.jsonl build/sample-study/*.dcm
+build/examples/cli/medinfer predict --model models/demo --audit-log build/demo-audit.jsonl \
+  --sr build/demo-reports --fhir build/demo-reports build/sample-study/*.dcm
 echo "== audit log: build/demo-audit.jsonl ($(wc -l < build/demo-audit.jsonl) records)"
+echo "== reports: build/demo-reports ($(ls build/demo-reports | grep -c '\.sr\.dcm$') DICOM SR, $(ls build/demo-reports | grep -c '\.fhir\.json$') FHIR Bundles; docs/reports.md)"

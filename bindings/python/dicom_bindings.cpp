@@ -46,6 +46,7 @@ py::dict header_dict(const dicom::ImageHeader& h) {
   d["bits_allocated"] = h.bits_allocated;
   d["bits_stored"] = h.bits_stored;
   d["pixel_signed"] = h.pixel_signed;
+  d["has_pixel_data"] = h.has_pixel_data;
   d["instance_number"] = h.instance_number;
   d["rescale_slope"] = h.rescale_slope;
   d["rescale_intercept"] = h.rescale_intercept;

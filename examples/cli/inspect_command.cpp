@@ -9,12 +9,33 @@
 
 namespace {
 
+// A non-image object (an SR, a presentation state): what its header says, "image": false.
+Json describe_non_image(const std::string& path, const medinfer::dicom::ImageHeader& h) {
+  Json j;
+  j["input"] = path;
+  j["image"] = false;
+  j["transfer_syntax_uid"] = h.transfer_syntax_uid;
+  j["transfer_syntax_name"] = h.transfer_syntax_name;
+  j["sop_class_uid"] = h.sop_class_uid;
+  j["modality"] = h.modality;
+  j["warnings"] = Json::array();
+  for (const medinfer::dicom::HeaderWarning& w : h.warnings) {
+    j["warnings"].push_back({{"code", medinfer::dicom::to_string(w.kind)}, {"tag", w.tag}, {"message", w.message}});
+  }
+  return j;
+}
+
 Json describe(const std::string& path) {
-  const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);  // one read
+  {
+    const medinfer::dicom::ImageHeader h = medinfer::dicom::read_header(path);
+    if (!h.has_pixel_data) return describe_non_image(path, h);
+  }
+  const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);
   const medinfer::dicom::ImageHeader& h = px.header;
   const medinfer::dicom::StoredStatistics st = medinfer::dicom::statistics(px);
   Json j;
   j["input"] = path;
+  j["image"] = true;
   j["transfer_syntax_uid"] = h.transfer_syntax_uid;
   j["transfer_syntax_name"] = h.transfer_syntax_name;
   j["sop_class_uid"] = h.sop_class_uid;
@@ -45,6 +66,15 @@ void print_text(const Json& j) {
   if (j.contains("error")) {
     std::cout << j["input"].get<std::string>() << ": error " << j["error"]["code"].get<std::string>() << ": "
               << j["error"]["message"].get<std::string>() << '\n';
+    return;
+  }
+  if (!j["image"].get<bool>()) {
+    std::cout << j["input"].get<std::string>() << '\n'
+              << "  transfer syntax  " << j["transfer_syntax_uid"].get<std::string>() << " ("
+              << j["transfer_syntax_name"].get<std::string>() << ")\n"
+              << "  SOP class        " << j["sop_class_uid"].get<std::string>() << "  modality "
+              << j["modality"].get<std::string>() << '\n'
+              << "  not an image     no Pixel Data (a structured report, presentation state, ...)\n";
     return;
   }
   const Json& s = j["stored"];
@@ -101,12 +131,13 @@ void add_inspect_command(CLI::App& app, Runner& run) {
   CLI::App* cmd = app.add_subcommand("inspect", "Describes each DICOM FILE and decodes all its frames (inspect FILE... [--json])");
   cmd->add_option("files", o->inputs, "DICOM files")->required();
   cmd->add_flag("--json", o->json,
-                "one object per file: {input, transfer_syntax_uid, transfer_syntax_name, sop_class_uid, modality, "
-                "rows, columns, frames, samples_per_pixel, photometric_interpretation, bits_allocated, bits_stored, "
+                "one object per file: {input, image: true, transfer_syntax_uid, transfer_syntax_name, sop_class_uid, "
+                "modality, rows, columns, frames, samples_per_pixel, photometric_interpretation, bits_allocated, bits_stored, "
                 "pixel_representation, warnings: [{code, tag, message}], stored: {dtype, shape, photometric, min, max, mean, "
-                "sha256}} or {input, "
-                "error: {code, message}}");
+                "sha256}}; a non-image object (an SR, ...): {input, image: false, transfer_syntax_uid, "
+                "transfer_syntax_name, sop_class_uid, modality, warnings}; or {input, error: {code, message}}");
   cmd->footer("'stored' describes the decoded stored values of all frames, shaped (frames, rows, columns, samples) "
-              "(docs/dicom.md).\nExit status: 0 all files decoded, 1 any file failed, 2 usage error.");
+              "(docs/dicom.md).\nExit status: 0 all files decoded (or described, for non-image objects), 1 any file failed, 2 "
+              "usage error.");
   cmd->callback([o, &run] { run = [o] { return run_inspect(o->inputs, o->json); }; });
 }

@@ -298,6 +298,7 @@ int run_predict(PredictOptions& o) {
   std::optional<ReportFiles> reports;
   try {
     options.package.trusted_public_keys = read_trusted_keys(o.trusted_keys);
+    reports.emplace(o.sr_dir, o.fhir_dir, medinfer::report::ReportOptions{});  // before the audit log opens
     if (!o.audit_log.empty()) {
       medinfer::audit::LogRequest request;
       request.path = o.audit_log;
@@ -309,7 +310,6 @@ int run_predict(PredictOptions& o) {
       options.audit_sink = log.sink;
       options.pseudonym_key = log.pseudonym_key;
     }
-    reports.emplace(o.sr_dir, o.fhir_dir, medinfer::report::ReportOptions{});
   } catch (const medinfer::Error& e) {
     fail_every_input(e);
     return kExitAllFailed;

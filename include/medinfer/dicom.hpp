@@ -79,6 +79,9 @@ struct ImageHeader {
   std::string study_date, series_date, acquisition_date, content_date;  ///< YYYYMMDD as in the file
   std::string series_description;
   std::vector<std::string> image_type;  ///< ImageType values, e.g. {"ORIGINAL", "PRIMARY", "AXIAL"}
+  /// The object has Pixel Data (or Float / Double Float Pixel Data). False for a non-image object (a
+  /// Structured Report, a presentation state, ...): read_header describes it, read_instance refuses it.
+  bool has_pixel_data = false;
   std::string photometric_interpretation;
   std::uint16_t rows = 0, columns = 0;
   std::uint32_t frames = 1;             ///< NumberOfFrames (1 when absent)

@@ -361,6 +361,7 @@ void DicomFile::parse(const std::uint8_t* data, std::size_t size, const ReadOpti
   layout_ = walk(data, size, source_, options.transfer_syntax_uid, options.max_file_bytes, inflated_, full_size);
   syntax_ = find_syntax(layout_.transfer_syntax_uid);
   parse_header(options);
+  header_.has_pixel_data = layout_.pixel.present;
 }
 
 void DicomFile::parse_header(const ReadOptions& options) {

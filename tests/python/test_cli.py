@@ -280,3 +280,14 @@ def test_a_from_file_window_uses_the_voi_lut_sequence_like_pydicom(cli, demo_mod
     ds = pydicom.dcmread(str(path))
     expected = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float64) / 65535.0
     assert np.max(np.abs(got - expected)) <= 1e-6
+
+
+def test_cli_md_reference_is_the_parsers_own_help(cli):
+    """docs/cli.md's reference section is what `medinfer ... --help` prints today (scripts/cli_help.py)."""
+    import pathlib
+    import sys
+    build = pathlib.Path(cli).parents[2]
+    root = pathlib.Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "scripts" / "cli_help.py"), str(build), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -16,6 +16,12 @@ def run(cli, *args, **kw):
     return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
 
 
+def read_lines(proc, n):
+    """n lines of an unbuffered stdout, read without reading ahead: communicate() reads the pipe's file
+    descriptor directly afterwards, so anything a buffered reader had taken beyond them would be lost."""
+    return [proc.stdout.readline().decode() for _ in range(n)]
+
+
 def summary(stderr):
     lines = [l for l in stderr.splitlines() if l.startswith("medinfer: summary: ")]
     assert len(lines) == 1, stderr
@@ -73,13 +79,13 @@ def test_a_signal_mid_run_finishes_what_started_closes_the_chain_and_lists_the_r
     listing = "".join(f"{directory / rows[i % len(rows)]['file']}\n" for i in range(n))
     proc = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--audit-log", str(log), "--audit-key",
                              str(key), "--jobs", "2", "--files-from", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc.stdin.write(listing)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    proc.stdin.write(listing.encode())
     proc.stdin.close()
-    first = [proc.stdout.readline() for _ in range(30)]  # well under way
+    first = read_lines(proc, 30)  # well under way
     proc.send_signal(sig)
     proc.stdin = None  # closed above: communicate() must not flush it
-    rest, err = proc.communicate(timeout=120)
+    rest, err = (b.decode() for b in proc.communicate(timeout=120))
     assert proc.returncode == status, err
     printed = [json.loads(l) for l in first + rest.splitlines() if l.strip()]
     assert all("probability" in l for l in printed)
@@ -102,10 +108,10 @@ def test_a_signal_during_by_series_never_cuts_a_series_short(cli, demo_model, tm
             make_sample_study.write_ct(str(tmp_path / "in" / f"s{s:02d}_{i}.dcm"), rng.normal(0, 20, (64, 64)).astype(np.float32),
                                        i, study_uid, f"{study_uid}.{s}", 88)
     proc = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--by", "series", str(tmp_path / "in")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = [proc.stdout.readline() for _ in range(3)]
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    first = read_lines(proc, 3)
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=120)
+    rest, err = (b.decode() for b in proc.communicate(timeout=120))
     assert proc.returncode == 130, err
     lines = [json.loads(l) for l in first + rest.splitlines() if l.strip()]
     assert lines and all(l["slices"] == 3 and l["failed_slices"] == 0 for l in lines)  # whole series only

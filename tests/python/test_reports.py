@@ -26,6 +26,7 @@ from test_many_series import STUDY_UID, write_series
 HERE = pathlib.Path(__file__).resolve().parent
 FHIR_SCHEMA = json.loads((HERE / "fhir_r4_subset.schema.json").read_text())
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+CLI = str(pathlib.Path(os.environ.get("MEDINFER_BUILD_DIR", HERE.parents[1] / "build")) / "examples" / "cli" / "medinfer")
 
 
 def run(cli, *args, **kw):
@@ -96,6 +97,11 @@ def check_sr(path, source_file):
     assert observer["Device Observer Model Name"] == "medinfer " + medinfer.version()
     header = medinfer.read_header(str(path))
     assert header["modality"] == "SR" and header["sop_class_uid"] == COMPREHENSIVE_SR
+    assert header["has_pixel_data"] is False and medinfer.read_header(str(source_file))["has_pixel_data"] is True
+    inspect = subprocess.run([CLI, "inspect", "--json", str(path)], capture_output=True, text=True)
+    assert inspect.returncode == 0 and json.loads(inspect.stdout)["image"] is False, inspect.stdout
+    with pytest.raises(medinfer.InvalidDicomError, match="not an image"):
+        medinfer.read_instance(str(path))
     alone = pathlib.Path(str(path) + ".scan")
     alone.mkdir(exist_ok=True)
     shutil.copy(path, alone / "sr.dcm")
