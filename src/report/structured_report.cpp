@@ -72,8 +72,32 @@ sr::Item tracking_and_algorithm(const detail::Group& g, const Code& label, sr::I
   return group;
 }
 
+bool valid_uid(const std::string& uid) {
+  if (uid.empty() || uid.size() > 64 || uid.front() == '.' || uid.back() == '.') return false;
+  for (std::size_t i = 0; i < uid.size(); ++i) {
+    const char c = uid[i];
+    if (c == '.') {
+      if (uid[i + 1] == '.') return false;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_options(const ReportOptions& o) {
+  auto bad = [](const char* field, const std::string& why) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("ReportOptions::") + field + ": " + why);
+  };
+  if (!o.series_instance_uid.empty() && !valid_uid(o.series_instance_uid)) bad("series_instance_uid", "not a UID (digits and dots, at most 64)");
+  if (!o.sop_instance_uid.empty() && !valid_uid(o.sop_instance_uid)) bad("sop_instance_uid", "not a UID (digits and dots, at most 64)");
+  if (o.series_description.size() > 64) bad("series_description", "more than 64 characters (LO)");
+  if (o.series_number < 0 || o.instance_number < 0) bad("series_number", "series and instance numbers must be >= 0");
+}
+
 sr::Document document_of(const detail::Content& content, const std::vector<std::string>& paths,
                          const ReportOptions& options) {
+  check_options(options);
   const std::vector<SourceFile> sources = read_sources(content, paths);
   std::map<std::string, const SourceFile*> by_sop;
   for (const SourceFile& s : sources) by_sop.emplace(s.header.sop_instance_uid, &s);

@@ -382,3 +382,20 @@ def test_orthanc_files_the_sr_under_the_source_study(cli, demo_model, study, tmp
     assert rest(orthanc, f"/instances/{stored['ID']}/file") == sr_bytes  # byte-identical
     tags = rest(orthanc, f"/instances/{stored['ID']}/simplified-tags")
     assert tags["SOPClassUID"] == COMPREHENSIVE_SR and tags["StudyInstanceUID"] == line["study_instance_uid"]
+
+
+def test_a_latin1_patient_name_arrives_in_the_sr_as_utf8(cli, demo_model, study, tmp_path):
+    directory, rows = study
+    ds = pydicom.dcmread(directory / rows[0]["file"])
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Jürgen"
+    ds.StudyDescription = "Thorax nativ, Größe"
+    src = tmp_path / "latin1.dcm"
+    ds.save_as(src)
+    assert "Müller".encode("latin-1") in src.read_bytes()
+    r = run(cli, "predict", "--quiet", "--model", demo_model, "--sr", tmp_path / "sr", src)
+    assert r.returncode == 0, r.stderr
+    line = lines_of(r.stdout)[0]
+    sr = check_sr(line["sr"], src)
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    assert str(sr.PatientName) == "Müller^Jürgen" and sr.StudyDescription == "Thorax nativ, Größe"
