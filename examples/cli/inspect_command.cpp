@@ -9,11 +9,12 @@
 
 namespace {
 
-// A non-image object (an SR, a presentation state): what its header says, "image": false.
-Json describe_non_image(const std::string& path, const medinfer::dicom::ImageHeader& h) {
+// What every object's header says; a non-image object (an SR, a presentation state) is described by
+// this alone, with "image": false.
+Json header_fields(const std::string& path, const medinfer::dicom::ImageHeader& h) {
   Json j;
   j["input"] = path;
-  j["image"] = false;
+  j["image"] = h.has_pixel_data;
   j["transfer_syntax_uid"] = h.transfer_syntax_uid;
   j["transfer_syntax_name"] = h.transfer_syntax_name;
   j["sop_class_uid"] = h.sop_class_uid;
@@ -28,18 +29,12 @@ Json describe_non_image(const std::string& path, const medinfer::dicom::ImageHea
 Json describe(const std::string& path) {
   {
     const medinfer::dicom::ImageHeader h = medinfer::dicom::read_header(path);
-    if (!h.has_pixel_data) return describe_non_image(path, h);
+    if (!h.has_pixel_data) return header_fields(path, h);
   }
   const medinfer::dicom::StoredPixels px = medinfer::dicom::read_stored_pixels(path);
   const medinfer::dicom::ImageHeader& h = px.header;
   const medinfer::dicom::StoredStatistics st = medinfer::dicom::statistics(px);
-  Json j;
-  j["input"] = path;
-  j["image"] = true;
-  j["transfer_syntax_uid"] = h.transfer_syntax_uid;
-  j["transfer_syntax_name"] = h.transfer_syntax_name;
-  j["sop_class_uid"] = h.sop_class_uid;
-  j["modality"] = h.modality;
+  Json j = header_fields(path, h);
   j["rows"] = h.rows;
   j["columns"] = h.columns;
   j["frames"] = h.frames;
@@ -48,10 +43,6 @@ Json describe(const std::string& path) {
   j["bits_allocated"] = h.bits_allocated;
   j["bits_stored"] = h.bits_stored;
   j["pixel_representation"] = h.pixel_signed ? 1 : 0;
-  j["warnings"] = Json::array();
-  for (const medinfer::dicom::HeaderWarning& w : h.warnings) {
-    j["warnings"].push_back({{"code", medinfer::dicom::to_string(w.kind)}, {"tag", w.tag}, {"message", w.message}});
-  }
   j["stored"] = {{"dtype", medinfer::to_string(px.type)},
                  {"shape", {px.frames, px.rows, px.columns, px.samples}},
                  {"photometric", px.photometric},

@@ -55,14 +55,6 @@ std::string now_rfc3339() {
                      tm.tm_hour, tm.tm_min, tm.tm_sec, us);
 }
 
-std::string new_uuid() {
-  std::string b = medinfer::detail::random_bytes(16);
-  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);  // version 4
-  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  const std::string h = medinfer::detail::to_hex(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
-}
-
 // The next emission sequence number of this process (1, 2, ...).
 std::uint64_t next_sequence() {
   static std::atomic<std::uint64_t> sequence{0};
@@ -104,7 +96,7 @@ const std::string& host_name() {
 
 void stamp(Record& record, bool numbered) {
   record.timestamp = now_rfc3339();
-  record.event_id = new_uuid();
+  record.event_id = medinfer::detail::random_uuid();
   record.host = host_name();
   if (numbered) record.sequence = next_sequence();
 }

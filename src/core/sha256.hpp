@@ -38,4 +38,7 @@ std::string random_bytes(std::size_t n);
 /// Lower-case hex of arbitrary bytes.
 std::string to_hex(std::string_view bytes);
 
+/// A random (version 4, RFC 4122) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx": audit event ids, FHIR ids.
+std::string random_uuid();
+
 }  // namespace medinfer::detail

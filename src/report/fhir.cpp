@@ -23,14 +23,6 @@ constexpr const char* kConceptSystem = "urn:medinfer:concepts";
 constexpr const char* kTierSystem = "urn:medinfer:risk-tier";
 constexpr const char* kInterpretationSystem = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
-std::string uuid() {
-  std::string b = medinfer::detail::random_bytes(16);
-  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);  // version 4
-  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  const std::string h = medinfer::detail::to_hex(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
-}
-
 // A DICOM coding scheme designator as a FHIR system URI (the ones FHIR and DICOM PS3.16 name; any
 // other designator keeps its DICOM name under urn:dicom:coding-scheme).
 std::string system_of(const std::string& scheme) {
@@ -118,14 +110,14 @@ std::string bundle_of(const detail::Content& content, const ReportOptions& optio
   std::map<std::string, std::string> device_url;  // one Device per model (an A/B test may use two)
   for (const detail::Group& g : content.groups) {
     if (device_url.count(g.model.sha256) != 0) continue;
-    const std::string url = "urn:uuid:" + uuid();
+    const std::string url = "urn:uuid:" + medinfer::detail::random_uuid();
     device_url[g.model.sha256] = url;
     entries.push_back({{"fullUrl", url}, {"resource", device_of(g.model)}});
   }
   Json results = Json::array();
   std::string conclusion;
   for (const detail::Group& g : content.groups) {
-    const std::string url = "urn:uuid:" + uuid();
+    const std::string url = "urn:uuid:" + medinfer::detail::random_uuid();
     entries.push_back({{"fullUrl", url}, {"resource", observation_of(g, options, device_url[g.model.sha256], issued)}});
     results.push_back({{"reference", url}});
     const Finding& f = g.finding;
@@ -144,8 +136,8 @@ std::string bundle_of(const detail::Content& content, const ReportOptions& optio
   report["result"] = std::move(results);
   report["imagingStudy"] = Json::array({study_reference(content.study_instance_uid)});
   report["conclusion"] = conclusion;
-  entries.push_back({{"fullUrl", "urn:uuid:" + uuid()}, {"resource", std::move(report)}});
-  Json bundle = {{"resourceType", "Bundle"}, {"id", uuid()}, {"type", "collection"}, {"timestamp", issued},
+  entries.push_back({{"fullUrl", "urn:uuid:" + medinfer::detail::random_uuid()}, {"resource", std::move(report)}});
+  Json bundle = {{"resourceType", "Bundle"}, {"id", medinfer::detail::random_uuid()}, {"type", "collection"}, {"timestamp", issued},
                  {"entry", std::move(entries)}};
   return bundle.dump();
 }

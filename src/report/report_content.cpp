@@ -22,19 +22,27 @@ void require_study(const std::string& study_uid) {
 
 bool has_operating_point(const Result& r, const Finding& f) { return !r.operating_point.empty() && f.label == r.label; }
 
+// The group of one finding of a result (image or series), without its evidence.
+Group group_of(const Result& r, const Finding& f, std::string method) {
+  Group g;
+  g.finding = f;
+  g.study_instance_uid = r.study_instance_uid;
+  g.series_instance_uid = r.series_instance_uid;
+  g.sop_instance_uid = r.sop_instance_uid;
+  if (has_operating_point(r, f)) g.operating_point = r.operating_point;
+  g.model = r.model;
+  g.arm = r.arm;
+  g.method = std::move(method);
+  return g;
+}
+
 void add_series(Content& c, const SeriesResult& s) {
+  const std::string method = s.aggregation == "volume"
+                                 ? fmt::format("volume of {} slices", s.slices)
+                                 : fmt::format("{} over {} slices ({} failed)", s.aggregation, s.slices, s.failed_slices);
   for (const Finding& f : s.findings) {
-    Group g;
-    g.finding = f;
-    g.study_instance_uid = s.study_instance_uid;
-    g.series_instance_uid = s.series_instance_uid;
+    Group g = group_of(s, f, method);
     g.modality = s.modality;
-    if (has_operating_point(s, f)) g.operating_point = s.operating_point;
-    g.model = s.model;
-    g.arm = s.arm;
-    g.method = s.aggregation == "volume"
-                   ? fmt::format("volume of {} slices", s.slices)
-                   : fmt::format("{} over {} slices ({} failed)", s.aggregation, s.slices, s.failed_slices);
     for (const SeriesResult::Evidence& e : s.evidence) {
       if (e.label == f.label) g.evidence.emplace_back(e.sop_instance_uid, e.probability);
     }
@@ -50,15 +58,7 @@ Content content_of(const Result& r) {
   Content c;
   c.study_instance_uid = r.study_instance_uid;
   for (const Finding& f : r.findings) {
-    Group g;
-    g.finding = f;
-    g.study_instance_uid = r.study_instance_uid;
-    g.series_instance_uid = r.series_instance_uid;
-    g.sop_instance_uid = r.sop_instance_uid;
-    if (has_operating_point(r, f)) g.operating_point = r.operating_point;
-    g.model = r.model;
-    g.arm = r.arm;
-    g.method = "one image";
+    Group g = group_of(r, f, "one image");
     if (!r.sop_instance_uid.empty()) g.evidence.emplace_back(r.sop_instance_uid, f.probability);
     c.groups.push_back(std::move(g));
   }
