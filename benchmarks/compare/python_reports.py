@@ -139,26 +139,53 @@ def pydicom_sr(result, sources):
 
 
 def python_fhir(result):
+    """The peer Bundle: the same resources and elements as medinfer's (docs/reports.md), as a dict."""
     issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    m = result["model"]
     device = f"urn:uuid:{uuid.uuid4()}"
-    entries = [{"fullUrl": device, "resource": {"resourceType": "Device", "manufacturer": "medinfer",
-                                                "deviceName": [{"name": result["model"]["name"], "type": "model-name"}]}}]
-    refs = []
+    study_ref = {"type": "ImagingStudy", "identifier": {"system": "urn:dicom:uid",
+                                                        "value": "urn:oid:" + result["study_instance_uid"]}}
+    entries = [{"fullUrl": device, "resource": {
+        "resourceType": "Device", "identifier": [{"system": "urn:medinfer:model-package-sha256", "value": m["sha256"]}],
+        "manufacturer": "medinfer", "deviceName": [{"name": "medinfer", "type": "manufacturer-name"},
+                                                   {"name": m["name"], "type": "model-name"}],
+        "version": [{"type": {"text": "medinfer"}, "value": "0"}, {"type": {"text": "model"}, "value": m["version"]}]}}]
+    refs, conclusion = [], []
     for f in result["findings"]:
         url = f"urn:uuid:{uuid.uuid4()}"
         refs.append({"reference": url})
+        interpretation = [{"coding": [{"system": "urn:medinfer:risk-tier", "code": f["tier"], "display": f["tier"]}],
+                           "text": "risk tier " + f["tier"]}]
+        if f["escalate"]:
+            interpretation.append({"coding": [{"system": "urn:medinfer:concepts", "code": "MI-ESCALATE",
+                                               "display": "Escalation recommended"}], "text": "escalate"})
         entries.append({"fullUrl": url, "resource": {
             "resourceType": "Observation", "status": "preliminary",
-            "code": {"coding": [{"system": "urn:medinfer:concepts", "code": "L-" + f["label"], "display": f["label"]}]},
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                      "code": "imaging", "display": "Imaging"}]}],
+            "code": {"coding": [{"system": "urn:medinfer:concepts", "code": "L-" + f["label"], "display": f["label"]}],
+                     "text": f["label"]},
             "issued": issued, "valueQuantity": {"value": f["probability"], "unit": "probability",
                                                 "system": "http://unitsofmeasure.org", "code": "{probability}"},
-            "interpretation": [{"coding": [{"system": "urn:medinfer:risk-tier", "code": f["tier"]}]}],
-            "device": {"reference": device},
-            "derivedFrom": [{"type": "ImagingStudy", "identifier": {"system": "urn:dicom:uid",
-                                                                    "value": "urn:oid:" + result["study_instance_uid"]}}]}})
-    entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": {"resourceType": "DiagnosticReport",
-                                                                         "status": "preliminary", "result": refs}})
-    return json.dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection", "entry": entries})
+            "interpretation": interpretation, "method": {"text": "one image"}, "device": {"reference": device},
+            "derivedFrom": [study_ref],
+            "component": [{"code": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "112002",
+                                                "display": "Series Instance UID"}]},
+                           "valueString": result["series_instance_uid"]},
+                          {"code": {"coding": [{"system": "urn:medinfer:concepts", "code": "MI-LOGIT",
+                                                "display": "Model output logit"}]},
+                           "valueQuantity": {"value": f["raw_score"], "unit": "1", "system": "http://unitsofmeasure.org",
+                                             "code": "1"}}]}})
+        conclusion.append(f"{f['label']}: p={f['probability']:.3f}, {f['tier']}")
+    entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": {
+        "resourceType": "DiagnosticReport", "status": "preliminary",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD",
+                                  "display": "Radiology"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study"}],
+                 "text": "medinfer AI findings"},
+        "issued": issued, "result": refs, "imagingStudy": [study_ref], "conclusion": "; ".join(conclusion)}})
+    return json.dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection", "timestamp": issued,
+                       "entry": entries})
 
 
 def median_ms(fn, repeats, rounds):
@@ -204,6 +231,9 @@ def main():
             medinfer_ms, peer_ms = max(medinfer_ms, 1e-6), max(peer_ms, 1e-6)
             note = f"SR + FHIR of a series result, predict_series ({without:.1f} ms) subtracted on both sides"
         else:
+            medinfer_ms = median_ms(ours, repeats, args.rounds)
+            peer_ms = median_ms(peer, repeats, args.rounds)
+            note = "SR alone" if name.startswith("sr") else "FHIR Bundle alone"
         print(json.dumps({"case": name, "medinfer_ms": round(medinfer_ms, 4), "peer_ms": round(peer_ms, 4),
                           "ratio_peer_over_medinfer": round(peer_ms / medinfer_ms, 2), "note": note}), flush=True)
 
