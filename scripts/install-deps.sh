@@ -30,6 +30,15 @@ echo "installing from Debian: ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages with a daemon (orthanc, which the tests start themselves on loopback) must not start a
+# system service while installing: Debian's policy-rc.d hook (exit 101: "action forbidden"), only for
+# this install and only when the machine has none of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "installed ${#missing[@]} package(s)"
