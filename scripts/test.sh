@@ -10,7 +10,7 @@ cmake --build build -j"$(nproc)" -- --no-print-directory >build/build.log 2>&1 |
 status=0
 (cd build && ctest --output-on-failure -j"$(nproc)") || status=1
 MEDINFER_BUILD_DIR="$PWD/build" PYTHONPATH="$PWD/build/bindings/python" \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
+  /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/python
 rc=$?
 if [ $rc -ne 0 ]; then status=1; fi  # includes pytest's 5 (no tests collected): that is a failure here
 exit $status

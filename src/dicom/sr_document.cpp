@@ -209,6 +209,7 @@ std::string encode(const Document& d) {
   doc.setSoftwareVersions(d.software_versions.c_str(), OFFalse);
   doc.setContentDate(d.content_date.c_str(), OFFalse);
   doc.setContentTime(d.content_time.c_str(), OFFalse);
+  doc.setTimezoneOffsetFromUTC("+0000", OFFalse);  // content date and time are UTC
 
   doc.completeDocument();  // Completion Flag COMPLETE; Verification Flag stays UNVERIFIED (no human signed it)
   DSRDocumentTree& tree = doc.getTree();

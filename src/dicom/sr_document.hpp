@@ -57,7 +57,7 @@ struct Document {
   std::string series_description;
   int series_number = 0, instance_number = 1;
   std::string manufacturer, model_name, software_versions;
-  std::string content_date, content_time;  ///< YYYYMMDD, HHMMSS (UTC)
+  std::string content_date, content_time;  ///< YYYYMMDD, HHMMSS (UTC: Timezone Offset From UTC +0000)
 };
 
 /// The document as Part 10 bytes (Explicit VR Little Endian, UTF-8 text: the copied patient and study

@@ -58,9 +58,8 @@ std::vector<SourceFile> read_sources(const detail::Content& content, const std::
 sr::Item tracking_and_algorithm(const detail::Group& g, const Code& label, sr::Item group, bool several_series) {
   const std::string tracking = several_series ? fmt::format("{} / series {}", g.finding.label, g.series_instance_uid)
                                               : g.finding.label;
-  // Tracking Identifier is LO-like text; keep it short enough for viewers that show it as a title.
-  group.add(sr::text(Rel::kHasObsContext, dcm("112039", "Tracking Identifier"),
-                     tracking.size() <= 64 ? tracking : tracking.substr(0, 64)));
+  // A TEXT item (Text Value is UT): the whole identifier, so a study's groups stay distinct.
+  group.add(sr::text(Rel::kHasObsContext, dcm("112039", "Tracking Identifier"), tracking));
   group.add(sr::uidref(Rel::kHasObsContext, dcm("112040", "Tracking Unique Identifier"), sr::new_uid()));
   group.add(sr::code(Rel::kContains, dcm("121071", "Finding"), c(label)));
   // TID 4019 Algorithm Identification.

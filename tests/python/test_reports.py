@@ -293,13 +293,18 @@ def test_an_unwritable_report_folder_fails_every_input_and_leaves_nothing(cli, d
     out.mkdir()
     audit = tmp_path / "audit.jsonl"
     cmd = [cli, "predict", "--model", str(demo_model), "--audit-log", str(audit), "--sr", str(out), *files]
-    if os.geteuid() == 0:  # root ignores permissions: a read-only bind mount in a private mount namespace
-        if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
-            pytest.skip("running as root without mount namespaces: no way to make a read-only folder")
-        cmd = ["unshare", "-m", "sh", "-c", f'mount --bind "{out}" "{out}" && mount -o remount,bind,ro "{out}" && exec "$@"',
-               "sh", *cmd]
-    else:
-        out.chmod(0o555)
+    out.chmod(0o555)
+    if os.geteuid() == 0:
+        # root ignores permission bits through CAP_DAC_OVERRIDE: run the CLI without it (util-linux
+        # setpriv), or else in a private mount namespace with the folder bind-mounted read-only
+        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+        if shutil.which("setpriv") and subprocess.run([*drop, "true"]).returncode == 0:
+            cmd = [*drop, *cmd]
+        elif shutil.which("unshare") and subprocess.run(["unshare", "-m", "true"]).returncode == 0:
+            cmd = ["unshare", "-m", "sh", "-c",
+                   f'mount --bind "{out}" "{out}" && mount -o remount,bind,ro "{out}" && exec "$@"', "sh", *cmd]
+        else:
+            pytest.skip("running as root with neither setpriv nor mount namespaces: no way to make a read-only folder")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr
     lines = lines_of(r.stdout)
