@@ -43,6 +43,8 @@ m["series"] = {"aggregation": "top_k_mean", "k": 3, "evidence_slices": 2, "calib
 m["series_selection"] = {"any_of": [{"modality": ["CT"], "orientation": ["axial"], "slices": [2, 900],
                                      "slice_thickness_mm": [0.5, 5]}, {"body_part": ["CHEST"]}]}
 open(f"{sys.argv[2]}/series.json", "wb").write(json.dumps(m, indent=2).encode())
+m["labels"] = [{"name": m["labels"][0], "code_value": "52988006", "coding_scheme": "SCT", "code_meaning": "Lesion"}]
+open(f"{sys.argv[2]}/coded-labels.json", "wb").write(json.dumps(m, indent=2).encode())
 PY
     run_fuzzer 65536; exit 0 ;;
   audit)
