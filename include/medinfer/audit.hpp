@@ -56,6 +56,9 @@ struct InputWarning {
 struct Record {
   std::string timestamp;             ///< RFC 3339 UTC with microseconds: "2026-11-23T10:15:00.123456Z"
   std::string event_id;              ///< random UUID (version 4)
+  /// The host's id of the request that caused this record (an HTTP X-Request-Id: Input::request_id);
+  /// empty when none (JSON "request_id", present only when set).
+  std::string request_id;
   /// Emission order within this process (1, 2, ...); in a chained log, the log's own numbering of its
   /// records, continued across every run that wrote it. 0 for checkpoints.
   std::uint64_t sequence = 0;

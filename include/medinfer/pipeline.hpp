@@ -83,6 +83,9 @@ struct MEDINFER_API Input {
   std::string routing_key;                   ///< kImage: A/B routing key (empty: the pixels' SHA-256)
   /// kPath / kDicomBytes: the frame to read (-1: the package's own "frame" step, else frame 0).
   int frame = -1;
+  /// The host's id of the request this input came with (an HTTP X-Request-Id): recorded in its audit
+  /// record ("request_id"). At most 128 printable ASCII characters, no spaces (else kInvalidArgument); empty: none.
+  std::string request_id;
 
   static Input file(std::string path, int frame = -1);
   static Input dicom(std::shared_ptr<const std::string> part10_bytes, std::string name = {});
@@ -217,6 +220,10 @@ class MEDINFER_API Pipeline {
   /// During an A/B test the image is routed by `routing_key` (e.g. its Study Instance UID), or by its
   /// pixels' SHA-256 when the key is empty.
   Result predict(const Image& image, const std::string& routing_key = {}) const;
+  /// Predicts one Input (a file, Part 10 bytes in memory, or pixels), as predict(path) does: through
+  /// the dynamic batcher when PipelineOptions::batching merges concurrent calls, audited with the
+  /// input's request_id. What a service calls per request.
+  Result predict(const Input& input) const;
 
   /// Predicts many inputs in one call, overlapping decoding and preprocessing with batched inference
   /// on `options.workers` threads, with at most `options.max_in_flight` inputs held at once. Each

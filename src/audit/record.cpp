@@ -105,6 +105,7 @@ OJson to_json(const Record& r) {
   OJson j;
   j["timestamp"] = r.timestamp;
   j["event_id"] = r.event_id;
+  if (!r.request_id.empty()) j["request_id"] = r.request_id;
   j["sequence"] = r.sequence;
   j["event"] = to_string(r.event);
   j["actor"] = {{"user_id", r.actor.user_id}, {"application_id", r.actor.application_id}};
@@ -195,6 +196,7 @@ Record record_from_json(const std::string& line) {
   Record r;
   r.timestamp = str("timestamp");
   r.event_id = str("event_id");
+  r.request_id = str("request_id");
   if (j.contains("sequence")) {
     const std::int64_t sequence = medinfer::detail::get_integer(j, "sequence", where);
     if (sequence < 0) throw Error(ErrorCode::kInvalidArgument, where + ": sequence: must not be negative");

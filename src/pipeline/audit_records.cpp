@@ -85,12 +85,16 @@ audit::Record Pipeline::Impl::base_record(const Model& model, audit::EventType t
 InputRefs Pipeline::Impl::refs_of(const dicom::ImageHeader& h, const std::string& path) const {
   InputRefs refs;
   if (options.include_identifiers) {
-    refs = {h.study_instance_uid, h.series_instance_uid, h.sop_instance_uid, {}};
+    refs.study = h.study_instance_uid;
+    refs.series = h.series_instance_uid;
+    refs.instance = h.sop_instance_uid;
   } else if (!options.pseudonym_key.empty()) {
     auto pseudonym = [&](const std::string& uid) {
       return uid.empty() ? std::string() : dicom::pseudonymize(uid, options.pseudonym_key);
     };
-    refs = {pseudonym(h.study_instance_uid), pseudonym(h.series_instance_uid), pseudonym(h.sop_instance_uid), {}};
+    refs.study = pseudonym(h.study_instance_uid);
+    refs.series = pseudonym(h.series_instance_uid);
+    refs.instance = pseudonym(h.sop_instance_uid);
   }
   for (const dicom::HeaderWarning& w : h.warnings) refs.warnings.push_back({to_string(w.kind), w.tag, redact(w.message, path)});
   return refs;
@@ -101,6 +105,7 @@ audit::Record Pipeline::Impl::inference_record(const Model& model, Arm arm, cons
   r.study_ref = refs.study;
   r.series_ref = refs.series;
   r.instance_ref = refs.instance;
+  r.request_id = refs.request_id;
   r.input_warnings = refs.warnings;
   r.arm = arm;
   return r;

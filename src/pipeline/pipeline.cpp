@@ -155,6 +155,12 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
   p.start = start;
   p.model = serving.primary;
   p.path = in.path;
+  const bool printable = std::all_of(in.request_id.begin(), in.request_id.end(),
+                                     [](char c) { return c > 0x20 && c < 0x7f; });
+  if (in.request_id.size() > 128 || !printable) {
+    throw Error(ErrorCode::kInvalidArgument, "Input::request_id: at most 128 printable ASCII characters, no spaces");
+  }
+  p.refs.request_id = in.request_id;
   if (in.kind == Input::Kind::kImage) {
     try {
       p.input_sha256 = fingerprint(in.image);
@@ -165,7 +171,7 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
       p.input = preprocess::apply(p.model->sections.spec, in.image, {});
       p.facts.constant = is_constant(p.input);
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, {}, {}, start);
+      if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, {}, p.refs, start);
       throw;
     }
     return p;
@@ -190,10 +196,11 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
       if (!same_read(candidate_read, primary_read)) instance = read(candidate_read);
     }
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, in.path, {}, start);
+    if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, in.path, p.refs, start);
     throw;
   }
   p.refs = refs_of(instance->header, in.path);
+  p.refs.request_id = in.request_id;
   p.study_instance_uid = instance->header.study_instance_uid;
   p.series_instance_uid = instance->header.series_instance_uid;
   p.sop_instance_uid = instance->header.sop_instance_uid;
@@ -241,6 +248,11 @@ Result Pipeline::Impl::run_one(const Prepared& p, bool through_batcher) const {
 Result Pipeline::predict(const std::string& dicom_path) const {
   const auto start = Clock::now();
   return impl_->run_one(impl_->prepare(*impl_->now(), Input::file(dicom_path), start));
+}
+
+Result Pipeline::predict(const Input& input) const {
+  const auto start = Clock::now();
+  return impl_->run_one(impl_->prepare(*impl_->now(), input, start));
 }
 
 Result Pipeline::predict(const Image& image, const std::string& routing_key) const {

@@ -44,6 +44,7 @@ struct Serving {
 struct InputRefs {
   std::string study, series, instance;
   std::vector<audit::InputWarning> warnings;  // the header's, path redacted
+  std::string request_id;  // the host's (Input::request_id)
 };
 
 // One input read, routed and preprocessed: what the model runs on, and what finishing its result
