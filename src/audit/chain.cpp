@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -69,8 +70,16 @@ ParsedLine parse_line(const std::string& line) {
   p.body = line.substr(0, pos) + "}";
   try {
     const auto j = medinfer::detail::parse_json(p.body, "audit chain line");
-    p.index = j.at("chain_index").get<std::uint64_t>();
-    p.epoch = j.at("key_epoch").get<std::uint32_t>();
+    // Only unsigned integers: nlohmann converts a float (1e115) or a negative number to an unsigned
+    // type with undefined behaviour, so anything else makes the line unparsed (the fuzzer found it).
+    const auto& index = j.at("chain_index");
+    const auto& epoch = j.at("key_epoch");
+    if (!index.is_number_unsigned() || !epoch.is_number_unsigned() ||
+        epoch.get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max()) {
+      return p;
+    }
+    p.index = index.get<std::uint64_t>();
+    p.epoch = static_cast<std::uint32_t>(epoch.get<std::uint64_t>());
     p.prev = j.at("prev_mac").get<std::string>();
     p.event = j.value("event", "");
     p.detail = j.value("detail", "");

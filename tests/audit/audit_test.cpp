@@ -227,6 +227,20 @@ TEST_CASE("verify_log names the first tampered record for every kind of tamperin
     CHECK(r.first_bad_index == 6);  // 6 records + the closing checkpoint: line 6 is the torn one
     CHECK_THAT(r.problem, Catch::Contains("torn"));
   }
+  SECTION("a chain index that is not an unsigned integer (a float, a negative number)") {
+    // Found by the audit fuzzer: a float index reached nlohmann's unsigned conversion (undefined
+    // behaviour). Such a line is simply not a chained record: the chain breaks there.
+    for (const std::string bad : {"1.5e+115", "-3", "2.5"}) {
+      auto l = original;
+      const auto pos = l[2].find("\"chain_index\":2");
+      REQUIRE(pos != std::string::npos);
+      l[2].replace(pos, 15, "\"chain_index\":" + bad);
+      write_lines(dir / "t.jsonl", l);
+      const auto r = verify_log((dir / "t.jsonl").string(), ring());
+      CHECK_FALSE(r.ok);
+      CHECK(r.first_bad_index == 2);
+    }
+  }
   SECTION("records cut from the end at a line boundary") {
     auto l = original;
     l.resize(4);

@@ -54,6 +54,7 @@ PY
     cp "$work/chain.jsonl" "$work/seeds/chain.jsonl"
     head -n 1 "$work/chain.jsonl" > "$work/seeds/record.jsonl"
     cp "$work/witness.jsonl" "$work/seeds/witness.jsonl"
+    cp "$src"/tests/fuzz/regressions/audit_*.jsonl "$work/seeds/" 2>/dev/null || true  # inputs that once failed
     run_fuzzer 65536; exit 0 ;;
   dicom) ;;
   *) echo "unknown fuzz target '$target'" >&2; exit 2 ;;
