@@ -29,6 +29,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -247,8 +248,8 @@ class Service {
   // Runs `work` under admission (503 when full) and maps errors to statuses.
   void guarded(const std::string& id, httplib::Response& res, std::size_t instances,
                const std::function<void()>& work);
-  void predict(const httplib::Request& req, httplib::Response& res);
-  void studies(const httplib::Request& req, httplib::Response& res, bool dicomweb);
+  void predict(const httplib::Request& req, httplib::Response& res, const std::string& body);
+  void studies(const httplib::Request& req, httplib::Response& res, const std::string& body, bool dicomweb);
   Json models() const;
   void reload(const std::string& dir);
   void count_findings(const medinfer::Result& r);
@@ -279,6 +280,16 @@ void Service::open() {
     options.pseudonym_key = log_.pseudonym_key;
   }
   pipeline_.emplace(medinfer::Pipeline::open(config_.model, options));  // verified, loaded and warmed up
+  if (!config_.sr_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(config_.sr_dir, ec);
+    const fs::path probe = fs::path(config_.sr_dir) / (".probe." + std::to_string(getpid()));
+    std::ofstream(probe).put('x');
+    if (!fs::exists(probe, ec)) {
+      throw medinfer::Error(medinfer::ErrorCode::kIo, "sr_dir " + config_.sr_dir + ": cannot write there");
+    }
+    fs::remove(probe, ec);
+  }
   const medinfer::ModelIdentity id = pipeline_->model();
   metrics_.model.Add({{"name", id.name}, {"version", id.version}, {"sha256", id.sha256}}).Set(1);
   spool_ = fs::temp_directory_path() / ("medinfer-serve-" + std::to_string(getpid()));
@@ -324,10 +335,7 @@ void Service::count_findings(const medinfer::Result& r) {
 
 void Service::guarded(const std::string& id, httplib::Response& res, std::size_t instances,
                       const std::function<void()>& work) {
-  if (!ready_) {
-    res.set_header("Retry-After", "1");
-    return reply_error(res, 503, "not_ready", "the service is starting or draining", id);
-  }
+  // Draining only turns /health/ready off: a request accepted before the listener closes is served.
   if (!admission_.enter()) {
     res.set_header("Retry-After", "1");
     return reply_error(res, 503, "busy", "the work queue is full; retry", id);
@@ -348,25 +356,25 @@ void Service::guarded(const std::string& id, httplib::Response& res, std::size_t
   metrics_.queue.Add({}).Set(admission_.depth());
 }
 
-void Service::predict(const httplib::Request& req, httplib::Response& res) {
+void Service::predict(const httplib::Request& req, httplib::Response& res, const std::string& body) {
   const std::string id = request_id_of(req);
   guarded(id, res, 1, [&] {
-    if (req.body.empty()) throw std::invalid_argument("the body must be one DICOM Part 10 object (application/dicom)");
-    medinfer::Input input = medinfer::Input::dicom(std::make_shared<const std::string>(req.body), "request " + id);
+    if (body.empty()) throw std::invalid_argument("the body must be one DICOM Part 10 object (application/dicom)");
+    medinfer::Input input = medinfer::Input::dicom(std::make_shared<const std::string>(body), "request " + id);
     input.request_id = id;
     const medinfer::Result r = pipeline_->predict(input);
     count_findings(r);
-    Json body = Json::parse(medinfer::to_json(r));
-    body["request_id"] = id;
-    reply(res, 200, body, id);
+    Json out = Json::parse(medinfer::to_json(r));
+    out["request_id"] = id;
+    reply(res, 200, out, id);
   });
 }
 
-void Service::studies(const httplib::Request& req, httplib::Response& res, bool dicomweb) {
+void Service::studies(const httplib::Request& req, httplib::Response& res, const std::string& body, bool dicomweb) {
   std::vector<std::string> parts;
   const std::string id = request_id_of(req);
   try {
-    parts = multipart_parts(req.get_header_value("Content-Type"), req.body);
+    parts = multipart_parts(req.get_header_value("Content-Type"), body);
   } catch (const std::invalid_argument& e) {
     return reply_error(res, 400, "bad_request", e.what(), id);
   }
@@ -482,24 +490,43 @@ void Service::routes(httplib::Server& svr) {
                          {"message", error_status_name(res.status)}}}};
     res.set_content(body.dump() + "\n", "application/json");
   });
-  svr.Post("/v1/predict", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto t0 = Clock::now();
-    predict(req, res);
-    metrics_.latency.Add({{"route", "/v1/predict"}}, Metrics::seconds())
-        .Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-  });
-  svr.Post("/v1/studies", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto t0 = Clock::now();
-    studies(req, res, false);
-    metrics_.latency.Add({{"route", "/v1/studies"}}, Metrics::seconds())
-        .Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-  });
-  svr.Post("/dicomweb/studies", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto t0 = Clock::now();
-    studies(req, res, true);
-    metrics_.latency.Add({{"route", "/dicomweb/studies"}}, Metrics::seconds())
-        .Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-  });
+  // Bodies are read through a content reader: whatever the Content-Type says (curl's default is
+  // application/x-www-form-urlencoded), the bytes are the client's DICOM, never parsed as a form.
+  auto timed = [this](const char* route, std::function<void(const httplib::Request&, httplib::Response&, const std::string&)> f) {
+    return [this, route, f](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      const auto t0 = Clock::now();
+      std::string body;
+      // A declared length over the limit is refused unread (httplib skips such a body itself); a
+      // chunked body is cut off when it grows past it.
+      bool too_large = req.has_header("Content-Length") &&
+                       std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > config_.max_body_bytes;
+      if (!too_large) reader([&](const char* data, std::size_t n) {
+        if (body.size() + n > config_.max_body_bytes) {
+          too_large = true;
+          return false;  // stop reading: nothing more is kept
+        }
+        body.append(data, n);
+        return true;
+      });
+      if (too_large) {
+        reply_error(res, 413, "payload_too_large",
+                    "the body is larger than max_body_bytes (" + std::to_string(config_.max_body_bytes) + ")",
+                    request_id_of(req));
+        res.set_header("Connection", "close");
+      } else {
+        f(req, res, body);
+      }
+      metrics_.latency.Add({{"route", route}}, Metrics::seconds())
+          .Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+    };
+  };
+  svr.Post("/v1/predict", timed("/v1/predict", [this](const auto& req, auto& res, const auto& body) { predict(req, res, body); }));
+  svr.Post("/v1/studies", timed("/v1/studies", [this](const auto& req, auto& res, const auto& body) {
+    studies(req, res, body, false);
+  }));
+  svr.Post("/dicomweb/studies", timed("/dicomweb/studies", [this](const auto& req, auto& res, const auto& body) {
+    studies(req, res, body, true);
+  }));
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, models(), ""); });
   svr.Get("/health/live", [this](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, Json{{"status", "live"}}, "");
@@ -575,8 +602,8 @@ int Service::run() {
     std::cerr << "medinfer-serve: cannot listen on " << config_.listen << "\n";
     return 1;
   }
+  ready_ = true;  // the model is loaded and warm (Pipeline::open warms it up)
   std::thread server([&] { svr->listen_after_bind(); });
-  ready_ = true;
   std::cout << "ready " << config_.host << ":" << port << std::endl;  // scripts wait for this line
 
   int stop_signal = 0;
