@@ -12,7 +12,8 @@ demo_pkgs=(cmake g++ make pkg-config
   python3 python3-numpy python3-pydicom)
 test_pkgs=(catch2 pybind11-dev python3-dev python3-pytest libbenchmark-dev
   python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools libopenjph-dev openjph-tools clang libclang-rt-14-dev
-  python3-gdcm python3-pil python3-jsonschema openssl dicom3tools orthanc)
+  python3-gdcm python3-pil python3-jsonschema openssl dicom3tools orthanc
+  libcpp-httplib-dev prometheus-cpp-dev prometheus nginx wrk curl)
 
 case "$profile" in
   demo) pkgs=("${demo_pkgs[@]}") ;;

@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace {
 
@@ -55,7 +57,7 @@ void set(ServeConfig& c, const std::string& key, const Json& v, const std::strin
   else if (key == "audit_witness") c.audit_witness = text();
   else if (key == "sr_dir") c.sr_dir = text();
   else if (key == "max_body_bytes") c.max_body_bytes = static_cast<std::size_t>(integer(1024, 1ll << 32));
-  else if (key == "workers") c.workers = static_cast<int>(integer(1, 256));
+  else if (key == "workers") c.workers = static_cast<int>(integer(0, 256));
   else if (key == "queue_depth") c.queue_depth = static_cast<int>(integer(0, 100000));
   else if (key == "http_threads") c.http_threads = static_cast<int>(integer(2, 1024));
   else if (key == "max_batch_size") c.max_batch_size = static_cast<int>(integer(1, 256));
@@ -110,6 +112,7 @@ ServeConfig load_config(const std::string& file, const std::map<std::string, std
   }
   for (const auto& [key, value] : overrides) set(c, key, value, "--" + key);
 
+  if (c.workers == 0) c.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (c.model.empty()) bad("configuration", "model", "required (--model DIR, \"model\" or $MEDINFER_SERVE_MODEL)");
   const std::size_t colon = c.listen.rfind(':');
   if (colon == std::string::npos || colon == 0) bad("configuration", "listen", "expected HOST:PORT, not '" + c.listen + "'");

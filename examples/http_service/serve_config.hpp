@@ -16,10 +16,15 @@ struct ServeConfig {
   std::string audit_log, audit_key, audit_witness;  ///< as `medinfer predict`'s --audit-*
   std::string sr_dir;                ///< "sr_dir": write each study's DICOM SR here (none: no SR)
   std::size_t max_body_bytes = 256u << 20;  ///< "max_body_bytes": larger requests get 413
-  int workers = 2;                   ///< "workers": predictions running at once
+  int workers = 0;                   ///< "workers": predictions running at once (0: one per core)
   int queue_depth = 64;              ///< "queue_depth": requests waiting beyond them; more get 503
-  int http_threads = 32;             ///< "http_threads": connections served at once
-  int max_batch_size = 8;            ///< "max_batch_size": concurrent single predictions merged (1: off)
+  /// "http_threads": connections served at once (each open connection, idle keep-alive ones included,
+  /// holds one: above a load balancer's upstream keepalive pool plus its concurrency)
+  int http_threads = 128;
+  /// "max_batch_size": concurrent single predictions merged into one model run by the library's
+  /// dynamic batcher (1: off, the default: for the small demo model its 2 ms window costs more than
+  /// batching gains, measured in docs/serve.md; a heavier model under concurrency gains from 4-8)
+  int max_batch_size = 1;
   int drain_seconds = 0;             ///< "drain_seconds": after SIGTERM, not ready this long before closing
 
   std::vector<std::string> api_keys, admin_keys;  // loaded from the files / environment

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# medinfer-serve under load (docs/serve.md): wrk at concurrency 1, 8 and 32 against the demo model,
+# direct and through nginx, with the library's own streaming throughput (predict_many) on the same
+# file in the same run. Assumes scripts/test.sh has built everything.
+#   bash scripts/bench_serve.sh [SECONDS_PER_RUN] [CONCURRENCY...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+shift || true
+levels=("$@")
+[ ${#levels[@]} -gt 0 ] || levels=(1 8 32)
+build=${MEDINFER_BUILD_DIR:-build}
+study=$build/sample-study
+[ -f "$study/truth.csv" ] || /usr/bin/python3 scripts/make_sample_study.py --out "$study" >/dev/null
+file=$study/000_obvious_positive.dcm
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+"$build/examples/http_service/medinfer-serve" --model models/demo --listen 127.0.0.1:0 ${MEDINFER_SERVE_ARGS:-} --queue-depth 1024 \
+  > "$work/serve.out" 2> "$work/serve.err" &
+for _ in $(seq 100); do grep -q '^ready' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+direct=$(sed -n 's/^ready //p' "$work/serve.out")
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_buffer_size 16m;
+  client_max_body_size 64m;
+  proxy_buffering off;
+  upstream medinfer { server $direct; keepalive 64; keepalive_timeout 4s; }
+  server {
+    listen 127.0.0.1:$port;
+    location / { proxy_pass http://medinfer; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;' &
+sleep 0.5
+export MEDINFER_BENCH_FILE=$file
+for c in "${levels[@]}"; do
+  for via in direct nginx; do
+    target=$direct
+    [ "$via" = nginx ] && target=127.0.0.1:$port
+    t=$(( c < 2 ? 1 : 2 ))
+    line=$(wrk -t"$t" -c"$c" -d"${secs}s" -s benchmarks/serve/post_dicom.lua "http://$target" | sed -n 's/^RESULT //p')
+    echo "{\"via\": \"$via\", \"concurrency\": $c, $(echo "$line" | sed -E 's/([a-z0-9_]+)=([0-9.]+)/"\1": \2,/g; s/,$//')}"
+  done
+done
+lib=$(PYTHONPATH=$build/bindings/python /usr/bin/python3 - "$file" "$secs" <<'PY'
+import sys, time
+import medinfer
+p = medinfer.Pipeline.open("models/demo")
+paths = [sys.argv[1]] * 256
+p.predict_many(paths)  # warm
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < float(sys.argv[2]):
+    p.predict_many(paths, batch_size=4, workers=2)
+    n += len(paths)
+print(f"{n / (time.perf_counter() - t0):.1f}")
+PY
+)
+echo "{\"library_predict_many_rps\": $lib}"
