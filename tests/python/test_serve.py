@@ -428,7 +428,7 @@ http {{
         failed = [st for st in statuses if st == "502"]
         assert len(failed) <= 4  # at most the requests in flight on the killed replica
         after = [st for k, st in results if k][8:]  # once nginx has marked it down
-        assert after and all(st == "200" for st in after)
+        assert after and all(st == "200" for st in after), results
     finally:
         nginx.terminate()
         nginx.wait(timeout=30)
