@@ -392,7 +392,10 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
     std::vector<std::string> files;
     for (std::size_t i = 0; i < parts.size(); ++i) {
       const fs::path f = dir / (std::to_string(i) + ".dcm");
-      std::ofstream(f, std::ios::binary).write(parts[i].data(), static_cast<std::streamsize>(parts[i].size()));
+      std::ofstream out(f, std::ios::binary);
+      out.write(parts[i].data(), static_cast<std::streamsize>(parts[i].size()));
+      out.flush();
+      if (!out) throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot spool part " + std::to_string(i) + " of the request");
       files.push_back(f.string());
     }
     medinfer::ManyOptions many;
@@ -407,8 +410,13 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
       const auto sr = medinfer::report::structured_report(study, files, ro);
       const fs::path out = fs::path(config_.sr_dir) / (study.study_instance_uid + ".sr.dcm");
       const fs::path tmp = fs::path(config_.sr_dir) / ("." + id + ".tmp");
-      std::ofstream(tmp, std::ios::binary).write(sr.bytes.data(), static_cast<std::streamsize>(sr.bytes.size()));
-      fs::rename(tmp, out);
+      {
+        std::ofstream f(tmp, std::ios::binary);
+        f.write(sr.bytes.data(), static_cast<std::streamsize>(sr.bytes.size()));
+        f.flush();
+        if (!f) throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot write the SR into sr_dir " + config_.sr_dir);
+      }
+      fs::rename(tmp, out);  // whole or not at all
       result["sr"] = out.string();
     }
     if (!dicomweb || req.get_header_value("Accept").find("application/json") != std::string::npos) {
