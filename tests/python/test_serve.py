@@ -276,9 +276,9 @@ def test_sigterm_during_load_loses_no_accepted_request(server, study, tmp_path):
     assert code == 0, err
     ok = [r for r in results if r == (0, "200")]
     # Never read, so never processed: refused (7) once the listener closed, or a connection the kernel
-    # or the server closed before its request was read in the last instant (52 empty reply, 56 reset).
-    # Safe to retry: the audit count below proves none of them was predicted.
-    unread = [r for r in results if r[0] in (7, 52, 56)]
+    # or the server closed before its request was read in the last instant (52 empty reply, 55 send
+    # failed, 56 reset). Safe to retry: the audit count below proves none of them was predicted.
+    unread = [r for r in results if r[0] in (7, 52, 55, 56)]
     assert len(ok) + len(unread) == len(results), [r for r in results if r not in ok and r not in unread]
     assert len([r for r in unread if r[0] != 7]) <= 6  # at most one per client, at the instant of closing
     assert len(ok) >= 30
