@@ -3,6 +3,8 @@
 # direct and through nginx, with the library's own streaming throughput (predict_many) on the same
 # file in the same run. Assumes scripts/test.sh has built everything.
 #   bash scripts/bench_serve.sh [SECONDS_PER_RUN] [CONCURRENCY...]
+#   MEDINFER_BENCH_VIA=nginx bash scripts/bench_serve.sh 300 8    (5 minutes sustained through nginx)
+# Each run also reports the service's resident memory (first and last sample, maximum) to show it stays flat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -17,6 +19,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 "$build/examples/http_service/medinfer-serve" --model models/demo --listen 127.0.0.1:0 ${MEDINFER_SERVE_ARGS:-} --queue-depth 1024 \
   > "$work/serve.out" 2> "$work/serve.err" &
+serve_pid=$!
 for _ in $(seq 100); do grep -q '^ready' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 direct=$(sed -n 's/^ready //p' "$work/serve.out")
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -41,13 +44,20 @@ CONF
 nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;' &
 sleep 0.5
 export MEDINFER_BENCH_FILE=$file
+vias=${MEDINFER_BENCH_VIA:-direct nginx}
+rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$serve_pid/status"; }
 for c in "${levels[@]}"; do
-  for via in direct nginx; do
+  for via in $vias; do
     target=$direct
     [ "$via" = nginx ] && target=127.0.0.1:$port
     t=$(( c < 2 ? 1 : 2 ))
+    : > "$work/rss"
+    ( while sleep 2; do rss >> "$work/rss"; echo >> "$work/rss"; done ) &
+    sampler=$!
     line=$(wrk -t"$t" -c"$c" -d"${secs}s" -s benchmarks/serve/post_dicom.lua "http://$target" | sed -n 's/^RESULT //p')
-    echo "{\"via\": \"$via\", \"concurrency\": $c, $(echo "$line" | sed -E 's/([a-z0-9_]+)=([0-9.]+)/"\1": \2,/g; s/,$//')}"
+    kill "$sampler" 2>/dev/null || true
+    mem=$(grep -v '^$' "$work/rss" | awk 'NR == 1 {f = $1} {l = $1; if ($1 > m) m = $1} END {printf "\"rss_mib_first\": %s, \"rss_mib_last\": %s, \"rss_mib_max\": %s", f, l, m}')
+    echo "{\"via\": \"$via\", \"concurrency\": $c, $(echo "$line" | sed -E 's/([a-z0-9_]+)=([0-9.]+)/"\1": \2,/g; s/,$//'), $mem}"
   done
 done
 lib=$(PYTHONPATH=$build/bindings/python /usr/bin/python3 - "$file" "$secs" <<'PY'
