@@ -26,10 +26,11 @@ enum class EventType {
   kOverride,             ///< a calibration or policy override, reported by the host
   kLogVerified,          ///< verify_log() ran (when given a sink to report to)
   kCheckpoint,           ///< written by ChainedFileSink: periodic, on key rotation, on close
+  kDicomTransfer,        ///< DICOM instances received or sent by a host (Pipeline::record_event)
 };
 
 /// "inference", "model_opened", "model_refused", "configuration_change", "override",
-/// "log_verified", "checkpoint".
+/// "log_verified", "checkpoint", "dicom_transfer".
 MEDINFER_API const char* to_string(EventType type) noexcept;
 
 /// Who asked: host-supplied ids, recorded as given (do not put patient data here).

@@ -280,10 +280,12 @@ class MEDINFER_API Pipeline {
   ModelIdentity promote_candidate();
   Deployment deployment() const;
 
-  /// Records a host event in the audit trail: `type` is kConfigurationChange or kOverride (anything
-  /// else: kInvalidArgument); `detail` says what changed (no patient data; at most 4096 bytes, else
-  /// kInvalidArgument). Throws kAuditFailed if the sink fails. Thread-safe.
-  void record_event(audit::EventType type, const std::string& detail) const;
+  /// Records a host event in the audit trail: `type` is kConfigurationChange, kOverride or
+  /// kDicomTransfer (a DICOM host's instances received or reports sent; `outcome` kError for a
+  /// failed transfer); anything else: kInvalidArgument. `detail` says what happened (no patient data;
+  /// at most 4096 bytes, else kInvalidArgument). Throws kAuditFailed if the sink fails. Thread-safe.
+  void record_event(audit::EventType type, const std::string& detail,
+                    audit::Outcome outcome = audit::Outcome::kOk) const;
 
  private:
   struct Impl;

@@ -28,6 +28,7 @@ const char* to_string(EventType type) noexcept {
     case EventType::kOverride: return "override";
     case EventType::kLogVerified: return "log_verified";
     case EventType::kCheckpoint: return "checkpoint";
+    case EventType::kDicomTransfer: return "dicom_transfer";
   }
   return "unknown";
 }
@@ -206,7 +207,7 @@ Record record_from_json(const std::string& line) {
   bool known = false;
   for (EventType t : {EventType::kInference, EventType::kModelOpened, EventType::kModelRefused,
                       EventType::kConfigurationChange, EventType::kOverride, EventType::kLogVerified,
-                      EventType::kCheckpoint}) {
+                      EventType::kCheckpoint, EventType::kDicomTransfer}) {
     if (event == to_string(t)) r.event = t, known = true;
   }
   if (!known) throw Error(ErrorCode::kInvalidArgument, "audit record: event: unknown event '" + event + "'");
@@ -330,6 +331,7 @@ DcmCode event_code(EventType t) {
     case EventType::kOverride: return {"110113", "Security Alert"};
     case EventType::kLogVerified:
     case EventType::kCheckpoint: return {"110101", "Audit Log Used"};
+    case EventType::kDicomTransfer: return {"110104", "DICOM Instances Transferred"};
   }
   return {"110100", "Application Activity"};
 }

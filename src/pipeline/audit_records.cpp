@@ -160,14 +160,16 @@ void Pipeline::Impl::audit_change(const Model& model, const std::string& detail)
   emit(r);
 }
 
-void Pipeline::record_event(audit::EventType type, const std::string& detail) const {
-  if (type != audit::EventType::kConfigurationChange && type != audit::EventType::kOverride) {
+void Pipeline::record_event(audit::EventType type, const std::string& detail, audit::Outcome outcome) const {
+  if (type != audit::EventType::kConfigurationChange && type != audit::EventType::kOverride &&
+      type != audit::EventType::kDicomTransfer) {
     throw Error(ErrorCode::kInvalidArgument,
-                std::string("record_event: hosts record configuration_change or override, not ") + audit::to_string(type));
+                std::string("record_event: hosts record configuration_change, override or dicom_transfer, not ") +
+                    audit::to_string(type));
   }
   audit::detail::check_detail(detail, "record_event: detail");
   audit::Record r = impl_->base_record(*impl_->now()->primary, type);
-  r.outcome = audit::Outcome::kOk;
+  r.outcome = outcome;
   r.detail = detail;
   impl_->emit(r);
 }

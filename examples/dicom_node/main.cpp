@@ -1,0 +1,420 @@
+// medinfer-dicom-node: a DICOM node a PACS sends studies to (DCMTK dcmnet). C-ECHO and C-STORE SCP for
+// the calling AE titles it allows; every instance written durably (fsync, rename) to a spool folder
+// before success is answered; a series idle for N seconds is predicted (Pipeline::predict_series), its
+// DICOM SR written (report::structured_report) and sent by C-STORE to the destination AE. Restart
+// resumes every series received but not reported; SIGTERM stops accepting, finishes the series in
+// flight and exits. docs/dicom-node.md.
+#include <medinfer/medinfer.hpp>
+
+#include <CLI/CLI.hpp>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dstorscu.h>
+#include <dcmtk/dcmnet/scp.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop(int) { g_stop = true; }
+
+void log_line(const std::string& s) { std::cerr << "medinfer-dicom-node: " << s << std::endl; }
+
+// fsync a file or a folder; false on failure.
+bool sync_path(const fs::path& p, bool directory) {
+  const int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A UID as a file name: digits and dots only (anything else is refused, never used as a path).
+bool safe_uid(const std::string& uid) {
+  if (uid.empty() || uid.size() > 64) return false;
+  for (char c : uid) {
+    if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
+  }
+  return uid.front() != '.';
+}
+
+struct Options {
+  std::string model, aet = "MEDINFER", spool, destination, sr_dir, audit_log, audit_key;
+  std::vector<std::string> allow;
+  int port = 11112;
+  double idle_seconds = 10;
+};
+
+struct Destination {
+  std::string aet, host;
+  Uint16 port = 0;
+};
+
+class Node;
+
+// The SCP side: one association at a time (DcmSCP), instances spooled before success is answered.
+class StoreSCP : public DcmSCP {
+ public:
+  StoreSCP(Node& node, const Options& o) : node_(node), allow_(o.allow.begin(), o.allow.end()), spool_(o.spool) {}
+
+ protected:
+  OFBool checkCallingAETitleAccepted(const OFString& calling) override { return allow_.count(calling.c_str()) != 0; }
+  OFBool stopAfterConnectionTimeout() override { return g_stop.load(); }
+  OFBool stopAfterCurrentAssociation() override { return g_stop.load(); }
+  void notifyAssociationTermination() override;
+  OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override;
+
+ private:
+  Node& node_;
+  std::set<std::string> allow_;
+  std::string spool_;
+  std::size_t received_ = 0, refused_ = 0;  // in the current association
+};
+
+class Node {
+ public:
+  Node(Options o, std::optional<Destination> dest, medinfer::Pipeline pipeline)
+      : o_(std::move(o)), dest_(std::move(dest)), pipeline_(std::move(pipeline)) {}
+
+  // The received file `tmp` (in the spool): its series folder, renamed into place and synced.
+  // Returns the DIMSE status to answer.
+  Uint16 accept(const fs::path& tmp);
+  // One audit record (dicom_transfer); a failing audit sink is reported on stderr.
+  void audit(const std::string& detail, bool failed);
+  void resume();  // series received but not reported, from an earlier run
+  void work();    // the prediction thread: until stopped, then the series in flight is finished
+
+ private:
+  void process(const std::string& series);
+  bool send(const fs::path& sr);
+
+  Options o_;
+  std::optional<Destination> dest_;
+  medinfer::Pipeline pipeline_;
+  std::mutex m_;
+  std::map<std::string, Clock::time_point> pending_;  // series -> last instance received
+  std::map<std::string, int> attempts_;
+};
+
+Uint16 Node::accept(const fs::path& tmp) {
+  std::error_code ec;
+  medinfer::dicom::ImageHeader h;
+  try {
+    h = medinfer::dicom::read_header(tmp.string());
+  } catch (const medinfer::Error& e) {
+    log_line(std::string("refused an instance: ") + e.what());
+    fs::remove(tmp, ec);
+    return STATUS_STORE_Error_CannotUnderstand;
+  }
+  if (!safe_uid(h.series_instance_uid) || !safe_uid(h.sop_instance_uid)) {
+    log_line("refused an instance whose Series or SOP Instance UID is not a UID");
+    fs::remove(tmp, ec);
+    return STATUS_STORE_Error_CannotUnderstand;
+  }
+  const fs::path dir = fs::path(o_.spool) / h.series_instance_uid;
+  fs::create_directories(dir, ec);
+  const fs::path dst = dir / (h.sop_instance_uid + ".dcm");
+  if (!sync_path(tmp, false) || std::rename(tmp.c_str(), dst.c_str()) != 0 || !sync_path(dir, true) ||
+      !sync_path(o_.spool, true)) {
+    log_line("cannot spool " + dst.string());
+    fs::remove(tmp, ec);
+    return STATUS_STORE_Refused_OutOfResources;
+  }
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    pending_[h.series_instance_uid] = Clock::now();
+    // a series reported before gets new instances: it is predicted again (a new report)
+    fs::remove(dir / ".reported", ec);
+  }
+  return STATUS_Success;
+}
+
+void Node::audit(const std::string& detail, bool failed) {
+  try {
+    pipeline_.record_event(medinfer::audit::EventType::kDicomTransfer, detail,
+                           failed ? medinfer::audit::Outcome::kError : medinfer::audit::Outcome::kOk);
+  } catch (const medinfer::Error& e) {
+    log_line(std::string("audit: ") + e.what());
+  }
+}
+
+void Node::resume() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(o_.spool, ec)) {
+    if (!e.is_directory() || !safe_uid(e.path().filename().string())) continue;
+    if (fs::exists(e.path() / ".reported") || fs::exists(e.path() / ".failed")) continue;
+    std::lock_guard<std::mutex> lock(m_);
+    pending_[e.path().filename().string()] = Clock::now();
+    log_line("resuming series " + e.path().filename().string());
+  }
+}
+
+bool Node::send(const fs::path& sr) {
+  if (!dest_) return true;
+  DcmStorageSCU scu;
+  scu.setAETitle(o_.aet.c_str());
+  scu.setPeerAETitle(dest_->aet.c_str());
+  scu.setPeerHostName(dest_->host.c_str());
+  scu.setPeerPort(dest_->port);
+  scu.setACSETimeout(30);
+  scu.setDIMSETimeout(60);
+  OFCondition c = scu.addDicomFile(sr.c_str());
+  if (c.good()) c = scu.addPresentationContexts();
+  if (c.good()) c = scu.initNetwork();
+  if (c.good()) c = scu.negotiateAssociation();
+  if (c.good()) c = scu.sendSOPInstances();
+  scu.releaseAssociation();
+  const std::string to = dest_->aet + "@" + dest_->host + ":" + std::to_string(dest_->port);
+  if (c.bad()) {
+    log_line("sending the SR to " + to + " failed: " + c.text());
+    audit("sending an SR to " + to + " failed: " + c.text(), true);
+    return false;
+  }
+  OFString summary;
+  scu.getStatusSummary(summary);
+  const bool all_sent = scu.getNumberOfSOPInstancesToBeSent() == 0 && summary.find("failed") == OFString_npos;
+  if (!all_sent) log_line(std::string("the destination did not accept the SR: ") + summary.c_str());
+  audit(all_sent ? "sent an SR to " + to : "the SR was not accepted by " + to, !all_sent);
+  return all_sent;
+}
+
+void Node::process(const std::string& series) {
+  const fs::path dir = fs::path(o_.spool) / series;
+  const fs::path sr = dir / "report.sr";
+  std::error_code ec;
+  // An SR made before a crash is sent as it is (the same SOP Instance UID): never two different
+  // reports of one series, and a resend is a duplicate the PACS recognises.
+  if (!fs::exists(sr)) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (e.path().extension() == ".dcm") files.push_back(e.path().string());
+    }
+    try {
+      const medinfer::SeriesResult r = pipeline_.predict_series(files);
+      medinfer::report::ReportOptions ro;
+      ro.label_codes = medinfer::report::label_codes(*pipeline_.package());
+      const medinfer::report::StructuredReport report = medinfer::report::structured_report(r, files, ro);
+      const fs::path tmp = dir / ".report.tmp";
+      {
+        std::ofstream out(tmp, std::ios::binary);
+        out.write(report.bytes.data(), static_cast<std::streamsize>(report.bytes.size()));
+        out.flush();
+        if (!out) throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot write the SR into the spool");
+      }
+      sync_path(tmp, false);
+      fs::rename(tmp, sr);
+      sync_path(dir, true);
+      if (!o_.sr_dir.empty()) fs::copy_file(sr, fs::path(o_.sr_dir) / (series + ".sr.dcm"), fs::copy_options::overwrite_existing);
+      std::cout << medinfer::to_json(r) << std::endl;
+      log_line("series " + series + ": " + std::to_string(r.slices) + " slices, " + r.label + " p=" +
+               std::to_string(r.probability) + " (" + r.tier + ")");
+    } catch (const medinfer::Error& e) {
+      log_line("series " + series + " failed: " + medinfer::to_string(e.code()) + ": " + e.what());
+      std::ofstream(dir / ".failed") << medinfer::to_string(e.code()) << ": " << e.what() << "\n";
+      return;
+    }
+  }
+  if (send(sr)) {
+    std::ofstream(dir / ".reported") << "sent\n";
+    sync_path(dir / ".reported", false);
+    sync_path(dir, true);
+    std::lock_guard<std::mutex> lock(m_);
+    attempts_.erase(series);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(m_);
+  if (++attempts_[series] >= 5) {
+    std::ofstream(dir / ".failed") << "the SR could not be sent after 5 attempts\n";
+    attempts_.erase(series);
+  } else {
+    pending_[series] = Clock::now();  // retried after another idle period
+  }
+}
+
+void Node::work() {
+  const auto idle = std::chrono::duration<double>(o_.idle_seconds);
+  while (true) {
+    std::string next;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      for (const auto& [series, seen] : pending_) {
+        if (Clock::now() - seen >= idle) {
+          next = series;
+          break;
+        }
+      }
+      if (!next.empty()) pending_.erase(next);
+    }
+    if (!next.empty()) {
+      process(next);  // finished even when a stop arrives meanwhile
+      continue;
+    }
+    if (g_stop) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+OFCondition StoreSCP::handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) {
+  if (msg->CommandField == DIMSE_C_ECHO_RQ) return handleECHORequest(msg->msg.CEchoRQ, info.presentationContextID);
+  if (msg->CommandField != DIMSE_C_STORE_RQ) return DcmSCP::handleIncomingCommand(msg, info);
+  T_DIMSE_C_StoreRQ& rq = msg->msg.CStoreRQ;
+  char name[64];
+  static std::atomic<unsigned long> counter{0};
+  std::snprintf(name, sizeof name, ".incoming.%d.%lu", getpid(), counter++);
+  const fs::path tmp = fs::path(spool_) / name;
+  OFCondition c = receiveSTORERequest(rq, info.presentationContextID, OFString(tmp.c_str()));
+  Uint16 status = STATUS_STORE_Refused_OutOfResources;
+  if (c.good()) status = node_.accept(tmp);
+  (status == STATUS_Success ? received_ : refused_)++;
+  return sendSTOREResponse(info.presentationContextID, rq, status);
+}
+
+void StoreSCP::notifyAssociationTermination() {
+  if (received_ + refused_ > 0) {
+    node_.audit("received " + std::to_string(received_) + " instance(s) from " + getPeerAETitle().c_str() +
+                    (refused_ ? ", refused " + std::to_string(refused_) : std::string()),
+                refused_ > 0);
+  }
+  received_ = refused_ = 0;
+  DcmSCP::notifyAssociationTermination();
+}
+
+std::optional<Destination> parse_destination(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  const std::size_t at = s.find('@'), colon = s.rfind(':');
+  if (at == std::string::npos || colon == std::string::npos || colon < at || at == 0 || at > 16) {
+    throw CLI::ValidationError("--destination", "expected AET@HOST:PORT, not '" + s + "'");
+  }
+  Destination d;
+  d.aet = s.substr(0, at);
+  d.host = s.substr(at + 1, colon - at - 1);
+  int port = 0;
+  try {
+    port = std::stoi(s.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (port < 1 || port > 65535 || d.host.empty()) throw CLI::ValidationError("--destination", "expected AET@HOST:PORT, not '" + s + "'");
+  d.port = static_cast<Uint16>(port);
+  return d;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"medinfer-dicom-node: a DICOM C-STORE node that predicts each series it receives and sends its DICOM SR on"};
+  Options o;
+  std::string destination, allow;
+  app.add_option("--model", o.model, "the model package directory")->required();
+  app.add_option("--aet", o.aet, "this node's AE title")->capture_default_str();
+  app.add_option("--port", o.port, "the port to listen on")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--allow-aet", allow, "calling AE titles accepted (comma-separated); any other is rejected at association")
+      ->required();
+  app.add_option("--spool", o.spool, "where received instances are written (durably) until their series is reported")
+      ->required();
+  app.add_option("--destination", destination, "AET@HOST:PORT the SR of each series is sent to by C-STORE");
+  app.add_option("--series-idle-seconds", o.idle_seconds, "a series is predicted once no instance arrived for this long")
+      ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  app.add_option("--sr-dir", o.sr_dir, "also write each SR into DIR as SERIES_UID.sr.dcm");
+  app.add_option("--audit-log", o.audit_log, "append one audit record per prediction to FILE");
+  app.add_option("--audit-key", o.audit_key, "make the audit log an HMAC chain under KEYFILE (default $MEDINFER_AUDIT_KEY)");
+  app.footer("Prints 'ready AET PORT' on stdout once listening; each series result as a JSON line. Exit status: 0 after "
+             "SIGTERM/SIGINT (the series in flight finished), 1 the model, audit log or port could not be opened, 2 usage.");
+  std::optional<Destination> dest;
+  try {
+    app.parse(argc, argv);
+    dest = parse_destination(destination);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  for (std::size_t start = 0; start <= allow.size();) {
+    const std::size_t comma = allow.find(',', start);
+    const std::string aet = allow.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!aet.empty()) o.allow.push_back(aet);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::error_code ec;
+  fs::create_directories(o.spool, ec);
+  if (!o.sr_dir.empty()) fs::create_directories(o.sr_dir, ec);
+  medinfer::audit::OpenedLog log;
+  std::optional<medinfer::Pipeline> pipeline;
+  try {
+    medinfer::PipelineOptions options;
+    options.actor.application_id = "medinfer-dicom-node";
+    if (!o.audit_log.empty()) {
+      medinfer::audit::LogRequest request;
+      request.path = o.audit_log;
+      request.key_file = o.audit_key;
+      log = medinfer::audit::open_log(request);
+      options.audit_sink = log.sink;
+      options.pseudonym_key = log.pseudonym_key;
+    }
+    pipeline.emplace(medinfer::Pipeline::open(o.model, options));
+  } catch (const medinfer::Error& e) {
+    std::cerr << "medinfer-dicom-node: " << medinfer::to_string(e.code()) << ": " << e.what() << "\n";
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  Node node(o, dest, std::move(*pipeline));
+  node.resume();
+  StoreSCP scp(node, o);
+  scp.setAETitle(o.aet.c_str());
+  scp.setPort(static_cast<Uint16>(o.port));
+  scp.setConnectionBlockingMode(DUL_NOBLOCK);
+  scp.setConnectionTimeout(1);  // the accept loop looks at the stop flag every second
+  scp.setACSETimeout(30);
+  scp.setDIMSETimeout(60);
+  OFList<OFString> syntaxes;
+  for (const char* ts : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+                         UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+                         UID_JPEGProcess1TransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
+                         UID_JPEGLSLosslessTransferSyntax, UID_JPEG2000LosslessOnlyTransferSyntax,
+                         UID_JPEG2000TransferSyntax, UID_RLELosslessTransferSyntax}) {
+    syntaxes.push_back(ts);
+  }
+  scp.addPresentationContext(UID_VerificationSOPClass, syntaxes);
+  for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; ++i) scp.addPresentationContext(dcmAllStorageSOPClassUIDs[i], syntaxes);
+  OFCondition c = scp.openListenPort();
+  if (c.bad()) {
+    std::cerr << "medinfer-dicom-node: cannot listen on port " << o.port << ": " << c.text() << "\n";
+    return 1;
+  }
+  std::thread worker([&node] { node.work(); });
+  std::cout << "ready " << o.aet << " " << o.port << std::endl;
+  c = scp.acceptAssociations();
+  g_stop = true;  // the listener ended (stop requested, or a fatal network error)
+  log_line("stopping: finishing the series in flight");
+  worker.join();
+  if (log.chain) {
+    try {
+      log.chain->close();
+    } catch (const medinfer::Error& e) {
+      log_line(std::string("audit log: ") + e.what());
+    }
+  }
+  log_line("stopped");
+  return 0;
+}
