@@ -141,8 +141,10 @@ Uint16 Node::accept(const fs::path& tmp) {
   {
     std::lock_guard<std::mutex> lock(m_);
     pending_[h.series_instance_uid] = Clock::now();
-    // a series reported before gets new instances: it is predicted again (a new report)
+    // a series that gets new instances is predicted again (a new report), whatever became of the last
     fs::remove(dir / ".reported", ec);
+    fs::remove(dir / ".failed", ec);
+    fs::remove(dir / "report.sr", ec);
   }
   return STATUS_Success;
 }
