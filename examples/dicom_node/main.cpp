@@ -7,6 +7,9 @@
 #include <medinfer/medinfer.hpp>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "../common/settings.hpp"
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dstorscu.h>
 #include <dcmtk/dcmnet/scp.h>
@@ -15,6 +18,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +31,8 @@
 #include <set>
 #include <sstream>
 #include <thread>
+
+extern char** environ;
 
 namespace {
 
@@ -57,7 +63,7 @@ bool safe_uid(const std::string& uid) {
 }
 
 struct Options {
-  std::string model, aet = "MEDINFER", spool, destination, sr_dir, audit_log, audit_key;
+  std::string model, aet = "MEDINFER", spool, destination, sr_dir, fhir_dir, audit_log, audit_key;
   std::vector<std::string> allow;
   int port = 11112;
   double idle_seconds = 10;
@@ -225,6 +231,12 @@ void Node::process(const std::string& series) {
       fs::rename(tmp, sr);
       sync_path(dir, true);
       if (!o_.sr_dir.empty()) fs::copy_file(sr, fs::path(o_.sr_dir) / (series + ".sr.dcm"), fs::copy_options::overwrite_existing);
+      if (!o_.fhir_dir.empty()) {
+        const fs::path out = fs::path(o_.fhir_dir) / (series + ".fhir.json");
+        const fs::path tmp = fs::path(o_.fhir_dir) / ("." + series + ".tmp");
+        std::ofstream(tmp) << medinfer::report::fhir_bundle(r, ro) << "\n";
+        fs::rename(tmp, out);
+      }
       std::cout << medinfer::to_json(r) << std::endl;
       log_line("series " + series + ": " + std::to_string(r.slices) + " slices, " + r.label + " p=" +
                std::to_string(r.probability) + " (" + r.tier + ")");
@@ -318,44 +330,104 @@ std::optional<Destination> parse_destination(const std::string& s) {
   return d;
 }
 
+// Options from the settings (file, MEDINFER_NODE_* environment, command line); errors name the key.
+Options options_of(const std::map<std::string, host::Setting>& settings) {
+  Options o;
+  for (const auto& [key, v] : settings) {
+    if (key == "model") o.model = host::setting_text(key, v);
+    else if (key == "aet") o.aet = host::setting_text(key, v);
+    else if (key == "port") o.port = static_cast<int>(host::setting_integer(key, v, 1, 65535));
+    else if (key == "allow_aet") {
+      std::string list;
+      if (v.value.is_array()) {
+        for (const auto& x : v.value) {
+          if (!x.is_string()) host::bad_setting(v.where, key, "expected AE titles");
+          list += x.get<std::string>() + ",";
+        }
+      } else {
+        list = host::setting_text(key, v);
+      }
+      for (std::size_t start = 0; start < list.size();) {
+        const std::size_t comma = std::min(list.find(',', start), list.size());
+        const std::string aet = list.substr(start, comma - start);
+        if (aet.size() > 16) host::bad_setting(v.where, key, "'" + aet + "' is longer than an AE title (16)");
+        if (!aet.empty()) o.allow.push_back(aet);
+        start = comma + 1;
+      }
+    } else if (key == "spool") o.spool = host::setting_text(key, v);
+    else if (key == "destination") o.destination = host::setting_text(key, v);
+    else if (key == "series_idle_seconds") o.idle_seconds = host::setting_number(key, v, 0.1, 86400);
+    else if (key == "sr_dir") o.sr_dir = host::setting_text(key, v);
+    else if (key == "fhir_dir") o.fhir_dir = host::setting_text(key, v);
+    else if (key == "audit_log") o.audit_log = host::setting_text(key, v);
+    else if (key == "audit_key") o.audit_key = host::setting_text(key, v);
+  }
+  if (o.model.empty()) host::bad_setting("configuration", "model", "required (--model DIR, \"model\" or $MEDINFER_NODE_MODEL)");
+  if (o.spool.empty()) host::bad_setting("configuration", "spool", "required (--spool DIR)");
+  if (o.allow.empty()) host::bad_setting("configuration", "allow_aet", "required: the calling AE titles accepted");
+  if (o.aet.empty() || o.aet.size() > 16) host::bad_setting("configuration", "aet", "1..16 characters");
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"medinfer-dicom-node: a DICOM C-STORE node that predicts each series it receives and sends its DICOM SR on"};
-  Options o;
-  std::string destination, allow;
-  app.add_option("--model", o.model, "the model package directory")->required();
-  app.add_option("--aet", o.aet, "this node's AE title")->capture_default_str();
-  app.add_option("--port", o.port, "the port to listen on")->check(CLI::Range(1, 65535))->capture_default_str();
-  app.add_option("--allow-aet", allow, "calling AE titles accepted (comma-separated); any other is rejected at association")
-      ->required();
-  app.add_option("--spool", o.spool, "where received instances are written (durably) until their series is reported")
-      ->required();
-  app.add_option("--destination", destination, "AET@HOST:PORT the SR of each series is sent to by C-STORE");
-  app.add_option("--series-idle-seconds", o.idle_seconds, "a series is predicted once no instance arrived for this long")
-      ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
-  app.add_option("--sr-dir", o.sr_dir, "also write each SR into DIR as SERIES_UID.sr.dcm");
-  app.add_option("--audit-log", o.audit_log, "append one audit record per prediction to FILE");
-  app.add_option("--audit-key", o.audit_key, "make the audit log an HMAC chain under KEYFILE (default $MEDINFER_AUDIT_KEY)");
-  app.footer("Prints 'ready AET PORT' on stdout once listening; each series result as a JSON line. Exit status: 0 after "
-             "SIGTERM/SIGINT (the series in flight finished), 1 the model, audit log or port could not be opened, 2 usage.");
-  std::optional<Destination> dest;
+  std::string config_file;
+  std::map<std::string, std::string> overrides;
+  bool check = false;
+  auto opt = [&](const char* flag, const char* key, const char* help) {
+    app.add_option_function<std::string>(flag, [&overrides, key](const std::string& v) { overrides[key] = v; }, help);
+  };
+  app.add_option("--config", config_file, "a JSON file of settings (keys as the options' names with _; docs/dicom-node.md)");
+  opt("--model", "model", "the model package directory");
+  opt("--aet", "aet", "this node's AE title (default MEDINFER)");
+  opt("--port", "port", "the port to listen on (default 11112)");
+  opt("--allow-aet", "allow_aet", "calling AE titles accepted (comma-separated); any other is rejected at association");
+  opt("--spool", "spool", "where received instances are written (durably) until their series is reported");
+  opt("--destination", "destination", "AET@HOST:PORT the SR of each series is sent to by C-STORE");
+  opt("--series-idle-seconds", "series_idle_seconds", "a series is predicted once no instance arrived for this long (default 10)");
+  opt("--sr-dir", "sr_dir", "also write each SR into DIR as SERIES_UID.sr.dcm");
+  opt("--fhir-dir", "fhir_dir", "also write each series' FHIR R4 Bundle into DIR as SERIES_UID.fhir.json");
+  opt("--audit-log", "audit_log", "append one audit record per prediction and transfer to FILE");
+  opt("--audit-key", "audit_key", "make the audit log an HMAC chain under KEYFILE (default $MEDINFER_AUDIT_KEY)");
+  app.add_flag("--check-config", check, "validate the configuration, print it and exit");
+  app.footer("Environment: MEDINFER_NODE_<KEY> overrides the config file (MEDINFER_NODE_PORT, ...); the command line "
+             "overrides both. Prints 'ready AET PORT' on stdout once listening; each series result as a JSON line. "
+             "Exit status: 0 after SIGTERM/SIGINT (the series in flight finished) or a valid --check-config, 1 the "
+             "model, audit log or port could not be opened, 2 usage or configuration error.");
   try {
     app.parse(argc, argv);
-    dest = parse_destination(destination);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  for (std::size_t start = 0; start <= allow.size();) {
-    const std::size_t comma = allow.find(',', start);
-    const std::string aet = allow.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!aet.empty()) o.allow.push_back(aet);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
+  Options o;
+  std::optional<Destination> dest;
+  try {
+    o = options_of(host::merge_settings(config_file, "MEDINFER_NODE_",
+                                        {"model", "aet", "port", "allow_aet", "spool", "destination", "series_idle_seconds",
+                                         "sr_dir", "fhir_dir", "audit_log", "audit_key"},
+                                        host::environment_of(environ), overrides));
+    dest = parse_destination(o.destination);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "medinfer-dicom-node: configuration: " << e.what() << "\n";
+    return 2;
+  } catch (const CLI::ValidationError& e) {
+    std::cerr << "medinfer-dicom-node: configuration: " << e.what() << "\n";
+    return 2;
+  }
+  if (check) {
+    nlohmann::ordered_json j{{"model", o.model}, {"aet", o.aet}, {"port", o.port}, {"allow_aet", o.allow},
+                             {"spool", o.spool}, {"destination", o.destination}, {"series_idle_seconds", o.idle_seconds},
+                             {"sr_dir", o.sr_dir}, {"fhir_dir", o.fhir_dir}, {"audit_log", o.audit_log},
+                             {"audit_chained", !o.audit_key.empty()}};
+    std::cout << j.dump() << std::endl;
+    return 0;
   }
   std::error_code ec;
   fs::create_directories(o.spool, ec);
   if (!o.sr_dir.empty()) fs::create_directories(o.sr_dir, ec);
+  if (!o.fhir_dir.empty()) fs::create_directories(o.fhir_dir, ec);
   medinfer::audit::OpenedLog log;
   std::optional<medinfer::Pipeline> pipeline;
   try {

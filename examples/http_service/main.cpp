@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "../common/settings.hpp"
 #include "serve_config.hpp"
 
 #include <pthread.h>
@@ -692,12 +693,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  std::map<std::string, std::string> environment;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const std::size_t eq = kv.find('=');
-    if (eq != std::string::npos) environment[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  const std::map<std::string, std::string> environment = host::environment_of(environ);
   ServeConfig config;
   try {
     config = load_config(config_file, environment, overrides);

@@ -1,5 +1,7 @@
 #include "serve_config.hpp"
 
+#include "../common/settings.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -13,39 +15,20 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const char* const kKeys[] = {"model", "listen", "api_keys_file", "admin_keys_file", "tls_cert", "tls_key",
-                             "audit_log", "audit_key", "audit_witness", "sr_dir", "max_body_bytes", "workers",
-                             "queue_depth", "http_threads", "max_batch_size", "drain_seconds"};
+const std::vector<std::string> kKeys = {"model", "listen", "api_keys_file", "admin_keys_file", "tls_cert", "tls_key",
+                                        "audit_log", "audit_key", "audit_witness", "sr_dir", "max_body_bytes",
+                                        "workers", "queue_depth", "http_threads", "max_batch_size", "drain_seconds"};
+
+using host::bad_setting;
 
 [[noreturn]] void bad(const std::string& where, const std::string& key, const std::string& why) {
-  throw std::invalid_argument(where + ": " + key + ": " + why);
+  bad_setting(where, key, why);
 }
 
-// One value (from any source, as text or JSON) into the config field `key`.
-void set(ServeConfig& c, const std::string& key, const Json& v, const std::string& where) {
-  auto text = [&]() -> std::string {
-    if (!v.is_string()) bad(where, key, "expected a string");
-    return v.get<std::string>();
-  };
-  auto integer = [&](long long lo, long long hi) -> long long {
-    long long n = 0;
-    if (v.is_number_integer()) {
-      n = v.get<long long>();
-    } else if (v.is_string()) {
-      const std::string s = v.get<std::string>();
-      std::size_t used = 0;
-      try {
-        n = std::stoll(s, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != s.size()) bad(where, key, "expected an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-    } else {
-      bad(where, key, "expected an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-    }
-    if (n < lo || n > hi) bad(where, key, "expected an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-    return n;
-  };
+// One setting into its config field.
+void set(ServeConfig& c, const std::string& key, const host::Setting& v) {
+  auto text = [&] { return host::setting_text(key, v); };
+  auto integer = [&](long long lo, long long hi) { return host::setting_integer(key, v, lo, hi); };
   if (key == "model") c.model = text();
   else if (key == "listen") c.listen = text();
   else if (key == "api_keys_file") c.api_keys_file = text();
@@ -62,9 +45,6 @@ void set(ServeConfig& c, const std::string& key, const Json& v, const std::strin
   else if (key == "http_threads") c.http_threads = static_cast<int>(integer(2, 1024));
   else if (key == "max_batch_size") c.max_batch_size = static_cast<int>(integer(1, 256));
   else if (key == "drain_seconds") c.drain_seconds = static_cast<int>(integer(0, 3600));
-  else bad(where, key, "unknown key (known: model, listen, api_keys_file, admin_keys_file, tls_cert, tls_key, audit_log, "
-                       "audit_key, audit_witness, sr_dir, max_body_bytes, workers, queue_depth, http_threads, "
-                       "max_batch_size, drain_seconds)");
 }
 
 std::vector<std::string> read_keys(const std::string& where, const std::string& text) {
@@ -94,24 +74,9 @@ std::string read_file(const std::string& key, const std::string& path) {
 ServeConfig load_config(const std::string& file, const std::map<std::string, std::string>& environment,
                         const std::map<std::string, std::string>& overrides) {
   ServeConfig c;
-  if (!file.empty()) {
-    Json j;
-    try {
-      j = Json::parse(read_file("--config", file));
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(file + ": not valid JSON: " + e.what());
-    }
-    if (!j.is_object()) throw std::invalid_argument(file + ": expected a JSON object of settings");
-    for (const auto& [key, value] : j.items()) set(c, key, value, file);
+  for (const auto& [key, setting] : host::merge_settings(file, "MEDINFER_SERVE_", kKeys, environment, overrides)) {
+    set(c, key, setting);
   }
-  for (const char* key : kKeys) {
-    std::string name = "MEDINFER_SERVE_";
-    for (const char* p = key; *p; ++p) name += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
-    const auto it = environment.find(name);
-    if (it != environment.end()) set(c, key, it->second, "$" + name);
-  }
-  for (const auto& [key, value] : overrides) set(c, key, value, "--" + key);
-
   if (c.workers == 0) c.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (c.model.empty()) bad("configuration", "model", "required (--model DIR, \"model\" or $MEDINFER_SERVE_MODEL)");
   const std::size_t colon = c.listen.rfind(':');

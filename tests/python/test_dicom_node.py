@@ -190,3 +190,49 @@ def test_orthanc_sends_a_study_and_gets_the_sr_back_under_it(tmp_path):
     finally:
         orthanc.terminate()
         orthanc.wait(timeout=30)
+
+
+def test_configuration_file_environment_and_errors(tmp_path):
+    good = tmp_path / "node.json"
+    good.write_text(json.dumps({"model": str(DEMO), "aet": "NODE", "port": 11113, "allow_aet": ["PACS", "CT1"],
+                                "spool": str(tmp_path / "spool"), "series_idle_seconds": 2.5}))
+    r = subprocess.run([str(NODE), "--config", str(good), "--check-config"], capture_output=True, text=True)
+    cfg = json.loads(r.stdout)
+    assert r.returncode == 0 and cfg["allow_aet"] == ["PACS", "CT1"] and cfg["series_idle_seconds"] == 2.5
+    r = subprocess.run([str(NODE), "--config", str(good), "--port", "11114", "--check-config"], capture_output=True,
+                       text=True, env={**os.environ, "MEDINFER_NODE_PORT": "11115", "MEDINFER_NODE_AET": "ENVAET"})
+    cfg = json.loads(r.stdout)
+    assert cfg["port"] == 11114 and cfg["aet"] == "ENVAET"  # the command line, then the environment, win
+    for config, env, expected in [
+            ({"model": str(DEMO), "spool": "s", "allow_aet": "PACS", "prot": 1}, {}, "prot: unknown key"),
+            ({"model": str(DEMO), "spool": "s", "allow_aet": "PACS", "port": 70000}, {}, "port: expected an integer 1..65535"),
+            ({"model": str(DEMO), "spool": "s"}, {}, "allow_aet: required"),
+            ({"model": str(DEMO), "spool": "s", "allow_aet": "A_VERY_LONG_AE_TITLE"}, {}, "longer than an AE title"),
+            ({"model": str(DEMO), "spool": "s", "allow_aet": "PACS", "destination": "nowhere"}, {}, "AET@HOST:PORT"),
+            ({"model": str(DEMO), "spool": "s", "allow_aet": "PACS"}, {"MEDINFER_NODE_SERIES_IDLE_SECONDS": "soon"},
+             "$MEDINFER_NODE_SERIES_IDLE_SECONDS: series_idle_seconds")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(config))
+        r = subprocess.run([str(NODE), "--config", str(bad), "--check-config"], capture_output=True, text=True,
+                           env={**os.environ, **env})
+        assert r.returncode == 2 and expected in r.stderr, (config, r.stderr)
+
+
+def test_fhir_bundles_are_written_too(tmp_path, destination):
+    import jsonschema
+    dest, received = destination
+    files = write_series(tmp_path / "series", 6)
+    port = free_port()
+    proc = subprocess.Popen([str(NODE), "--model", str(DEMO), "--aet", "NODE", "--port", str(port), "--allow-aet", "PACS",
+                             "--spool", str(tmp_path / "spool"), "--destination", dest, "--series-idle-seconds", "0.5",
+                             "--fhir-dir", str(tmp_path / "fhir"), "--sr-dir", str(tmp_path / "sr")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("ready")
+    assert subprocess.run(["storescu", "-aet", "PACS", "-aec", "NODE", "127.0.0.1", str(port), *map(str, files)],
+                          capture_output=True).returncode == 0
+    bundle_path = tmp_path / "fhir" / (STUDY + ".1.fhir.json")
+    assert wait_for(bundle_path.exists)
+    jsonschema.validate(json.loads(bundle_path.read_text()), json.loads((HERE / "fhir_r4_subset.schema.json").read_text()))
+    assert (tmp_path / "sr" / (STUDY + ".1.sr.dcm")).exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
