@@ -16,7 +16,8 @@ namespace medinfer::report {
 
 struct ReportOptions {
   /// The coded concept each label is filed under, by label (label_codes(package) gives a package's).
-  /// A label missing here gets a private code: (its name, "99MEDINFER", its name).
+  /// A label missing here gets a private code: ("L-" + its name, "99MEDINFER", its name), the value
+  /// named by a hash of the name when it would exceed 16 characters.
   std::map<std::string, LabelCode> label_codes;
   /// The SR's Series Instance UID; empty: a new series per report. (Reports of one run may share one.)
   std::string series_instance_uid;
