@@ -67,6 +67,7 @@ struct Options {
   std::vector<std::string> allow;
   int port = 11112;
   double idle_seconds = 10;
+  bool on_release = false;  // "trigger": "release": a series is complete when its association is released
 };
 
 struct Destination {
@@ -79,13 +80,18 @@ class Node;
 // The SCP side: one association at a time (DcmSCP), instances spooled before success is answered.
 class StoreSCP : public DcmSCP {
  public:
-  StoreSCP(Node& node, const Options& o) : node_(node), allow_(o.allow.begin(), o.allow.end()), spool_(o.spool) {}
+  StoreSCP(Node& node, const Options& o)
+      : node_(node), allow_(o.allow.begin(), o.allow.end()), spool_(o.spool), on_release_(o.on_release) {}
 
  protected:
   OFBool checkCallingAETitleAccepted(const OFString& calling) override { return allow_.count(calling.c_str()) != 0; }
   OFBool stopAfterConnectionTimeout() override { return g_stop.load(); }
   OFBool stopAfterCurrentAssociation() override { return g_stop.load(); }
   void notifyAssociationTermination() override;
+  void notifyAbortRequest() override {
+    aborted_ = true;  // an aborted association did not complete its series
+    DcmSCP::notifyAbortRequest();
+  }
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override;
 
  private:
@@ -93,6 +99,8 @@ class StoreSCP : public DcmSCP {
   std::set<std::string> allow_;
   std::string spool_;
   std::size_t received_ = 0, refused_ = 0;  // in the current association
+  std::set<std::string> series_;            // the series it brought
+  bool on_release_ = false, aborted_ = false;
 };
 
 class Node {
@@ -102,7 +110,9 @@ class Node {
 
   // The received file `tmp` (in the spool): its series folder, renamed into place and synced.
   // Returns the DIMSE status to answer.
-  Uint16 accept(const fs::path& tmp);
+  Uint16 accept(const fs::path& tmp, std::string& series);
+  // The study-complete trigger: these series are predicted now (their association was released).
+  void complete(const std::set<std::string>& series);
   // One audit record (dicom_transfer); a failing audit sink is reported on stderr.
   void audit(const std::string& detail, bool failed);
   void resume();  // series received but not reported, from an earlier run
@@ -120,7 +130,15 @@ class Node {
   std::map<std::string, int> attempts_;
 };
 
-Uint16 Node::accept(const fs::path& tmp) {
+void Node::complete(const std::set<std::string>& series) {
+  std::lock_guard<std::mutex> lock(m_);
+  for (const auto& uid : series) {
+    const auto it = pending_.find(uid);
+    if (it != pending_.end()) it->second = Clock::time_point{};  // idle since ever: next in line
+  }
+}
+
+Uint16 Node::accept(const fs::path& tmp, std::string& series) {
   std::error_code ec;
   medinfer::dicom::ImageHeader h;
   try {
@@ -147,6 +165,7 @@ Uint16 Node::accept(const fs::path& tmp) {
   {
     std::lock_guard<std::mutex> lock(m_);
     pending_[h.series_instance_uid] = Clock::now();
+    series = h.series_instance_uid;
     // a series that gets new instances is predicted again (a new report), whatever became of the last
     fs::remove(dir / ".reported", ec);
     fs::remove(dir / ".failed", ec);
@@ -296,7 +315,9 @@ OFCondition StoreSCP::handleIncomingCommand(T_DIMSE_Message* msg, const DcmPrese
   const fs::path tmp = fs::path(spool_) / name;
   OFCondition c = receiveSTORERequest(rq, info.presentationContextID, OFString(tmp.c_str()));
   Uint16 status = STATUS_STORE_Refused_OutOfResources;
-  if (c.good()) status = node_.accept(tmp);
+  std::string series;
+  if (c.good()) status = node_.accept(tmp, series);
+  if (!series.empty()) series_.insert(series);
   (status == STATUS_Success ? received_ : refused_)++;
   return sendSTOREResponse(info.presentationContextID, rq, status);
 }
@@ -307,6 +328,9 @@ void StoreSCP::notifyAssociationTermination() {
                     (refused_ ? ", refused " + std::to_string(refused_) : std::string()),
                 refused_ > 0);
   }
+  if (on_release_ && !aborted_) node_.complete(series_);
+  series_.clear();
+  aborted_ = false;
   received_ = refused_ = 0;
   DcmSCP::notifyAssociationTermination();
 }
@@ -361,6 +385,11 @@ Options options_of(const std::map<std::string, host::Setting>& settings) {
     else if (key == "fhir_dir") o.fhir_dir = host::setting_text(key, v);
     else if (key == "audit_log") o.audit_log = host::setting_text(key, v);
     else if (key == "audit_key") o.audit_key = host::setting_text(key, v);
+    else if (key == "trigger") {
+      const std::string t = host::setting_text(key, v);
+      if (t != "idle" && t != "release") host::bad_setting(v.where, key, "expected idle or release, not '" + t + "'");
+      o.on_release = t == "release";
+    }
   }
   if (o.model.empty()) host::bad_setting("configuration", "model", "required (--model DIR, \"model\" or $MEDINFER_NODE_MODEL)");
   if (o.spool.empty()) host::bad_setting("configuration", "spool", "required (--spool DIR)");
@@ -387,6 +416,9 @@ int main(int argc, char** argv) {
   opt("--spool", "spool", "where received instances are written (durably) until their series is reported");
   opt("--destination", "destination", "AET@HOST:PORT the SR of each series is sent to by C-STORE");
   opt("--series-idle-seconds", "series_idle_seconds", "a series is predicted once no instance arrived for this long (default 10)");
+  opt("--trigger", "trigger", "when a series is complete: idle (no instance for --series-idle-seconds; default) or "
+                              "release (also when the association that sent it is released: a study sent in one "
+                              "association is predicted at once)");
   opt("--sr-dir", "sr_dir", "also write each SR into DIR as SERIES_UID.sr.dcm");
   opt("--fhir-dir", "fhir_dir", "also write each series' FHIR R4 Bundle into DIR as SERIES_UID.fhir.json");
   opt("--audit-log", "audit_log", "append one audit record per prediction and transfer to FILE");
@@ -406,7 +438,7 @@ int main(int argc, char** argv) {
   try {
     o = options_of(host::merge_settings(config_file, "MEDINFER_NODE_",
                                         {"model", "aet", "port", "allow_aet", "spool", "destination", "series_idle_seconds",
-                                         "sr_dir", "fhir_dir", "audit_log", "audit_key"},
+                                         "sr_dir", "fhir_dir", "audit_log", "audit_key", "trigger"},
                                         host::environment_of(environ), overrides));
     dest = parse_destination(o.destination);
   } catch (const std::invalid_argument& e) {
@@ -420,7 +452,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json j{{"model", o.model}, {"aet", o.aet}, {"port", o.port}, {"allow_aet", o.allow},
                              {"spool", o.spool}, {"destination", o.destination}, {"series_idle_seconds", o.idle_seconds},
                              {"sr_dir", o.sr_dir}, {"fhir_dir", o.fhir_dir}, {"audit_log", o.audit_log},
-                             {"audit_chained", !o.audit_key.empty()}};
+                             {"audit_chained", !o.audit_key.empty()}, {"trigger", o.on_release ? "release" : "idle"}};
     std::cout << j.dump() << std::endl;
     return 0;
   }

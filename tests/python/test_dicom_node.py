@@ -236,3 +236,24 @@ def test_fhir_bundles_are_written_too(tmp_path, destination):
     assert (tmp_path / "sr" / (STUDY + ".1.sr.dcm")).exists()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+
+
+def test_the_release_trigger_predicts_when_the_association_ends(tmp_path, destination):
+    """--trigger release: a series sent in one association is complete when it is released, long
+    before the (here 600 s) idle time."""
+    dest, received = destination
+    files = write_series(tmp_path / "series", 8)
+    port = free_port()
+    proc = subprocess.Popen([str(NODE), "--model", str(DEMO), "--aet", "NODE", "--port", str(port), "--allow-aet", "PACS",
+                             "--spool", str(tmp_path / "spool"), "--destination", dest, "--series-idle-seconds", "600",
+                             "--trigger", "release"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("ready")
+    t0 = time.time()
+    assert subprocess.run(["storescu", "-aet", "PACS", "-aec", "NODE", "127.0.0.1", str(port), *map(str, files)],
+                          capture_output=True).returncode == 0
+    assert wait_for(lambda: len(list(received.iterdir())) == 1, 30) and time.time() - t0 < 30
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    r = subprocess.run([str(NODE), "--model", str(DEMO), "--allow-aet", "PACS", "--spool", "s", "--trigger", "soon",
+                        "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 2 and "trigger: expected idle or release" in r.stderr
