@@ -39,6 +39,13 @@ py::object exception_object(const medinfer::Error& e) {
   return instance;
 }
 
+// The report options Python's reports use: the label codes of the pipeline's package.
+medinfer::report::ReportOptions report_options(const medinfer::Pipeline& p) {
+  medinfer::report::ReportOptions ro;
+  ro.label_codes = medinfer::report::label_codes(*p.package());
+  return ro;
+}
+
 // predict_series / predict_study from Python: [directory] or a list of files, run without the GIL, the
 // result's JSON (the library's serialiser) as a dict. With `reports`, the dict also holds "sr" (the DICOM
 // SR's bytes) and "fhir" (the FHIR Bundle as a dict), made from the package's label codes.
@@ -64,8 +71,7 @@ py::object series_or_study(const medinfer::Pipeline& p, const std::vector<std::s
           }
         }
       }
-      medinfer::report::ReportOptions ro;
-      ro.label_codes = medinfer::report::label_codes(*p.package());
+      const medinfer::report::ReportOptions ro = report_options(p);
       sr = medinfer::report::structured_report(result, sources, ro).bytes;
       fhir = medinfer::report::fhir_bundle(result, ro);
     }
@@ -522,8 +528,7 @@ PYBIND11_MODULE(medinfer, m) {
       .def(
           "structured_report",
           [](const medinfer::Pipeline& p, const medinfer::Result& r, const std::vector<std::string>& sources) {
-            medinfer::report::ReportOptions ro;
-            ro.label_codes = medinfer::report::label_codes(*p.package());
+            const medinfer::report::ReportOptions ro = report_options(p);
             std::string bytes;
             {
               py::gil_scoped_release release;
@@ -537,8 +542,7 @@ PYBIND11_MODULE(medinfer, m) {
       .def(
           "fhir_bundle",
           [](const medinfer::Pipeline& p, const medinfer::Result& r) {
-            medinfer::report::ReportOptions ro;
-            ro.label_codes = medinfer::report::label_codes(*p.package());
+            const medinfer::report::ReportOptions ro = report_options(p);
             return py::module_::import("json").attr("loads")(medinfer::report::fhir_bundle(r, ro));
           },
           py::arg("result"), "The FHIR R4 Bundle of an image Result (report::fhir_bundle), as a dict.")

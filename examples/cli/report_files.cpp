@@ -1,5 +1,7 @@
 #include "report_files.hpp"
 
+#include "../common/files.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,33 +13,6 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-[[noreturn]] void io_error(const std::string& what, const std::string& path, int err) {
-  throw medinfer::Error(medinfer::ErrorCode::kIo, what + " " + path + ": " + std::strerror(err));
-}
-
-// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place: a reader
-// (a PACS importer watching the folder) sees the whole report or none of it.
-void write_whole(const std::string& path, const std::string& bytes) {
-  const std::string tmp = (fs::path(path).parent_path() / ("." + fs::path(path).filename().string() + ".tmp." +
-                                                          std::to_string(getpid()))).string();
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) io_error("cannot create", tmp, errno);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      const int err = errno;
-      std::remove(tmp.c_str());
-      io_error("cannot write", tmp, err);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    io_error("cannot rename into place", path, err);
-  }
-}
 
 void prove_writable(const std::string& option, const std::string& dir) {
   if (dir.empty()) return;
@@ -84,12 +59,12 @@ void ReportFiles::write_any(const R& r, const std::string& key, const std::vecto
   if (!fhir_dir_.empty()) fhir_text = medinfer::report::fhir_bundle(r, options_) + "\n";
   if (!sr_dir_.empty()) {
     const std::string path = (fs::path(sr_dir_) / file_name(key, ".sr.dcm")).string();
-    write_whole(path, sr_bytes);
+    host::write_whole(path, sr_bytes);
     line["sr"] = path;
   }
   if (!fhir_dir_.empty()) {
     const std::string path = (fs::path(fhir_dir_) / file_name(key, ".fhir.json")).string();
-    write_whole(path, fhir_text);
+    host::write_whole(path, fhir_text);
     line["fhir"] = path;
   }
 }

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../common/files.hpp"
 #include "../common/settings.hpp"
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dstorscu.h>
@@ -43,15 +44,6 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_stop(int) { g_stop = true; }
 
 void log_line(const std::string& s) { std::cerr << "medinfer-dicom-node: " << s << std::endl; }
-
-// fsync a file or a folder; false on failure.
-bool sync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
 
 // A UID as a file name: digits and dots only (anything else is refused, never used as a path).
 bool safe_uid(const std::string& uid) {
@@ -156,8 +148,8 @@ Uint16 Node::accept(const fs::path& tmp, std::string& series) {
   const fs::path dir = fs::path(o_.spool) / h.series_instance_uid;
   fs::create_directories(dir, ec);
   const fs::path dst = dir / (h.sop_instance_uid + ".dcm");
-  if (!sync_path(tmp, false) || std::rename(tmp.c_str(), dst.c_str()) != 0 || !sync_path(dir, true) ||
-      !sync_path(o_.spool, true)) {
+  if (!host::sync_path(tmp, false) || std::rename(tmp.c_str(), dst.c_str()) != 0 || !host::sync_path(dir, true) ||
+      !host::sync_path(o_.spool, true)) {
     log_line("cannot spool " + dst.string());
     fs::remove(tmp, ec);
     return STATUS_STORE_Refused_OutOfResources;
@@ -239,22 +231,11 @@ void Node::process(const std::string& series) {
       medinfer::report::ReportOptions ro;
       ro.label_codes = medinfer::report::label_codes(*pipeline_.package());
       const medinfer::report::StructuredReport report = medinfer::report::structured_report(r, files, ro);
-      const fs::path tmp = dir / ".report.tmp";
-      {
-        std::ofstream out(tmp, std::ios::binary);
-        out.write(report.bytes.data(), static_cast<std::streamsize>(report.bytes.size()));
-        out.flush();
-        if (!out) throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot write the SR into the spool");
-      }
-      sync_path(tmp, false);
-      fs::rename(tmp, sr);
-      sync_path(dir, true);
+      host::write_whole(sr.string(), report.bytes, /*durable=*/true);
       if (!o_.sr_dir.empty()) fs::copy_file(sr, fs::path(o_.sr_dir) / (series + ".sr.dcm"), fs::copy_options::overwrite_existing);
       if (!o_.fhir_dir.empty()) {
-        const fs::path out = fs::path(o_.fhir_dir) / (series + ".fhir.json");
-        const fs::path tmp = fs::path(o_.fhir_dir) / ("." + series + ".tmp");
-        std::ofstream(tmp) << medinfer::report::fhir_bundle(r, ro) << "\n";
-        fs::rename(tmp, out);
+        host::write_whole((fs::path(o_.fhir_dir) / (series + ".fhir.json")).string(),
+                          medinfer::report::fhir_bundle(r, ro) + "\n");
       }
       std::cout << medinfer::to_json(r) << std::endl;
       log_line("series " + series + ": " + std::to_string(r.slices) + " slices, " + r.label + " p=" +
@@ -267,8 +248,8 @@ void Node::process(const std::string& series) {
   }
   if (send(sr)) {
     std::ofstream(dir / ".reported") << "sent\n";
-    sync_path(dir / ".reported", false);
-    sync_path(dir, true);
+    host::sync_path(dir / ".reported", false);
+    host::sync_path(dir, true);
     std::lock_guard<std::mutex> lock(m_);
     attempts_.erase(series);
     return;

@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "../common/files.hpp"
 #include "../common/settings.hpp"
 #include "serve_config.hpp"
 
@@ -410,14 +411,7 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
       ro.label_codes = medinfer::report::label_codes(*pipeline_->package());
       const auto sr = medinfer::report::structured_report(study, files, ro);
       const fs::path out = fs::path(config_.sr_dir) / (study.study_instance_uid + ".sr.dcm");
-      const fs::path tmp = fs::path(config_.sr_dir) / ("." + id + ".tmp");
-      {
-        std::ofstream f(tmp, std::ios::binary);
-        f.write(sr.bytes.data(), static_cast<std::streamsize>(sr.bytes.size()));
-        f.flush();
-        if (!f) throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot write the SR into sr_dir " + config_.sr_dir);
-      }
-      fs::rename(tmp, out);  // whole or not at all
+      host::write_whole(out.string(), sr.bytes);
       result["sr"] = out.string();
     }
     if (!dicomweb || req.get_header_value("Accept").find("application/json") != std::string::npos) {
