@@ -5,6 +5,7 @@
 #   bash scripts/bench_serve.sh [SECONDS_PER_RUN] [CONCURRENCY...]
 #   MEDINFER_BENCH_VIA=nginx bash scripts/bench_serve.sh 300 8    (5 minutes sustained through nginx)
 # Each run also reports the service's resident memory (first and last sample, maximum) to show it stays flat.
+# Last, the service against the library on one core each (the client on the other): their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -74,3 +75,33 @@ print(f"{n / (time.perf_counter() - t0):.1f}")
 PY
 )
 echo "{\"library_predict_many_rps\": $lib}"
+
+# The same comparison on equal CPU: the library's predict_many with one worker on core 0, against the
+# service (one worker, plus MEDINFER_SERVE_ARGS, e.g. the batcher) on core 0 with wrk alone on core 1,
+# so the client never takes the service's core. The ratio is the service's cost per request over HTTP.
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  kill "$serve_pid" 2>/dev/null || true
+  wait "$serve_pid" 2>/dev/null || true
+  taskset -c 0 "$build/examples/http_service/medinfer-serve" --model models/demo --listen 127.0.0.1:0 --workers 1 \
+    ${MEDINFER_SERVE_ARGS:-} --queue-depth 1024 > "$work/pinned.out" 2> "$work/pinned.err" &
+  pinned_pid=$!
+  for _ in $(seq 100); do grep -q '^ready' "$work/pinned.out" 2>/dev/null && break; sleep 0.1; done
+  pinned=$(sed -n 's/^ready //p' "$work/pinned.out")
+  svc=$(taskset -c 1 wrk -t1 -c"${MEDINFER_BENCH_PINNED_CONCURRENCY:-4}" -d"${secs}s" -s benchmarks/serve/post_dicom.lua \
+    "http://$pinned" | sed -n 's/^RESULT .*rps=\([0-9.]*\).*/\1/p')
+  kill "$pinned_pid" 2>/dev/null || true
+  lib1=$(PYTHONPATH=$build/bindings/python taskset -c 0 /usr/bin/python3 - "$file" "$secs" <<'PY'
+import sys, time
+import medinfer
+p = medinfer.Pipeline.open("models/demo")
+paths = [sys.argv[1]] * 256
+p.predict_many(paths, workers=1)  # warm
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < float(sys.argv[2]):
+    p.predict_many(paths, batch_size=4, workers=1)
+    n += len(paths)
+print(f"{n / (time.perf_counter() - t0):.1f}")
+PY
+)
+  echo "{\"one_core\": {\"service_rps\": $svc, \"library_predict_many_rps\": $lib1, \"ratio\": $(awk -v a="$svc" -v b="$lib1" 'BEGIN {printf "%.2f", a / b}')}}"
+fi

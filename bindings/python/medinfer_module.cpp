@@ -372,6 +372,7 @@ PYBIND11_MODULE(medinfer, m) {
       .def_readonly("series_instance_uid", &medinfer::Result::series_instance_uid)
       .def_readonly("sop_instance_uid", &medinfer::Result::sop_instance_uid)
       .def_readonly("latency_ms", &medinfer::Result::latency_ms)
+      .def_readonly("batch_size", &medinfer::Result::batch_size)
       .def("to_json", [](const medinfer::Result& r) { return medinfer::to_json(r); },
            "The result as one JSON object (the library's serialiser: the same fields as `medinfer predict`).")
       .def("__repr__", [](const medinfer::Result& r) {

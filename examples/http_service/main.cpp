@@ -139,8 +139,10 @@ struct Metrics {
       .Name("medinfer_predictions_total").Help("Findings predicted, by label and tier").Register(*registry);
   prometheus::Family<prometheus::Gauge>& queue = prometheus::BuildGauge()
       .Name("medinfer_queue_depth").Help("Requests admitted and not finished (running + waiting)").Register(*registry);
-  prometheus::Family<prometheus::Histogram>& batch = prometheus::BuildHistogram()
+  prometheus::Family<prometheus::Histogram>& instances = prometheus::BuildHistogram()
       .Name("medinfer_request_instances").Help("DICOM instances per request (1 for /v1/predict)").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& batch = prometheus::BuildHistogram()
+      .Name("medinfer_batch_size").Help("Images per model run, per /v1/predict prediction (Result::batch_size)").Register(*registry);
   prometheus::Family<prometheus::Counter>& audit = prometheus::BuildCounter()
       .Name("medinfer_audit_records_total").Help("Audit records by outcome (written, failed)").Register(*registry);
   prometheus::Family<prometheus::Gauge>& audit_dropped = prometheus::BuildGauge()
@@ -250,7 +252,7 @@ class Service {
   // Runs `work` under admission (503 when full) and maps errors to statuses.
   void guarded(const std::string& id, httplib::Response& res, std::size_t instances,
                const std::function<void()>& work);
-  void predict(const httplib::Request& req, httplib::Response& res, const std::string& body);
+  void predict(const httplib::Request& req, httplib::Response& res, std::shared_ptr<const std::string> body);
   void studies(const httplib::Request& req, httplib::Response& res, const std::string& body, bool dicomweb);
   Json models() const;
   void reload(const std::string& dir);
@@ -271,6 +273,7 @@ void Service::open() {
   medinfer::PipelineOptions options;
   options.actor.application_id = "medinfer-serve";
   options.batching.max_batch_size = config_.max_batch_size > 1 ? config_.max_batch_size : 0;
+  options.batching.max_delay_us = config_.max_batch_delay_us;
   if (!config_.audit_log.empty()) {
     medinfer::audit::LogRequest request;
     request.path = config_.audit_log;
@@ -343,7 +346,7 @@ void Service::guarded(const std::string& id, httplib::Response& res, std::size_t
     return reply_error(res, 503, "busy", "the work queue is full; retry", id);
   }
   metrics_.queue.Add({}).Set(admission_.depth());
-  metrics_.batch.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500}).Observe(
+  metrics_.instances.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500}).Observe(
       static_cast<double>(instances));
   try {
     work();
@@ -358,17 +361,23 @@ void Service::guarded(const std::string& id, httplib::Response& res, std::size_t
   metrics_.queue.Add({}).Set(admission_.depth());
 }
 
-void Service::predict(const httplib::Request& req, httplib::Response& res, const std::string& body) {
+void Service::predict(const httplib::Request& req, httplib::Response& res, std::shared_ptr<const std::string> body) {
   const std::string id = request_id_of(req);
   guarded(id, res, 1, [&] {
-    if (body.empty()) throw std::invalid_argument("the body must be one DICOM Part 10 object (application/dicom)");
-    medinfer::Input input = medinfer::Input::dicom(std::make_shared<const std::string>(body), "request " + id);
+    if (body->empty()) throw std::invalid_argument("the body must be one DICOM Part 10 object (application/dicom)");
+    medinfer::Input input = medinfer::Input::dicom(std::move(body), "request " + id);  // the bytes, not a copy
     input.request_id = id;
     const medinfer::Result r = pipeline_->predict(input);
     count_findings(r);
-    Json out = Json::parse(medinfer::to_json(r));
-    out["request_id"] = id;
-    reply(res, 200, out, id);
+    metrics_.batch.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})
+        .Observe(static_cast<double>(r.batch_size));
+    // The library's JSON object with "request_id" added as its last member (no parse and re-dump).
+    std::string out = medinfer::to_json(r);
+    out.pop_back();  // the closing '}'
+    out += ",\"request_id\":" + Json(id).dump() + "}\n";
+    res.status = 200;
+    res.set_header("X-Request-Id", id);
+    res.set_content(std::move(out), "application/json");
   });
 }
 
@@ -501,14 +510,19 @@ void Service::routes(httplib::Server& svr) {
   });
   // Bodies are read through a content reader: whatever the Content-Type says (curl's default is
   // application/x-www-form-urlencoded), the bytes are the client's DICOM, never parsed as a form.
-  auto timed = [this](const char* route, std::function<void(const httplib::Request&, httplib::Response&, const std::string&)> f) {
+  auto timed = [this](const char* route,
+                       std::function<void(const httplib::Request&, httplib::Response&, std::shared_ptr<std::string>)> f) {
     return [this, route, f](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
       const auto t0 = Clock::now();
-      std::string body;
+      auto buffer = std::make_shared<std::string>();  // handed to the library as it is: never copied
+      std::string& body = *buffer;
       // A declared length over the limit is refused unread (httplib skips such a body itself); a
-      // chunked body is cut off when it grows past it.
-      bool too_large = req.has_header("Content-Length") &&
-                       std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > config_.max_body_bytes;
+      // chunked body is cut off when it grows past it. A declared length within it is reserved once, up
+      // to 16 MiB (a client declaring more and sending little never holds more than that unsent).
+      const unsigned long long declared =
+          req.has_header("Content-Length") ? std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) : 0;
+      bool too_large = declared > config_.max_body_bytes;
+      if (!too_large) body.reserve(static_cast<std::size_t>(std::min<unsigned long long>(declared, 16u << 20)));
       if (!too_large) reader([&](const char* data, std::size_t n) {
         if (body.size() + n > config_.max_body_bytes) {
           too_large = true;
@@ -523,18 +537,18 @@ void Service::routes(httplib::Server& svr) {
                     request_id_of(req));
         res.set_header("Connection", "close");
       } else {
-        f(req, res, body);
+        f(req, res, std::move(buffer));
       }
       metrics_.latency.Add({{"route", route}}, Metrics::seconds())
           .Observe(std::chrono::duration<double>(Clock::now() - t0).count());
     };
   };
-  svr.Post("/v1/predict", timed("/v1/predict", [this](const auto& req, auto& res, const auto& body) { predict(req, res, body); }));
-  svr.Post("/v1/studies", timed("/v1/studies", [this](const auto& req, auto& res, const auto& body) {
-    studies(req, res, body, false);
+  svr.Post("/v1/predict", timed("/v1/predict", [this](const auto& req, auto& res, auto body) { predict(req, res, std::move(body)); }));
+  svr.Post("/v1/studies", timed("/v1/studies", [this](const auto& req, auto& res, auto body) {
+    studies(req, res, *body, false);
   }));
-  svr.Post("/dicomweb/studies", timed("/dicomweb/studies", [this](const auto& req, auto& res, const auto& body) {
-    studies(req, res, body, true);
+  svr.Post("/dicomweb/studies", timed("/dicomweb/studies", [this](const auto& req, auto& res, auto body) {
+    studies(req, res, *body, true);
   }));
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, models(), ""); });
   svr.Get("/health/live", [this](const httplib::Request&, httplib::Response& res) {
@@ -677,6 +691,7 @@ int main(int argc, char** argv) {
   opt("--max-body-bytes", "max_body_bytes", "larger request bodies are answered 413 (default 268435456)");
   opt("--http-threads", "http_threads", "connections served at once, idle keep-alive ones included (default 128)");
   opt("--max-batch-size", "max_batch_size", "concurrent single predictions merged into one model run by the dynamic batcher (default 1: off)");
+  opt("--max-batch-delay-us", "max_batch_delay_us", "with --max-batch-size: the longest a batch waits to fill after its first request (default 2000)");
   opt("--drain-seconds", "drain_seconds", "after SIGTERM, stay up (not ready) this long before closing (default 0)");
   app.add_flag("--check-config", check, "validate the configuration, print it (keys redacted) and exit");
   app.footer("Environment: MEDINFER_SERVE_<KEY> overrides the config file (MEDINFER_SERVE_LISTEN, ...); the command "

@@ -17,7 +17,8 @@ using Json = nlohmann::ordered_json;
 
 const std::vector<std::string> kKeys = {"model", "listen", "api_keys_file", "admin_keys_file", "tls_cert", "tls_key",
                                         "audit_log", "audit_key", "audit_witness", "sr_dir", "max_body_bytes",
-                                        "workers", "queue_depth", "http_threads", "max_batch_size", "drain_seconds"};
+                                        "workers", "queue_depth", "http_threads", "max_batch_size", "max_batch_delay_us",
+                                        "drain_seconds"};
 
 using host::bad_setting;
 
@@ -44,6 +45,7 @@ void set(ServeConfig& c, const std::string& key, const host::Setting& v) {
   else if (key == "queue_depth") c.queue_depth = static_cast<int>(integer(0, 100000));
   else if (key == "http_threads") c.http_threads = static_cast<int>(integer(2, 1024));
   else if (key == "max_batch_size") c.max_batch_size = static_cast<int>(integer(1, 256));
+  else if (key == "max_batch_delay_us") c.max_batch_delay_us = static_cast<int>(integer(0, 1000000));
   else if (key == "drain_seconds") c.drain_seconds = static_cast<int>(integer(0, 3600));
 }
 
@@ -122,6 +124,7 @@ std::string describe(const ServeConfig& c) {
          {"queue_depth", c.queue_depth},
          {"http_threads", c.http_threads},
          {"max_batch_size", c.max_batch_size},
+         {"max_batch_delay_us", c.max_batch_delay_us},
          {"drain_seconds", c.drain_seconds}};
   return j.dump();
 }

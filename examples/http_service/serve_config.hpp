@@ -25,6 +25,8 @@ struct ServeConfig {
   /// dynamic batcher (1: off, the default: for the small demo model its 2 ms window costs more than
   /// batching gains, measured in docs/serve.md; a heavier model under concurrency gains from 4-8)
   int max_batch_size = 1;
+  /// "max_batch_delay_us": how long the batcher waits to fill a batch after its oldest request arrived
+  int max_batch_delay_us = 2000;
   int drain_seconds = 0;             ///< "drain_seconds": after SIGTERM, not ready this long before closing
 
   std::vector<std::string> api_keys, admin_keys;  // loaded from the files / environment

@@ -58,6 +58,10 @@ struct Result : Finding {
   std::string study_instance_uid, series_instance_uid, sop_instance_uid;
   std::string preprocessing_sha256;  ///< SHA-256 of the applied preprocessing spec (canonical JSON)
   double latency_ms = 0.0;
+  /// How many images the model ran together to produce this result: the dynamic batcher's batch
+  /// (PipelineOptions::batching) or predict_many's; 1 when it ran alone. For a host's metrics (how well
+  /// batching fills); not part of to_json.
+  int batch_size = 1;
 };
 
 /// The result as one JSON object on one line, the form every host prints or serves (the CLI's

@@ -33,11 +33,11 @@ Batcher::~Batcher() {
   worker_.join();
 }
 
-Tensor Batcher::run(const Tensor& input) {
+Tensor Batcher::run(const Tensor& input, int* batch_size) {
   if (input.shape.size() != item_shape_.size() || input.shape[0] != 1 || input.data.size() != item_size_) {
     throw Error(ErrorCode::kInvalidArgument, "batcher: one [1, C, H, W] input of the package's shape expected");
   }
-  Request request{&input, {}, std::chrono::steady_clock::now()};
+  Request request{&input, {}, 0, std::chrono::steady_clock::now()};
   std::future<Tensor> done = request.result.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -48,7 +48,10 @@ Tensor Batcher::run(const Tensor& input) {
     queue_.push_back(&request);
   }
   wake_.notify_all();
-  return done.get();  // rethrows the batch's error, if any
+  Tensor out = done.get();  // rethrows the batch's error, if any
+  // The worker wrote batch_size before set_value: the future's synchronisation makes it visible.
+  if (batch_size != nullptr) *batch_size = request.batch_size;
+  return out;
 }
 
 void Batcher::loop() {
@@ -85,6 +88,7 @@ void Batcher::loop() {
                         out.data.begin() + static_cast<std::ptrdiff_t>((k + 1) * per));
         // Move the promise out first: once the result is set the caller may return and destroy its
         // request, so nothing here may touch it afterwards.
+        batch[k]->batch_size = static_cast<int>(batch.size());
         std::promise<Tensor> promise = std::move(batch[k]->result);
         promise.set_value(std::move(one));
         ++answered;

@@ -21,13 +21,15 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   /// Runs one [1, C, H, W] input as part of a batch; returns its [1, K] output. Blocks until done.
-  /// Throws kOverloaded when the queue is full, or what Engine::run threw for the batch.
-  Tensor run(const Tensor& input);
+  /// Throws kOverloaded when the queue is full, or what Engine::run threw for the batch. When
+  /// `batch_size` is given it receives how many requests the run held (this one included).
+  Tensor run(const Tensor& input, int* batch_size = nullptr);
 
  private:
   struct Request {
     const Tensor* input;
     std::promise<Tensor> result;
+    int batch_size = 0;  // set by the worker before the result
     std::chrono::steady_clock::time_point arrived;
   };
   void loop();

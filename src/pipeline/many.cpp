@@ -165,7 +165,7 @@ class ManyRun {
       Outcome o;
       o.index = batch[k].index;
       try {
-        o.result.emplace(ran ? impl_.finish(batch[k], logits.data.data() + k * per)
+        o.result.emplace(ran ? impl_.finish(batch[k], logits.data.data() + k * per, static_cast<int>(batch.size()))
                              : impl_.run_one(batch[k], /*through_batcher=*/false));
       } catch (...) {
         o.error = as_error(std::current_exception());

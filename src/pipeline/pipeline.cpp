@@ -216,7 +216,7 @@ Prepared Pipeline::Impl::prepare(const Serving& serving, const Input& in, Clock:
   return p;
 }
 
-Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
+Result Pipeline::Impl::finish(const Prepared& p, const float* logits, int batch_size) const {
   const Model& model = *p.model;
   try {
     const std::size_t count = static_cast<std::size_t>(model.package->output_count());
@@ -226,6 +226,7 @@ Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
     r.study_instance_uid = p.study_instance_uid;
     r.series_instance_uid = p.series_instance_uid;
     r.sop_instance_uid = p.sop_instance_uid;
+    r.batch_size = batch_size;
     audit_result(model, r, p.refs);
     return r;
   } catch (const Error& e) {
@@ -236,13 +237,15 @@ Result Pipeline::Impl::finish(const Prepared& p, const float* logits) const {
 
 Result Pipeline::Impl::run_one(const Prepared& p, bool through_batcher) const {
   Tensor logits;
+  int batch_size = 1;
   try {
-    logits = through_batcher && p.model->batcher ? p.model->batcher->run(p.input) : p.model->engine->run(p.input);
+    logits = through_batcher && p.model->batcher ? p.model->batcher->run(p.input, &batch_size)
+                                                 : p.model->engine->run(p.input);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kAuditFailed) audit_error(*p.model, p.arm, e, p.path, p.refs, p.start);
     throw;
   }
-  return finish(p, logits.data.data());
+  return finish(p, logits.data.data(), batch_size);
 }
 
 Result Pipeline::predict(const std::string& dicom_path) const {

@@ -86,7 +86,7 @@ struct Pipeline::Impl {
   // pipeline.cpp. prepare and finish audit their own failures (except kAuditFailed) and rethrow.
   Prepared prepare(const Serving& serving, const Input& input, Clock::time_point start) const;
   // The result for `p` from its row of logits (output_count values, finite: Engine checked them).
-  Result finish(const Prepared& p, const float* logits) const;
+  Result finish(const Prepared& p, const float* logits, int batch_size = 1) const;
   // The model run for one prepared input (through the dynamic batcher when configured and
   // `through_batcher`; predict_many batches itself), then finish. A failed run is audited.
   Result run_one(const Prepared& p, bool through_batcher = true) const;

@@ -521,6 +521,36 @@ TEST_CASE("the dynamic batcher merges requests from 8 threads and never mixes th
   CHECK(n == static_cast<std::size_t>(kThreads * kEach));
 }
 
+TEST_CASE("Result::batch_size says how many images rode in the model run", "[pipeline][batcher]") {
+  const std::string file = sample_cases().front().file.string();
+  const Pipeline alone = Pipeline::open(test::demo_model_dir().string());
+  CHECK(alone.predict(file).batch_size == 1);
+  // A batch of 2 starts only when full (the delay is far longer than two threads take to arrive).
+  PipelineOptions options;
+  options.batching.max_batch_size = 2;
+  options.batching.max_delay_us = 1000000;
+  const Pipeline batched = Pipeline::open(test::demo_model_dir().string(), options);
+  int sizes[2] = {0, 0};
+  std::thread a([&] { sizes[0] = batched.predict(file).batch_size; });
+  std::thread b([&] { sizes[1] = batched.predict(file).batch_size; });
+  a.join();
+  b.join();
+  CHECK(sizes[0] == 2);
+  CHECK(sizes[1] == 2);
+  // predict_many: each result names its own run's size, never above ManyOptions::batch_size.
+  ManyOptions many;
+  many.batch_size = 4;
+  many.workers = 1;
+  int total = 0;
+  for (const Outcome& o : alone.predict_many(std::vector<Input>(8, Input::file(file)), many)) {
+    REQUIRE(o.ok());
+    CHECK(o.result->batch_size >= 1);
+    CHECK(o.result->batch_size <= 4);
+    total += o.result->batch_size;
+  }
+  CHECK(total > 8);  // with one worker and 8 inputs, at least one batch held several
+}
+
 TEST_CASE("the dynamic batcher refuses with kOverloaded when its queue is full", "[pipeline][batcher][errors]") {
   PipelineOptions options;
   options.batching.max_batch_size = 64;    // never fills: each batch waits the whole delay
