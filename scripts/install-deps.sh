@@ -13,7 +13,8 @@ demo_pkgs=(cmake g++ make pkg-config
 test_pkgs=(catch2 pybind11-dev python3-dev python3-pytest libbenchmark-dev
   python3-torch python3-scipy python3-sklearn python3-opencv dcmtk libopenjp2-tools libopenjph-dev openjph-tools clang libclang-rt-14-dev
   python3-gdcm python3-pil python3-jsonschema openssl dicom3tools orthanc
-  libcpp-httplib-dev prometheus-cpp-dev prometheus nginx wrk curl)
+  libcpp-httplib-dev prometheus-cpp-dev prometheus nginx wrk curl
+  python3-venv python3-pip python3-setuptools python3-wheel python3-mypy python3-distributed python3-tqdm python3-matplotlib)
 
 case "$profile" in
   demo) pkgs=("${demo_pkgs[@]}") ;;

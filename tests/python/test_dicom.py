@@ -41,7 +41,7 @@ def write_slice(path, z, value, instance, series_uid, study_uid, syntax=Explicit
 
 
 def test_read_instance_matches_pydicom_modality_values():
-    image, header = medinfer.read_instance(CT_SMALL)
+    image, header = medinfer.dicom.read_instance(CT_SMALL)
     ds = pydicom.dcmread(CT_SMALL)
     expected = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     assert image.dtype == np.float32 and image.shape == (ds.Rows, ds.Columns)
@@ -53,7 +53,7 @@ def test_read_instance_matches_pydicom_modality_values():
 
 
 def test_read_stored_pixels_matches_pydicom_big_endian():
-    stored, photometric = medinfer.read_stored_pixels(MR_BIG)
+    stored, photometric = medinfer.dicom.read_stored_pixels(MR_BIG)
     ds = pydicom.dcmread(MR_BIG)
     assert photometric == "MONOCHROME2"
     assert stored.shape == (1, ds.Rows, ds.Columns, 1)
@@ -69,11 +69,11 @@ def test_read_series_sorts_by_position_and_scan_skips_non_dicom(tmp_path):
         syntax = ImplicitVRLittleEndian if i % 2 else ExplicitVRLittleEndian
         write_slice(tmp_path / f"x{i}.dcm", zs[k], 10 * k, 50 - i, series, study, syntax)
     (tmp_path / "notes.txt").write_text("not an image")
-    index = medinfer.scan_directory(str(tmp_path))
+    index = medinfer.dicom.scan_directory(str(tmp_path))
     assert index["files_seen"] == 10
     assert [s["path"].endswith("notes.txt") for s in index["skipped"]] == [True]
     files = index["studies"][0]["series"][0]["files"]
-    volume, info = medinfer.read_series(files, strict=True)
+    volume, info = medinfer.dicom.read_series(files, strict=True)
     assert volume.shape == (9, 6, 5) and volume.dtype == np.float32
     np.testing.assert_allclose(volume[:, 0, 0], [2 * 10 * k - 100 for k in range(9)])
     assert info["spacing"] == pytest.approx([0.9, 0.7, 1.25])
@@ -83,12 +83,12 @@ def test_read_series_sorts_by_position_and_scan_skips_non_dicom(tmp_path):
 
 def test_deidentify_file_output_read_by_pydicom(tmp_path):
     out = tmp_path / "anon.dcm"
-    report = medinfer.deidentify_file(CT_SMALL, str(out), "a key of at least sixteen bytes")
+    report = medinfer.dicom.deidentify_file(CT_SMALL, str(out), "a key of at least sixteen bytes")
     assert report["uids_replaced"] >= 3
     before, after = pydicom.dcmread(CT_SMALL), pydicom.dcmread(str(out))
     assert str(after.PatientName) == "ANONYMIZED"
     assert after.PatientIdentityRemoved == "YES"
-    assert after.StudyInstanceUID == medinfer.pseudonymize_uid(before.StudyInstanceUID, "a key of at least sixteen bytes")
+    assert after.StudyInstanceUID == medinfer.dicom.pseudonymize_uid(before.StudyInstanceUID, "a key of at least sixteen bytes")
     np.testing.assert_array_equal(after.pixel_array, before.pixel_array)
     assert not any(e.tag.is_private for e in after)
 
@@ -97,9 +97,9 @@ def test_errors_are_typed(tmp_path):
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"\x00" * 200)
     with pytest.raises(medinfer.InvalidDicomError) as e:
-        medinfer.read_instance(str(junk))
+        medinfer.dicom.read_instance(str(junk))
     assert e.value.code == "kInvalidDicom" and "junk.dcm" in str(e.value)
     with pytest.raises(medinfer.NotFoundError):
-        medinfer.read_stored_pixels(str(tmp_path / "missing.dcm"))
+        medinfer.dicom.read_stored_pixels(str(tmp_path / "missing.dcm"))
     with pytest.raises(medinfer.InvalidArgumentError):
-        medinfer.read_instance(CT_SMALL, frame=3)
+        medinfer.dicom.read_instance(CT_SMALL, frame=3)

@@ -275,8 +275,8 @@ RUNNER = textwrap.dedent("""
     for path in sys.argv[2:]:
         t = time.perf_counter()
         try:
-            stored, _ = medinfer.read_stored_pixels(path)
-            header = medinfer.read_header(path)
+            stored, _ = medinfer.dicom.read_stored_pixels(path)
+            header = medinfer.dicom.read_header(path)
             arr = stored[0, :, :, 0] if stored.shape[3] == 1 else stored[0]
             res = {"sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
                    "frames": int(stored.shape[0]), "warnings": [w["code"] for w in header["warnings"]],

@@ -74,7 +74,7 @@ def test_corpus_file(row, inspected):
         # described as a non-image object (an SR, a DICOMDIR, ...), not refused
         assert "error" not in j and j["image"] is False and j["sop_class_uid"], j
         with pytest.raises(medinfer.InvalidDicomError, match="not an image"):
-            medinfer.read_instance(str(CORPUS / row["file"]))
+            medinfer.dicom.read_instance(str(CORPUS / row["file"]))
         return
     assert "error" not in j, j
     if row["ts_uid"].startswith("1.2.840"):
@@ -120,7 +120,7 @@ def test_palette_color_to_rgb_matches_pydicom(name):
     import medinfer
 
     path = CORPUS / name
-    rgb, header = medinfer.read_instance(str(path))
+    rgb, header = medinfer.dicom.read_instance(str(path))
     assert header["photometric_interpretation"] == "PALETTE COLOR"
     ds = pydicom.dcmread(str(path))
     np.testing.assert_array_equal(rgb, apply_color_lut(ds.pixel_array, ds))

@@ -48,7 +48,7 @@ def generated_files(root):
 
 
 def ours(path):
-    stored, _ = medinfer.read_stored_pixels(str(path))
+    stored, _ = medinfer.dicom.read_stored_pixels(str(path))
     return stored
 
 

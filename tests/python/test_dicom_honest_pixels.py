@@ -211,7 +211,7 @@ def test_pixel_spacing_0_0_is_a_warning_and_the_spacing_gate_refuses_the_image(c
     j = one(cli, path)
     assert "error" not in j, j
     assert j["warnings"][0]["code"] == "invalid_value" and j["warnings"][0]["tag"] == "(0028,0030)"
-    _, header = medinfer.read_instance(str(path))
+    _, header = medinfer.dicom.read_instance(str(path))
     assert "pixel_spacing" not in header and header["warnings"][0]["code"] == "invalid_value"
     audit = tmp_path / "audit.jsonl"
     r = subprocess.run([cli, "predict", "--model", demo_model, "--audit-log", audit, str(path)], capture_output=True,
@@ -271,11 +271,11 @@ def test_header_text_is_utf8_in_every_character_set(charset, name, description, 
         ds.PatientName = name
         ds.SeriesDescription = description
     path = fac.write_native(tmp_path / "cs.dcm", fac.pattern(16, 16, 16), edit=edit)
-    header = medinfer.read_header(str(path))
+    header = medinfer.dicom.read_header(str(path))
     assert header["series_description"] == description
-    _, h2 = medinfer.read_instance(str(path))
+    _, h2 = medinfer.dicom.read_instance(str(path))
     assert h2["series_description"] == description and not h2["warnings"]
-    assert medinfer.read_patient_identifiers(str(path))["patient_name"] == name
+    assert medinfer.dicom.read_patient_identifiers(str(path))["patient_name"] == name
 
 
 def test_bytes_the_character_set_cannot_decode_are_replaced_never_raised(cli, tmp_path):
@@ -284,7 +284,7 @@ def test_bytes_the_character_set_cannot_decode_are_replaced_never_raised(cli, tm
         ds.SeriesDescription = "abXYcd"
     path = fac.write_native(tmp_path / "bad.dcm", fac.pattern(16, 16, 16), edit=edit)
     path.write_bytes(path.read_bytes().replace(b"abXYcd", b"ab\xff\xfecd"))  # not UTF-8
-    header = medinfer.read_header(str(path))
+    header = medinfer.dicom.read_header(str(path))
     assert header["series_description"] == "ab\ufffd\ufffdcd"
     assert header["warnings"][0]["code"] == "character_set"
     j = one(cli, path)
@@ -296,7 +296,7 @@ def test_an_error_message_quoting_undecodable_bytes_is_a_medinfer_error_in_pytho
         ds[0x00280004] = RawDataElement(Tag(0x00280004), "CS", 6, b"MONO\xd0\xff", 0, False, True)
     path = fac.write_native(tmp_path / "photo.dcm", fac.pattern(16, 16, 16), edit=edit)
     with pytest.raises(medinfer.MedinferError) as e:
-        medinfer.read_instance(str(path))
+        medinfer.dicom.read_instance(str(path))
     assert e.value.code in ("kUnsupported", "kInvalidDicom")
 
 
@@ -308,7 +308,7 @@ def test_a_slope_of_minus_one_that_windowing_flattens_is_input_constant(cli, dem
     ds.RescaleSlope, ds.RescaleIntercept = -1, -5000  # every HU far below the demo's [-160, 240] window
     path = tmp_path / "negative_slope.dcm"
     ds.save_as(str(path))
-    image, _ = medinfer.read_instance(str(path))
+    image, _ = medinfer.dicom.read_instance(str(path))
     assert image.max() > image.min()  # the raw pixels are not constant
     r = subprocess.run([cli, "predict", "--model", demo_model, str(path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -334,9 +334,9 @@ def test_htj2k_from_openjph_decodes_lossless_at_every_bit_depth(bits, signed, tm
                                   edit=lambda ds: setattr(ds, "PixelRepresentation", 1 if signed else 0))
     if signed:  # OpenJPEG 2.5.0 clamps negative HTJ2K samples: refused, never returned wrong
         with pytest.raises(medinfer.UnsupportedError, match="signed HTJ2K"):
-            medinfer.read_stored_pixels(str(path))
+            medinfer.dicom.read_stored_pixels(str(path))
         return
-    stored, _ = medinfer.read_stored_pixels(str(path))
+    stored, _ = medinfer.dicom.read_stored_pixels(str(path))
     np.testing.assert_array_equal(stored[0, :, :, 0], image)
 
 
@@ -349,4 +349,4 @@ def test_an_htj2k_codestream_that_aborts_openjpeg_is_an_error_not_an_abort(cli):
     j = json.loads(r.stdout)
     assert j["error"]["code"] == "kInvalidDicom" and "died on this codestream" in j["error"]["message"]
     with pytest.raises(medinfer.InvalidDicomError):
-        medinfer.read_stored_pixels(str(path))
+        medinfer.dicom.read_stored_pixels(str(path))

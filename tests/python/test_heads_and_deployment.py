@@ -14,6 +14,14 @@ import torch
 import medinfer
 import calibration_reference
 import preprocess_reference as ref
+
+
+def options(**fields):
+    """PipelineOptions with the given engine / batching fields set."""
+    o = medinfer.PipelineOptions()
+    for name, value in fields.items():
+        setattr(o.batching if name.startswith("max_") else o.engine, name, value)
+    return o
 from conftest import ROOT
 
 
@@ -130,15 +138,15 @@ def test_engine_options_from_python(demo_model, study):
     directory, rows = study
     path = str(directory / rows[0]["file"])
     reference = medinfer.Pipeline.open(str(demo_model)).predict(path)
-    batched = medinfer.Pipeline.open(str(demo_model), max_batch_size=4, max_delay_us=100).predict(path)
+    batched = medinfer.Pipeline.open(str(demo_model), options(max_batch_size=4, max_delay_us=100)).predict(path)
     assert batched.raw_score == pytest.approx(reference.raw_score, abs=1e-5)
     if not medinfer.build_info()["cuda_available"]:
         with pytest.raises(medinfer.UnsupportedError):
-            medinfer.Pipeline.open(str(demo_model), device="cuda:0")
+            medinfer.Pipeline.open(str(demo_model), options(device="cuda:0"))
     with pytest.raises(medinfer.UnsupportedError, match="half_precision"):
-        medinfer.Pipeline.open(str(demo_model), half_precision=True)
+        medinfer.Pipeline.open(str(demo_model), options(half_precision=True))
     with pytest.raises(medinfer.InvalidArgumentError):
-        medinfer.Pipeline.open(str(demo_model), device="gpu")
+        medinfer.Pipeline.open(str(demo_model), options(device="gpu"))
     assert "torchscript" in medinfer.backend_formats()
 
 
@@ -171,8 +179,8 @@ def test_logits_equal_python_torch_on_the_same_input_tensor(package, heads, demo
     for row in rows:
         ds = pydicom.dcmread(str(directory / row["file"]))
         hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-        x = medinfer.preprocess(json.dumps(manifest["preprocessing"]), hu)
+        x = medinfer.preprocess.apply(json.dumps(manifest["preprocessing"]), hu)
         with torch.no_grad():
             expected = model(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy()
-        got = np.array([f.raw_score for f in p.predict_array(hu).findings])
+        got = np.array([f.raw_score for f in p.predict(hu).findings])
         assert np.abs(got - expected).max() <= 1e-5, (row["file"], got, expected)

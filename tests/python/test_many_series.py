@@ -1,7 +1,7 @@
 """predict_many, predict_series (2D and 3D) and predict_study from Python and the CLI (`--by`, `--jobs`).
 
 The 3D package is a seeded TorchScript Conv3d model: the SDK's result on a synthetic series must equal
-Python torch on the same preprocessed volume (medinfer.preprocess_volume of medinfer.read_series) within
+Python torch on the same preprocessed volume (medinfer.preprocess_volume of medinfer.dicom.read_series) within
 1e-5.
 """
 import hashlib
@@ -76,8 +76,8 @@ def test_3d_package_equals_python_torch(tmp_path):
     result = p.predict_series([str(tmp_path / "series")])
     assert result["aggregation"] == "volume"
     assert result["slices"] == 10
-    vol, info = medinfer.read_series(files)
-    x = medinfer.preprocess_volume(json.dumps(STEPS_3D), vol)
+    vol, info = medinfer.dicom.read_series(files)
+    x = medinfer.preprocess.apply_volume(json.dumps(STEPS_3D), vol)
     assert x.shape == (1, 1, 8, 32, 32)
     with torch.inference_mode():
         logit = float(model(torch.from_numpy(np.ascontiguousarray(x)))[0, 0])
@@ -107,7 +107,7 @@ def test_2d_series_evidence_names_the_lesion_slice(tmp_path, demo_model):
     p = medinfer.Pipeline.open(str(demo_model))
     r = p.predict_series(files)
     # slice order: along the slice normal (ascending z for axial slices), as read_series orders them
-    per_slice = [p.predict(f).probability for f in sorted(files, key=lambda f: medinfer.read_header(f)["image_position"][2])]
+    per_slice = [p.predict(f).probability for f in sorted(files, key=lambda f: medinfer.dicom.read_header(f)["image_position"][2])]
     assert r["aggregation"] == "max"
     assert r["slices"] == 12
     assert r["probability"] == pytest.approx(max(per_slice), abs=1e-12)
@@ -187,6 +187,6 @@ def test_series_calibrator_fitted_with_calibrate_fit_from_series_labels(cli, dem
     (pkg / "manifest.json").write_text(json.dumps(manifest))
     again = [json.loads(l) for l in run_cli(cli, "predict", "--model", str(pkg), "--recursive", "--by", "series",
                                             str(tmp_path / "series")).stdout.splitlines()]
-    calibrator = medinfer.Calibrator.from_json(json.dumps(cal))
+    calibrator = medinfer.calibration.Calibrator.from_json(json.dumps(cal))
     for r in again:
         assert r["probability"] == pytest.approx(calibrator.apply(r["raw_score"]), abs=1e-12)

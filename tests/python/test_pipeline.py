@@ -123,19 +123,20 @@ def test_chained_audit_log_from_python(demo_model, study, tmp_path):
     key = tmp_path / "k"
     key.write_text("cd" * 32)
     log = tmp_path / "chain.jsonl"
-    p = medinfer.Pipeline.open(str(demo_model), audit_log=str(log), audit_key_file=str(key), user_id="researcher-1")
-    p.predict(str(directory / rows[0]["file"]))
-    del p
-    import gc
-    gc.collect()
-    result = medinfer.verify_audit_log(str(log), str(key))
-    assert result["ok"] and result["closed"] and result["records"] == 3, result
-    bad = medinfer.verify_audit_log(str(log), str(key), allow_unclosed=False)
-    assert bad["ok"]
+    options = medinfer.PipelineOptions()
+    options.user_id = "researcher-1"
+    p = medinfer.Pipeline.open(demo_model, options, audit_log=log, audit_key_file=key)
+    p.predict(directory / rows[0]["file"])
+    # still open: the chain has no closing checkpoint yet; close() writes it, in this same process
+    assert not medinfer.audit.verify_log(log, key) and medinfer.audit.verify_log(log, key, allow_unclosed=True)
+    p.close()
+    result = medinfer.audit.verify_log(log, medinfer.audit.Keyring.load_file(key))
+    assert result.ok and result.closed and result.records == 3, result
+    assert '"user_id":"researcher-1"' in log.read_text()
     text = log.read_text().replace('"outcome":"ok"', '"outcome":"OK"', 1)
     (tmp_path / "t.jsonl").write_text(text)
-    tampered = medinfer.verify_audit_log(str(tmp_path / "t.jsonl"), str(key))
-    assert not tampered["ok"] and tampered["first_bad_index"] == 0 and "modified" in tampered["problem"]
+    tampered = medinfer.audit.verify_log(str(tmp_path / "t.jsonl"), str(key))
+    assert not tampered.ok and tampered.first_bad_index == 0 and "modified" in tampered.problem
 
 
 def test_predict_array_equals_predict_on_the_same_pixels(demo_model, study):
@@ -150,7 +151,7 @@ def test_predict_array_equals_predict_on_the_same_pixels(demo_model, study):
     ds = pydicom.dcmread(str(path))
     hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     spacing = tuple(float(v) for v in reversed(ds.PixelSpacing))
-    a, b = p.predict_array(hu, spacing), p.predict(str(path))
+    a, b = p.predict(hu, spacing), p.predict(str(path))
     assert a.raw_score == pytest.approx(b.raw_score, rel=1e-6)
     with pytest.raises(medinfer.InvalidArgumentError):
-        p.predict_array(np.zeros((2, 3, 4, 5), np.float32))
+        p.predict(np.zeros((2, 3, 4, 5), np.float32))

@@ -17,7 +17,7 @@ def image(h=96, w=128, seed=0):
 
 
 def run(steps, x, spacing=(1.0, 1.0)):
-    return medinfer.preprocess(json.dumps(steps), x, spacing)
+    return medinfer.preprocess.apply(json.dumps(steps), x, spacing)
 
 
 def close(a, b):
@@ -154,23 +154,23 @@ def test_every_validation_error_names_the_step_and_field(steps, expected):
 
 def test_preprocess_rejects_non_2d_input():
     with pytest.raises(medinfer.InvalidArgumentError):
-        medinfer.preprocess("[]", np.zeros((2, 3, 4), np.float32))
+        medinfer.preprocess.apply("[]", np.zeros((2, 3, 4), np.float32))
 
 
 def test_rgb_images_per_channel_normalize_and_color_steps():
     rgb = np.random.default_rng(3).uniform(0, 255, size=(40, 50, 3)).astype(np.float32)
     mean, std = [120.0, 110.0, 100.0], [50.0, 60.0, 70.0]
-    out = medinfer.preprocess(json.dumps([{"step": "normalize", "mean": mean, "std": std}]), rgb)
+    out = medinfer.preprocess.apply(json.dumps([{"step": "normalize", "mean": mean, "std": std}]), rgb)
     assert out.shape == (1, 3, 40, 50)
     ref = ((rgb - np.array(mean)) / np.array(std)).transpose(2, 0, 1)[None]  # NCHW, channel planes in order
     assert close(out, ref)
-    gray = medinfer.preprocess(json.dumps([{"step": "color", "to": "gray"}]), rgb)
+    gray = medinfer.preprocess.apply(json.dumps([{"step": "color", "to": "gray"}]), rgb)
     assert gray.shape == (1, 1, 40, 50)
     assert close(gray[0, 0], rgb @ np.array([0.299, 0.587, 0.114]))
-    as_rgb = medinfer.preprocess(json.dumps([{"step": "color", "to": "rgb"}]), rgb[:, :, 0])
+    as_rgb = medinfer.preprocess.apply(json.dumps([{"step": "color", "to": "rgb"}]), rgb[:, :, 0])
     assert as_rgb.shape == (1, 3, 40, 50)
     np.testing.assert_array_equal(as_rgb[0, 2], rgb[:, :, 0])
-    resized = medinfer.preprocess(json.dumps([{"step": "resize", "width": 25, "height": 20}]), rgb)
+    resized = medinfer.preprocess.apply(json.dumps([{"step": "resize", "width": 25, "height": 20}]), rgb)
     assert close(resized[0].transpose(1, 2, 0), rgb.reshape(20, 2, 25, 2, 3).mean(axis=(1, 3)))
 
 
@@ -184,13 +184,13 @@ def test_rgb_images_per_channel_normalize_and_color_steps():
 ])
 def test_input_color_and_per_channel_validation_errors(steps, expected):
     with pytest.raises(medinfer.InvalidArgumentError) as e:
-        medinfer.preprocess(json.dumps(steps), image())
+        medinfer.preprocess.apply(json.dumps(steps), image())
     assert expected in str(e.value)
 
 
 def test_per_channel_normalize_needs_matching_channels():
     with pytest.raises(medinfer.InvalidArgumentError, match="3 per-channel values but the image has 1"):
-        medinfer.preprocess(json.dumps([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 1, 1]}]), image())
+        medinfer.preprocess.apply(json.dumps([{"step": "normalize", "mean": [1, 2, 3], "std": [1, 1, 1]}]), image())
 
 
 def test_rescale_maps_a_range_linearly_and_clips():
@@ -201,6 +201,6 @@ def test_rescale_maps_a_range_linearly_and_clips():
     steps[0]["clip"] = False
     assert close(run(steps, x)[0, 0], (x.astype(np.float64) + 200) / 800 * 2 - 1)
     vol = np.stack([x, x])
-    assert close(medinfer.preprocess_volume(json.dumps(steps), vol)[0, 0, 1], (x.astype(np.float64) + 200) / 800 * 2 - 1)
+    assert close(medinfer.preprocess.apply_volume(json.dumps(steps), vol)[0, 0, 1], (x.astype(np.float64) + 200) / 800 * 2 - 1)
     with pytest.raises(medinfer.InvalidArgumentError, match=r"preprocessing\[0\].in_range"):
         run([{"step": "rescale", "in_range": [5, 5], "out_range": [0, 1]}], x)

@@ -18,7 +18,7 @@ VOL = RNG.normal(100.0, 40.0, size=(20, 36, 40)).astype(np.float32)  # (slices, 
 
 
 def run(steps, vol=VOL, **kw):
-    out = medinfer.preprocess_volume(json.dumps(steps), vol, **kw)
+    out = medinfer.preprocess.apply_volume(json.dumps(steps), vol, **kw)
     assert out.ndim == 5 and out.shape[0] == 1
     return out
 
@@ -118,18 +118,18 @@ def test_window_functions_match_their_formulas_in_2d_and_3d(function):
     }[function]
     steps = [{"step": "window", "center": c, "width": w, "function": function}]
     np.testing.assert_allclose(run(steps)[0, 0], ref, atol=1e-5)
-    np.testing.assert_allclose(medinfer.preprocess(json.dumps(steps), VOL[3])[0, 0], ref[3], atol=1e-5)
+    np.testing.assert_allclose(medinfer.preprocess.apply(json.dumps(steps), VOL[3])[0, 0], ref[3], atol=1e-5)
 
 
 def test_window_from_file_uses_the_files_function():
     steps = [{"step": "window", "from_file": True, "center": 0, "width": 1}]
     x = VOL[0].astype(np.float64)
-    sig = medinfer.preprocess(json.dumps(steps), VOL[0], file_window=(100.0, 50.0, "SIGMOID"))[0, 0]
+    sig = medinfer.preprocess.apply(json.dumps(steps), VOL[0], file_window=(100.0, 50.0, "SIGMOID"))[0, 0]
     np.testing.assert_allclose(sig, 1 / (1 + np.exp(-4 * (x - 100) / 50)), atol=1e-5)
-    lin = medinfer.preprocess(json.dumps(steps), VOL[0], file_window=(100.0, 50.0))[0, 0]
+    lin = medinfer.preprocess.apply(json.dumps(steps), VOL[0], file_window=(100.0, 50.0))[0, 0]
     np.testing.assert_allclose(lin, np.clip((x - 99.5) / 49 + 0.5, 0, 1), atol=1e-5)
     # No VOI in the file: the step's own center/width (linear).
-    own = medinfer.preprocess(json.dumps([{"step": "window", "from_file": True, "center": 100, "width": 50}]), VOL[0])
+    own = medinfer.preprocess.apply(json.dumps([{"step": "window", "from_file": True, "center": 100, "width": 50}]), VOL[0])
     np.testing.assert_allclose(own[0, 0], np.clip((x - 75) / 50, 0, 1), atol=1e-5)
 
 
@@ -165,6 +165,6 @@ def test_what_volumes_and_images_cannot_do():
     with pytest.raises(medinfer.InvalidArgumentError, match="2D images only"):
         run([{"step": "resize", "width": 8, "height": 8, "depth": 4, "interpolation": "cubic"}])
     with pytest.raises(medinfer.InvalidArgumentError, match="apply_volume"):
-        medinfer.preprocess(json.dumps([{"step": "flip", "axis": "depth"}]), VOL[0])
+        medinfer.preprocess.apply(json.dumps([{"step": "flip", "axis": "depth"}]), VOL[0])
     with pytest.raises(medinfer.InvalidArgumentError, match="3-D array"):
-        medinfer.preprocess_volume("[]", VOL[0])
+        medinfer.preprocess.apply_volume("[]", VOL[0])

@@ -95,17 +95,17 @@ def check_sr(path, source_file):
     observer = {meaning(i): str(i.get("TextValue", "")) for i in ds.ContentSequence if i.RelationshipType == "HAS OBS CONTEXT"}
     assert observer["Device Observer Name"] == "medinfer"
     assert observer["Device Observer Model Name"] == "medinfer " + medinfer.version()
-    header = medinfer.read_header(str(path))
+    header = medinfer.dicom.read_header(str(path))
     assert header["modality"] == "SR" and header["sop_class_uid"] == COMPREHENSIVE_SR
-    assert header["has_pixel_data"] is False and medinfer.read_header(str(source_file))["has_pixel_data"] is True
+    assert header["has_pixel_data"] is False and medinfer.dicom.read_header(str(source_file))["has_pixel_data"] is True
     inspect = subprocess.run([CLI, "inspect", "--json", str(path)], capture_output=True, text=True)
     assert inspect.returncode == 0 and json.loads(inspect.stdout)["image"] is False, inspect.stdout
     with pytest.raises(medinfer.InvalidDicomError, match="not an image"):
-        medinfer.read_instance(str(path))
+        medinfer.dicom.read_instance(str(path))
     alone = pathlib.Path(str(path) + ".scan")
     alone.mkdir(exist_ok=True)
     shutil.copy(path, alone / "sr.dcm")
-    index = medinfer.scan_directory(str(alone))
+    index = medinfer.dicom.scan_directory(str(alone))
     assert index["studies"] == [] and "not an image" in index["skipped"][0]["reason"]
     shutil.rmtree(alone)
     return ds
@@ -256,7 +256,7 @@ def test_python_reports(demo_model, study, tmp_path):
     out = p.predict_series([str(tmp_path / "series")], reports=True)  # a folder: its files are the sources
     assert out["sr"][128:132] == b"DICM"
     # bad input: a result without UIDs (pixels), a source of another study, no sources
-    img = p.predict_array(medinfer.read_instance(src)[0])
+    img = p.predict(medinfer.dicom.read_instance(src)[0])
     with pytest.raises(medinfer.InvalidArgumentError, match="Study Instance UID"):
         p.structured_report(img, [src])
     with pytest.raises(medinfer.InvalidArgumentError, match="Study Instance UID"):

@@ -1,10 +1,14 @@
-// Python mirror of medinfer/dicom.hpp, series.hpp and deidentify.hpp: same names, numpy arrays for
-// pixels, dicts for headers. The GIL is released while files are read and decoded.
+// medinfer.dicom: the Python mirror of medinfer/dicom.hpp, series.hpp and deidentify.hpp: same names,
+// numpy arrays for pixels, dicts for headers; paths as str or os.PathLike. The GIL is released while
+// files are read and decoded.
 #include <medinfer/medinfer.hpp>
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include "common.hpp"
 
 #include <cstring>
 
@@ -15,10 +19,12 @@ namespace {
 
 py::dtype dtype_of(medinfer::PixelType t) { return py::dtype(medinfer::to_string(t)); }
 
-py::array to_array(const void* data, medinfer::PixelType type, std::vector<py::ssize_t> shape) {
-  py::array out(dtype_of(type), shape);
-  std::memcpy(out.mutable_data(), data, static_cast<std::size_t>(out.nbytes()));
-  return out;
+// An array over memory `owner` holds (C order): the array keeps the owner alive, nothing is copied.
+template <class Owner>
+py::array owned_array(Owner&& value, void* (*data_of)(Owner&), medinfer::PixelType type, std::vector<py::ssize_t> shape) {
+  auto* owner = new Owner(std::move(value));
+  py::capsule keep(owner, [](void* p) { delete static_cast<Owner*>(p); });
+  return py::array(dtype_of(type), shape, data_of(*owner), keep);
 }
 
 py::dict header_dict(const dicom::ImageHeader& h) {
@@ -81,25 +87,29 @@ dicom::ReadOptions read_options(bool apply_modality_lut, std::uint32_t frame, bo
   return o;
 }
 
-py::array image_array(const medinfer::Image& image) {
+// The image's pixels as an array sharing the library's buffer.
+py::array image_array(medinfer::Image&& image) {
   std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(image.height()), static_cast<py::ssize_t>(image.width())};
   if (image.channels() > 1) shape.push_back(static_cast<py::ssize_t>(image.channels()));
-  return to_array(image.data(), image.pixel_type(), shape);
+  const medinfer::PixelType type = image.pixel_type();
+  return owned_array<medinfer::Image>(std::move(image), [](medinfer::Image& i) { return i.mutable_data(); }, type, shape);
 }
 
 }  // namespace
 
 void bind_dicom(py::module_& m) {
+  m.doc() = "DICOM reading, series and de-identification (medinfer/dicom.hpp, series.hpp, deidentify.hpp).";
   m.def(
       "read_instance",
-      [](const std::string& path, bool apply_modality_lut, std::uint32_t frame, bool convert_color,
+      [](const Path& path, bool apply_modality_lut, std::uint32_t frame, bool convert_color,
          bool invert_monochrome1) {
         dicom::Instance inst;
         {
           py::gil_scoped_release release;
-          inst = dicom::read_instance(path, read_options(apply_modality_lut, frame, convert_color, invert_monochrome1));
+          inst = dicom::read_instance(path.string(), read_options(apply_modality_lut, frame, convert_color, invert_monochrome1));
         }
-        return py::make_tuple(image_array(inst.image), header_dict(inst.header));
+        py::dict header = header_dict(inst.header);
+        return py::make_tuple(image_array(std::move(inst.image)), header);
       },
       py::arg("path"), py::arg("apply_modality_lut") = true, py::arg("frame") = 0, py::arg("convert_color") = true,
       py::arg("invert_monochrome1") = false,
@@ -107,27 +117,39 @@ void bind_dicom(py::module_& m) {
       "for colour. Raises InvalidDicomError, UnsupportedError, ResourceLimitError, NotFoundError.");
   m.def(
       "read_stored_pixels",
-      [](const std::string& path) {
+      [](const Path& path) {
         dicom::StoredPixels px;
         {
           py::gil_scoped_release release;
-          px = dicom::read_stored_pixels(path);
+          px = dicom::read_stored_pixels(path.string());
         }
-        py::array a = to_array(px.data.data(), px.type,
-                               {static_cast<py::ssize_t>(px.frames), static_cast<py::ssize_t>(px.rows),
-                                static_cast<py::ssize_t>(px.columns), static_cast<py::ssize_t>(px.samples)});
-        return py::make_tuple(a, px.photometric);
+        const std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(px.frames), static_cast<py::ssize_t>(px.rows),
+                                                static_cast<py::ssize_t>(px.columns), static_cast<py::ssize_t>(px.samples)};
+        const std::string photometric = px.photometric;
+        const medinfer::PixelType type = px.type;
+        py::array a = owned_array<std::vector<std::uint8_t>>(
+            std::move(px.data), [](std::vector<std::uint8_t>& d) { return static_cast<void*>(d.data()); }, type, shape);
+        return py::make_tuple(a, photometric);
       },
       py::arg("path"),
       "All frames' stored values as (array shaped (frames, rows, columns, samples), photometric): no rescale, "
       "no LUT (docs/dicom.md).");
   m.def(
-      "read_header", [](const std::string& path) { return header_dict(dicom::read_header(path)); }, py::arg("path"),
+      "read_header",
+      [](const Path& path) {
+        dicom::ImageHeader h;
+        {
+          py::gil_scoped_release release;
+          h = dicom::read_header(path.string());
+        }
+        return header_dict(h);
+      },
+      py::arg("path"),
       "The header as a dict; pixel data is bounds-checked but not decoded.");
   m.def(
       "read_patient_identifiers",
-      [](const std::string& path) {
-        const dicom::PatientIdentifiers p = dicom::read_patient_identifiers(path);
+      [](const Path& path) {
+        const dicom::PatientIdentifiers p = dicom::read_patient_identifiers(path.string());
         py::dict d;
         d["patient_name"] = p.patient_name;
         d["patient_id"] = p.patient_id;
@@ -143,11 +165,11 @@ void bind_dicom(py::module_& m) {
       py::arg("path"), "The patient-identifying attributes as a dict of UTF-8 strings (for a host that must show them).");
   m.def(
       "scan_directory",
-      [](const std::string& root, unsigned threads) {
+      [](const Path& root, unsigned threads) {
         dicom::DirectoryIndex index;
         {
           py::gil_scoped_release release;
-          index = dicom::scan_directory(root, {}, threads);
+          index = dicom::scan_directory(root.string(), {}, threads);
         }
         py::list studies;
         for (const auto& st : index.studies) {
@@ -175,24 +197,26 @@ void bind_dicom(py::module_& m) {
       "'skipped': [{'path', 'code', 'reason'}], 'files_seen'}.");
   m.def(
       "read_series",
-      [](const std::vector<std::string>& files, bool strict, unsigned threads) {
+      [](const std::vector<Path>& files, bool strict, unsigned threads) {
         dicom::SeriesOptions o;
         o.strict = strict;
         o.threads = threads;
         dicom::SeriesVolume v;
         {
           py::gil_scoped_release release;
-          v = dicom::read_series(files, o);
+          v = dicom::read_series(strings(files), o);
         }
         const auto& vol = v.volume;
-        py::array a = to_array(vol.data(), vol.pixel_type(),
-                               {static_cast<py::ssize_t>(vol.depth()), static_cast<py::ssize_t>(vol.height()),
-                                static_cast<py::ssize_t>(vol.width())});
+        const std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(vol.depth()), static_cast<py::ssize_t>(vol.height()),
+                                                static_cast<py::ssize_t>(vol.width())};
         py::list warnings;
         for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = std::string(dicom::to_string(w.kind)), py::arg("message") = w.message));
         py::dict info(py::arg("spacing") = vol.spacing(), py::arg("origin") = vol.origin(),
                       py::arg("direction") = vol.direction(), py::arg("files") = v.files, py::arg("warnings") = warnings,
                       py::arg("header") = header_dict(v.header));
+        const medinfer::PixelType type = vol.pixel_type();
+        py::array a = owned_array<medinfer::Volume>(std::move(v.volume), [](medinfer::Volume& x) { return x.mutable_data(); },
+                                                   type, shape);
         return py::make_tuple(a, info);
       },
       py::arg("files"), py::arg("strict") = false, py::arg("threads") = 0,
@@ -200,13 +224,13 @@ void bind_dicom(py::module_& m) {
       "direction, files in slice order, warnings, header).");
   m.def(
       "deidentify_file",
-      [](const std::string& input, const std::string& output, const std::string& key) {
+      [](const Path& input, const Path& output, const std::string& key) {
         dicom::DeidentifyOptions o;
         o.pseudonym_key = key;
         dicom::DeidentifyReport r;
         {
           py::gil_scoped_release release;
-          r = dicom::deidentify_file(input, output, o);
+          r = dicom::deidentify_file(input.string(), output.string(), o);
         }
         return py::dict(py::arg("removed") = r.removed, py::arg("emptied") = r.emptied,
                         py::arg("replaced") = r.replaced, py::arg("uids_replaced") = r.uids_replaced,

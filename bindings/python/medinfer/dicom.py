@@ -1,0 +1,6 @@
+"""medinfer.dicom: the mirror of the C++ medinfer::dicom namespace (see help() of each name)."""
+from ._medinfer.dicom import *  # noqa: F401,F403
+from ._medinfer import dicom as _native
+
+__doc__ = _native.__doc__
+__all__ = [name for name in dir(_native) if not name.startswith("_")]

@@ -1,0 +1,117 @@
+// The exception classes of medinfer/error.hpp: MedinferError and one subclass per ErrorCode, each also
+// a subclass of the fitting built-in (InvalidDicomError is a ValueError, NotFoundError a
+// FileNotFoundError with errno and filename, ...), and what the other binding files share.
+#include "common.hpp"
+
+#include <medinfer/error.hpp>
+
+#include <cerrno>
+#include <map>
+
+#include <pybind11/numpy.h>
+
+namespace {
+
+struct ExceptionClasses {
+  py::object base;
+  std::map<medinfer::ErrorCode, py::object> by_code;
+};
+
+ExceptionClasses& exceptions() {
+  static ExceptionClasses* e = new ExceptionClasses();  // leaked on purpose: outlives the interpreter's teardown order
+  return *e;
+}
+
+}  // namespace
+
+py::object exception_object(const medinfer::Error& e) {
+  auto& ex = exceptions();
+  auto it = ex.by_code.find(e.code());
+  py::object cls = it == ex.by_code.end() ? ex.base : it->second;
+  // Messages quote file values and paths: bytes that are not UTF-8 are replaced, never raised.
+  const std::string what = e.what();
+  py::object message = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
+  py::object instance = cls(message);
+  instance.attr("code") = medinfer::to_string(e.code());
+  if (e.code() == medinfer::ErrorCode::kNotFound) {
+    // The library's form is "PATH: no such file ..." (or "... directory"): FileNotFoundError's
+    // errno and filename, as open() would set them.
+    instance.attr("errno") = ENOENT;
+    const std::size_t at = what.find(": no such ");
+    if (at != std::string::npos && at > 0) {
+      instance.attr("filename") = py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeFSDefaultAndSize(what.data(), static_cast<Py_ssize_t>(at)));
+    }
+  }
+  return instance;
+}
+
+// medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
+void bind_errors(py::module_& m) {
+  auto& ex = exceptions();
+  ex.base = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
+      "medinfer.MedinferError", "Base class of every medinfer error; .code is the ErrorCode name.", PyExc_RuntimeError,
+      nullptr));
+  m.attr("MedinferError") = ex.base;
+  const struct {
+    medinfer::ErrorCode code;
+    const char* name;
+    PyObject* builtin;
+  } table[] = {
+      {medinfer::ErrorCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError},
+      {medinfer::ErrorCode::kInvalidDicom, "InvalidDicomError", PyExc_ValueError},
+      {medinfer::ErrorCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError},
+      {medinfer::ErrorCode::kResourceLimit, "ResourceLimitError", PyExc_MemoryError},
+      {medinfer::ErrorCode::kModelIntegrity, "ModelIntegrityError", nullptr},
+      {medinfer::ErrorCode::kIo, "IoError", PyExc_OSError},
+      {medinfer::ErrorCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError},
+      {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr},
+      {medinfer::ErrorCode::kInternal, "InternalError", nullptr},
+      {medinfer::ErrorCode::kOverloaded, "OverloadedError", nullptr},
+      {medinfer::ErrorCode::kCancelled, "CancelledError", nullptr},
+  };
+  for (const auto& t : table) {
+    py::tuple bases = t.builtin ? py::make_tuple(ex.base, py::handle(t.builtin)) : py::make_tuple(ex.base);
+    const std::string qualified = std::string("medinfer.") + t.name;
+    auto cls = py::reinterpret_steal<py::object>(
+        PyErr_NewException(qualified.c_str(), bases.ptr(), nullptr));
+    m.attr(t.name) = cls;
+    ex.by_code[t.code] = cls;
+  }
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const medinfer::Error& e) {
+      py::object instance = exception_object(e);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(instance.ptr())), instance.ptr());
+    }
+  });
+}
+
+std::vector<std::string> strings(const std::vector<Path>& paths) {
+  std::vector<std::string> out;
+  out.reserve(paths.size());
+  for (const Path& p : paths) out.push_back(p.string());
+  return out;
+}
+
+std::string json_text(const py::object& value) {
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  return py::module_::import("json").attr("dumps")(value).cast<std::string>();
+}
+
+py::object json_loads(const std::string& text) { return py::module_::import("json").attr("loads")(text); }
+
+py::array_t<float> tensor_array(medinfer::Tensor&& t) {
+  auto* owner = new medinfer::Tensor(std::move(t));
+  py::capsule keep(owner, [](void* p) { delete static_cast<medinfer::Tensor*>(p); });
+  std::vector<py::ssize_t> strides(owner->shape.size());
+  py::ssize_t stride = sizeof(float);
+  for (std::size_t i = owner->shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= static_cast<py::ssize_t>(owner->shape[i]);
+  }
+  return py::array_t<float>(std::vector<py::ssize_t>(owner->shape.begin(), owner->shape.end()), strides,
+                            owner->data.data(), keep);
+}

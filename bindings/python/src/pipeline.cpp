@@ -1,0 +1,449 @@
+// The top of the medinfer package: the Python mirror of medinfer/pipeline.hpp (Pipeline, its options,
+// Result, predict_many's outcomes), finding.hpp (Finding), model_identity.hpp, engine.hpp's options and
+// backend list, and the reports of report.hpp as Pipeline methods. Paths are str or os.PathLike; the
+// GIL is released in every call that reads, decodes, preprocesses or infers.
+#include "common.hpp"
+
+#include <medinfer/medinfer.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+namespace {
+
+using medinfer::Finding;
+using medinfer::Result;
+
+// A Pipeline that Python can close: close() (or leaving a `with` block) drops this handle, and the
+// pipeline (its model, its audit sink: a chained log gets its closing checkpoint) is released when the
+// last call running on it returns. Every method takes its own reference first, under the GIL.
+struct PyPipeline {
+  std::shared_ptr<medinfer::Pipeline> pipeline;
+  std::shared_ptr<medinfer::Pipeline> get() const {
+    if (!pipeline) throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, "the Pipeline is closed");
+    return pipeline;
+  }
+};
+
+// The report options Python's reports use: the label codes of the pipeline's package.
+medinfer::report::ReportOptions report_options(const medinfer::Pipeline& p) {
+  medinfer::report::ReportOptions ro;
+  ro.label_codes = medinfer::report::label_codes(*p.package());
+  return ro;
+}
+
+// predict_series / predict_study from Python: [directory] or a list of files, run without the GIL, the
+// result's JSON (the library's serialiser) as a dict. With `reports`, the dict also holds "sr" (the DICOM
+// SR's bytes) and "fhir" (the FHIR Bundle as a dict), made from the package's label codes.
+template <class Predict>
+py::object series_or_study(const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size,
+                           unsigned workers, bool reports, Predict predict) {
+  medinfer::ManyOptions options;
+  options.batch_size = batch_size;
+  options.workers = workers;
+  std::string text, sr, fhir;
+  {
+    py::gil_scoped_release release;
+    const bool directory = files.size() == 1 && std::filesystem::is_directory(files[0]);
+    const auto result = directory ? predict(files[0], options) : predict(files, options);
+    text = medinfer::to_json(result);
+    if (reports) {
+      std::vector<std::string> sources = files;
+      if (directory) {
+        sources.clear();
+        for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
+          for (const auto& series : study.series) {
+            for (const auto& instance : series.instances) sources.push_back(instance.path);
+          }
+        }
+      }
+      const medinfer::report::ReportOptions ro = report_options(p);
+      sr = medinfer::report::structured_report(result, sources, ro).bytes;
+      fhir = medinfer::report::fhir_bundle(result, ro);
+    }
+  }
+  py::object out = json_loads(text);
+  if (reports) {
+    out["sr"] = py::bytes(sr);
+    out["fhir"] = json_loads(fhir);
+  }
+  return out;
+}
+
+// Pickling: a Finding / Result as a tuple of its fields (rules and arms by name), and back.
+py::tuple finding_state(const Finding& f) {
+  return py::make_tuple(f.label, f.probability, f.raw_score, f.confidence, f.tier, f.escalate, f.indeterminate,
+                        f.reason, std::string(medinfer::to_string(f.rule)), f.operating_point_positive,
+                        f.prediction_set);
+}
+void set_finding(Finding& f, const py::tuple& t) {
+  if (t.size() != 11) throw std::runtime_error("Finding: invalid pickled state");
+  f.label = t[0].cast<std::string>();
+  f.probability = t[1].cast<double>();
+  f.raw_score = t[2].cast<double>();
+  f.confidence = t[3].cast<double>();
+  f.tier = t[4].cast<std::string>();
+  f.escalate = t[5].cast<bool>();
+  f.indeterminate = t[6].cast<bool>();
+  f.reason = t[7].cast<std::string>();
+  f.rule = medinfer::parse_rule(t[8].cast<std::string>());
+  f.operating_point_positive = t[9].cast<bool>();
+  f.prediction_set = t[10].cast<std::vector<std::string>>();
+}
+py::tuple result_state(const Result& r) {
+  py::list findings;
+  for (const Finding& f : r.findings) findings.append(finding_state(f));
+  return py::make_tuple(finding_state(r), r.operating_point, findings,
+                        py::make_tuple(r.model.name, r.model.version, r.model.sha256),
+                        std::string(medinfer::to_string(r.arm)), r.input_sha256, r.study_instance_uid,
+                        r.series_instance_uid, r.sop_instance_uid, r.preprocessing_sha256, r.latency_ms, r.batch_size);
+}
+Result result_from_state(const py::tuple& t) {
+  if (t.size() != 12) throw std::runtime_error("Result: invalid pickled state");
+  Result r;
+  set_finding(r, t[0].cast<py::tuple>());
+  r.operating_point = t[1].cast<std::string>();
+  for (const auto& f : t[2].cast<py::list>()) {
+    Finding one;
+    set_finding(one, f.cast<py::tuple>());
+    r.findings.push_back(std::move(one));
+  }
+  const auto model = t[3].cast<py::tuple>();
+  r.model.name = model[0].cast<std::string>();
+  r.model.version = model[1].cast<std::string>();
+  r.model.sha256 = model[2].cast<std::string>();
+  r.arm = medinfer::parse_arm(t[4].cast<std::string>());
+  r.input_sha256 = t[5].cast<std::string>();
+  r.study_instance_uid = t[6].cast<std::string>();
+  r.series_instance_uid = t[7].cast<std::string>();
+  r.sop_instance_uid = t[8].cast<std::string>();
+  r.preprocessing_sha256 = t[9].cast<std::string>();
+  r.latency_ms = t[10].cast<double>();
+  r.batch_size = t[11].cast<int>();
+  return r;
+}
+
+std::string bool_text(bool b) { return b ? "True" : "False"; }
+
+// An image from a numpy array of pixels in modality units: (rows, columns) or (rows, columns, 3).
+medinfer::Image image_of(const py::array_t<float, py::array::c_style | py::array::forcecast>& pixels,
+                         std::pair<double, double> spacing, const char* who) {
+  if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
+    throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                          std::string(who) + ": expected (rows, columns) or (rows, columns, 3), got " +
+                              std::to_string(pixels.ndim()) + " dimensions");
+  }
+  medinfer::Image image = medinfer::Image::from_buffer(
+      pixels.data(), medinfer::PixelType::kFloat32, static_cast<std::size_t>(pixels.shape(1)),
+      static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
+  image.set_spacing({spacing.first, spacing.second});
+  return image;
+}
+
+}  // namespace
+
+void bind_pipeline(py::module_& m) {
+  py::class_<medinfer::ModelIdentity>(m, "ModelIdentity", "A model's name, version and manifest SHA-256.")
+      .def_readonly("name", &medinfer::ModelIdentity::name)
+      .def_readonly("version", &medinfer::ModelIdentity::version)
+      .def_readonly("sha256", &medinfer::ModelIdentity::sha256)
+      .def("__repr__", [](const medinfer::ModelIdentity& i) {
+        return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
+      });
+
+  py::class_<Finding>(m, "Finding", "One label's finding (Result.findings; risk.assess).")
+      .def_readonly("label", &Finding::label)
+      .def_readonly("probability", &Finding::probability, "calibrated p(label present)")
+      .def_readonly("raw_score", &Finding::raw_score, "the model's logit")
+      .def_readonly("confidence", &Finding::confidence, "max(probability, 1 - probability)")
+      .def_readonly("tier", &Finding::tier, "the tier's name, or 'indeterminate'")
+      .def_readonly("escalate", &Finding::escalate)
+      .def_readonly("indeterminate", &Finding::indeterminate)
+      .def_readonly("reason", &Finding::reason, "why indeterminate; else ''")
+      // Rules and arms are C++ enums; Python sees their names, as the JSON does.
+      .def_property_readonly("rule", [](const Finding& f) { return std::string(medinfer::to_string(f.rule)); },
+                             "the rule that decided: 'tier_cutpoints', 'quality_gate.rows', ...")
+      .def_readonly("operating_point_positive", &Finding::operating_point_positive)
+      .def_readonly("prediction_set", &Finding::prediction_set)
+      .def(py::pickle([](const Finding& f) { return finding_state(f); },
+                      [](const py::tuple& t) {
+                        Finding f;
+                        set_finding(f, t);
+                        return f;
+                      }))
+      .def("__repr__", [](const Finding& f) {
+        return "Finding(label='" + f.label + "', probability=" + std::to_string(f.probability) + ", tier='" +
+               f.tier + "', escalate=" + bool_text(f.escalate) + ")";
+      });
+
+  py::class_<medinfer::Deployment>(m, "Deployment", "Which models a Pipeline serves (Pipeline.deployment()).")
+      .def_readonly("primary", &medinfer::Deployment::primary)
+      .def_readonly("candidate", &medinfer::Deployment::candidate)
+      .def_readonly("candidate_fraction", &medinfer::Deployment::candidate_fraction);
+
+  m.def("routing_bucket", &medinfer::routing_bucket, py::arg("key"),
+        "The A/B bucket of a routing key in [0, 1): keys below the candidate fraction go to the candidate.");
+  m.def("backend_formats", &medinfer::backend_formats, "The model formats this process can run.");
+
+  py::class_<Result>(m, "Result", "One prediction: its primary finding at the top level, every label's in "
+                                  "`findings`, and its context (model, input fingerprint, UIDs, latency).")
+      .def_readonly("probability", &Result::probability)
+      .def_readonly("raw_score", &Result::raw_score)
+      .def_readonly("confidence", &Result::confidence)
+      .def_readonly("tier", &Result::tier)
+      .def_readonly("escalate", &Result::escalate)
+      .def_readonly("indeterminate", &Result::indeterminate)
+      .def_readonly("reason", &Result::reason)
+      .def_property_readonly("rule", [](const Result& r) { return std::string(medinfer::to_string(r.rule)); })
+      .def_readonly("operating_point", &Result::operating_point)
+      .def_readonly("operating_point_positive", &Result::operating_point_positive)
+      .def_readonly("prediction_set", &Result::prediction_set)
+      .def_readonly("label", &Result::label)
+      .def_readonly("findings", &Result::findings)
+      .def_readonly("model", &Result::model)
+      .def_property_readonly("arm", [](const Result& r) { return std::string(medinfer::to_string(r.arm)); },
+                             "'' outside an A/B test, else 'primary' or 'candidate'")
+      .def_readonly("input_sha256", &Result::input_sha256)
+      .def_readonly("study_instance_uid", &Result::study_instance_uid)
+      .def_readonly("series_instance_uid", &Result::series_instance_uid)
+      .def_readonly("sop_instance_uid", &Result::sop_instance_uid)
+      .def_readonly("preprocessing_sha256", &Result::preprocessing_sha256)
+      .def_readonly("latency_ms", &Result::latency_ms)
+      .def_readonly("batch_size", &Result::batch_size, "images the model ran together for this result")
+      .def("to_json", [](const Result& r) { return medinfer::to_json(r); },
+           "The result as one JSON object (the library's serialiser: the same fields as `medinfer predict`).")
+      .def("to_dict", [](const Result& r) { return json_loads(medinfer::to_json(r)); },
+           "json.loads(to_json()): the library's JSON as a dict (a Python convenience).")
+      .def(py::pickle([](const Result& r) { return result_state(r); },
+                      [](const py::tuple& t) { return result_from_state(t); }))
+      .def("__repr__", [](const Result& r) {
+        return "Result(label='" + r.label + "', probability=" + std::to_string(r.probability) + ", tier='" + r.tier +
+               "', escalate=" + bool_text(r.escalate) + ")";
+      });
+
+  // ---- options (engine.hpp, model_package.hpp, pipeline.hpp) ----
+  py::class_<medinfer::EngineOptions>(m, "EngineOptions", "How the model runs (medinfer/engine.hpp).")
+      .def(py::init<>())
+      .def_readwrite("device", &medinfer::EngineOptions::device, "'cpu' or 'cuda:N'")
+      .def_readwrite("intra_op_threads", &medinfer::EngineOptions::intra_op_threads,
+                     "LibTorch intra-op threads (process-wide); 0 leaves LibTorch's setting alone")
+      .def_readwrite("half_precision", &medinfer::EngineOptions::half_precision, "float16 on CUDA");
+  py::class_<medinfer::BatchingOptions>(m, "BatchingOptions", "The dynamic batcher (off when max_batch_size <= 1).")
+      .def(py::init<>())
+      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size)
+      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us)
+      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue);
+  py::class_<medinfer::PackageOptions>(m, "PackageOptions", "Which package signatures to trust (model_package.hpp).")
+      .def(py::init<>())
+      .def_readwrite("trusted_public_keys", &medinfer::PackageOptions::trusted_public_keys,
+                     "Ed25519 public keys, PEM text")
+      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature)
+      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned);
+  py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
+      .def(py::init<>())
+      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut)
+      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame)
+      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color)
+      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1);
+  py::class_<medinfer::PipelineOptions>(m, "PipelineOptions",
+                                        "Pipeline.open's options (pipeline.hpp); the audit log is Pipeline.open's "
+                                        "audit_log / audit_key_file.")
+      .def(py::init<>())
+      .def_readwrite("engine", &medinfer::PipelineOptions::engine)
+      .def_readwrite("batching", &medinfer::PipelineOptions::batching)
+      .def_readwrite("package", &medinfer::PipelineOptions::package)
+      .def_readwrite("read", &medinfer::PipelineOptions::read)
+      .def_property(
+          "user_id", [](const medinfer::PipelineOptions& o) { return o.actor.user_id; },
+          [](medinfer::PipelineOptions& o, const std::string& v) { o.actor.user_id = v; },
+          "who uses the pipeline, as recorded in every audit record ('' : this process's OS account)")
+      .def_readwrite("include_identifiers", &medinfer::PipelineOptions::include_identifiers,
+                     "record raw UIDs in audit records instead of pseudonyms");
+
+  py::class_<PyPipeline>(m, "Pipeline",
+                         "DICOM file -> preprocessing -> model -> calibration -> risk -> audit (medinfer::Pipeline). "
+                         "Thread-safe; use as `with Pipeline.open(...) as p:` or call close().")
+      .def_static(
+          "open",
+          [](const Path& model_dir, std::optional<medinfer::PipelineOptions> given, const std::optional<Path>& audit_log,
+             const std::optional<Path>& audit_key_file) {
+            medinfer::PipelineOptions options = given.value_or(medinfer::PipelineOptions{});
+            if (options.actor.application_id.empty()) options.actor.application_id = "medinfer-python";
+            py::gil_scoped_release release;
+            if (audit_log) {
+              medinfer::audit::LogRequest request;  // the library's one way to open "the log the user asked for"
+              request.path = audit_log->string();
+              request.key_file = audit_key_file ? audit_key_file->string() : "";
+              request.key_from_environment = false;
+              const medinfer::audit::OpenedLog log = medinfer::audit::open_log(request);
+              options.audit_sink = log.sink;
+              options.pseudonym_key = log.pseudonym_key;
+            } else if (audit_key_file) {
+              throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, "audit_key_file needs audit_log");
+            }
+            return PyPipeline{std::make_shared<medinfer::Pipeline>(medinfer::Pipeline::open(model_dir.string(), options))};
+          },
+          py::arg("model_dir"), py::arg("options") = py::none(), py::arg("audit_log") = py::none(),
+          py::arg("audit_key_file") = py::none(),
+          "Opens and verifies a model package (Pipeline::open) with PipelineOptions. audit_log: append one JSON "
+          "Lines record per prediction; with audit_key_file, as a tamper-evident HMAC chain, closed by close(). "
+          "Releases the GIL. Raises ModelIntegrityError, NotFoundError, InvalidArgumentError, ...")
+      .def("close", [](PyPipeline& self) { self.pipeline.reset(); },
+           "Releases the pipeline: its audit log is closed (a chain gets its closing checkpoint) once calls "
+           "running on it return. Later calls raise InvalidArgumentError. Idempotent.")
+      .def_property_readonly("closed", [](const PyPipeline& self) { return !self.pipeline; })
+      .def("__enter__", [](PyPipeline& self) -> PyPipeline& { return self; }, py::return_value_policy::reference)
+      .def("__exit__", [](PyPipeline& self, const py::object&, const py::object&, const py::object&) {
+        self.pipeline.reset();
+        return false;
+      })
+      .def(
+          "predict",
+          [](const PyPipeline& self, const Path& path) {
+            auto p = self.get();
+            py::gil_scoped_release release;
+            return p->predict(path.string());
+          },
+          py::arg("path"),
+          "Reads a DICOM file and predicts. Thread-safe; releases the GIL. Raises InvalidDicomError, "
+          "NotFoundError, UnsupportedError, AuditFailedError, ...")
+      .def(
+          "predict",
+          [](const PyPipeline& self, const py::array_t<float, py::array::c_style | py::array::forcecast>& pixels,
+             std::pair<double, double> spacing, const std::string& routing_key) {
+            auto p = self.get();
+            medinfer::Image image = image_of(pixels, spacing, "predict");
+            py::gil_scoped_release release;
+            return p->predict(image, routing_key);
+          },
+          py::arg("image"), py::arg("spacing") = std::make_pair(1.0, 1.0), py::arg("routing_key") = "",
+          "Predicts on an image already in memory: a 2-D array in modality units (HU for CT) or an RGB array "
+          "(rows, columns, 3), pixel spacing (x, y) in mm. No header: from_file windows use the step's own window, "
+          "and the quality gate sees no modality. Thread-safe; releases the GIL.")
+      .def(
+          "prepare",
+          [](const PyPipeline& self, const Path& path) {
+            auto p = self.get();
+            medinfer::Tensor t;
+            {
+              py::gil_scoped_release release;
+              t = p->prepare(path.string());
+            }
+            return tensor_array(std::move(t));
+          },
+          py::arg("path"),
+          "The exact float32 tensor (1, C, H, W) the primary model would receive for this DICOM file, as "
+          "predict() prepares it. The array owns the library's tensor (no copy). Releases the GIL.")
+      .def_property_readonly("model", [](const PyPipeline& self) { return self.get()->model(); })
+      .def_property_readonly(
+          "labels", [](const PyPipeline& self) { return self.get()->package()->labels(); }, "The primary model's labels.")
+      .def_property_readonly(
+          "task", [](const PyPipeline& self) { return std::string(medinfer::to_string(self.get()->package()->task())); },
+          "'binary', 'multi-label' or 'multi-class'.")
+      .def(
+          "swap_model",
+          [](const PyPipeline& self, const Path& dir) {
+            auto p = self.get();
+            py::gil_scoped_release release;
+            return p->swap_model(dir.string());
+          },
+          py::arg("model_dir"),
+          "Opens model_dir while the current model serves, then switches atomically; calls in flight finish on "
+          "the old model. Returns the new ModelIdentity. On error the current model stays.")
+      .def(
+          "start_ab_test",
+          [](const PyPipeline& self, const Path& dir, double fraction) {
+            auto p = self.get();
+            py::gil_scoped_release release;
+            return p->start_ab_test(dir.string(), fraction);
+          },
+          py::arg("candidate_dir"), py::arg("candidate_fraction"),
+          "Routes candidate_fraction of studies (by Study Instance UID, see routing_bucket) to candidate_dir.")
+      .def("stop_ab_test", [](const PyPipeline& self) { self.get()->stop_ab_test(); })
+      .def("promote_candidate", [](const PyPipeline& self) { return self.get()->promote_candidate(); })
+      .def(
+          "_predict_many",
+          [](const PyPipeline& self, const std::vector<Path>& paths, int batch_size, unsigned workers,
+             const std::optional<py::function>& progress) {
+            auto p = self.get();
+            std::vector<medinfer::Input> inputs;
+            inputs.reserve(paths.size());
+            for (const auto& path : paths) inputs.push_back(medinfer::Input::file(path.string()));
+            medinfer::ManyOptions options;
+            options.batch_size = batch_size;
+            options.workers = workers;
+            if (progress) {
+              options.progress = [&progress](std::size_t done, std::size_t total) {
+                py::gil_scoped_acquire gil;
+                (*progress)(done, total);
+              };
+            }
+            std::vector<medinfer::Outcome> outcomes;
+            {
+              py::gil_scoped_release release;
+              outcomes = p->predict_many(inputs, options);
+            }
+            py::list out;
+            for (auto& o : outcomes) {
+              if (o.ok()) {
+                out.append(py::cast(std::move(*o.result)));
+              } else {
+                out.append(exception_object(*o.error));
+              }
+            }
+            return out;
+          },
+          py::arg("paths"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("progress") = py::none(),
+          "Pipeline::predict_many on files (the Python predict_many wraps it with a tqdm bar).")
+      .def(
+          "predict_series",
+          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers, bool reports) {
+            auto p = self.get();
+            return series_or_study(*p, strings(files), batch_size, workers, reports,
+                                   [&p](const auto& input, const auto& options) { return p->predict_series(input, options); });
+          },
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
+          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
+          "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...); with reports=True "
+          "also 'sr' (DICOM SR bytes, TID 1500) and 'fhir' (the FHIR R4 Bundle, a dict). Releases the GIL.")
+      .def(
+          "predict_study",
+          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers, bool reports) {
+            auto p = self.get();
+            return series_or_study(*p, strings(files), batch_size, workers, reports,
+                                   [&p](const auto& input, const auto& options) { return p->predict_study(input, options); });
+          },
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
+          "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
+          "predicted, every other one listed with the reason. Returns a dict (with reports=True also 'sr' and "
+          "'fhir', as predict_series). Releases the GIL.")
+      .def(
+          "structured_report",
+          [](const PyPipeline& self, const Result& r, const std::vector<Path>& sources) {
+            auto p = self.get();
+            const medinfer::report::ReportOptions ro = report_options(*p);
+            std::string bytes;
+            {
+              py::gil_scoped_release release;
+              bytes = medinfer::report::structured_report(r, strings(sources), ro).bytes;
+            }
+            return py::bytes(bytes);
+          },
+          py::arg("result"), py::arg("sources"),
+          "The DICOM SR (Comprehensive SR, TID 1500) of an image Result as Part 10 bytes (report::structured_report); "
+          "`sources`: the DICOM file(s) it was predicted from. Label codes from this pipeline's package.")
+      .def(
+          "fhir_bundle",
+          [](const PyPipeline& self, const Result& r) {
+            auto p = self.get();
+            return json_loads(medinfer::report::fhir_bundle(r, report_options(*p)));
+          },
+          py::arg("result"), "The FHIR R4 Bundle of an image Result (report::fhir_bundle), as a dict.")
+      .def("deployment", [](const PyPipeline& self) { return self.get()->deployment(); });
+}

@@ -1,0 +1,137 @@
+"""The Python conveniences over the mirror: os.PathLike paths, dict specs, Result.to_dict equal to the
+library's JSON, pickling, `with` / close() (the audit chain closes in the same process), predict_many's
+progress, arrays that share the library's memory, FileNotFoundError's filename, and the GIL released
+while predicting."""
+import gc
+import json
+import os
+import pathlib
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import medinfer
+
+
+@pytest.fixture(scope="module")
+def files(study):
+    directory, rows = study
+    return [directory / r["file"] for r in rows]
+
+
+def test_paths_may_be_pathlike_everywhere(demo_model, files):
+    with medinfer.Pipeline.open(pathlib.Path(demo_model)) as p:
+        a = p.predict(files[0])
+        b = p.predict(str(files[0]))
+        assert a.to_json().split('"latency_ms"')[0] == b.to_json().split('"latency_ms"')[0]
+        assert p.prepare(files[0]).shape == (1, 1, 64, 64)
+    image, header = medinfer.dicom.read_instance(files[0])
+    assert header["sop_instance_uid"] == a.sop_instance_uid
+    assert medinfer.dicom.read_header(files[0])["rows"] == image.shape[0]
+
+
+def test_to_dict_is_the_library_json_and_results_pickle(demo_model, files):
+    with medinfer.Pipeline.open(demo_model) as p:
+        r = p.predict(files[0])
+    assert r.to_dict() == json.loads(r.to_json())
+    again = pickle.loads(pickle.dumps(r))
+    assert isinstance(again, medinfer.Result) and again.to_json() == r.to_json()
+    assert again.preprocessing_sha256 == r.preprocessing_sha256 and again.batch_size == r.batch_size
+    assert [f.probability for f in again.findings] == [f.probability for f in r.findings]
+    assert pickle.loads(pickle.dumps(r.findings[0])).tier == r.findings[0].tier
+
+
+def test_close_releases_the_pipeline_and_closes_its_chain(demo_model, files, tmp_path):
+    key = tmp_path / "k"
+    key.write_text("ab" * 32)
+    log = tmp_path / "chain.jsonl"
+    p = medinfer.Pipeline.open(demo_model, audit_log=log, audit_key_file=key)
+    p.predict(files[0])
+    assert not p.closed and not medinfer.audit.verify_log(log, key).closed
+    p.close()
+    p.close()  # idempotent
+    assert p.closed
+    result = medinfer.audit.verify_log(log, key)
+    assert result.ok and result.closed, result
+    with pytest.raises(medinfer.InvalidArgumentError, match="closed"):
+        p.predict(files[0])
+
+
+def test_specs_may_be_python_data_or_json_text():
+    pixels = np.linspace(-1000, 1000, 64 * 48, dtype=np.float32).reshape(48, 64)
+    steps = [{"step": "window", "center": 40, "width": 400}, {"step": "resize", "width": 32, "height": 32}]
+    a = medinfer.preprocess.apply(steps, pixels)
+    b = medinfer.preprocess.apply(json.dumps(steps), pixels)
+    assert a.shape == (1, 1, 32, 32) and np.array_equal(a, b)
+    policy = medinfer.risk.parse_policy({"tiers": [{"name": "low", "min_probability": 0},
+                                                   {"name": "high", "min_probability": 0.5}],
+                                         "escalation_threshold": 0.8, "min_confidence": 0.5})
+    f = medinfer.risk.assess(policy, 0.9)
+    assert f.tier == "high" and f.escalate and f.rule == "tier_cutpoints"
+    with pytest.raises(medinfer.InvalidArgumentError, match="tiers"):
+        medinfer.risk.parse_policy({"tiers": [], "escalation_threshold": 0.8, "min_confidence": 0.5})
+
+
+def test_arrays_share_the_library_memory_and_keep_it_alive(demo_model, files):
+    image, _ = medinfer.dicom.read_instance(files[0])
+    with medinfer.Pipeline.open(demo_model) as p:
+        x = p.prepare(files[0])
+        reference = p.prepare(files[0]).copy()
+    for array in (image, x):
+        assert not array.flags.owndata and array.base is not None  # a view of the library's buffer, not a copy
+        assert array.flags.c_contiguous and array.flags.writeable
+    # the view's data pointer is the owner's: a second view of the same base points at the same bytes
+    again = np.asarray(x)
+    assert again.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+    gc.collect()  # the pipeline is closed and gone: the array still holds its tensor
+    assert np.array_equal(x, reference)
+
+
+def test_predict_many_reports_progress_and_per_file_errors(demo_model, files, tmp_path, capsys):
+    seen = []
+    with medinfer.Pipeline.open(demo_model) as p:
+        out = p.predict_many(list(files[:3]) + [tmp_path / "missing.dcm"], progress=lambda d, t: seen.append((d, t)))
+        assert [type(o).__name__ for o in out[:3]] == ["Result"] * 3
+        missing = out[3]
+        assert isinstance(missing, medinfer.NotFoundError) and isinstance(missing, FileNotFoundError)
+        assert missing.filename == str(tmp_path / "missing.dcm") and missing.errno == 2
+        assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+        pytest.importorskip("tqdm")
+        p.predict_many(files[:4], progress=True)
+    assert "4/4" in capsys.readouterr().err  # the tqdm bar
+
+
+def test_not_found_errors_carry_the_filename(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        medinfer.dicom.read_header(tmp_path / "nope.dcm")
+    assert info.value.filename == str(tmp_path / "nope.dcm") and info.value.code == "kNotFound"
+
+
+def test_two_threads_predicting_overlap(demo_model, files):
+    if os.getloadavg()[0] > 1.0:
+        pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.2f}): an overlap timing would mean nothing")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core")
+    with medinfer.Pipeline.open(demo_model) as p:
+        for f in files:
+            p.predict(f)  # warm
+
+        def work():
+            for _ in range(60):
+                for f in files:
+                    p.predict(f)
+
+        t0 = time.perf_counter()
+        work()
+        one = time.perf_counter() - t0
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        both = time.perf_counter() - t0
+    assert both < 1.6 * one, f"two threads took {both:.3f} s against {one:.3f} s for one: the GIL is held"
