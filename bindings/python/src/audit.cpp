@@ -24,14 +24,14 @@ void bind_audit(py::module_& m) {
         for (const auto& entry : k.keys) out.push_back(entry.first);
         return out;
       }, "The epochs held (never the keys).")
-      .def("current_epoch", &audit::Keyring::current_epoch)
+      .def("current_epoch", &audit::Keyring::current_epoch, "The highest epoch (the key new records use).")
       .def("__repr__", [](const audit::Keyring& k) { return "Keyring(" + std::to_string(k.keys.size()) + " keys)"; });
   py::class_<audit::VerifyResult>(m, "VerifyResult", "What verify_log found.")
-      .def_readonly("ok", &audit::VerifyResult::ok)
+      .def_readonly("ok", &audit::VerifyResult::ok, "every line verified (and the log is closed, unless allow_unclosed)")
       .def_readonly("records", &audit::VerifyResult::records, "lines that verified before the first problem")
       .def_readonly("closed", &audit::VerifyResult::closed, "the last line is a closing checkpoint")
       .def_readonly("first_bad_index", &audit::VerifyResult::first_bad_index, "0-based line of the first problem; -1")
-      .def_readonly("problem", &audit::VerifyResult::problem)
+      .def_readonly("problem", &audit::VerifyResult::problem, "the first problem, naming the record; '' when ok")
       .def("__bool__", [](const audit::VerifyResult& r) { return r.ok; })
       .def("__repr__", [](const audit::VerifyResult& r) {
         return py::str("VerifyResult(ok={}, records={}, closed={}, first_bad_index={}, problem={!r})")

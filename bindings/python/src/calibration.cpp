@@ -21,7 +21,8 @@ void bind_calibration(py::module_& m) {
           py::arg("method"), py::arg("scores"), py::arg("labels"), py::arg("bins") = 15,
           "Fits 'temperature', 'platt', 'isotonic', 'histogram' or 'beta' on raw scores and 0/1 labels.")
       .def_static(
-          "from_json", [](const std::string& text) { return cal::parse_calibration(text).at(0); }, py::arg("text"))
+          "from_json", [](const std::string& text) { return cal::parse_calibration(text).at(0); }, py::arg("text"),
+          "A calibrator from its JSON (a manifest's 'calibration' object, as to_json writes it).")
       .def("apply", &cal::Calibrator::apply, py::arg("score"), "Calibrated probability of one raw score.")
       .def(
           "apply_many",
@@ -32,16 +33,17 @@ void bind_calibration(py::module_& m) {
             return out;
           },
           py::arg("scores"), "Calibrated probabilities of a sequence of raw scores.")
-      .def("to_json", &cal::Calibrator::to_json)
-      .def_property_readonly("method", [](const cal::Calibrator& c) { return std::string(cal::to_string(c.method())); })
-      .def_property_readonly("parameters", &cal::Calibrator::parameters)
-      .def_property_readonly("knots", &cal::Calibrator::knots)
-      .def_property_readonly("values", &cal::Calibrator::values);
+      .def("to_json", &cal::Calibrator::to_json, "The calibrator as JSON (what a manifest's 'calibration' takes).")
+      .def_property_readonly("method", [](const cal::Calibrator& c) { return std::string(cal::to_string(c.method())); },
+                             "'temperature', 'platt', 'isotonic', 'histogram' or 'beta'")
+      .def_property_readonly("parameters", &cal::Calibrator::parameters, "the fitted parameters")
+      .def_property_readonly("knots", &cal::Calibrator::knots, "isotonic / histogram: the score knots")
+      .def_property_readonly("values", &cal::Calibrator::values, "isotonic / histogram: the probability at each knot");
 
   py::class_<cal::ReliabilityBin>(m, "ReliabilityBin", "One equal-width bin of a reliability diagram (Metrics.bins).")
-      .def_readonly("lower", &cal::ReliabilityBin::lower)
-      .def_readonly("upper", &cal::ReliabilityBin::upper)
-      .def_readonly("count", &cal::ReliabilityBin::count)
+      .def_readonly("lower", &cal::ReliabilityBin::lower, "the bin's lower edge")
+      .def_readonly("upper", &cal::ReliabilityBin::upper, "the bin's upper edge")
+      .def_readonly("count", &cal::ReliabilityBin::count, "probabilities in the bin")
       .def_readonly("mean_probability", &cal::ReliabilityBin::mean_probability, "mean predicted p(positive) in the bin")
       .def_readonly("fraction_positive", &cal::ReliabilityBin::fraction_positive, "observed frequency of label 1")
       .def("__repr__", [](const cal::ReliabilityBin& b) {
@@ -51,21 +53,21 @@ void bind_calibration(py::module_& m) {
       });
   py::class_<cal::Metrics>(m, "Metrics", "Calibration and discrimination of probabilities against 0/1 labels "
                                          "(docs/calibration.md defines each).")
-      .def_readonly("count", &cal::Metrics::count)
-      .def_readonly("positives", &cal::Metrics::positives)
+      .def_readonly("count", &cal::Metrics::count, "probabilities scored")
+      .def_readonly("positives", &cal::Metrics::positives, "labels equal to 1")
       .def_readonly("ece_positive", &cal::Metrics::ece_positive, "equal-width bins over p(positive)")
       .def_readonly("ece_top_label", &cal::Metrics::ece_top_label, "equal-width bins over max(p, 1 - p)")
       .def_readonly("ece_equal_mass", &cal::Metrics::ece_equal_mass, "bins of (nearly) equal count")
-      .def_readonly("mce", &cal::Metrics::mce)
-      .def_readonly("brier", &cal::Metrics::brier)
-      .def_readonly("nll", &cal::Metrics::nll)
+      .def_readonly("mce", &cal::Metrics::mce, "maximum calibration error over non-empty bins")
+      .def_readonly("brier", &cal::Metrics::brier, "mean (p - y)^2")
+      .def_readonly("nll", &cal::Metrics::nll, "mean negative log-likelihood")
       .def_readonly("auc", &cal::Metrics::auc, "ROC AUC (ties count half); NaN with one class")
-      .def_readonly("threshold", &cal::Metrics::threshold)
-      .def_readonly("sensitivity", &cal::Metrics::sensitivity)
-      .def_readonly("specificity", &cal::Metrics::specificity)
-      .def_readonly("ppv", &cal::Metrics::ppv)
-      .def_readonly("npv", &cal::Metrics::npv)
-      .def_readonly("bins", &cal::Metrics::bins)
+      .def_readonly("threshold", &cal::Metrics::threshold, "the operating threshold of the four rates")
+      .def_readonly("sensitivity", &cal::Metrics::sensitivity, "true positive rate at threshold (NaN when undefined)")
+      .def_readonly("specificity", &cal::Metrics::specificity, "true negative rate at threshold")
+      .def_readonly("ppv", &cal::Metrics::ppv, "positive predictive value at threshold")
+      .def_readonly("npv", &cal::Metrics::npv, "negative predictive value at threshold")
+      .def_readonly("bins", &cal::Metrics::bins, "the equal-width ReliabilityBins of ece_positive")
       .def("to_dict", [](const cal::Metrics& r) {
         py::dict d;
         d["count"] = r.count;

@@ -238,5 +238,7 @@ void bind_dicom(py::module_& m) {
       },
       py::arg("input"), py::arg("output"), py::arg("pseudonym_key"),
       "Writes a de-identified copy (PS3.15 Annex E Basic Profile); returns what changed.");
-  m.def("pseudonymize_uid", &dicom::pseudonymize_uid, py::arg("uid"), py::arg("key"));
+  m.def("pseudonymize_uid", &dicom::pseudonymize_uid, py::arg("uid"), py::arg("key"),
+        "A stable pseudonym of a UID under a key of 16+ bytes: '2.25.' and the decimal of HMAC-SHA256 (as "
+        "de-identification and audit records write them).");
 }

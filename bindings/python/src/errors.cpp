@@ -58,24 +58,26 @@ void bind_errors(py::module_& m) {
     medinfer::ErrorCode code;
     const char* name;
     PyObject* builtin;
+    const char* doc;
   } table[] = {
-      {medinfer::ErrorCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError},
-      {medinfer::ErrorCode::kInvalidDicom, "InvalidDicomError", PyExc_ValueError},
-      {medinfer::ErrorCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError},
-      {medinfer::ErrorCode::kResourceLimit, "ResourceLimitError", PyExc_MemoryError},
-      {medinfer::ErrorCode::kModelIntegrity, "ModelIntegrityError", nullptr},
-      {medinfer::ErrorCode::kIo, "IoError", PyExc_OSError},
-      {medinfer::ErrorCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError},
-      {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr},
-      {medinfer::ErrorCode::kInternal, "InternalError", nullptr},
-      {medinfer::ErrorCode::kOverloaded, "OverloadedError", nullptr},
-      {medinfer::ErrorCode::kCancelled, "CancelledError", nullptr},
+      {medinfer::ErrorCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError, "a value, manifest field or request is malformed"},
+      {medinfer::ErrorCode::kInvalidDicom, "InvalidDicomError", PyExc_ValueError, "the input is not DICOM, or is truncated or inconsistent DICOM"},
+      {medinfer::ErrorCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError, "valid input this build cannot handle (transfer syntax, device, ...)"},
+      {medinfer::ErrorCode::kResourceLimit, "ResourceLimitError", PyExc_MemoryError, "the input exceeds a configured limit"},
+      {medinfer::ErrorCode::kModelIntegrity, "ModelIntegrityError", nullptr, "a model package file is missing, unlisted, modified or escapes the package"},
+      {medinfer::ErrorCode::kIo, "IoError", PyExc_OSError, "reading or writing a file failed"},
+      {medinfer::ErrorCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError, "a file or directory does not exist (errno ENOENT; filename: the path)"},
+      {medinfer::ErrorCode::kAuditFailed, "AuditFailedError", nullptr, "an audit record could not be written; the result was not released"},
+      {medinfer::ErrorCode::kInternal, "InternalError", nullptr, "a dependency failed unexpectedly or the model produced a non-finite value"},
+      {medinfer::ErrorCode::kOverloaded, "OverloadedError", nullptr, "a bounded queue (the dynamic batcher's) is full: retry later"},
+      {medinfer::ErrorCode::kCancelled, "CancelledError", nullptr, "the run was cancelled before this input was started"},
   };
   for (const auto& t : table) {
     py::tuple bases = t.builtin ? py::make_tuple(ex.base, py::handle(t.builtin)) : py::make_tuple(ex.base);
     const std::string qualified = std::string("medinfer.") + t.name;
     auto cls = py::reinterpret_steal<py::object>(
-        PyErr_NewException(qualified.c_str(), bases.ptr(), nullptr));
+        PyErr_NewExceptionWithDoc(qualified.c_str(), (std::string(medinfer::to_string(t.code)) + ": " + t.doc).c_str(),
+                                  bases.ptr(), nullptr));
     m.attr(t.name) = cls;
     ex.by_code[t.code] = cls;
   }

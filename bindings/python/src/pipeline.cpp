@@ -150,27 +150,27 @@ medinfer::Image image_of(const py::array_t<float, py::array::c_style | py::array
 
 void bind_pipeline(py::module_& m) {
   py::class_<medinfer::ModelIdentity>(m, "ModelIdentity", "A model's name, version and manifest SHA-256.")
-      .def_readonly("name", &medinfer::ModelIdentity::name)
-      .def_readonly("version", &medinfer::ModelIdentity::version)
-      .def_readonly("sha256", &medinfer::ModelIdentity::sha256)
+      .def_readonly("name", &medinfer::ModelIdentity::name, "the package's model name")
+      .def_readonly("version", &medinfer::ModelIdentity::version, "the package's version")
+      .def_readonly("sha256", &medinfer::ModelIdentity::sha256, "SHA-256 of the package manifest")
       .def("__repr__", [](const medinfer::ModelIdentity& i) {
         return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
       });
 
   py::class_<Finding>(m, "Finding", "One label's finding (Result.findings; risk.assess).")
-      .def_readonly("label", &Finding::label)
+      .def_readonly("label", &Finding::label, "the package's label ('' from risk.assess)")
       .def_readonly("probability", &Finding::probability, "calibrated p(label present)")
       .def_readonly("raw_score", &Finding::raw_score, "the model's logit")
       .def_readonly("confidence", &Finding::confidence, "max(probability, 1 - probability)")
       .def_readonly("tier", &Finding::tier, "the tier's name, or 'indeterminate'")
-      .def_readonly("escalate", &Finding::escalate)
-      .def_readonly("indeterminate", &Finding::indeterminate)
+      .def_readonly("escalate", &Finding::escalate, "probability >= the policy's escalation threshold (kept when indeterminate)")
+      .def_readonly("indeterminate", &Finding::indeterminate, "the policy abstained (see reason, rule)")
       .def_readonly("reason", &Finding::reason, "why indeterminate; else ''")
       // Rules and arms are C++ enums; Python sees their names, as the JSON does.
       .def_property_readonly("rule", [](const Finding& f) { return std::string(medinfer::to_string(f.rule)); },
                              "the rule that decided: 'tier_cutpoints', 'quality_gate.rows', ...")
-      .def_readonly("operating_point_positive", &Finding::operating_point_positive)
-      .def_readonly("prediction_set", &Finding::prediction_set)
+      .def_readonly("operating_point_positive", &Finding::operating_point_positive, "with an operating point: probability >= its threshold")
+      .def_readonly("prediction_set", &Finding::prediction_set, "with a conformal rule: a subset of ['positive', 'negative']")
       .def(py::pickle([](const Finding& f) { return finding_state(f); },
                       [](const py::tuple& t) {
                         Finding f;
@@ -183,9 +183,9 @@ void bind_pipeline(py::module_& m) {
       });
 
   py::class_<medinfer::Deployment>(m, "Deployment", "Which models a Pipeline serves (Pipeline.deployment()).")
-      .def_readonly("primary", &medinfer::Deployment::primary)
-      .def_readonly("candidate", &medinfer::Deployment::candidate)
-      .def_readonly("candidate_fraction", &medinfer::Deployment::candidate_fraction);
+      .def_readonly("primary", &medinfer::Deployment::primary, "the primary model's identity")
+      .def_readonly("candidate", &medinfer::Deployment::candidate, "the A/B candidate's identity (empty name without a test)")
+      .def_readonly("candidate_fraction", &medinfer::Deployment::candidate_fraction, "the share of routing keys sent to the candidate");
 
   m.def("routing_bucket", &medinfer::routing_bucket, py::arg("key"),
         "The A/B bucket of a routing key in [0, 1): keys below the candidate fraction go to the candidate.");
@@ -193,28 +193,29 @@ void bind_pipeline(py::module_& m) {
 
   py::class_<Result>(m, "Result", "One prediction: its primary finding at the top level, every label's in "
                                   "`findings`, and its context (model, input fingerprint, UIDs, latency).")
-      .def_readonly("probability", &Result::probability)
-      .def_readonly("raw_score", &Result::raw_score)
-      .def_readonly("confidence", &Result::confidence)
-      .def_readonly("tier", &Result::tier)
-      .def_readonly("escalate", &Result::escalate)
-      .def_readonly("indeterminate", &Result::indeterminate)
-      .def_readonly("reason", &Result::reason)
-      .def_property_readonly("rule", [](const Result& r) { return std::string(medinfer::to_string(r.rule)); })
-      .def_readonly("operating_point", &Result::operating_point)
-      .def_readonly("operating_point_positive", &Result::operating_point_positive)
-      .def_readonly("prediction_set", &Result::prediction_set)
-      .def_readonly("label", &Result::label)
-      .def_readonly("findings", &Result::findings)
-      .def_readonly("model", &Result::model)
+      .def_readonly("probability", &Result::probability, "the primary finding's calibrated probability")
+      .def_readonly("raw_score", &Result::raw_score, "the primary finding's logit")
+      .def_readonly("confidence", &Result::confidence, "max(probability, 1 - probability)")
+      .def_readonly("tier", &Result::tier, "the primary finding's tier, or 'indeterminate'")
+      .def_readonly("escalate", &Result::escalate, "the primary finding escalates")
+      .def_readonly("indeterminate", &Result::indeterminate, "the policy abstained on the primary finding")
+      .def_readonly("reason", &Result::reason, "why indeterminate; else ''")
+      .def_property_readonly("rule", [](const Result& r) { return std::string(medinfer::to_string(r.rule)); },
+                             "the rule that decided the primary finding: 'tier_cutpoints', 'quality_gate.rows', ...")
+      .def_readonly("operating_point", &Result::operating_point, "the primary finding's operating point name; '' without one")
+      .def_readonly("operating_point_positive", &Result::operating_point_positive, "probability >= the operating point's threshold")
+      .def_readonly("prediction_set", &Result::prediction_set, "with a conformal rule: the prediction set")
+      .def_readonly("label", &Result::label, "the primary finding's label")
+      .def_readonly("findings", &Result::findings, "one Finding per label, in the package's label order")
+      .def_readonly("model", &Result::model, "the model that served this result")
       .def_property_readonly("arm", [](const Result& r) { return std::string(medinfer::to_string(r.arm)); },
                              "'' outside an A/B test, else 'primary' or 'candidate'")
-      .def_readonly("input_sha256", &Result::input_sha256)
-      .def_readonly("study_instance_uid", &Result::study_instance_uid)
-      .def_readonly("series_instance_uid", &Result::series_instance_uid)
-      .def_readonly("sop_instance_uid", &Result::sop_instance_uid)
-      .def_readonly("preprocessing_sha256", &Result::preprocessing_sha256)
-      .def_readonly("latency_ms", &Result::latency_ms)
+      .def_readonly("input_sha256", &Result::input_sha256, "SHA-256 of the decoded pixels (what the audit record names)")
+      .def_readonly("study_instance_uid", &Result::study_instance_uid, "the input's Study Instance UID ('' for an image in memory)")
+      .def_readonly("series_instance_uid", &Result::series_instance_uid, "the input's Series Instance UID")
+      .def_readonly("sop_instance_uid", &Result::sop_instance_uid, "the input's SOP Instance UID")
+      .def_readonly("preprocessing_sha256", &Result::preprocessing_sha256, "SHA-256 of the applied preprocessing spec")
+      .def_readonly("latency_ms", &Result::latency_ms, "the library's time for this prediction, in ms")
       .def_readonly("batch_size", &Result::batch_size, "images the model ran together for this result")
       .def("to_json", [](const Result& r) { return medinfer::to_json(r); },
            "The result as one JSON object (the library's serialiser: the same fields as `medinfer predict`).")
@@ -236,29 +237,29 @@ void bind_pipeline(py::module_& m) {
       .def_readwrite("half_precision", &medinfer::EngineOptions::half_precision, "float16 on CUDA");
   py::class_<medinfer::BatchingOptions>(m, "BatchingOptions", "The dynamic batcher (off when max_batch_size <= 1).")
       .def(py::init<>())
-      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size)
-      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us)
-      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue);
+      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size, "0 or 1: off; else 2..256 images merged into one model run")
+      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us, "the longest a batch waits to fill after its oldest request (0..1,000,000)")
+      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue, "requests waiting at most; beyond that predict raises OverloadedError");
   py::class_<medinfer::PackageOptions>(m, "PackageOptions", "Which package signatures to trust (model_package.hpp).")
       .def(py::init<>())
       .def_readwrite("trusted_public_keys", &medinfer::PackageOptions::trusted_public_keys,
                      "Ed25519 public keys, PEM text")
-      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature)
-      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned);
+      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature, "refuse a package without a valid signature by a trusted key")
+      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned, "with keys pinned, still open an unsigned package (with a warning)");
   py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
       .def(py::init<>())
-      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut)
-      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame)
-      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color)
-      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1);
+      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut, "rescale stored values to modality units (HU for CT)")
+      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame, "the frame to read (0-based)")
+      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color, "YBR and palette colour to RGB")
+      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1, "invert MONOCHROME1 so higher is brighter");
   py::class_<medinfer::PipelineOptions>(m, "PipelineOptions",
                                         "Pipeline.open's options (pipeline.hpp); the audit log is Pipeline.open's "
                                         "audit_log / audit_key_file.")
       .def(py::init<>())
-      .def_readwrite("engine", &medinfer::PipelineOptions::engine)
-      .def_readwrite("batching", &medinfer::PipelineOptions::batching)
-      .def_readwrite("package", &medinfer::PipelineOptions::package)
-      .def_readwrite("read", &medinfer::PipelineOptions::read)
+      .def_readwrite("engine", &medinfer::PipelineOptions::engine, "EngineOptions: device, threads, half precision")
+      .def_readwrite("batching", &medinfer::PipelineOptions::batching, "BatchingOptions: the dynamic batcher")
+      .def_readwrite("package", &medinfer::PipelineOptions::package, "PackageOptions: trusted signing keys")
+      .def_readwrite("read", &medinfer::PipelineOptions::read, "ReadOptions: how DICOM pixels are read")
       .def_property(
           "user_id", [](const medinfer::PipelineOptions& o) { return o.actor.user_id; },
           [](medinfer::PipelineOptions& o, const std::string& v) { o.actor.user_id = v; },
@@ -297,7 +298,7 @@ void bind_pipeline(py::module_& m) {
       .def("close", [](PyPipeline& self) { self.pipeline.reset(); },
            "Releases the pipeline: its audit log is closed (a chain gets its closing checkpoint) once calls "
            "running on it return. Later calls raise InvalidArgumentError. Idempotent.")
-      .def_property_readonly("closed", [](const PyPipeline& self) { return !self.pipeline; })
+      .def_property_readonly("closed", [](const PyPipeline& self) { return !self.pipeline; }, "close() was called")
       .def("__enter__", [](PyPipeline& self) -> PyPipeline& { return self; }, py::return_value_policy::reference)
       .def("__exit__", [](PyPipeline& self, const py::object&, const py::object&, const py::object&) {
         self.pipeline.reset();
@@ -340,7 +341,7 @@ void bind_pipeline(py::module_& m) {
           py::arg("path"),
           "The exact float32 tensor (1, C, H, W) the primary model would receive for this DICOM file, as "
           "predict() prepares it. The array owns the library's tensor (no copy). Releases the GIL.")
-      .def_property_readonly("model", [](const PyPipeline& self) { return self.get()->model(); })
+      .def_property_readonly("model", [](const PyPipeline& self) { return self.get()->model(); }, "the primary model's identity")
       .def_property_readonly(
           "labels", [](const PyPipeline& self) { return self.get()->package()->labels(); }, "The primary model's labels.")
       .def_property_readonly(
@@ -365,8 +366,11 @@ void bind_pipeline(py::module_& m) {
           },
           py::arg("candidate_dir"), py::arg("candidate_fraction"),
           "Routes candidate_fraction of studies (by Study Instance UID, see routing_bucket) to candidate_dir.")
-      .def("stop_ab_test", [](const PyPipeline& self) { self.get()->stop_ab_test(); })
-      .def("promote_candidate", [](const PyPipeline& self) { return self.get()->promote_candidate(); })
+      .def("stop_ab_test", [](const PyPipeline& self) { self.get()->stop_ab_test(); },
+           "Ends the A/B test: everything goes to the primary again. No-op without a test.")
+      .def("promote_candidate", [](const PyPipeline& self) { return self.get()->promote_candidate(); },
+           "Ends the A/B test by making the candidate the primary; returns its identity. InvalidArgumentError "
+           "without a test.")
       .def(
           "_predict_many",
           [](const PyPipeline& self, const std::vector<Path>& paths, int batch_size, unsigned workers,
@@ -445,5 +449,6 @@ void bind_pipeline(py::module_& m) {
             return json_loads(medinfer::report::fhir_bundle(r, report_options(*p)));
           },
           py::arg("result"), "The FHIR R4 Bundle of an image Result (report::fhir_bundle), as a dict.")
-      .def("deployment", [](const PyPipeline& self) { return self.get()->deployment(); });
+      .def("deployment", [](const PyPipeline& self) { return self.get()->deployment(); },
+           "Which models this pipeline serves: the primary, and the A/B candidate with its fraction.");
 }
