@@ -135,3 +135,44 @@ def test_two_threads_predicting_overlap(demo_model, files):
             t.join()
         both = time.perf_counter() - t0
     assert both < 1.6 * one, f"two threads took {both:.3f} s against {one:.3f} s for one: the GIL is held"
+
+
+def test_signing_keys_can_be_pinned_from_python(cli, demo_model, tmp_path, files):
+    import shutil
+    import subprocess
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    for args in (["package", "keygen", "--out", tmp_path / "a"], ["package", "keygen", "--out", tmp_path / "b"],
+                 ["package", "sign", pkg, "--key", tmp_path / "a"]):
+        assert subprocess.run([cli, *map(str, args)], capture_output=True).returncode == 0
+    options = medinfer.PipelineOptions()
+    options.package.trusted_public_keys = [(tmp_path / "a.pub").read_text()]
+    with medinfer.Pipeline.open(pkg, options) as p:
+        assert p.predict(files[0]).tier
+    options.package.trusted_public_keys = [(tmp_path / "b.pub").read_text()]  # another vendor's key
+    with pytest.raises(medinfer.ModelIntegrityError):
+        medinfer.Pipeline.open(pkg, options)
+    (pkg / "manifest.sig").unlink()  # stripping the signature does not defeat the pin
+    options.package.trusted_public_keys = [(tmp_path / "a.pub").read_text()]
+    with pytest.raises(medinfer.ModelIntegrityError, match="not signed"):
+        medinfer.Pipeline.open(pkg, options)
+
+
+def test_header_text_that_is_not_utf8_never_raises_unicode_errors(demo_model, files, tmp_path):
+    import pydicom
+    ds = pydicom.dcmread(files[0])
+    if "SpecificCharacterSet" in ds:
+        del ds.SpecificCharacterSet
+    ds.add_new(0x0008103E, "LO", b"Caf\xe9 \xff\xfe")  # Latin-1 and garbage under the default repertoire
+    bad = tmp_path / "latin1.dcm"
+    ds.save_as(bad)
+    header = medinfer.dicom.read_header(bad)
+    assert header["series_description"].startswith("Caf") and "\ufffd" in header["series_description"]
+    assert any(w["tag"] == "(0008,103E)" for w in header["warnings"])
+    with medinfer.Pipeline.open(demo_model) as p:
+        assert p.predict(bad).tier
+        assert p.predict_series([bad])["slices"] == 1
+
+
+def test_the_version_is_the_library_version():
+    assert medinfer.__version__ == medinfer.version() == medinfer.build_info()["version"]
