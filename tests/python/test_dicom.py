@@ -46,10 +46,10 @@ def test_read_instance_matches_pydicom_modality_values():
     expected = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     assert image.dtype == np.float32 and image.shape == (ds.Rows, ds.Columns)
     np.testing.assert_allclose(image, expected, atol=1e-3)
-    assert header["modality"] == "CT"
-    assert header["sop_instance_uid"] == ds.SOPInstanceUID
-    assert header["pixel_spacing"] == pytest.approx([float(v) for v in ds.PixelSpacing])
-    assert "patient_name" not in header  # identifiers are kept apart
+    assert header.modality == "CT"
+    assert header.sop_instance_uid == ds.SOPInstanceUID
+    assert header.pixel_spacing == pytest.approx([float(v) for v in ds.PixelSpacing])
+    assert not hasattr(header, "patient_name") and "patient_name" not in header.to_dict()  # identifiers are kept apart
 
 
 def test_read_stored_pixels_matches_pydicom_big_endian():

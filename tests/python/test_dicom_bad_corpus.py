@@ -279,7 +279,7 @@ RUNNER = textwrap.dedent("""
             header = medinfer.dicom.read_header(path)
             arr = stored[0, :, :, 0] if stored.shape[3] == 1 else stored[0]
             res = {"sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
-                   "frames": int(stored.shape[0]), "warnings": [w["code"] for w in header["warnings"]],
+                   "frames": int(stored.shape[0]), "warnings": [w.kind for w in header.warnings],
                    "array": arr.astype(np.float64).ravel().tolist() if arr.size <= 4096 else None}
         except medinfer.MedinferError as e:
             res = {"code": e.code, "message": str(e)}

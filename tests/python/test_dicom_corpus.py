@@ -121,6 +121,6 @@ def test_palette_color_to_rgb_matches_pydicom(name):
 
     path = CORPUS / name
     rgb, header = medinfer.dicom.read_instance(str(path))
-    assert header["photometric_interpretation"] == "PALETTE COLOR"
+    assert header.photometric_interpretation == "PALETTE COLOR"
     ds = pydicom.dcmread(str(path))
     np.testing.assert_array_equal(rgb, apply_color_lut(ds.pixel_array, ds))

@@ -212,7 +212,7 @@ def test_pixel_spacing_0_0_is_a_warning_and_the_spacing_gate_refuses_the_image(c
     assert "error" not in j, j
     assert j["warnings"][0]["code"] == "invalid_value" and j["warnings"][0]["tag"] == "(0028,0030)"
     _, header = medinfer.dicom.read_instance(str(path))
-    assert "pixel_spacing" not in header and header["warnings"][0]["code"] == "invalid_value"
+    assert not header.has_pixel_spacing and header.warnings[0].kind == "invalid_value"
     audit = tmp_path / "audit.jsonl"
     r = subprocess.run([cli, "predict", "--model", demo_model, "--audit-log", audit, str(path)], capture_output=True,
                        text=True, timeout=120)
@@ -272,9 +272,9 @@ def test_header_text_is_utf8_in_every_character_set(charset, name, description, 
         ds.SeriesDescription = description
     path = fac.write_native(tmp_path / "cs.dcm", fac.pattern(16, 16, 16), edit=edit)
     header = medinfer.dicom.read_header(str(path))
-    assert header["series_description"] == description
+    assert header.series_description == description
     _, h2 = medinfer.dicom.read_instance(str(path))
-    assert h2["series_description"] == description and not h2["warnings"]
+    assert h2.series_description == description and not h2.warnings
     assert medinfer.dicom.read_patient_identifiers(str(path))["patient_name"] == name
 
 
@@ -285,8 +285,8 @@ def test_bytes_the_character_set_cannot_decode_are_replaced_never_raised(cli, tm
     path = fac.write_native(tmp_path / "bad.dcm", fac.pattern(16, 16, 16), edit=edit)
     path.write_bytes(path.read_bytes().replace(b"abXYcd", b"ab\xff\xfecd"))  # not UTF-8
     header = medinfer.dicom.read_header(str(path))
-    assert header["series_description"] == "ab\ufffd\ufffdcd"
-    assert header["warnings"][0]["code"] == "character_set"
+    assert header.series_description == "ab\ufffd\ufffdcd"
+    assert header.warnings[0].kind == "character_set"
     j = one(cli, path)
     assert "error" not in j and j["warnings"][0]["tag"] == "(0008,103E)"
 

@@ -107,7 +107,7 @@ def test_2d_series_evidence_names_the_lesion_slice(tmp_path, demo_model):
     p = medinfer.Pipeline.open(str(demo_model))
     r = p.predict_series(files)
     # slice order: along the slice normal (ascending z for axial slices), as read_series orders them
-    per_slice = [p.predict(f).probability for f in sorted(files, key=lambda f: medinfer.dicom.read_header(f)["image_position"][2])]
+    per_slice = [p.predict(f).probability for f in sorted(files, key=lambda f: medinfer.dicom.read_header(f).image_position[2])]
     assert r["aggregation"] == "max"
     assert r["slices"] == 12
     assert r["probability"] == pytest.approx(max(per_slice), abs=1e-12)

@@ -29,8 +29,8 @@ def test_paths_may_be_pathlike_everywhere(demo_model, files):
         assert a.to_json().split('"latency_ms"')[0] == b.to_json().split('"latency_ms"')[0]
         assert p.prepare(files[0]).shape == (1, 1, 64, 64)
     image, header = medinfer.dicom.read_instance(files[0])
-    assert header["sop_instance_uid"] == a.sop_instance_uid
-    assert medinfer.dicom.read_header(files[0])["rows"] == image.shape[0]
+    assert header.sop_instance_uid == a.sop_instance_uid
+    assert medinfer.dicom.read_header(files[0]).rows == image.shape[0]
 
 
 def test_to_dict_is_the_library_json_and_results_pickle(demo_model, files):
@@ -167,8 +167,8 @@ def test_header_text_that_is_not_utf8_never_raises_unicode_errors(demo_model, fi
     bad = tmp_path / "latin1.dcm"
     ds.save_as(bad)
     header = medinfer.dicom.read_header(bad)
-    assert header["series_description"].startswith("Caf") and "\ufffd" in header["series_description"]
-    assert any(w["tag"] == "(0008,103E)" for w in header["warnings"])
+    assert header.series_description.startswith("Caf") and "\ufffd" in header.series_description
+    assert any(w.tag == "(0008,103E)" for w in header.warnings)
     with medinfer.Pipeline.open(demo_model) as p:
         assert p.predict(bad).tier
         assert p.predict_series([bad])["slices"] == 1

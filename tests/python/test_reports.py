@@ -96,8 +96,8 @@ def check_sr(path, source_file):
     assert observer["Device Observer Name"] == "medinfer"
     assert observer["Device Observer Model Name"] == "medinfer " + medinfer.version()
     header = medinfer.dicom.read_header(str(path))
-    assert header["modality"] == "SR" and header["sop_class_uid"] == COMPREHENSIVE_SR
-    assert header["has_pixel_data"] is False and medinfer.dicom.read_header(str(source_file))["has_pixel_data"] is True
+    assert header.modality == "SR" and header.sop_class_uid == COMPREHENSIVE_SR
+    assert header.has_pixel_data is False and medinfer.dicom.read_header(str(source_file)).has_pixel_data is True
     inspect = subprocess.run([CLI, "inspect", "--json", str(path)], capture_output=True, text=True)
     assert inspect.returncode == 0 and json.loads(inspect.stdout)["image"] is False, inspect.stdout
     with pytest.raises(medinfer.InvalidDicomError, match="not an image"):

@@ -99,6 +99,75 @@ py::array image_array(medinfer::Image&& image) {
 
 void bind_dicom(py::module_& m) {
   m.doc() = "DICOM reading, series and de-identification (medinfer/dicom.hpp, series.hpp, deidentify.hpp).";
+  py::class_<dicom::HeaderWarning>(m, "HeaderWarning", "A problem in a header that did not stop the read.")
+      .def_property_readonly("kind", [](const dicom::HeaderWarning& w) { return std::string(dicom::to_string(w.kind)); },
+                             "what kind: 'character_set', 'invalid_value', ...")
+      .def_readonly("tag", &dicom::HeaderWarning::tag, "the element, '(gggg,eeee)'")
+      .def_readonly("message", &dicom::HeaderWarning::message, "what was wrong and what was done, naming the file")
+      .def("__repr__", [](const dicom::HeaderWarning& w) {
+        return py::str("HeaderWarning(kind={!r}, tag={!r})").format(dicom::to_string(w.kind), w.tag).cast<std::string>();
+      });
+  using H = dicom::ImageHeader;
+  py::class_<H>(m, "ImageHeader",
+                "The header values a host needs beside the pixels (no patient name, ID, birth date or accession "
+                "number: read_patient_identifiers). Text is UTF-8, decoded from the file's character set.")
+      .def_readonly("sop_class_uid", &H::sop_class_uid, "SOP Class UID")
+      .def_readonly("sop_instance_uid", &H::sop_instance_uid, "SOP Instance UID")
+      .def_readonly("study_instance_uid", &H::study_instance_uid, "Study Instance UID (identifies a patient's study)")
+      .def_readonly("series_instance_uid", &H::series_instance_uid, "Series Instance UID")
+      .def_readonly("frame_of_reference_uid", &H::frame_of_reference_uid, "Frame of Reference UID")
+      .def_readonly("transfer_syntax_uid", &H::transfer_syntax_uid, "Transfer Syntax UID")
+      .def_readonly("transfer_syntax_name", &H::transfer_syntax_name, "e.g. 'JPEG-LS Lossless'")
+      .def_readonly("modality", &H::modality, "Modality, e.g. 'CT'")
+      .def_readonly("body_part_examined", &H::body_part_examined, "Body Part Examined")
+      .def_readonly("manufacturer", &H::manufacturer, "Manufacturer")
+      .def_readonly("manufacturer_model_name", &H::manufacturer_model_name, "Manufacturer's Model Name")
+      .def_readonly("study_date", &H::study_date, "YYYYMMDD as in the file")
+      .def_readonly("series_date", &H::series_date, "YYYYMMDD as in the file")
+      .def_readonly("acquisition_date", &H::acquisition_date, "YYYYMMDD as in the file")
+      .def_readonly("content_date", &H::content_date, "YYYYMMDD as in the file")
+      .def_readonly("series_description", &H::series_description, "Series Description")
+      .def_readonly("image_type", &H::image_type, "Image Type values, e.g. ['ORIGINAL', 'PRIMARY', 'AXIAL']")
+      .def_readonly("has_pixel_data", &H::has_pixel_data, "False for a non-image object (an SR, ...)")
+      .def_readonly("photometric_interpretation", &H::photometric_interpretation, "e.g. 'MONOCHROME2'")
+      .def_readonly("rows", &H::rows, "Rows")
+      .def_readonly("columns", &H::columns, "Columns")
+      .def_readonly("frames", &H::frames, "Number of Frames (1 when absent)")
+      .def_readonly("samples_per_pixel", &H::samples_per_pixel, "Samples per Pixel")
+      .def_readonly("planar_configuration", &H::planar_configuration, "Planar Configuration")
+      .def_readonly("bits_allocated", &H::bits_allocated, "Bits Allocated")
+      .def_readonly("bits_stored", &H::bits_stored, "Bits Stored")
+      .def_readonly("high_bit", &H::high_bit, "High Bit")
+      .def_readonly("pixel_signed", &H::pixel_signed, "Pixel Representation is 1")
+      .def_readonly("float_pixels", &H::float_pixels, "Float / Double Float Pixel Data")
+      .def_readonly("instance_number", &H::instance_number, "Instance Number (0 when absent)")
+      .def_readonly("rescale_slope", &H::rescale_slope, "Rescale Slope")
+      .def_readonly("rescale_intercept", &H::rescale_intercept, "Rescale Intercept")
+      .def_readonly("has_modality_lut_sequence", &H::has_modality_lut_sequence, "a Modality LUT Sequence replaces slope/intercept")
+      .def_readonly("has_window", &H::has_window, "the file has a window (width > 0)")
+      .def_readonly("window_center", &H::window_center, "the first Window Center (with has_window)")
+      .def_readonly("window_width", &H::window_width, "the first Window Width (with has_window)")
+      .def_readonly("voi_lut_function", &H::voi_lut_function, "'LINEAR', 'LINEAR_EXACT' or 'SIGMOID'")
+      .def_readonly("has_voi_lut_sequence", &H::has_voi_lut_sequence, "a VOI LUT Sequence is present")
+      .def_readonly("voi_lut", &H::voi_lut, "the first VOI LUT's entries")
+      .def_readonly("voi_lut_first_mapped", &H::voi_lut_first_mapped, "the VOI LUT's first mapped value")
+      .def_readonly("voi_lut_bits", &H::voi_lut_bits, "the VOI LUT's output bits")
+      .def_readonly("has_pixel_padding", &H::has_pixel_padding, "Pixel Padding Value present")
+      .def_readonly("pixel_padding_value", &H::pixel_padding_value, "in stored values")
+      .def_readonly("has_pixel_spacing", &H::has_pixel_spacing, "Pixel Spacing present and valid")
+      .def_readonly("pixel_spacing", &H::pixel_spacing, "DICOM order: row spacing, column spacing (mm)")
+      .def_readonly("slice_thickness", &H::slice_thickness, "Slice Thickness (0 when absent)")
+      .def_readonly("has_position", &H::has_position, "Image Position (Patient) present")
+      .def_readonly("image_position", &H::image_position, "Image Position (Patient), mm")
+      .def_readonly("has_orientation", &H::has_orientation, "Image Orientation (Patient) present")
+      .def_readonly("image_orientation", &H::image_orientation, "Image Orientation (Patient): row, then column cosines")
+      .def_readonly("warnings", &H::warnings, "HeaderWarnings: problems that did not stop the read")
+      .def("to_dict", &header_dict, "The header as a dict (a Python convenience; optional values only when present).")
+      .def("__repr__", [](const H& h) {
+        return py::str("ImageHeader(modality={!r}, rows={}, columns={}, frames={}, sop_instance_uid={!r})")
+            .format(h.modality, h.rows, h.columns, h.frames, h.sop_instance_uid)
+            .cast<std::string>();
+      });
   m.def(
       "read_instance",
       [](const Path& path, bool apply_modality_lut, std::uint32_t frame, bool convert_color,
@@ -108,7 +177,7 @@ void bind_dicom(py::module_& m) {
           py::gil_scoped_release release;
           inst = dicom::read_instance(path.string(), read_options(apply_modality_lut, frame, convert_color, invert_monochrome1));
         }
-        py::dict header = header_dict(inst.header);
+        py::object header = py::cast(std::move(inst.header));
         return py::make_tuple(image_array(std::move(inst.image)), header);
       },
       py::arg("path"), py::arg("apply_modality_lut") = true, py::arg("frame") = 0, py::arg("convert_color") = true,
@@ -142,7 +211,7 @@ void bind_dicom(py::module_& m) {
           py::gil_scoped_release release;
           h = dicom::read_header(path.string());
         }
-        return header_dict(h);
+        return h;
       },
       py::arg("path"),
       "The header as a dict; pixel data is bounds-checked but not decoded.");
@@ -213,7 +282,7 @@ void bind_dicom(py::module_& m) {
         for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = std::string(dicom::to_string(w.kind)), py::arg("message") = w.message));
         py::dict info(py::arg("spacing") = vol.spacing(), py::arg("origin") = vol.origin(),
                       py::arg("direction") = vol.direction(), py::arg("files") = v.files, py::arg("warnings") = warnings,
-                      py::arg("header") = header_dict(v.header));
+                      py::arg("header") = py::cast(v.header));
         const medinfer::PixelType type = vol.pixel_type();
         py::array a = owned_array<medinfer::Volume>(std::move(v.volume), [](medinfer::Volume& x) { return x.mutable_data(); },
                                                    type, shape);
