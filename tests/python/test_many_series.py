@@ -74,15 +74,15 @@ def test_3d_package_equals_python_torch(tmp_path):
     files = write_series(tmp_path / "series")
     p = medinfer.Pipeline.open(str(pkg))
     result = p.predict_series([str(tmp_path / "series")])
-    assert result["aggregation"] == "volume"
-    assert result["slices"] == 10
+    assert result.aggregation == "volume"
+    assert result.slices == 10
     vol, info = medinfer.dicom.read_series(files)
     x = medinfer.preprocess.apply_volume(json.dumps(STEPS_3D), vol)
     assert x.shape == (1, 1, 8, 32, 32)
     with torch.inference_mode():
         logit = float(model(torch.from_numpy(np.ascontiguousarray(x)))[0, 0])
-    assert abs(result["raw_score"] - logit) < 1e-5
-    assert abs(result["probability"] - 1.0 / (1.0 + np.exp(-logit))) < 1e-5
+    assert abs(result.raw_score - logit) < 1e-5
+    assert abs(result.probability - 1.0 / (1.0 + np.exp(-logit))) < 1e-5
     with pytest.raises(medinfer.InvalidArgumentError, match="predict_series"):
         p.predict(files[0])
 
@@ -108,11 +108,11 @@ def test_2d_series_evidence_names_the_lesion_slice(tmp_path, demo_model):
     r = p.predict_series(files)
     # slice order: along the slice normal (ascending z for axial slices), as read_series orders them
     per_slice = [p.predict(f).probability for f in sorted(files, key=lambda f: medinfer.dicom.read_header(f).image_position[2])]
-    assert r["aggregation"] == "max"
-    assert r["slices"] == 12
-    assert r["probability"] == pytest.approx(max(per_slice), abs=1e-12)
-    assert r["evidence"][0]["probability"] == pytest.approx(max(per_slice), abs=1e-12)
-    assert r["evidence"][0]["slice_index"] == int(np.argmax(per_slice))
+    assert r.aggregation == "max"
+    assert r.slices == 12
+    assert r.probability == pytest.approx(max(per_slice), abs=1e-12)
+    assert r.evidence[0].probability == pytest.approx(max(per_slice), abs=1e-12)
+    assert r.evidence[0].slice_index == int(np.argmax(per_slice))
 
 
 def run_cli(cli, *args):

@@ -171,8 +171,20 @@ def test_header_text_that_is_not_utf8_never_raises_unicode_errors(demo_model, fi
     assert any(w.tag == "(0008,103E)" for w in header.warnings)
     with medinfer.Pipeline.open(demo_model) as p:
         assert p.predict(bad).tier
-        assert p.predict_series([bad])["slices"] == 1
+        assert p.predict_series([bad]).slices == 1
 
 
 def test_the_version_is_the_library_version():
     assert medinfer.__version__ == medinfer.version() == medinfer.build_info()["version"]
+
+
+def test_series_and_study_results_are_classes_that_pickle(demo_model, study):
+    directory, _ = study
+    with medinfer.Pipeline.open(demo_model) as p:
+        s = p.predict_series([directory])
+        st = p.predict_study([directory])
+    assert isinstance(s, medinfer.SeriesResult) and s.slices == 10 and s.evidence and s.to_dict() == json.loads(s.to_json())
+    again = pickle.loads(pickle.dumps(s))
+    assert isinstance(again, medinfer.SeriesResult) and again.to_json() == s.to_json()
+    assert isinstance(st, medinfer.StudyResult) and st.series[0].series_instance_uid == s.series_instance_uid
+    assert st.to_dict()["study_instance_uid"] == st.study_instance_uid and "StudyResult(" in repr(st)

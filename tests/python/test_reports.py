@@ -248,13 +248,19 @@ def test_python_reports(demo_model, study, tmp_path):
     bundle = p.fhir_bundle(r)
     jsonschema.validate(bundle, FHIR_SCHEMA)
     files = write_series(tmp_path / "series", n=6)
-    out = p.predict_series(files, reports=True)
-    (tmp_path / "s.dcm").write_bytes(out["sr"])
+    out = p.predict_series(files)
+    assert isinstance(out, medinfer.SeriesResult) and isinstance(out, medinfer.Result)
+    (tmp_path / "s.dcm").write_bytes(p.structured_report(out, files))
     assert groups_of(check_sr(tmp_path / "s.dcm", files[0]))["lesion"]["evidence"] == [
-        e["sop_instance_uid"] for e in out["evidence"]]
-    jsonschema.validate(out["fhir"], FHIR_SCHEMA)
-    out = p.predict_series([str(tmp_path / "series")], reports=True)  # a folder: its files are the sources
-    assert out["sr"][128:132] == b"DICM"
+        e.sop_instance_uid for e in out.evidence]
+    jsonschema.validate(p.fhir_bundle(out), FHIR_SCHEMA)
+    folder = [tmp_path / "series"]
+    out = p.predict_series(folder)
+    assert p.structured_report(out, folder)[128:132] == b"DICM"  # a folder: its files are the sources
+    study = p.predict_study(folder)
+    assert isinstance(study, medinfer.StudyResult) and len(study.series) == 1
+    assert p.structured_report(study, folder)[128:132] == b"DICM"
+    assert p.fhir_bundle(study)["resourceType"] == "Bundle"
     # bad input: a result without UIDs (pixels), a source of another study, no sources
     img = p.predict(medinfer.dicom.read_instance(src)[0])
     with pytest.raises(medinfer.InvalidArgumentError, match="Study Instance UID"):

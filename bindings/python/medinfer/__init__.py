@@ -19,6 +19,7 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     CancelledError,
     Deployment,
     EngineOptions,
+    Evidence,
     Finding,
     InternalError,
     InvalidArgumentError,
@@ -35,6 +36,11 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     ReadOptions,
     ResourceLimitError,
     Result,
+    SeriesResult,
+    SeriesWarning,
+    SkippedFile,
+    SkippedSeries,
+    StudyResult,
     UnsupportedError,
     backend_formats,
     build_info,
@@ -51,9 +57,10 @@ __version__: str = _medinfer.version()
 Pipeline.predict_many = _predict_many  # type: ignore[method-assign]
 
 __all__ = [
-    "AuditFailedError", "BatchingOptions", "CancelledError", "Deployment", "EngineOptions", "Finding",
+    "AuditFailedError", "BatchingOptions", "CancelledError", "Deployment", "EngineOptions", "Evidence", "Finding",
     "InternalError", "InvalidArgumentError", "InvalidDicomError", "IoError", "MedinferError", "ModelIdentity",
     "ModelIntegrityError", "NotFoundError", "OverloadedError", "PackageOptions", "Pipeline", "PipelineOptions",
-    "ReadOptions", "ResourceLimitError", "Result", "UnsupportedError", "audit", "backend_formats", "build_info",
+    "ReadOptions", "ResourceLimitError", "Result", "SeriesResult", "SeriesWarning", "SkippedFile", "SkippedSeries",
+    "StudyResult", "UnsupportedError", "audit", "backend_formats", "build_info",
     "calibration", "dicom", "preprocess", "risk", "routing_bucket", "version", "__version__",
 ]

@@ -38,42 +38,30 @@ medinfer::report::ReportOptions report_options(const medinfer::Pipeline& p) {
   return ro;
 }
 
-// predict_series / predict_study from Python: [directory] or a list of files, run without the GIL, the
-// result's JSON (the library's serialiser) as a dict. With `reports`, the dict also holds "sr" (the DICOM
-// SR's bytes) and "fhir" (the FHIR Bundle as a dict), made from the package's label codes.
+// The files a list names: the paths as given, or a single directory's files (every DICOM file under it,
+// as predict_series / predict_study scan it), for reports' sources.
+std::vector<std::string> sources_of(const std::vector<Path>& paths) {
+  std::vector<std::string> files = strings(paths);
+  if (files.size() != 1 || !std::filesystem::is_directory(files[0])) return files;
+  std::vector<std::string> out;
+  for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
+    for (const auto& series : study.series) {
+      for (const auto& instance : series.instances) out.push_back(instance.path);
+    }
+  }
+  return out;
+}
+
+// predict_series / predict_study from Python: [directory] or a list of files, run without the GIL.
 template <class Predict>
-py::object series_or_study(const medinfer::Pipeline& p, const std::vector<std::string>& files, int batch_size,
-                           unsigned workers, bool reports, Predict predict) {
+auto series_or_study(const std::vector<Path>& paths, int batch_size, unsigned workers, Predict predict) {
   medinfer::ManyOptions options;
   options.batch_size = batch_size;
   options.workers = workers;
-  std::string text, sr, fhir;
-  {
-    py::gil_scoped_release release;
-    const bool directory = files.size() == 1 && std::filesystem::is_directory(files[0]);
-    const auto result = directory ? predict(files[0], options) : predict(files, options);
-    text = medinfer::to_json(result);
-    if (reports) {
-      std::vector<std::string> sources = files;
-      if (directory) {
-        sources.clear();
-        for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
-          for (const auto& series : study.series) {
-            for (const auto& instance : series.instances) sources.push_back(instance.path);
-          }
-        }
-      }
-      const medinfer::report::ReportOptions ro = report_options(p);
-      sr = medinfer::report::structured_report(result, sources, ro).bytes;
-      fhir = medinfer::report::fhir_bundle(result, ro);
-    }
-  }
-  py::object out = json_loads(text);
-  if (reports) {
-    out["sr"] = py::bytes(sr);
-    out["fhir"] = json_loads(fhir);
-  }
-  return out;
+  const std::vector<std::string> files = strings(paths);
+  py::gil_scoped_release release;
+  const bool directory = files.size() == 1 && std::filesystem::is_directory(files[0]);
+  return directory ? predict(files[0], options) : predict(files, options);
 }
 
 // Pickling: a Finding / Result as a tuple of its fields (rules and arms by name), and back.
@@ -130,6 +118,11 @@ Result result_from_state(const py::tuple& t) {
 }
 
 std::string bool_text(bool b) { return b ? "True" : "False"; }
+
+template <class T>
+struct type_tag {
+  using type = T;
+};
 
 // An image from a numpy array of pixels in modality units: (rows, columns) or (rows, columns, 3).
 medinfer::Image image_of(const py::array_t<float, py::array::c_style | py::array::forcecast>& pixels,
@@ -228,6 +221,110 @@ void bind_pipeline(py::module_& m) {
                "', escalate=" + bool_text(r.escalate) + ")";
       });
 
+  using medinfer::SeriesResult;
+  using medinfer::StudyResult;
+  py::class_<SeriesResult::Evidence>(m, "Evidence", "One evidence slice of a series finding (SeriesResult.evidence).")
+      .def_readonly("label", &SeriesResult::Evidence::label, "the label it is evidence for")
+      .def_readonly("slice_index", &SeriesResult::Evidence::slice_index, "position along the slice normal (0: first)")
+      .def_readonly("sop_instance_uid", &SeriesResult::Evidence::sop_instance_uid, "the slice's SOP Instance UID")
+      .def_readonly("probability", &SeriesResult::Evidence::probability, "the slice's calibrated probability")
+      .def("__repr__", [](const SeriesResult::Evidence& e) {
+        return py::str("Evidence(label={!r}, slice_index={}, probability={:.6f})")
+            .format(e.label, e.slice_index, e.probability)
+            .cast<std::string>();
+      });
+  py::class_<medinfer::dicom::SeriesWarning>(m, "SeriesWarning", "A geometry or slice problem of a series.")
+      .def_property_readonly(
+          "kind", [](const medinfer::dicom::SeriesWarning& w) { return std::string(medinfer::dicom::to_string(w.kind)); },
+          "'gap', 'localizer', ...")
+      .def_readonly("message", &medinfer::dicom::SeriesWarning::message, "what was found, naming the files");
+  py::class_<SeriesResult, Result>(m, "SeriesResult",
+                                   "One series' result (Pipeline.predict_series): a Result for the series, with its "
+                                   "aggregation, slice counts, evidence slices and warnings.")
+      .def_readonly("modality", &SeriesResult::modality, "the series' modality")
+      .def_readonly("aggregation", &SeriesResult::aggregation,
+                    "'max', 'mean', 'noisy_or', 'top_k_mean' (2D packages) or 'volume' (a 3D package)")
+      .def_readonly("slices", &SeriesResult::slices, "slices predicted (2D) or in the volume (3D)")
+      .def_readonly("failed_slices", &SeriesResult::failed_slices, "2D: slices whose prediction failed")
+      .def_readonly("evidence", &SeriesResult::evidence, "2D: per label, the highest-probability slices, best first")
+      .def_readonly("warnings", &SeriesResult::warnings, "SeriesWarnings: geometry and unreadable slices")
+      .def("to_json", [](const SeriesResult& r) { return medinfer::to_json(r); },
+           "The series result as one JSON object (the library's serialiser, as `medinfer predict --by series`).")
+      .def("to_dict", [](const SeriesResult& r) { return json_loads(medinfer::to_json(r)); },
+           "json.loads(to_json()) (a Python convenience).")
+      .def(py::pickle(
+          [](const SeriesResult& r) {
+            py::list evidence, warnings;
+            for (const auto& e : r.evidence) evidence.append(py::make_tuple(e.label, e.slice_index, e.sop_instance_uid, e.probability));
+            for (const auto& w : r.warnings) warnings.append(py::make_tuple(static_cast<int>(w.kind), w.message));
+            return py::make_tuple(result_state(r), r.modality, r.aggregation, r.slices, r.failed_slices, evidence, warnings);
+          },
+          [](const py::tuple& t) {
+            if (t.size() != 7) throw std::runtime_error("SeriesResult: invalid pickled state");
+            SeriesResult r;
+            static_cast<Result&>(r) = result_from_state(t[0].cast<py::tuple>());
+            r.modality = t[1].cast<std::string>();
+            r.aggregation = t[2].cast<std::string>();
+            r.slices = t[3].cast<std::size_t>();
+            r.failed_slices = t[4].cast<std::size_t>();
+            for (const auto& e : t[5].cast<py::list>()) {
+              const auto one = e.cast<py::tuple>();
+              r.evidence.push_back({one[0].cast<std::string>(), one[1].cast<std::size_t>(), one[2].cast<std::string>(),
+                                    one[3].cast<double>()});
+            }
+            for (const auto& w : t[6].cast<py::list>()) {
+              const auto one = w.cast<py::tuple>();
+              r.warnings.push_back({static_cast<medinfer::dicom::SeriesWarningKind>(one[0].cast<int>()),
+                                    one[1].cast<std::string>()});
+            }
+            return r;
+          }))
+      .def("__repr__", [](const SeriesResult& r) {
+        return py::str("SeriesResult(label={!r}, probability={:.6f}, tier={!r}, aggregation={!r}, slices={})")
+            .format(r.label, r.probability, r.tier, r.aggregation, r.slices)
+            .cast<std::string>();
+      });
+  py::class_<medinfer::SkippedSeries>(m, "SkippedSeries", "A series predict_study did not run, and why.")
+      .def_readonly("series_instance_uid", &medinfer::SkippedSeries::series_instance_uid, "Series Instance UID")
+      .def_readonly("modality", &medinfer::SkippedSeries::modality, "the series' modality")
+      .def_readonly("series_description", &medinfer::SkippedSeries::series_description, "Series Description")
+      .def_readonly("reason", &medinfer::SkippedSeries::reason, "why it was not predicted")
+      .def("__repr__", [](const medinfer::SkippedSeries& k) {
+        return py::str("SkippedSeries(series_instance_uid={!r}, reason={!r})").format(k.series_instance_uid, k.reason)
+            .cast<std::string>();
+      });
+  py::class_<medinfer::dicom::SkippedFile>(m, "SkippedFile", "A file a directory scan could not index.")
+      .def_readonly("path", &medinfer::dicom::SkippedFile::path, "the file")
+      .def_property_readonly(
+          "code", [](const medinfer::dicom::SkippedFile& f) { return std::string(medinfer::to_string(f.code)); },
+          "the ErrorCode name")
+      .def_readonly("reason", &medinfer::dicom::SkippedFile::reason, "why");
+  py::class_<StudyResult>(m, "StudyResult",
+                          "A study's result (Pipeline.predict_study): the series predicted, and every other one "
+                          "with the reason.")
+      .def_readonly("study_instance_uid", &StudyResult::study_instance_uid, "Study Instance UID")
+      .def_readonly("series", &StudyResult::series, "SeriesResults, in Series Instance UID order")
+      .def_readonly("skipped", &StudyResult::skipped, "SkippedSeries: the series not selected, with the reason")
+      .def_property_readonly(
+          "failed",
+          [](const StudyResult& r) {
+            py::list out;
+            for (const auto& [series, error] : r.failed) out.append(py::make_tuple(series, exception_object(error)));
+            return out;
+          },
+          "(SkippedSeries, MedinferError) of each selected series whose prediction failed")
+      .def_readonly("skipped_files", &StudyResult::skipped_files, "SkippedFiles: files the scan could not index")
+      .def_readonly("latency_ms", &StudyResult::latency_ms, "the library's time for the study, in ms")
+      .def("to_json", [](const StudyResult& r) { return medinfer::to_json(r); },
+           "The study result as one JSON object (the library's serialiser).")
+      .def("to_dict", [](const StudyResult& r) { return json_loads(medinfer::to_json(r)); },
+           "json.loads(to_json()) (a Python convenience).")
+      .def("__repr__", [](const StudyResult& r) {
+        return py::str("StudyResult(study_instance_uid={!r}, series={}, skipped={}, failed={})")
+            .format(r.study_instance_uid, r.series.size(), r.skipped.size(), r.failed.size())
+            .cast<std::string>();
+      });
+
   // ---- options (engine.hpp, model_package.hpp, pipeline.hpp) ----
   py::class_<medinfer::EngineOptions>(m, "EngineOptions", "How the model runs (medinfer/engine.hpp).")
       .def(py::init<>())
@@ -267,10 +364,10 @@ void bind_pipeline(py::module_& m) {
       .def_readwrite("include_identifiers", &medinfer::PipelineOptions::include_identifiers,
                      "record raw UIDs in audit records instead of pseudonyms");
 
-  py::class_<PyPipeline>(m, "Pipeline",
+  py::class_<PyPipeline> pipeline(m, "Pipeline",
                          "DICOM file -> preprocessing -> model -> calibration -> risk -> audit (medinfer::Pipeline). "
-                         "Thread-safe; use as `with Pipeline.open(...) as p:` or call close().")
-      .def_static(
+                         "Thread-safe; use as `with Pipeline.open(...) as p:` or call close().");
+  pipeline.def_static(
           "open",
           [](const Path& model_dir, std::optional<medinfer::PipelineOptions> given, const std::optional<Path>& audit_log,
              const std::optional<Path>& audit_key_file) {
@@ -407,48 +504,56 @@ void bind_pipeline(py::module_& m) {
           "Pipeline::predict_many on files (the Python predict_many wraps it with a tqdm bar).")
       .def(
           "predict_series",
-          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers, bool reports) {
+          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers) {
             auto p = self.get();
-            return series_or_study(*p, strings(files), batch_size, workers, reports,
+            return series_or_study(files, batch_size, workers,
                                    [&p](const auto& input, const auto& options) { return p->predict_series(input, options); });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
-          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns the series "
-          "result as a dict (the library's JSON: findings, aggregation, evidence, warnings, ...); with reports=True "
-          "also 'sr' (DICOM SR bytes, TID 1500) and 'fhir' (the FHIR R4 Bundle, a dict). Releases the GIL.")
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
+          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns a SeriesResult "
+          "(the series finding, its aggregation, evidence slices, warnings). Releases the GIL.")
       .def(
           "predict_study",
-          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers, bool reports) {
+          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers) {
             auto p = self.get();
-            return series_or_study(*p, strings(files), batch_size, workers, reports,
+            return series_or_study(files, batch_size, workers,
                                    [&p](const auto& input, const auto& options) { return p->predict_study(input, options); });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("reports") = false,
+          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
           "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
-          "predicted, every other one listed with the reason. Returns a dict (with reports=True also 'sr' and "
-          "'fhir', as predict_series). Releases the GIL.")
-      .def(
-          "structured_report",
-          [](const PyPipeline& self, const Result& r, const std::vector<Path>& sources) {
-            auto p = self.get();
-            const medinfer::report::ReportOptions ro = report_options(*p);
-            std::string bytes;
-            {
-              py::gil_scoped_release release;
-              bytes = medinfer::report::structured_report(r, strings(sources), ro).bytes;
-            }
-            return py::bytes(bytes);
-          },
-          py::arg("result"), py::arg("sources"),
-          "The DICOM SR (Comprehensive SR, TID 1500) of an image Result as Part 10 bytes (report::structured_report); "
-          "`sources`: the DICOM file(s) it was predicted from. Label codes from this pipeline's package.")
-      .def(
-          "fhir_bundle",
-          [](const PyPipeline& self, const Result& r) {
-            auto p = self.get();
-            return json_loads(medinfer::report::fhir_bundle(r, report_options(*p)));
-          },
-          py::arg("result"), "The FHIR R4 Bundle of an image Result (report::fhir_bundle), as a dict.")
+          "predicted, every other one listed with the reason. Returns a StudyResult. Releases the GIL.");
+  // report::structured_report and fhir_bundle for each result type, with this pipeline's label codes.
+  auto add_reports = [&pipeline](auto tag, const char* what) {
+    using R = typename decltype(tag)::type;
+    pipeline.def(
+        "structured_report",
+        [](const PyPipeline& self, const R& r, const std::vector<Path>& sources) {
+          auto p = self.get();
+          const medinfer::report::ReportOptions ro = report_options(*p);
+          std::string bytes;
+          {
+            py::gil_scoped_release release;
+            bytes = medinfer::report::structured_report(r, sources_of(sources), ro).bytes;
+          }
+          return py::bytes(bytes);
+        },
+        py::arg("result"), py::arg("sources"),
+        (std::string("The DICOM SR (Comprehensive SR, TID 1500) of ") + what +
+         " as Part 10 bytes (report::structured_report); `sources`: the DICOM files it was predicted from, or "
+         "[directory]. Label codes from this pipeline's package. Releases the GIL.").c_str());
+    pipeline.def(
+        "fhir_bundle",
+        [](const PyPipeline& self, const R& r) {
+          auto p = self.get();
+          return json_loads(medinfer::report::fhir_bundle(r, report_options(*p)));
+        },
+        py::arg("result"), (std::string("The FHIR R4 Bundle of ") + what + " (report::fhir_bundle), as a dict.").c_str());
+  };
+  // SeriesResult first: pybind11 tries overloads in order, and a SeriesResult is also a Result.
+  add_reports(type_tag<medinfer::StudyResult>{}, "a StudyResult");
+  add_reports(type_tag<medinfer::SeriesResult>{}, "a SeriesResult");
+  add_reports(type_tag<Result>{}, "an image Result");
+  pipeline
       .def("deployment", [](const PyPipeline& self) { return self.get()->deployment(); },
            "Which models this pipeline serves: the primary, and the A/B candidate with its fraction.");
 }
