@@ -14,6 +14,7 @@ examples against them.
 from __future__ import annotations
 
 import argparse
+import enum
 import inspect
 import pathlib
 import re
@@ -55,12 +56,12 @@ def split_top(text: str, sep: str = ",") -> List[str]:
 
 def type_of(text: str, module: str) -> str:
     """A pybind11 type spelling as a typing expression valid in the stub of `module`."""
-    t = text.strip()
-    own = "medinfer._medinfer" + ("" if module == "" else "." + module) + "."
-    t = t.replace(own, "")
-    for sub in SUBMODULES:
-        t = t.replace(f"medinfer._medinfer.{sub}.", f"medinfer.{sub}.")
-    t = t.replace("medinfer._medinfer.", "medinfer." if module else "")
+    t = text.strip().replace("medinfer._medinfer.", "medinfer.")
+    if module == "":  # the top stub: its own names bare, the submodules' through `from . import ...`
+        t = re.sub(r"\bmedinfer\.(" + "|".join(SUBMODULES) + r")\.", r"\1.", t)
+        t = re.sub(r"\bmedinfer\.(?=[A-Za-z_])", "", t)
+    else:  # a submodule's stub: its own names bare, every other one qualified (import medinfer)
+        t = t.replace(f"medinfer.{module}.", "")
     t = re.sub(r"List\[(\w+)\[\d+\]\]", r"Sequence[\1]", t)  # std::array<T, N>: any sequence of N
     t = re.sub(r"numpy\.ndarray\[numpy\.(\w+)\]", r"numpy.typing.NDArray[numpy.\1]", t)
     t = re.sub(r"\bnumpy\.ndarray\b(?!\[)", "numpy.typing.NDArray[Any]", t)
@@ -142,25 +143,30 @@ def class_stub(cls: type, module: str, extra: List[str]) -> List[str]:
 
 def module_stub(mod: object, module: str, extras: Dict[str, List[str]]) -> str:
     body: List[str] = []
-    exceptions, classes, functions = [], [], []
+    exceptions, classes, functions, enums = [], [], [], []
     for name, value in sorted(vars(mod).items()):
         if name.startswith("_") or inspect.ismodule(value):
             continue
-        if isinstance(value, type) and issubclass(value, BaseException):
+        if isinstance(value, type) and issubclass(value, enum.Enum):
+            enums.append(value)
+        elif isinstance(value, type) and issubclass(value, BaseException):
             exceptions.append(value)
         elif isinstance(value, type):
             classes.append(value)
         elif callable(value):
             functions.append((name, value))
+    for e in enums:
+        members = "\n".join(f"    {m.name} = {m.value!r}" for m in e)
+        body.append(f"class {e.__name__}(enum.StrEnum):\n{members}")
     for e in sorted(exceptions, key=lambda c: (c is not _medinfer.MedinferError, c.__name__)):
         bases = ", ".join(b.__name__ for b in e.__bases__)
-        body.append(f"class {e.__name__}({bases}):\n    code: str")
+        body.append(f"class {e.__name__}({bases}):\n    code: {'ErrorCode' if module == '' else 'medinfer.ErrorCode'}")
     for c in classes:
         body.append("\n".join(class_stub(c, module, extras.get(c.__name__, []))))
     for name, f in functions:
         body.append("\n".join(function_stub(f, name, module)))
     head = [HEADER.rstrip(), "from __future__ import annotations", "",
-            "import os", "from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, overload", "",
+            "import enum", "import os", "from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, overload", "",
             "import numpy", "import numpy.typing", ""]
     if module:
         head.insert(-1, "import medinfer")

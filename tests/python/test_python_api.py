@@ -188,3 +188,21 @@ def test_series_and_study_results_are_classes_that_pickle(demo_model, study):
     assert isinstance(again, medinfer.SeriesResult) and again.to_json() == s.to_json()
     assert isinstance(st, medinfer.StudyResult) and st.series[0].series_instance_uid == s.series_instance_uid
     assert st.to_dict()["study_instance_uid"] == st.study_instance_uid and "StudyResult(" in repr(st)
+
+
+def test_the_library_enums_are_python_str_enums(demo_model, files, tmp_path):
+    import enum
+    for cls in (medinfer.Rule, medinfer.Arm, medinfer.Task, medinfer.ErrorCode, medinfer.calibration.Method,
+                medinfer.dicom.HeaderWarningKind, medinfer.dicom.SeriesWarningKind):
+        assert issubclass(cls, enum.StrEnum) and len(cls) >= 2, cls
+    with medinfer.Pipeline.open(demo_model) as p:
+        r = p.predict(files[0])
+        assert p.task is medinfer.Task.BINARY
+        missing = p.predict_many([tmp_path / "nope.dcm"])[0]
+    assert r.rule is medinfer.Rule.TIER_CUTPOINTS and r.rule == "tier_cutpoints"  # equal to the JSON's name
+    assert r.arm is medinfer.Arm.NONE and r.findings[0].rule is r.rule
+    assert json.loads(r.to_json())["rule"] == r.rule and json.dumps(r.rule) == '"tier_cutpoints"'
+    assert missing.code is medinfer.ErrorCode.NOT_FOUND and f"{missing.code}" == "kNotFound"
+    assert medinfer.calibration.Calibrator.fit(medinfer.calibration.Method.PLATT, [-1.0, 2.0], [0, 1]).method == "platt"
+    with pytest.raises(medinfer.InvalidArgumentError, match="platt"):
+        medinfer.calibration.Calibrator.fit("plat", [-1.0, 2.0], [0, 1])

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from . import _medinfer
 from ._medinfer import (  # noqa: F401  (the public names, re-exported)
+    Arm,
     AuditFailedError,
     BatchingOptions,
     CancelledError,
     Deployment,
     EngineOptions,
+    ErrorCode,
     Evidence,
     Finding,
     InternalError,
@@ -36,11 +38,11 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     ReadOptions,
     ResourceLimitError,
     Result,
+    Rule,
     SeriesResult,
-    SeriesWarning,
-    SkippedFile,
     SkippedSeries,
     StudyResult,
+    Task,
     UnsupportedError,
     backend_formats,
     build_info,
@@ -57,10 +59,11 @@ __version__: str = _medinfer.version()
 Pipeline.predict_many = _predict_many  # type: ignore[method-assign]
 
 __all__ = [
+    "Arm", "ErrorCode", "Rule", "Task",
     "AuditFailedError", "BatchingOptions", "CancelledError", "Deployment", "EngineOptions", "Evidence", "Finding",
     "InternalError", "InvalidArgumentError", "InvalidDicomError", "IoError", "MedinferError", "ModelIdentity",
     "ModelIntegrityError", "NotFoundError", "OverloadedError", "PackageOptions", "Pipeline", "PipelineOptions",
-    "ReadOptions", "ResourceLimitError", "Result", "SeriesResult", "SeriesWarning", "SkippedFile", "SkippedSeries",
+    "ReadOptions", "ResourceLimitError", "Result", "SeriesResult", "SkippedSeries",
     "StudyResult", "UnsupportedError", "audit", "backend_formats", "build_info",
     "calibration", "dicom", "preprocess", "risk", "routing_bucket", "version", "__version__",
 ]

@@ -14,9 +14,11 @@ void bind_calibration(py::module_& m) {
   py::class_<cal::Calibrator>(m, "Calibrator", "A fitted calibrator (raw score -> probability). See docs/calibration.md.")
       .def_static(
           "fit",
-          [](const std::string& method, const std::vector<double>& scores, const std::vector<int>& labels, int bins) {
+          [](const py::object& method, const std::vector<double>& scores, const std::vector<int>& labels, int bins) {
+            // a Method, or its name (an unknown name: InvalidArgumentError listing the methods)
+            const cal::Method m = cal::parse_method(py::str(method).cast<std::string>());
             py::gil_scoped_release release;
-            return cal::Calibrator::fit(cal::parse_method(method), scores, labels, bins);
+            return cal::Calibrator::fit(m, scores, labels, bins);
           },
           py::arg("method"), py::arg("scores"), py::arg("labels"), py::arg("bins") = 15,
           "Fits 'temperature', 'platt', 'isotonic', 'histogram' or 'beta' on raw scores and 0/1 labels.")
@@ -34,8 +36,7 @@ void bind_calibration(py::module_& m) {
           },
           py::arg("scores"), "Calibrated probabilities of a sequence of raw scores.")
       .def("to_json", &cal::Calibrator::to_json, "The calibrator as JSON (what a manifest's 'calibration' takes).")
-      .def_property_readonly("method", [](const cal::Calibrator& c) { return std::string(cal::to_string(c.method())); },
-                             "'temperature', 'platt', 'isotonic', 'histogram' or 'beta'")
+      .def_property_readonly("method", &cal::Calibrator::method, "the Method: TEMPERATURE, PLATT, ISOTONIC, HISTOGRAM or BETA")
       .def_property_readonly("parameters", &cal::Calibrator::parameters, "the fitted parameters")
       .def_property_readonly("knots", &cal::Calibrator::knots, "isotonic / histogram: the score knots")
       .def_property_readonly("values", &cal::Calibrator::values, "isotonic / histogram: the probability at each knot");

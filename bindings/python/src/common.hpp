@@ -12,6 +12,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "enums.hpp"
+
 namespace py = pybind11;
 using Path = std::filesystem::path;
 

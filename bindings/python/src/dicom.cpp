@@ -100,13 +100,19 @@ py::array image_array(medinfer::Image&& image) {
 void bind_dicom(py::module_& m) {
   m.doc() = "DICOM reading, series and de-identification (medinfer/dicom.hpp, series.hpp, deidentify.hpp).";
   py::class_<dicom::HeaderWarning>(m, "HeaderWarning", "A problem in a header that did not stop the read.")
-      .def_property_readonly("kind", [](const dicom::HeaderWarning& w) { return std::string(dicom::to_string(w.kind)); },
-                             "what kind: 'character_set', 'invalid_value', ...")
+      .def_readonly("kind", &dicom::HeaderWarning::kind, "a HeaderWarningKind: CHARACTER_SET, INVALID_VALUE, ...")
       .def_readonly("tag", &dicom::HeaderWarning::tag, "the element, '(gggg,eeee)'")
       .def_readonly("message", &dicom::HeaderWarning::message, "what was wrong and what was done, naming the file")
       .def("__repr__", [](const dicom::HeaderWarning& w) {
         return py::str("HeaderWarning(kind={!r}, tag={!r})").format(dicom::to_string(w.kind), w.tag).cast<std::string>();
       });
+  py::class_<medinfer::dicom::SeriesWarning>(m, "SeriesWarning", "A geometry or slice problem of a series.")
+      .def_readonly("kind", &medinfer::dicom::SeriesWarning::kind, "a SeriesWarningKind: GAP, LOCALIZER, ...")
+      .def_readonly("message", &medinfer::dicom::SeriesWarning::message, "what was found, naming the files");
+  py::class_<medinfer::dicom::SkippedFile>(m, "SkippedFile", "A file a directory scan could not index.")
+      .def_readonly("path", &medinfer::dicom::SkippedFile::path, "the file")
+      .def_readonly("code", &medinfer::dicom::SkippedFile::code, "the ErrorCode")
+      .def_readonly("reason", &medinfer::dicom::SkippedFile::reason, "why");
   using H = dicom::ImageHeader;
   py::class_<H>(m, "ImageHeader",
                 "The header values a host needs beside the pixels (no patient name, ID, birth date or accession "

@@ -33,7 +33,7 @@ py::object exception_object(const medinfer::Error& e) {
   py::object message = py::reinterpret_steal<py::object>(
       PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
   py::object instance = cls(message);
-  instance.attr("code") = medinfer::to_string(e.code());
+  instance.attr("code") = py::cast(e.code());  // an ErrorCode (a StrEnum: equal to "kNotFound", ...)
   if (e.code() == medinfer::ErrorCode::kNotFound) {
     // The library's form is "PATH: no such file ..." (or "... directory"): FileNotFoundError's
     // errno and filename, as open() would set them.

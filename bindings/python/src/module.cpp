@@ -22,15 +22,24 @@ PYBIND11_MODULE(_medinfer, m) {
     d["cuda_available"] = b.cuda_available;
     return d;
   }, "Versions of medinfer and its dependencies, and whether CUDA is available, as a dict.");
-  bind_pipeline(m);
   py::module_ dicom = m.def_submodule("dicom");
-  bind_dicom(dicom);
   py::module_ preprocess = m.def_submodule("preprocess");
-  bind_preprocess(preprocess);
   py::module_ calibration = m.def_submodule("calibration");
-  bind_calibration(calibration);
   py::module_ risk = m.def_submodule("risk");
-  bind_risk(risk);
   py::module_ audit = m.def_submodule("audit");
+  // The enums first: every binding below converts to and from them.
+  using namespace medinfer_python;
+  register_enum<medinfer::ErrorCode>(m, "ErrorCode", "What went wrong (medinfer::ErrorCode); MedinferError.code.");
+  register_enum<medinfer::Rule>(m, "Rule", "Which rule decided a finding's tier (medinfer::Rule).");
+  register_enum<medinfer::Arm>(m, "Arm", "The A/B arm that served a result (medinfer::Arm); NONE outside a test.");
+  register_enum<medinfer::Task>(m, "Task", "A package's task (medinfer::Task).");
+  register_enum<medinfer::dicom::HeaderWarningKind>(dicom, "HeaderWarningKind", "The kind of a HeaderWarning.");
+  register_enum<medinfer::dicom::SeriesWarningKind>(dicom, "SeriesWarningKind", "The kind of a SeriesWarning.");
+  register_enum<medinfer::calibration::Method>(calibration, "Method", "A calibration method (calibration::Method).");
+  bind_dicom(dicom);  // before the pipeline: its results hold dicom's types (signatures name them)
+  bind_pipeline(m);
+  bind_preprocess(preprocess);
+  bind_calibration(calibration);
+  bind_risk(risk);
   bind_audit(audit);
 }

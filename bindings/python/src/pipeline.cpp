@@ -160,8 +160,7 @@ void bind_pipeline(py::module_& m) {
       .def_readonly("indeterminate", &Finding::indeterminate, "the policy abstained (see reason, rule)")
       .def_readonly("reason", &Finding::reason, "why indeterminate; else ''")
       // Rules and arms are C++ enums; Python sees their names, as the JSON does.
-      .def_property_readonly("rule", [](const Finding& f) { return std::string(medinfer::to_string(f.rule)); },
-                             "the rule that decided: 'tier_cutpoints', 'quality_gate.rows', ...")
+      .def_readonly("rule", &Finding::rule, "the Rule that decided (its value: 'tier_cutpoints', 'quality_gate.rows', ...)")
       .def_readonly("operating_point_positive", &Finding::operating_point_positive, "with an operating point: probability >= its threshold")
       .def_readonly("prediction_set", &Finding::prediction_set, "with a conformal rule: a subset of ['positive', 'negative']")
       .def(py::pickle([](const Finding& f) { return finding_state(f); },
@@ -193,16 +192,14 @@ void bind_pipeline(py::module_& m) {
       .def_readonly("escalate", &Result::escalate, "the primary finding escalates")
       .def_readonly("indeterminate", &Result::indeterminate, "the policy abstained on the primary finding")
       .def_readonly("reason", &Result::reason, "why indeterminate; else ''")
-      .def_property_readonly("rule", [](const Result& r) { return std::string(medinfer::to_string(r.rule)); },
-                             "the rule that decided the primary finding: 'tier_cutpoints', 'quality_gate.rows', ...")
+      .def_readonly("rule", &Result::rule, "the Rule that decided the primary finding")
       .def_readonly("operating_point", &Result::operating_point, "the primary finding's operating point name; '' without one")
       .def_readonly("operating_point_positive", &Result::operating_point_positive, "probability >= the operating point's threshold")
       .def_readonly("prediction_set", &Result::prediction_set, "with a conformal rule: the prediction set")
       .def_readonly("label", &Result::label, "the primary finding's label")
       .def_readonly("findings", &Result::findings, "one Finding per label, in the package's label order")
       .def_readonly("model", &Result::model, "the model that served this result")
-      .def_property_readonly("arm", [](const Result& r) { return std::string(medinfer::to_string(r.arm)); },
-                             "'' outside an A/B test, else 'primary' or 'candidate'")
+      .def_readonly("arm", &Result::arm, "the Arm that served it: NONE ('') outside an A/B test, PRIMARY or CANDIDATE")
       .def_readonly("input_sha256", &Result::input_sha256, "SHA-256 of the decoded pixels (what the audit record names)")
       .def_readonly("study_instance_uid", &Result::study_instance_uid, "the input's Study Instance UID ('' for an image in memory)")
       .def_readonly("series_instance_uid", &Result::series_instance_uid, "the input's Series Instance UID")
@@ -233,11 +230,6 @@ void bind_pipeline(py::module_& m) {
             .format(e.label, e.slice_index, e.probability)
             .cast<std::string>();
       });
-  py::class_<medinfer::dicom::SeriesWarning>(m, "SeriesWarning", "A geometry or slice problem of a series.")
-      .def_property_readonly(
-          "kind", [](const medinfer::dicom::SeriesWarning& w) { return std::string(medinfer::dicom::to_string(w.kind)); },
-          "'gap', 'localizer', ...")
-      .def_readonly("message", &medinfer::dicom::SeriesWarning::message, "what was found, naming the files");
   py::class_<SeriesResult, Result>(m, "SeriesResult",
                                    "One series' result (Pipeline.predict_series): a Result for the series, with its "
                                    "aggregation, slice counts, evidence slices and warnings.")
@@ -293,12 +285,6 @@ void bind_pipeline(py::module_& m) {
         return py::str("SkippedSeries(series_instance_uid={!r}, reason={!r})").format(k.series_instance_uid, k.reason)
             .cast<std::string>();
       });
-  py::class_<medinfer::dicom::SkippedFile>(m, "SkippedFile", "A file a directory scan could not index.")
-      .def_readonly("path", &medinfer::dicom::SkippedFile::path, "the file")
-      .def_property_readonly(
-          "code", [](const medinfer::dicom::SkippedFile& f) { return std::string(medinfer::to_string(f.code)); },
-          "the ErrorCode name")
-      .def_readonly("reason", &medinfer::dicom::SkippedFile::reason, "why");
   py::class_<StudyResult>(m, "StudyResult",
                           "A study's result (Pipeline.predict_study): the series predicted, and every other one "
                           "with the reason.")
@@ -442,8 +428,8 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly(
           "labels", [](const PyPipeline& self) { return self.get()->package()->labels(); }, "The primary model's labels.")
       .def_property_readonly(
-          "task", [](const PyPipeline& self) { return std::string(medinfer::to_string(self.get()->package()->task())); },
-          "'binary', 'multi-label' or 'multi-class'.")
+          "task", [](const PyPipeline& self) { return self.get()->package()->task(); },
+          "the primary model's Task: BINARY, MULTI_LABEL or MULTI_CLASS")
       .def(
           "swap_model",
           [](const PyPipeline& self, const Path& dir) {
