@@ -206,3 +206,29 @@ def test_the_library_enums_are_python_str_enums(demo_model, files, tmp_path):
     assert medinfer.calibration.Calibrator.fit(medinfer.calibration.Method.PLATT, [-1.0, 2.0], [0, 1]).method == "platt"
     with pytest.raises(medinfer.InvalidArgumentError, match="platt"):
         medinfer.calibration.Calibrator.fit("plat", [-1.0, 2.0], [0, 1])
+
+
+def test_packages_are_verified_signed_and_recalibrated_from_python(demo_model, files, tmp_path):
+    import shutil
+    pkg = tmp_path / "pkg"
+    shutil.copytree(demo_model, pkg)
+    package = medinfer.package.verify_package(pkg)
+    assert package.task is medinfer.Task.BINARY and package.labels == ["lesion"] and package.signer_key_id == ""
+    assert package.manifest["name"] == package.identity.name and package.input_shape == [1, 1, 64, 64]
+    key = medinfer.package.generate_signing_key()
+    key_id = medinfer.package.sign(pkg, key.private_pem)
+    assert key_id == medinfer.package.public_key_id(key.public_pem) == medinfer.package.key_id(key.private_pem)
+    options = medinfer.PackageOptions()
+    options.trusted_public_keys = [key.public_pem]
+    assert medinfer.package.verify_package(pkg, options).signer_key_id == key_id
+    with pytest.raises(medinfer.InvalidArgumentError, match="private key"):
+        medinfer.package.public_key_id(key.private_pem)
+    with medinfer.Pipeline.open(pkg) as p:
+        scores = [r.raw_score for r in p.predict_many(files)]
+        assert p.package.identity == p.model or p.package.identity.sha256 == p.model.sha256
+    labels = [1, 0] * (len(scores) // 2) + [1] * (len(scores) % 2)
+    calibrator = medinfer.calibration.Calibrator.fit("platt", scores, labels)
+    identity = medinfer.package.write_recalibrated(pkg, [calibrator], {"note": "test"}, tmp_path / "next")
+    assert identity.version == medinfer.package.next_minor_version(package.identity.version)
+    with medinfer.Pipeline.open(tmp_path / "next") as p:
+        assert p.predict(files[0]).probability == pytest.approx(calibrator.apply(scores[0]), abs=1e-12)

@@ -66,7 +66,7 @@ def _documented(obj, name):
 def test_every_public_name_has_a_docstring():
     missing = []
     modules = {"medinfer": _medinfer, **{f"medinfer.{s}": getattr(_medinfer, s)
-                                          for s in ("dicom", "preprocess", "calibration", "risk", "audit")}}
+                                          for s in ("dicom", "preprocess", "calibration", "risk", "audit", "package")}}
     for mname, mod in modules.items():
         assert _documented(mod, ""), mname
         for name, value in vars(mod).items():

@@ -49,7 +49,7 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     routing_bucket,
     version,
 )
-from . import audit, calibration, dicom, preprocess, risk  # noqa: F401
+from . import audit, calibration, dicom, package, preprocess, risk  # noqa: F401
 from ._many import predict_many as _predict_many
 
 __version__: str = _medinfer.version()
@@ -65,5 +65,5 @@ __all__ = [
     "ModelIntegrityError", "NotFoundError", "OverloadedError", "PackageOptions", "Pipeline", "PipelineOptions",
     "ReadOptions", "ResourceLimitError", "Result", "SeriesResult", "SkippedSeries",
     "StudyResult", "UnsupportedError", "audit", "backend_formats", "build_info",
-    "calibration", "dicom", "preprocess", "risk", "routing_bucket", "version", "__version__",
+    "calibration", "dicom", "package", "preprocess", "risk", "routing_bucket", "version", "__version__",
 ]

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Callable, Dict, List, Optional, Sequence, Tupl
 import numpy
 import numpy.typing
 
-from . import audit, calibration, dicom, preprocess, risk
+from . import audit, calibration, dicom, package, preprocess, risk
 
 __version__: str
 
@@ -172,6 +172,8 @@ class Pipeline:
     def model(self) -> ModelIdentity: ...
     @staticmethod
     def open(model_dir: Union[str, os.PathLike[str]], options: Optional[PipelineOptions] = ..., audit_log: Optional[Union[str, os.PathLike[str]]] = ..., audit_key_file: Optional[Union[str, os.PathLike[str]]] = ...) -> Pipeline: ...
+    @property
+    def package(self) -> medinfer::ModelPackage: ...
     @overload
     def predict(self, path: Union[str, os.PathLike[str]]) -> Result: ...
     @overload

@@ -40,4 +40,5 @@ void bind_preprocess(py::module_& m);
 void bind_calibration(py::module_& m);
 void bind_risk(py::module_& m);
 void bind_audit(py::module_& m);
+void bind_package(py::module_& m);
 void bind_pipeline(py::module_& m);

@@ -27,6 +27,7 @@ PYBIND11_MODULE(_medinfer, m) {
   py::module_ calibration = m.def_submodule("calibration");
   py::module_ risk = m.def_submodule("risk");
   py::module_ audit = m.def_submodule("audit");
+  py::module_ package = m.def_submodule("package");
   // The enums first: every binding below converts to and from them.
   using namespace medinfer_python;
   register_enum<medinfer::ErrorCode>(m, "ErrorCode", "What went wrong (medinfer::ErrorCode); MedinferError.code.");
@@ -42,4 +43,5 @@ PYBIND11_MODULE(_medinfer, m) {
   bind_calibration(calibration);
   bind_risk(risk);
   bind_audit(audit);
+  bind_package(package);
 }

@@ -428,6 +428,10 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly(
           "labels", [](const PyPipeline& self) { return self.get()->package()->labels(); }, "The primary model's labels.")
       .def_property_readonly(
+          "package",
+          [](const PyPipeline& self) { return std::const_pointer_cast<medinfer::ModelPackage>(self.get()->package()); },
+          "The primary model's medinfer.package.ModelPackage (task, labels, codes, intended use, signer).")
+      .def_property_readonly(
           "task", [](const PyPipeline& self) { return self.get()->package()->task(); },
           "the primary model's Task: BINARY, MULTI_LABEL or MULTI_CLASS")
       .def(
