@@ -193,7 +193,12 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a stub differs from what would be written")
     args = parser.parse_args()
     stale = []
-    for name, text in stubs().items():
+    generated = stubs()
+    leaked = [f"{name}: {line.strip()}" for name, text in generated.items() for line in text.splitlines() if "::" in line]
+    if leaked:  # a signature named a type the extension had not registered yet (module.cpp's order)
+        print("C++ type names in the stubs:\n" + "\n".join(leaked), file=sys.stderr)
+        return 1
+    for name, text in generated.items():
         path = OUT / name
         if args.check:
             if not path.exists() or path.read_text() != text:

@@ -41,4 +41,6 @@ void bind_calibration(py::module_& m);
 void bind_risk(py::module_& m);
 void bind_audit(py::module_& m);
 void bind_package(py::module_& m);
+/// The option structs and ModelIdentity, which other areas' signatures name (bound first: module.cpp).
+void bind_named_types(py::module_& m);
 void bind_pipeline(py::module_& m);

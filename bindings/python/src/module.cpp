@@ -37,11 +37,15 @@ PYBIND11_MODULE(_medinfer, m) {
   register_enum<medinfer::dicom::HeaderWarningKind>(dicom, "HeaderWarningKind", "The kind of a HeaderWarning.");
   register_enum<medinfer::dicom::SeriesWarningKind>(dicom, "SeriesWarningKind", "The kind of a SeriesWarning.");
   register_enum<medinfer::calibration::Method>(calibration, "Method", "A calibration method (calibration::Method).");
-  bind_dicom(dicom);  // before the pipeline: its results hold dicom's types (signatures name them)
+  // A type must be registered before a signature names it (else the stub and help() show a C++ name):
+  // the results hold dicom's types, write_recalibrated takes Calibrators and returns a ModelIdentity,
+  // Pipeline.package is a ModelPackage, risk.assess returns a Finding.
+  bind_named_types(m);
+  bind_dicom(dicom);
+  bind_calibration(calibration);
+  bind_package(package);
   bind_pipeline(m);
   bind_preprocess(preprocess);
-  bind_calibration(calibration);
   bind_risk(risk);
   bind_audit(audit);
-  bind_package(package);
 }

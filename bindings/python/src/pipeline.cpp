@@ -141,7 +141,31 @@ medinfer::Image image_of(const py::array_t<float, py::array::c_style | py::array
 
 }  // namespace
 
-void bind_pipeline(py::module_& m) {
+void bind_named_types(py::module_& m) {
+  // ---- options (engine.hpp, model_package.hpp, pipeline.hpp) ----
+  py::class_<medinfer::EngineOptions>(m, "EngineOptions", "How the model runs (medinfer/engine.hpp).")
+      .def(py::init<>())
+      .def_readwrite("device", &medinfer::EngineOptions::device, "'cpu' or 'cuda:N'")
+      .def_readwrite("intra_op_threads", &medinfer::EngineOptions::intra_op_threads,
+                     "LibTorch intra-op threads (process-wide); 0 leaves LibTorch's setting alone")
+      .def_readwrite("half_precision", &medinfer::EngineOptions::half_precision, "float16 on CUDA");
+  py::class_<medinfer::BatchingOptions>(m, "BatchingOptions", "The dynamic batcher (off when max_batch_size <= 1).")
+      .def(py::init<>())
+      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size, "0 or 1: off; else 2..256 images merged into one model run")
+      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us, "the longest a batch waits to fill after its oldest request (0..1,000,000)")
+      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue, "requests waiting at most; beyond that predict raises OverloadedError");
+  py::class_<medinfer::PackageOptions>(m, "PackageOptions", "Which package signatures to trust (model_package.hpp).")
+      .def(py::init<>())
+      .def_readwrite("trusted_public_keys", &medinfer::PackageOptions::trusted_public_keys,
+                     "Ed25519 public keys, PEM text")
+      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature, "refuse a package without a valid signature by a trusted key")
+      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned, "with keys pinned, still open an unsigned package (with a warning)");
+  py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
+      .def(py::init<>())
+      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut, "rescale stored values to modality units (HU for CT)")
+      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame, "the frame to read (0-based)")
+      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color, "YBR and palette colour to RGB")
+      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1, "invert MONOCHROME1 so higher is brighter");
   py::class_<medinfer::ModelIdentity>(m, "ModelIdentity", "A model's name, version and manifest SHA-256.")
       .def_readonly("name", &medinfer::ModelIdentity::name, "the package's model name")
       .def_readonly("version", &medinfer::ModelIdentity::version, "the package's version")
@@ -149,7 +173,9 @@ void bind_pipeline(py::module_& m) {
       .def("__repr__", [](const medinfer::ModelIdentity& i) {
         return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
       });
+}
 
+void bind_pipeline(py::module_& m) {
   py::class_<Finding>(m, "Finding", "One label's finding (Result.findings; risk.assess).")
       .def_readonly("label", &Finding::label, "the package's label ('' from risk.assess)")
       .def_readonly("probability", &Finding::probability, "calibrated p(label present)")
@@ -311,30 +337,6 @@ void bind_pipeline(py::module_& m) {
             .cast<std::string>();
       });
 
-  // ---- options (engine.hpp, model_package.hpp, pipeline.hpp) ----
-  py::class_<medinfer::EngineOptions>(m, "EngineOptions", "How the model runs (medinfer/engine.hpp).")
-      .def(py::init<>())
-      .def_readwrite("device", &medinfer::EngineOptions::device, "'cpu' or 'cuda:N'")
-      .def_readwrite("intra_op_threads", &medinfer::EngineOptions::intra_op_threads,
-                     "LibTorch intra-op threads (process-wide); 0 leaves LibTorch's setting alone")
-      .def_readwrite("half_precision", &medinfer::EngineOptions::half_precision, "float16 on CUDA");
-  py::class_<medinfer::BatchingOptions>(m, "BatchingOptions", "The dynamic batcher (off when max_batch_size <= 1).")
-      .def(py::init<>())
-      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size, "0 or 1: off; else 2..256 images merged into one model run")
-      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us, "the longest a batch waits to fill after its oldest request (0..1,000,000)")
-      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue, "requests waiting at most; beyond that predict raises OverloadedError");
-  py::class_<medinfer::PackageOptions>(m, "PackageOptions", "Which package signatures to trust (model_package.hpp).")
-      .def(py::init<>())
-      .def_readwrite("trusted_public_keys", &medinfer::PackageOptions::trusted_public_keys,
-                     "Ed25519 public keys, PEM text")
-      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature, "refuse a package without a valid signature by a trusted key")
-      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned, "with keys pinned, still open an unsigned package (with a warning)");
-  py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
-      .def(py::init<>())
-      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut, "rescale stored values to modality units (HU for CT)")
-      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame, "the frame to read (0-based)")
-      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color, "YBR and palette colour to RGB")
-      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1, "invert MONOCHROME1 so higher is brighter");
   py::class_<medinfer::PipelineOptions>(m, "PipelineOptions",
                                         "Pipeline.open's options (pipeline.hpp); the audit log is Pipeline.open's "
                                         "audit_log / audit_key_file.")
