@@ -247,6 +247,8 @@ class Service {
   void routes(httplib::Server& svr);
   bool authorized(const httplib::Request& req, httplib::Response& res, const KeySet& keys, bool admin);
   void reply(httplib::Response& res, int status, const Json& body, const std::string& request_id);
+  void reply_text(httplib::Response& res, int status, std::string body, const char* content_type,
+                  const std::string& request_id);
   void reply_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
                    const std::string& request_id);
   // Runs `work` under admission (503 when full) and maps errors to statuses.
@@ -302,9 +304,16 @@ void Service::open() {
 }
 
 void Service::reply(httplib::Response& res, int status, const Json& body, const std::string& request_id) {
+  reply_text(res, status, body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "application/json",
+             request_id);
+}
+
+// Every answer's status, X-Request-Id (when there is one) and body in one place.
+void Service::reply_text(httplib::Response& res, int status, std::string body, const char* content_type,
+                         const std::string& request_id) {
   res.status = status;
   if (!request_id.empty()) res.set_header("X-Request-Id", request_id);
-  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "application/json");
+  res.set_content(std::move(body), content_type);
 }
 
 void Service::reply_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
@@ -375,9 +384,7 @@ void Service::predict(const httplib::Request& req, httplib::Response& res, std::
     std::string out = medinfer::to_json(r);
     out.pop_back();  // the closing '}'
     out += ",\"request_id\":" + Json(id).dump() + "}\n";
-    res.status = 200;
-    res.set_header("X-Request-Id", id);
-    res.set_content(std::move(out), "application/json");
+    reply_text(res, 200, std::move(out), "application/json", id);
   });
 }
 
@@ -445,9 +452,7 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
     Json stow = Json::object();
     if (!referenced.empty()) stow["00081199"] = {{"vr", "SQ"}, {"Value", referenced}};
     if (!failed.empty()) stow["00081198"] = {{"vr", "SQ"}, {"Value", failed}};
-    res.status = failed.empty() ? 200 : 202;
-    res.set_header("X-Request-Id", id);
-    res.set_content(stow.dump() + "\n", "application/dicom+json");
+    reply_text(res, failed.empty() ? 200 : 202, stow.dump() + "\n", "application/dicom+json", id);
   });
 }
 
