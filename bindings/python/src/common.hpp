@@ -30,7 +30,16 @@ std::string json_text(const py::object& value);
 /// json.loads(text).
 py::object json_loads(const std::string& text);
 
-/// The tensor as a float32 array sharing its memory (the array keeps the moved-in tensor alive).
+/// An array over memory that `value` (moved into the array's owner) holds, in C order: the array keeps
+/// the owner alive, nothing is copied. `data_of` gives the owner's first byte.
+template <class Owner>
+py::array owned_array(Owner&& value, void* (*data_of)(Owner&), const py::dtype& dtype, std::vector<py::ssize_t> shape) {
+  auto* owner = new Owner(std::move(value));
+  py::capsule keep(owner, [](void* p) { delete static_cast<Owner*>(p); });
+  return py::array(dtype, std::move(shape), data_of(*owner), keep);
+}
+
+/// The tensor as a float32 array sharing its memory (owned_array over the moved-in tensor).
 py::array_t<float> tensor_array(medinfer::Tensor&& t);
 
 // One registration function per public header's mirror (the files of bindings/python/src/).

@@ -19,14 +19,6 @@ namespace {
 
 py::dtype dtype_of(medinfer::PixelType t) { return py::dtype(medinfer::to_string(t)); }
 
-// An array over memory `owner` holds (C order): the array keeps the owner alive, nothing is copied.
-template <class Owner>
-py::array owned_array(Owner&& value, void* (*data_of)(Owner&), medinfer::PixelType type, std::vector<py::ssize_t> shape) {
-  auto* owner = new Owner(std::move(value));
-  py::capsule keep(owner, [](void* p) { delete static_cast<Owner*>(p); });
-  return py::array(dtype_of(type), shape, data_of(*owner), keep);
-}
-
 py::dict header_dict(const dicom::ImageHeader& h) {
   py::dict d;
   d["sop_class_uid"] = h.sop_class_uid;
@@ -92,7 +84,7 @@ py::array image_array(medinfer::Image&& image) {
   std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(image.height()), static_cast<py::ssize_t>(image.width())};
   if (image.channels() > 1) shape.push_back(static_cast<py::ssize_t>(image.channels()));
   const medinfer::PixelType type = image.pixel_type();
-  return owned_array<medinfer::Image>(std::move(image), [](medinfer::Image& i) { return i.mutable_data(); }, type, shape);
+  return owned_array<medinfer::Image>(std::move(image), [](medinfer::Image& i) { return i.mutable_data(); }, dtype_of(type), shape);
 }
 
 }  // namespace
@@ -203,7 +195,7 @@ void bind_dicom(py::module_& m) {
         const std::string photometric = px.photometric;
         const medinfer::PixelType type = px.type;
         py::array a = owned_array<std::vector<std::uint8_t>>(
-            std::move(px.data), [](std::vector<std::uint8_t>& d) { return static_cast<void*>(d.data()); }, type, shape);
+            std::move(px.data), [](std::vector<std::uint8_t>& d) { return static_cast<void*>(d.data()); }, dtype_of(type), shape);
         return py::make_tuple(a, photometric);
       },
       py::arg("path"),
@@ -291,7 +283,7 @@ void bind_dicom(py::module_& m) {
                       py::arg("header") = py::cast(v.header));
         const medinfer::PixelType type = vol.pixel_type();
         py::array a = owned_array<medinfer::Volume>(std::move(v.volume), [](medinfer::Volume& x) { return x.mutable_data(); },
-                                                   type, shape);
+                                                   dtype_of(type), shape);
         return py::make_tuple(a, info);
       },
       py::arg("files"), py::arg("strict") = false, py::arg("threads") = 0,

@@ -106,14 +106,8 @@ std::string json_text(const py::object& value) {
 py::object json_loads(const std::string& text) { return py::module_::import("json").attr("loads")(text); }
 
 py::array_t<float> tensor_array(medinfer::Tensor&& t) {
-  auto* owner = new medinfer::Tensor(std::move(t));
-  py::capsule keep(owner, [](void* p) { delete static_cast<medinfer::Tensor*>(p); });
-  std::vector<py::ssize_t> strides(owner->shape.size());
-  py::ssize_t stride = sizeof(float);
-  for (std::size_t i = owner->shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= static_cast<py::ssize_t>(owner->shape[i]);
-  }
-  return py::array_t<float>(std::vector<py::ssize_t>(owner->shape.begin(), owner->shape.end()), strides,
-                            owner->data.data(), keep);
+  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
+  return py::array_t<float>(owned_array<medinfer::Tensor>(
+      std::move(t), [](medinfer::Tensor& x) { return static_cast<void*>(x.data.data()); }, py::dtype::of<float>(),
+      std::move(shape)));
 }

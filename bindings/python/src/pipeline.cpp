@@ -64,7 +64,8 @@ auto series_or_study(const std::vector<Path>& paths, int batch_size, unsigned wo
   return directory ? predict(files[0], options) : predict(files, options);
 }
 
-// Pickling: a Finding / Result as a tuple of its fields (rules and arms by name), and back.
+// Pickling: a Finding / Result as a tuple of its fields (enums by their library names, read back through
+// their casters), and back.
 py::tuple finding_state(const Finding& f) {
   return py::make_tuple(f.label, f.probability, f.raw_score, f.confidence, f.tier, f.escalate, f.indeterminate,
                         f.reason, std::string(medinfer::to_string(f.rule)), f.operating_point_positive,
@@ -80,7 +81,7 @@ void set_finding(Finding& f, const py::tuple& t) {
   f.escalate = t[5].cast<bool>();
   f.indeterminate = t[6].cast<bool>();
   f.reason = t[7].cast<std::string>();
-  f.rule = medinfer::parse_rule(t[8].cast<std::string>());
+  f.rule = t[8].cast<medinfer::Rule>();
   f.operating_point_positive = t[9].cast<bool>();
   f.prediction_set = t[10].cast<std::vector<std::string>>();
 }
@@ -106,7 +107,7 @@ Result result_from_state(const py::tuple& t) {
   r.model.name = model[0].cast<std::string>();
   r.model.version = model[1].cast<std::string>();
   r.model.sha256 = model[2].cast<std::string>();
-  r.arm = medinfer::parse_arm(t[4].cast<std::string>());
+  r.arm = t[4].cast<medinfer::Arm>();
   r.input_sha256 = t[5].cast<std::string>();
   r.study_instance_uid = t[6].cast<std::string>();
   r.series_instance_uid = t[7].cast<std::string>();
@@ -185,7 +186,6 @@ void bind_pipeline(py::module_& m) {
       .def_readonly("escalate", &Finding::escalate, "probability >= the policy's escalation threshold (kept when indeterminate)")
       .def_readonly("indeterminate", &Finding::indeterminate, "the policy abstained (see reason, rule)")
       .def_readonly("reason", &Finding::reason, "why indeterminate; else ''")
-      // Rules and arms are C++ enums; Python sees their names, as the JSON does.
       .def_readonly("rule", &Finding::rule, "the Rule that decided (its value: 'tier_cutpoints', 'quality_gate.rows', ...)")
       .def_readonly("operating_point_positive", &Finding::operating_point_positive, "with an operating point: probability >= its threshold")
       .def_readonly("prediction_set", &Finding::prediction_set, "with a conformal rule: a subset of ['positive', 'negative']")
@@ -274,7 +274,7 @@ void bind_pipeline(py::module_& m) {
           [](const SeriesResult& r) {
             py::list evidence, warnings;
             for (const auto& e : r.evidence) evidence.append(py::make_tuple(e.label, e.slice_index, e.sop_instance_uid, e.probability));
-            for (const auto& w : r.warnings) warnings.append(py::make_tuple(static_cast<int>(w.kind), w.message));
+            for (const auto& w : r.warnings) warnings.append(py::make_tuple(medinfer::dicom::to_string(w.kind), w.message));
             return py::make_tuple(result_state(r), r.modality, r.aggregation, r.slices, r.failed_slices, evidence, warnings);
           },
           [](const py::tuple& t) {
@@ -292,8 +292,7 @@ void bind_pipeline(py::module_& m) {
             }
             for (const auto& w : t[6].cast<py::list>()) {
               const auto one = w.cast<py::tuple>();
-              r.warnings.push_back({static_cast<medinfer::dicom::SeriesWarningKind>(one[0].cast<int>()),
-                                    one[1].cast<std::string>()});
+              r.warnings.push_back({one[0].cast<medinfer::dicom::SeriesWarningKind>(), one[1].cast<std::string>()});
             }
             return r;
           }))
