@@ -38,6 +38,13 @@ class MEDINFER_API Image {
   /// Copies `width * height * channels` samples from `data` (tightly packed, row-major).
   static Image from_buffer(const void* data, PixelType type, std::size_t width, std::size_t height,
                            std::size_t channels = 1);
+  /// An image over memory the caller owns, without a copy (how the Python binding hands a numpy array
+  /// to the library). `owner` is kept alive, by this image and every copy of it, for as long as they use
+  /// `data`; the memory is only read: the first mutable_data() copies it into the image's own buffer.
+  /// The caller must not change the memory while the image or a copy is in use. Throws
+  /// Error(kInvalidArgument) for null `data` or a zero dimension.
+  static Image borrow(std::shared_ptr<const void> owner, const void* data, PixelType type, std::size_t width,
+                      std::size_t height, std::size_t channels = 1);
 
   PixelType pixel_type() const noexcept { return type_; }
   std::size_t width() const noexcept { return width_; }
@@ -47,8 +54,10 @@ class MEDINFER_API Image {
   std::size_t size_bytes() const noexcept;
 
   const void* data() const noexcept;
-  /// Mutable access; detaches this image from copies that share its buffer.
+  /// Mutable access; detaches this image from copies that share its buffer, and from borrowed memory.
   void* mutable_data();
+  /// True while data() is memory given to borrow() (not yet copied by mutable_data()).
+  bool borrowed() const noexcept { return borrowed_; }
 
   const std::array<double, 2>& spacing() const noexcept { return spacing_; }
   const std::array<double, 3>& origin() const noexcept { return origin_; }
@@ -68,6 +77,7 @@ class MEDINFER_API Image {
   std::size_t width_ = 0, height_ = 0, channels_ = 0;
   std::shared_ptr<std::uint8_t> pixels_;  // shared by copies until one writes
   std::size_t bytes_ = 0;
+  bool borrowed_ = false;  // pixels_ aliases a caller's memory (borrow): never written in place
   std::array<double, 2> spacing_{1.0, 1.0};
   std::array<double, 3> origin_{0.0, 0.0, 0.0};
   std::array<double, 9> direction_{1, 0, 0, 0, 1, 0, 0, 0, 1};

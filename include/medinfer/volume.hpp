@@ -25,6 +25,10 @@ class MEDINFER_API Volume {
   Volume();
   /// A zero-filled volume. Throws Error(kInvalidArgument) for a zero dimension.
   Volume(PixelType type, std::size_t width, std::size_t height, std::size_t depth);
+  /// A volume over memory the caller owns, without a copy (as Image::borrow): `owner` is kept alive by
+  /// the volume and its copies, the memory is only read, the first mutable_data() copies it.
+  static Volume borrow(std::shared_ptr<const void> owner, const void* data, PixelType type, std::size_t width,
+                       std::size_t height, std::size_t depth);
 
   PixelType pixel_type() const noexcept { return type_; }
   std::size_t width() const noexcept { return width_; }
@@ -35,8 +39,10 @@ class MEDINFER_API Volume {
   std::size_t slice_bytes() const noexcept { return width_ * height_ * bytes_per_sample(type_); }
 
   const void* data() const noexcept;
-  /// Mutable access; detaches this volume from copies that share its buffer.
+  /// Mutable access; detaches this volume from copies that share its buffer, and from borrowed memory.
   void* mutable_data();
+  /// True while data() is memory given to borrow().
+  bool borrowed() const noexcept { return borrowed_; }
   /// Slice z as an Image (a copy) carrying the slice's geometry. Throws kInvalidArgument past the end.
   Image slice(std::size_t z) const;
 
@@ -54,6 +60,7 @@ class MEDINFER_API Volume {
   std::size_t width_ = 0, height_ = 0, depth_ = 0;
   std::shared_ptr<std::uint8_t> voxels_;  // large volumes sit on transparent huge pages
   std::size_t bytes_ = 0;
+  bool borrowed_ = false;  // voxels_ aliases a caller's memory (borrow): never written in place
   std::array<double, 3> spacing_{1.0, 1.0, 1.0};
   std::array<double, 3> origin_{0.0, 0.0, 0.0};
   std::array<double, 9> direction_{1, 0, 0, 0, 1, 0, 0, 0, 1};

@@ -64,18 +64,23 @@ Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t 
 }
 
 Image::Image(PixelType type, std::size_t width, std::size_t height, std::size_t channels, Uninitialized)
-    : type_(type), width_(width), height_(height), channels_(channels) {
-  if (width == 0 || height == 0 || channels == 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "Image: width, height and channels must be > 0 (got " + std::to_string(width) + "x" +
-                    std::to_string(height) + "x" + std::to_string(channels) + ")");
+    : type_(type), width_(width), height_(height), channels_(channels),
+      bytes_(detail::buffer_bytes("Image", "channels", type, width, height, channels)) {
+  pixels_ = allocate_pixels(bytes_);
+}
+
+std::size_t detail::buffer_bytes(const char* what, const char* third, PixelType type, std::size_t width,
+                                 std::size_t height, std::size_t n) {
+  if (width == 0 || height == 0 || n == 0) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + ": width, height and " + third +
+                                                 " must be > 0 (got " + std::to_string(width) + "x" +
+                                                 std::to_string(height) + "x" + std::to_string(n) + ")");
   }
   const std::size_t limit = std::numeric_limits<std::size_t>::max() / 8;
-  if (width > limit / height || width * height > limit / channels) {
-    throw Error(ErrorCode::kResourceLimit, "Image: dimensions overflow the address space");
+  if (width > limit / height || width * height > limit / n) {
+    throw Error(ErrorCode::kResourceLimit, std::string(what) + ": dimensions overflow the address space");
   }
-  bytes_ = width * height * channels * bytes_per_sample(type);
-  pixels_ = allocate_pixels(bytes_);
+  return width * height * n * bytes_per_sample(type);
 }
 
 Image detail::ImageAccess::uninitialized(PixelType type, std::size_t width, std::size_t height, std::size_t channels) {
@@ -90,16 +95,32 @@ Image Image::from_buffer(const void* data, PixelType type, std::size_t width, st
   return image;
 }
 
+Image Image::borrow(std::shared_ptr<const void> owner, const void* data, PixelType type, std::size_t width,
+                    std::size_t height, std::size_t channels) {
+  if (data == nullptr) throw Error(ErrorCode::kInvalidArgument, "Image::borrow: data is null");
+  Image image;
+  image.bytes_ = detail::buffer_bytes("Image", "channels", type, width, height, channels);
+  image.type_ = type;
+  image.width_ = width;
+  image.height_ = height;
+  image.channels_ = channels;
+  // Shares owner's control block, points at data; const is restored by mutable_data() never writing it.
+  image.pixels_ = std::shared_ptr<std::uint8_t>(std::move(owner), static_cast<std::uint8_t*>(const_cast<void*>(data)));
+  image.borrowed_ = true;
+  return image;
+}
+
 std::size_t Image::size_bytes() const noexcept { return pixels_ ? bytes_ : 0; }
 
 const void* Image::data() const noexcept { return pixels_.get(); }
 
 void* Image::mutable_data() {
   if (!pixels_) return nullptr;
-  if (pixels_.use_count() > 1) {
+  if (borrowed_ || pixels_.use_count() > 1) {
     std::shared_ptr<std::uint8_t> own = allocate_pixels(bytes_);
     std::memcpy(own.get(), pixels_.get(), bytes_);
     pixels_ = std::move(own);
+    borrowed_ = false;
   }
   return pixels_.get();
 }

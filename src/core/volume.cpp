@@ -2,6 +2,7 @@
 #include <medinfer/volume.hpp>
 
 #include "core/huge_pages.hpp"
+#include "core/image_access.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -30,18 +31,22 @@ std::shared_ptr<std::uint8_t> allocate_zeroed(std::size_t n) {
 Volume::Volume() = default;
 
 Volume::Volume(PixelType type, std::size_t width, std::size_t height, std::size_t depth)
-    : type_(type), width_(width), height_(height), depth_(depth) {
-  if (width == 0 || height == 0 || depth == 0) {
-    throw Error(ErrorCode::kInvalidArgument, "Volume: width, height and depth must be > 0 (got " +
-                                                 std::to_string(width) + "x" + std::to_string(height) + "x" +
-                                                 std::to_string(depth) + ")");
-  }
-  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 8;
-  if (width > limit / height || width * height > limit / depth) {
-    throw Error(ErrorCode::kResourceLimit, "Volume: dimensions overflow the address space");
-  }
-  bytes_ = width * height * depth * bytes_per_sample(type);
+    : type_(type), width_(width), height_(height), depth_(depth), bytes_(detail::buffer_bytes("Volume", "depth", type, width, height, depth)) {
   voxels_ = allocate_zeroed(bytes_);
+}
+
+Volume Volume::borrow(std::shared_ptr<const void> owner, const void* data, PixelType type, std::size_t width,
+                      std::size_t height, std::size_t depth) {
+  if (data == nullptr) throw Error(ErrorCode::kInvalidArgument, "Volume::borrow: data is null");
+  Volume volume;
+  volume.bytes_ = detail::buffer_bytes("Volume", "depth", type, width, height, depth);
+  volume.type_ = type;
+  volume.width_ = width;
+  volume.height_ = height;
+  volume.depth_ = depth;
+  volume.voxels_ = std::shared_ptr<std::uint8_t>(std::move(owner), static_cast<std::uint8_t*>(const_cast<void*>(data)));
+  volume.borrowed_ = true;
+  return volume;
 }
 
 std::size_t Volume::size_bytes() const noexcept { return voxels_ ? bytes_ : 0; }
@@ -50,10 +55,11 @@ const void* Volume::data() const noexcept { return voxels_.get(); }
 
 void* Volume::mutable_data() {
   if (!voxels_) return nullptr;
-  if (voxels_.use_count() > 1) {
+  if (borrowed_ || voxels_.use_count() > 1) {
     auto copy = allocate_zeroed(bytes_);
     std::memcpy(copy.get(), voxels_.get(), bytes_);
     voxels_ = std::move(copy);
+    borrowed_ = false;
   }
   return voxels_.get();
 }

@@ -1,6 +1,7 @@
 #include <medinfer/error.hpp>
 #include <medinfer/image.hpp>
 #include <medinfer/log.hpp>
+#include <medinfer/volume.hpp>
 #include <medinfer/model.hpp>
 #include <medinfer/build_info.hpp>
 
@@ -52,6 +53,45 @@ TEST_CASE("Image rejects zero dimensions and invalid geometry", "[core]") {
   const float px[4] = {1, 2, 3, 4};
   const Image c = Image::from_buffer(px, PixelType::kFloat32, 2, 2);
   CHECK(std::memcmp(c.data(), px, sizeof px) == 0);
+}
+
+TEST_CASE("Image::borrow and Volume::borrow use the caller's memory and copy it before any write", "[core]") {
+  auto memory = std::make_shared<std::vector<std::int16_t>>(std::vector<std::int16_t>{1, 2, 3, 4, 5, 6});
+  std::weak_ptr<std::vector<std::int16_t>> alive = memory;
+  const std::int16_t* px = memory->data();
+  {
+    Image borrowed = Image::borrow(memory, px, PixelType::kInt16, 3, 2);
+    memory.reset();  // the image alone keeps the memory alive now
+    REQUIRE_FALSE(alive.expired());
+    CHECK(borrowed.borrowed());
+    CHECK(borrowed.data() == px);  // no copy
+    CHECK(borrowed.size_bytes() == 12);
+    const Image copy = borrowed;  // copies share the borrowed memory
+    CHECK(copy.data() == px);
+    // Even as the only user, a write never goes to the caller's memory: it is copied first.
+    auto* mine = static_cast<std::int16_t*>(borrowed.mutable_data());
+    CHECK(mine != px);
+    CHECK_FALSE(borrowed.borrowed());
+    mine[0] = 100;
+    CHECK(px[0] == 1);
+    CHECK(copy.data() == px);
+    CHECK(copy.borrowed());
+  }
+  CHECK(alive.expired());  // released with the last image that used it
+  CHECK_THROWS_AS(Image::borrow(nullptr, nullptr, PixelType::kUInt8, 1, 1), Error);
+  const std::uint8_t one = 7;
+  CHECK_THROWS_MATCHES(Image::borrow(nullptr, &one, PixelType::kUInt8, 0, 1), Error,
+                       Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::kInvalidArgument; }));
+
+  std::vector<float> voxels(2 * 3 * 4, 1.5f);
+  Volume v = Volume::borrow(nullptr, voxels.data(), PixelType::kFloat32, 2, 3, 4);
+  CHECK(v.borrowed());
+  CHECK(v.data() == voxels.data());
+  CHECK(v.slice(3).width() == 2);
+  static_cast<float*>(v.mutable_data())[0] = -1.0f;
+  CHECK(voxels[0] == 1.5f);
+  CHECK_FALSE(v.borrowed());
+  CHECK_THROWS_AS(Volume::borrow(nullptr, voxels.data(), PixelType::kFloat32, 2, 0, 4), Error);
 }
 
 TEST_CASE("the host's log handler receives the library's messages; none by default", "[core]") {

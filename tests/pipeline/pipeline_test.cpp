@@ -127,6 +127,22 @@ TEST_CASE("predict(Image) on in-memory HU pixels equals predict(path) on the sam
   CHECK(from_image.input_sha256 == from_file.input_sha256);
 }
 
+TEST_CASE("predict on a borrowed image reads the caller's memory and leaves it as it was", "[pipeline]") {
+  const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string());
+  const Image read = dicom::read_image(sample_cases().front().file.string());
+  std::vector<float> memory(static_cast<const float*>(read.data()),
+                            static_cast<const float*>(read.data()) + read.width() * read.height());
+  const std::vector<float> before = memory;
+  Image borrowed = Image::borrow(nullptr, memory.data(), read.pixel_type(), read.width(), read.height());
+  borrowed.set_spacing(read.spacing());
+  const Result a = pipeline.predict(read);
+  const Result b = pipeline.predict(borrowed);
+  CHECK(b.probability == a.probability);
+  CHECK(b.input_sha256 == a.input_sha256);
+  CHECK(memory == before);
+  CHECK(borrowed.borrowed());
+}
+
 TEST_CASE("a constant image is indeterminate with a reason, not an error", "[pipeline]") {
   const Pipeline pipeline = Pipeline::open(test::demo_model_dir().string());
   Image blank(PixelType::kFloat32, 256, 256);
