@@ -150,6 +150,8 @@ enum class Durability {
   kStrict,    ///< written and fsync'd before write() returns; failure -> kAuditFailed
   kBuffered,  ///< queued for a writer thread; a full queue drops (counted); flushed and fsync'd on close
 };
+/// "strict", "buffered" (the CLI's --audit-mode values).
+MEDINFER_API const char* to_string(Durability durability) noexcept;
 
 /// The head of a chained log at one of its checkpoints: what a witness keeps outside the log, so that a
 /// cut tail, deleted trailing runs or a swapped log can be proven later (verify_log with a witness).

@@ -42,6 +42,14 @@ const char* to_string(Outcome outcome) noexcept {
   return "unknown";
 }
 
+const char* to_string(Durability durability) noexcept {
+  switch (durability) {
+    case Durability::kStrict: return "strict";
+    case Durability::kBuffered: return "buffered";
+  }
+  return "unknown";
+}
+
 namespace detail {
 namespace {
 
