@@ -84,7 +84,8 @@ def test_read_series_sorts_by_position_and_scan_skips_non_dicom(tmp_path):
 def test_deidentify_file_output_read_by_pydicom(tmp_path):
     out = tmp_path / "anon.dcm"
     report = medinfer.dicom.deidentify_file(CT_SMALL, str(out), "a key of at least sixteen bytes")
-    assert report["uids_replaced"] >= 3
+    assert report.uids_replaced >= 3
+    assert isinstance(report, medinfer.dicom.DeidentifyReport)
     before, after = pydicom.dcmread(CT_SMALL), pydicom.dcmread(str(out))
     assert str(after.PatientName) == "ANONYMIZED"
     assert after.PatientIdentityRemoved == "YES"

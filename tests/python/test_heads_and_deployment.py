@@ -140,7 +140,7 @@ def test_engine_options_from_python(demo_model, study):
     reference = medinfer.Pipeline.open(str(demo_model)).predict(path)
     batched = medinfer.Pipeline.open(str(demo_model), options(max_batch_size=4, max_delay_us=100)).predict(path)
     assert batched.raw_score == pytest.approx(reference.raw_score, abs=1e-5)
-    if not medinfer.build_info()["cuda_available"]:
+    if not medinfer.build_info().cuda_available:
         with pytest.raises(medinfer.UnsupportedError):
             medinfer.Pipeline.open(str(demo_model), options(device="cuda:0"))
     with pytest.raises(medinfer.UnsupportedError, match="half_precision"):

@@ -15,10 +15,12 @@ import preprocess_reference as ref
 
 def test_version_and_build_info():
     info = medinfer.build_info()
-    assert info["version"] == medinfer.version()
-    assert info["libtorch_version"].startswith("1.")
-    assert info["dcmtk_version"].startswith("3.6")
-    assert isinstance(info["cuda_available"], bool)
+    assert isinstance(info, medinfer.BuildInfo)
+    assert info.version == medinfer.version()
+    assert info.libtorch_version.startswith("1.")
+    assert info.dcmtk_version.startswith("3.6")
+    assert isinstance(info.cuda_available, bool)
+    assert info.to_dict()["compiler"] == info.compiler
 
 
 def test_predict_returns_a_calibrated_result(demo_model, study):

@@ -175,7 +175,7 @@ def test_header_text_that_is_not_utf8_never_raises_unicode_errors(demo_model, fi
 
 
 def test_the_version_is_the_library_version():
-    assert medinfer.__version__ == medinfer.version() == medinfer.build_info()["version"]
+    assert medinfer.__version__ == medinfer.version() == medinfer.build_info().version
 
 
 def test_series_and_study_results_are_classes_that_pickle(demo_model, study):

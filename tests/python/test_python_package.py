@@ -90,7 +90,7 @@ def test_every_public_name_has_a_docstring():
                 missing.append(f"{mname}.{name}()")
     assert not missing, missing
     assert _documented(medinfer.Pipeline.predict_many, "predict_many")
-    assert "Predicts many DICOM files" in subprocess.run(
+    assert "Predicts many inputs" in subprocess.run(
         [sys.executable, "-c", "import medinfer; help(medinfer.Pipeline)"], env=ENV, capture_output=True,
         text=True).stdout
 

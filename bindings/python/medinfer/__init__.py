@@ -4,7 +4,7 @@ The Python mirror of the medinfer C++ SDK (docs/python.md). The top level holds 
 (``Pipeline``, ``PipelineOptions``, ``Result``, ``Finding``, ...) and the exceptions (one class per
 ``ErrorCode``, each also a subclass of the fitting built-in); the submodules follow the C++ headers:
 ``medinfer.dicom``, ``medinfer.preprocess``, ``medinfer.calibration``, ``medinfer.risk``,
-``medinfer.audit``.
+``medinfer.audit``, ``medinfer.package``, ``medinfer.report``.
 
 Python conveniences, each documented as one: paths may be ``str`` or ``os.PathLike``; ``Result.to_dict``
 and pickling; ``with Pipeline.open(...) as p:``; specs as dict/list as well as JSON text;
@@ -17,24 +17,33 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     Arm,
     AuditFailedError,
     BatchingOptions,
+    BuildInfo,
+    CancelToken,
     CancelledError,
     Deployment,
+    Engine,
     EngineOptions,
     ErrorCode,
     Evidence,
     Finding,
+    Image,
+    Input,
     InternalError,
     InvalidArgumentError,
     InvalidDicomError,
     IoError,
+    LogLevel,
+    ManyOptions,
     MedinferError,
     ModelIdentity,
     ModelIntegrityError,
     NotFoundError,
+    Outcome,
     OverloadedError,
     PackageOptions,
     Pipeline,
     PipelineOptions,
+    PixelType,
     ReadOptions,
     ResourceLimitError,
     Result,
@@ -44,12 +53,16 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     StudyResult,
     Task,
     UnsupportedError,
+    Volume,
     backend_formats,
     build_info,
+    bytes_per_sample,
+    register_backend,
     routing_bucket,
+    set_log_handler,
     version,
 )
-from . import audit, calibration, dicom, package, preprocess, risk  # noqa: F401
+from . import audit, calibration, dicom, package, preprocess, report, risk  # noqa: F401
 from ._many import predict_many as _predict_many
 
 __version__: str = _medinfer.version()

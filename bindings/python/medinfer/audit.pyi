@@ -9,8 +9,68 @@ import numpy
 import numpy.typing
 import medinfer
 
-class Keyring:
+class Durability(enum.StrEnum):
+    STRICT = 'strict'
+    BUFFERED = 'buffered'
+
+class EventType(enum.StrEnum):
+    INFERENCE = 'inference'
+    MODEL_OPENED = 'model_opened'
+    MODEL_REFUSED = 'model_refused'
+    CONFIGURATION_CHANGE = 'configuration_change'
+    OVERRIDE = 'override'
+    LOG_VERIFIED = 'log_verified'
+    CHECKPOINT = 'checkpoint'
+    DICOM_TRANSFER = 'dicom_transfer'
+
+class Outcome(enum.StrEnum):
+    OK = 'ok'
+    INDETERMINATE = 'indeterminate'
+    ERROR = 'error'
+
+class Actor:
     def __init__(self) -> None: ...
+    application_id: str
+    user_id: str
+
+class CallbackSink:
+    @staticmethod
+    def create(fn: Callable[[Record], None]) -> CallbackSink: ...
+
+class ChainOptions:
+    def __init__(self) -> None: ...
+    checkpoint_every: int
+    durability: Durability
+    queue_capacity: int
+    witness: Callable[[WitnessHead], None]
+
+class ChainedFileSink:
+    def __enter__(self) -> ChainedFileSink: ...
+    def __exit__(self, arg0: Any, arg1: Any, arg2: Any) -> bool: ...
+    def close(self) -> None: ...
+    @property
+    def dropped(self) -> int: ...
+    @staticmethod
+    def open(path: Union[str, os.PathLike[str]], keys: Keyring, options: Optional[ChainOptions] = ...) -> ChainedFileSink: ...
+    def rotate_key(self, epoch: int, key: bytes) -> None: ...
+    @property
+    def written(self) -> int: ...
+
+class FileSink:
+    @staticmethod
+    def open(path: Union[str, os.PathLike[str]]) -> FileSink: ...
+
+class InputWarning:
+    def __init__(self) -> None: ...
+    code: str
+    message: str
+    tag: str
+
+class Keyring:
+    @overload
+    def __init__(self) -> None: ...
+    @overload
+    def __init__(self, keys: Dict[int, bytes]) -> None: ...
     def current_epoch(self) -> int: ...
     @property
     def epochs(self) -> List[int]: ...
@@ -18,6 +78,54 @@ class Keyring:
     def from_environment(variable: str = ...) -> Keyring: ...
     @staticmethod
     def load_file(path: Union[str, os.PathLike[str]]) -> Keyring: ...
+
+class LogRequest:
+    def __init__(self) -> None: ...
+    durability: Durability
+    key_file: str
+    key_from_environment: bool
+    path: str
+    witness_path: str
+
+class OpenedLog:
+    @property
+    def chain(self) -> ChainedFileSink: ...
+    @property
+    def pseudonym_key(self) -> bytes: ...
+    @property
+    def sink(self) -> Sink: ...
+
+class Record:
+    def __init__(self) -> None: ...
+    actor: Actor
+    arm: medinfer.Arm
+    detail: str
+    error_code: Optional[medinfer.ErrorCode]
+    error_message: str
+    event: EventType
+    event_id: str
+    finding: medinfer.Finding
+    findings: List[medinfer.Finding]
+    host: str
+    input_sha256: str
+    input_warnings: List[InputWarning]
+    instance_ref: str
+    latency_ms: float
+    model: medinfer.ModelIdentity
+    outcome: Outcome
+    preprocessing_sha256: str
+    request_id: str
+    sequence: int
+    series_ref: str
+    study_ref: str
+    timestamp: str
+
+class Sink:
+    def write(self, record: Record) -> None: ...
+
+class SyslogSink:
+    @staticmethod
+    def open(host: str, port: int, transport: str = ..., app_name: str = ...) -> SyslogSink: ...
 
 class VerifyResult:
     def __bool__(self) -> bool: ...
@@ -32,6 +140,32 @@ class VerifyResult:
     @property
     def records(self) -> int: ...
 
-def verify_log(path: Union[str, os.PathLike[str]], keys: Any, allow_unclosed: bool = ...) -> VerifyResult: ...
+class WitnessHead:
+    @property
+    def chain_index(self) -> int: ...
+    @property
+    def log_id(self) -> str: ...
+    @property
+    def mac(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def timestamp(self) -> str: ...
 
-def verify_log_with_witness(path: Union[str, os.PathLike[str]], keys: Any, witness: Union[str, os.PathLike[str]]) -> VerifyResult: ...
+def derive_pseudonym_key(keys: Keyring) -> bytes: ...
+
+def from_json_line(line: str) -> Record: ...
+
+def open_log(request: LogRequest) -> OpenedLog: ...
+
+def to_atna_xml(record: Record) -> str: ...
+
+def to_fhir_audit_event(record: Record) -> str: ...
+
+def to_json_line(record: Record) -> str: ...
+
+def verify_log(path: Union[str, os.PathLike[str]], keys: Any, allow_unclosed: bool = ..., report_to: Sink = ...) -> VerifyResult: ...
+
+def verify_log_with_witness(path: Union[str, os.PathLike[str]], keys: Any, witness: Union[str, os.PathLike[str]], allow_unclosed: bool = ...) -> VerifyResult: ...
+
+def witness_file(path: Union[str, os.PathLike[str]]) -> Callable[[WitnessHead], None]: ...

@@ -1,11 +1,16 @@
 // What the binding files share: the exception objects of medinfer::Error, paths (str or os.PathLike),
-// JSON-or-dict arguments, and tensors as numpy arrays that own the library's memory.
+// JSON-or-dict arguments, tensors as numpy arrays that own the library's memory, and numpy arrays
+// borrowed as Images and Volumes.
 #pragma once
 
 #include <medinfer/error.hpp>
+#include <medinfer/finding.hpp>
+#include <medinfer/image.hpp>
 #include <medinfer/tensor.hpp>
+#include <medinfer/volume.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,17 +44,58 @@ py::array owned_array(Owner&& value, void* (*data_of)(Owner&), const py::dtype& 
   return py::array(dtype, std::move(shape), data_of(*owner), keep);
 }
 
-/// The tensor as a float32 array sharing its memory (owned_array over the moved-in tensor).
+/// The tensor as a float32 array sharing its memory (owned_array over the moved-in tensor). tensor.cpp
 py::array_t<float> tensor_array(medinfer::Tensor&& t);
+/// A Tensor of an array's values (float32, its shape): copied once into the Tensor's own vector.
+medinfer::Tensor tensor_of(const py::handle& values, const char* who);
 
-// One registration function per public header's mirror (the files of bindings/python/src/).
-void bind_errors(py::module_& m);
-void bind_dicom(py::module_& m);
+/// A numpy array's memory as the library may borrow it: C-contiguous, a PixelType's dtype (else copied
+/// once: to float32 for a dtype the library lacks), `owner` holding the array (released under the GIL).
+struct BorrowedArray {
+  std::shared_ptr<const void> owner;
+  const void* data = nullptr;
+  medinfer::PixelType type = medinfer::PixelType::kFloat32;
+  std::vector<py::ssize_t> shape;
+};
+/// image.cpp; `who` names the call in errors.
+BorrowedArray borrowed_array(const py::handle& values, const char* who);
+/// A medinfer.Image (its buffer shared), or an array (rows, columns[, 3]) borrowed without a copy.
+medinfer::Image image_of(const py::handle& pixels, const char* who);
+/// A medinfer.Volume, or an array (slices, rows, columns) borrowed without a copy. volume.cpp
+medinfer::Volume volume_of(const py::handle& voxels, const char* who);
+/// The buffer-protocol format character of a PixelType.
+const char* buffer_format(medinfer::PixelType type);
+
+// One registration function per public header's mirror: bindings/python/src/<header>.cpp binds
+// include/medinfer/<header>.hpp (module.cpp calls them in the order their types are named).
+void bind_error(py::module_& m);
+void bind_build_info(py::module_& m);
+void bind_image(py::module_& m);
+void bind_volume(py::module_& m);
+void bind_log(py::module_& m);
+void bind_model_identity(py::module_& m);
+/// PackageOptions at the top (PipelineOptions.package), ModelPackage and verify_package in `package`.
+void bind_model_package(py::module_& m, py::module_& package);
+void bind_package(py::module_& m);
+void bind_engine(py::module_& m);
+/// ReadOptions in `dicom`, also named at the top (PipelineOptions.read).
+void bind_dicom(py::module_& m, py::module_& dicom);
+void bind_series(py::module_& dicom);
+void bind_deidentify(py::module_& dicom);
 void bind_preprocess(py::module_& m);
 void bind_calibration(py::module_& m);
+void bind_finding(py::module_& m);
 void bind_risk(py::module_& m);
 void bind_audit(py::module_& m);
-void bind_package(py::module_& m);
-/// The option structs and ModelIdentity, which other areas' signatures name (bound first: module.cpp).
-void bind_named_types(py::module_& m);
 void bind_pipeline(py::module_& m);
+void bind_report(py::module_& report);
+
+/// A Finding as a tuple of its fields (enums by their library names) and back: pickling. finding.cpp
+py::tuple finding_state(const medinfer::Finding& f);
+void set_finding(medinfer::Finding& f, const py::tuple& t);
+/// "True" / "False", for reprs.
+std::string bool_text(bool b);
+
+/// The files a report's `sources` name: the paths as given, or a single directory's DICOM files (as
+/// predict_series / predict_study scan it). report.cpp
+std::vector<std::string> sources_of(const std::vector<Path>& paths);

@@ -1,6 +1,6 @@
-// medinfer.dicom: the Python mirror of medinfer/dicom.hpp, series.hpp and deidentify.hpp: same names,
-// numpy arrays for pixels, dicts for headers; paths as str or os.PathLike. The GIL is released while
-// files are read and decoded.
+// medinfer.dicom: the Python mirror of medinfer/dicom.hpp (series.hpp: series.cpp; deidentify.hpp:
+// deidentify.cpp): same names, numpy arrays over the library's pixels, ImageHeader; paths as str or
+// os.PathLike. The GIL is released while files are read and decoded.
 #include <medinfer/medinfer.hpp>
 
 #include <pybind11/numpy.h>
@@ -11,6 +11,7 @@
 #include "common.hpp"
 
 #include <cstring>
+#include <optional>
 
 namespace py = pybind11;
 namespace dicom = medinfer::dicom;
@@ -89,8 +90,15 @@ py::array image_array(medinfer::Image&& image) {
 
 }  // namespace
 
-void bind_dicom(py::module_& m) {
+void bind_dicom(py::module_& top, py::module_& m) {
   m.doc() = "DICOM reading, series and de-identification (medinfer/dicom.hpp, series.hpp, deidentify.hpp).";
+  py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
+      .def(py::init<>())
+      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut, "rescale stored values to modality units (HU for CT)")
+      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame, "the frame to read (0-based)")
+      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color, "YBR and palette colour to RGB")
+      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1, "invert MONOCHROME1 so higher is brighter");
+  top.attr("ReadOptions") = m.attr("ReadOptions");  // PipelineOptions.read's type, also at the top
   py::class_<dicom::HeaderWarning>(m, "HeaderWarning", "A problem in a header that did not stop the read.")
       .def_readonly("kind", &dicom::HeaderWarning::kind, "a HeaderWarningKind: CHARACTER_SET, INVALID_VALUE, ...")
       .def_readonly("tag", &dicom::HeaderWarning::tag, "the element, '(gggg,eeee)'")
@@ -98,13 +106,6 @@ void bind_dicom(py::module_& m) {
       .def("__repr__", [](const dicom::HeaderWarning& w) {
         return py::str("HeaderWarning(kind={!r}, tag={!r})").format(dicom::to_string(w.kind), w.tag).cast<std::string>();
       });
-  py::class_<medinfer::dicom::SeriesWarning>(m, "SeriesWarning", "A geometry or slice problem of a series.")
-      .def_readonly("kind", &medinfer::dicom::SeriesWarning::kind, "a SeriesWarningKind: GAP, LOCALIZER, ...")
-      .def_readonly("message", &medinfer::dicom::SeriesWarning::message, "what was found, naming the files");
-  py::class_<medinfer::dicom::SkippedFile>(m, "SkippedFile", "A file a directory scan could not index.")
-      .def_readonly("path", &medinfer::dicom::SkippedFile::path, "the file")
-      .def_readonly("code", &medinfer::dicom::SkippedFile::code, "the ErrorCode")
-      .def_readonly("reason", &medinfer::dicom::SkippedFile::reason, "why");
   using H = dicom::ImageHeader;
   py::class_<H>(m, "ImageHeader",
                 "The header values a host needs beside the pixels (no patient name, ID, birth date or accession "
@@ -183,6 +184,16 @@ void bind_dicom(py::module_& m) {
       "One frame as (array, header): (rows, columns) float32 modality values for grayscale, (rows, columns, 3) RGB "
       "for colour. Raises InvalidDicomError, UnsupportedError, ResourceLimitError, NotFoundError.");
   m.def(
+      "read_image",
+      [](const Path& path, std::optional<dicom::ReadOptions> options) {
+        const dicom::ReadOptions o = options.value_or(dicom::ReadOptions{});
+        py::gil_scoped_release release;
+        return dicom::read_image(path.string(), o);
+      },
+      py::arg("path"), py::arg("options") = py::none(),
+      "One frame as a medinfer.Image (modality values, geometry from the header); numpy.asarray(image) views it. "
+      "Releases the GIL.");
+  m.def(
       "read_stored_pixels",
       [](const Path& path) {
         dicom::StoredPixels px;
@@ -230,82 +241,4 @@ void bind_dicom(py::module_& m) {
         return d;
       },
       py::arg("path"), "The patient-identifying attributes as a dict of UTF-8 strings (for a host that must show them).");
-  m.def(
-      "scan_directory",
-      [](const Path& root, unsigned threads) {
-        dicom::DirectoryIndex index;
-        {
-          py::gil_scoped_release release;
-          index = dicom::scan_directory(root.string(), {}, threads);
-        }
-        py::list studies;
-        for (const auto& st : index.studies) {
-          py::list series;
-          for (const auto& se : st.series) {
-            py::list files;
-            for (const auto& in : se.instances) files.append(in.path);
-            series.append(py::dict(py::arg("series_instance_uid") = se.series_instance_uid,
-                                   py::arg("modality") = se.modality,
-                                   py::arg("series_description") = se.series_description, py::arg("files") = files));
-          }
-          studies.append(py::dict(py::arg("study_instance_uid") = st.study_instance_uid,
-                                  py::arg("study_date") = st.study_date, py::arg("series") = series));
-        }
-        py::list skipped;
-        for (const auto& sk : index.skipped) {
-          skipped.append(py::dict(py::arg("path") = sk.path, py::arg("code") = medinfer::to_string(sk.code),
-                                  py::arg("reason") = sk.reason));
-        }
-        return py::dict(py::arg("studies") = studies, py::arg("skipped") = skipped,
-                        py::arg("files_seen") = index.files_seen);
-      },
-      py::arg("root"), py::arg("threads") = 0,
-      "Indexes a directory tree: {'studies': [{'study_instance_uid', 'study_date', 'series': [{..., 'files'}]}], "
-      "'skipped': [{'path', 'code', 'reason'}], 'files_seen'}.");
-  m.def(
-      "read_series",
-      [](const std::vector<Path>& files, bool strict, unsigned threads) {
-        dicom::SeriesOptions o;
-        o.strict = strict;
-        o.threads = threads;
-        dicom::SeriesVolume v;
-        {
-          py::gil_scoped_release release;
-          v = dicom::read_series(strings(files), o);
-        }
-        const auto& vol = v.volume;
-        const std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(vol.depth()), static_cast<py::ssize_t>(vol.height()),
-                                                static_cast<py::ssize_t>(vol.width())};
-        py::list warnings;
-        for (const auto& w : v.warnings) warnings.append(py::dict(py::arg("kind") = std::string(dicom::to_string(w.kind)), py::arg("message") = w.message));
-        py::dict info(py::arg("spacing") = vol.spacing(), py::arg("origin") = vol.origin(),
-                      py::arg("direction") = vol.direction(), py::arg("files") = v.files, py::arg("warnings") = warnings,
-                      py::arg("header") = py::cast(v.header));
-        const medinfer::PixelType type = vol.pixel_type();
-        py::array a = owned_array<medinfer::Volume>(std::move(v.volume), [](medinfer::Volume& x) { return x.mutable_data(); },
-                                                   dtype_of(type), shape);
-        return py::make_tuple(a, info);
-      },
-      py::arg("files"), py::arg("strict") = false, py::arg("threads") = 0,
-      "A series as (volume array shaped (slices, rows, columns), info dict with spacing (x, y, z), origin, "
-      "direction, files in slice order, warnings, header).");
-  m.def(
-      "deidentify_file",
-      [](const Path& input, const Path& output, const std::string& key) {
-        dicom::DeidentifyOptions o;
-        o.pseudonym_key = key;
-        dicom::DeidentifyReport r;
-        {
-          py::gil_scoped_release release;
-          r = dicom::deidentify_file(input.string(), output.string(), o);
-        }
-        return py::dict(py::arg("removed") = r.removed, py::arg("emptied") = r.emptied,
-                        py::arg("replaced") = r.replaced, py::arg("uids_replaced") = r.uids_replaced,
-                        py::arg("warnings") = r.warnings);
-      },
-      py::arg("input"), py::arg("output"), py::arg("pseudonym_key"),
-      "Writes a de-identified copy (PS3.15 Annex E Basic Profile); returns what changed.");
-  m.def("pseudonymize_uid", &dicom::pseudonymize_uid, py::arg("uid"), py::arg("key"),
-        "A stable pseudonym of a UID under a key of 16+ bytes: '2.25.' and the decimal of HMAC-SHA256 (as "
-        "de-identification and audit records write them).");
 }

@@ -7,7 +7,10 @@
 #include <medinfer/calibration.hpp>
 #include <medinfer/dicom.hpp>
 #include <medinfer/error.hpp>
+#include <medinfer/audit.hpp>
 #include <medinfer/finding.hpp>
+#include <medinfer/image.hpp>
+#include <medinfer/log.hpp>
 #include <medinfer/model_identity.hpp>
 #include <medinfer/series.hpp>
 
@@ -36,6 +39,16 @@ template <> struct EnumRange<medinfer::dicom::HeaderWarningKind> {
 };
 template <> struct EnumRange<medinfer::dicom::SeriesWarningKind> {
   static constexpr int first = 0, last = static_cast<int>(medinfer::dicom::SeriesWarningKind::kTiltedGantry);
+};
+
+template <> struct EnumRange<medinfer::PixelType> { static constexpr int first = 0, last = static_cast<int>(medinfer::PixelType::kFloat64); };
+template <> struct EnumRange<medinfer::LogLevel> { static constexpr int first = 0, last = static_cast<int>(medinfer::LogLevel::kError); };
+template <> struct EnumRange<medinfer::audit::EventType> {
+  static constexpr int first = 0, last = static_cast<int>(medinfer::audit::EventType::kDicomTransfer);
+};
+template <> struct EnumRange<medinfer::audit::Outcome> { static constexpr int first = 0, last = static_cast<int>(medinfer::audit::Outcome::kError); };
+template <> struct EnumRange<medinfer::audit::Durability> {
+  static constexpr int first = 0, last = static_cast<int>(medinfer::audit::Durability::kBuffered);
 };
 
 /// The Python class of E (set by register_enum; a leaked reference: it outlives interpreter teardown).
@@ -104,3 +117,8 @@ MEDINFER_PYTHON_STR_ENUM(medinfer::ErrorCode, "medinfer.ErrorCode")
 MEDINFER_PYTHON_STR_ENUM(medinfer::calibration::Method, "medinfer.calibration.Method")
 MEDINFER_PYTHON_STR_ENUM(medinfer::dicom::HeaderWarningKind, "medinfer.dicom.HeaderWarningKind")
 MEDINFER_PYTHON_STR_ENUM(medinfer::dicom::SeriesWarningKind, "medinfer.dicom.SeriesWarningKind")
+MEDINFER_PYTHON_STR_ENUM(medinfer::PixelType, "medinfer.PixelType")
+MEDINFER_PYTHON_STR_ENUM(medinfer::LogLevel, "medinfer.LogLevel")
+MEDINFER_PYTHON_STR_ENUM(medinfer::audit::EventType, "medinfer.audit.EventType")
+MEDINFER_PYTHON_STR_ENUM(medinfer::audit::Outcome, "medinfer.audit.Outcome")
+MEDINFER_PYTHON_STR_ENUM(medinfer::audit::Durability, "medinfer.audit.Durability")

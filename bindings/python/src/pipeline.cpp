@@ -1,7 +1,8 @@
-// The top of the medinfer package: the Python mirror of medinfer/pipeline.hpp (Pipeline, its options,
-// Result, predict_many's outcomes), finding.hpp (Finding), model_identity.hpp, engine.hpp's options and
-// backend list, and the reports of report.hpp as Pipeline methods. Paths are str or os.PathLike; the
-// GIL is released in every call that reads, decodes, preprocesses or infers.
+// The top of the medinfer package: the Python mirror of medinfer/pipeline.hpp (Pipeline, PipelineOptions,
+// Result, SeriesResult, StudyResult, Input, Outcome, ManyOptions, CancelToken, Deployment), with the
+// reports of report.hpp as Pipeline conveniences (the pipeline's label codes). Paths are str or
+// os.PathLike; images are medinfer.Image or numpy arrays (borrowed, image.cpp); the GIL is released in
+// every call that reads, decodes, preprocesses or infers.
 #include "common.hpp"
 
 #include <medinfer/medinfer.hpp>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <variant>
 
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
@@ -38,53 +40,24 @@ medinfer::report::ReportOptions report_options(const medinfer::Pipeline& p) {
   return ro;
 }
 
-// The files a list names: the paths as given, or a single directory's files (every DICOM file under it,
-// as predict_series / predict_study scan it), for reports' sources.
-std::vector<std::string> sources_of(const std::vector<Path>& paths) {
-  std::vector<std::string> files = strings(paths);
-  if (files.size() != 1 || !std::filesystem::is_directory(files[0])) return files;
-  std::vector<std::string> out;
-  for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
-    for (const auto& series : study.series) {
-      for (const auto& instance : series.instances) out.push_back(instance.path);
-    }
-  }
-  return out;
+// ManyOptions from Python: the given options (or the defaults), with batch_size / workers when given.
+medinfer::ManyOptions many_options(const std::optional<medinfer::ManyOptions>& given, std::optional<int> batch_size,
+                                   std::optional<unsigned> workers) {
+  medinfer::ManyOptions options = given.value_or(medinfer::ManyOptions{});
+  if (batch_size) options.batch_size = *batch_size;
+  if (workers) options.workers = *workers;
+  return options;
 }
 
 // predict_series / predict_study from Python: [directory] or a list of files, run without the GIL.
 template <class Predict>
-auto series_or_study(const std::vector<Path>& paths, int batch_size, unsigned workers, Predict predict) {
-  medinfer::ManyOptions options;
-  options.batch_size = batch_size;
-  options.workers = workers;
+auto series_or_study(const std::vector<Path>& paths, const medinfer::ManyOptions& options, Predict predict) {
   const std::vector<std::string> files = strings(paths);
   py::gil_scoped_release release;
   const bool directory = files.size() == 1 && std::filesystem::is_directory(files[0]);
   return directory ? predict(files[0], options) : predict(files, options);
 }
 
-// Pickling: a Finding / Result as a tuple of its fields (enums by their library names, read back through
-// their casters), and back.
-py::tuple finding_state(const Finding& f) {
-  return py::make_tuple(f.label, f.probability, f.raw_score, f.confidence, f.tier, f.escalate, f.indeterminate,
-                        f.reason, std::string(medinfer::to_string(f.rule)), f.operating_point_positive,
-                        f.prediction_set);
-}
-void set_finding(Finding& f, const py::tuple& t) {
-  if (t.size() != 11) throw std::runtime_error("Finding: invalid pickled state");
-  f.label = t[0].cast<std::string>();
-  f.probability = t[1].cast<double>();
-  f.raw_score = t[2].cast<double>();
-  f.confidence = t[3].cast<double>();
-  f.tier = t[4].cast<std::string>();
-  f.escalate = t[5].cast<bool>();
-  f.indeterminate = t[6].cast<bool>();
-  f.reason = t[7].cast<std::string>();
-  f.rule = t[8].cast<medinfer::Rule>();
-  f.operating_point_positive = t[9].cast<bool>();
-  f.prediction_set = t[10].cast<std::vector<std::string>>();
-}
 py::tuple result_state(const Result& r) {
   py::list findings;
   for (const Finding& f : r.findings) findings.append(finding_state(f));
@@ -118,88 +91,26 @@ Result result_from_state(const py::tuple& t) {
   return r;
 }
 
-std::string bool_text(bool b) { return b ? "True" : "False"; }
-
 template <class T>
 struct type_tag {
   using type = T;
 };
 
-// An image from a numpy array of pixels in modality units: (rows, columns) or (rows, columns, 3).
-medinfer::Image image_of(const py::array_t<float, py::array::c_style | py::array::forcecast>& pixels,
-                         std::pair<double, double> spacing, const char* who) {
-  if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
-    throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
-                          std::string(who) + ": expected (rows, columns) or (rows, columns, 3), got " +
-                              std::to_string(pixels.ndim()) + " dimensions");
+// What Pipeline.predict_many takes: an Input, a path, DICOM Part 10 bytes, or an Image / array.
+medinfer::Input input_of(const py::handle& item) {
+  if (py::isinstance<medinfer::Input>(item)) return item.cast<medinfer::Input>();
+  if (py::isinstance<py::bytes>(item)) {
+    return medinfer::Input::dicom(std::make_shared<const std::string>(item.cast<std::string>()));
   }
-  medinfer::Image image = medinfer::Image::from_buffer(
-      pixels.data(), medinfer::PixelType::kFloat32, static_cast<std::size_t>(pixels.shape(1)),
-      static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
-  image.set_spacing({spacing.first, spacing.second});
-  return image;
+  if (py::isinstance<py::str>(item) || py::hasattr(item, "__fspath__")) {
+    return medinfer::Input::file(item.cast<Path>().string());
+  }
+  return medinfer::Input::pixels(image_of(item, "predict_many"));
 }
 
 }  // namespace
 
-void bind_named_types(py::module_& m) {
-  // ---- options (engine.hpp, model_package.hpp, pipeline.hpp) ----
-  py::class_<medinfer::EngineOptions>(m, "EngineOptions", "How the model runs (medinfer/engine.hpp).")
-      .def(py::init<>())
-      .def_readwrite("device", &medinfer::EngineOptions::device, "'cpu' or 'cuda:N'")
-      .def_readwrite("intra_op_threads", &medinfer::EngineOptions::intra_op_threads,
-                     "LibTorch intra-op threads (process-wide); 0 leaves LibTorch's setting alone")
-      .def_readwrite("half_precision", &medinfer::EngineOptions::half_precision, "float16 on CUDA");
-  py::class_<medinfer::BatchingOptions>(m, "BatchingOptions", "The dynamic batcher (off when max_batch_size <= 1).")
-      .def(py::init<>())
-      .def_readwrite("max_batch_size", &medinfer::BatchingOptions::max_batch_size, "0 or 1: off; else 2..256 images merged into one model run")
-      .def_readwrite("max_delay_us", &medinfer::BatchingOptions::max_delay_us, "the longest a batch waits to fill after its oldest request (0..1,000,000)")
-      .def_readwrite("max_queue", &medinfer::BatchingOptions::max_queue, "requests waiting at most; beyond that predict raises OverloadedError");
-  py::class_<medinfer::PackageOptions>(m, "PackageOptions", "Which package signatures to trust (model_package.hpp).")
-      .def(py::init<>())
-      .def_readwrite("trusted_public_keys", &medinfer::PackageOptions::trusted_public_keys,
-                     "Ed25519 public keys, PEM text")
-      .def_readwrite("require_signature", &medinfer::PackageOptions::require_signature, "refuse a package without a valid signature by a trusted key")
-      .def_readwrite("allow_unsigned", &medinfer::PackageOptions::allow_unsigned, "with keys pinned, still open an unsigned package (with a warning)");
-  py::class_<medinfer::dicom::ReadOptions>(m, "ReadOptions", "How DICOM pixels are read (dicom.hpp).")
-      .def(py::init<>())
-      .def_readwrite("apply_modality_lut", &medinfer::dicom::ReadOptions::apply_modality_lut, "rescale stored values to modality units (HU for CT)")
-      .def_readwrite("frame", &medinfer::dicom::ReadOptions::frame, "the frame to read (0-based)")
-      .def_readwrite("convert_color", &medinfer::dicom::ReadOptions::convert_color, "YBR and palette colour to RGB")
-      .def_readwrite("invert_monochrome1", &medinfer::dicom::ReadOptions::invert_monochrome1, "invert MONOCHROME1 so higher is brighter");
-  py::class_<medinfer::ModelIdentity>(m, "ModelIdentity", "A model's name, version and manifest SHA-256.")
-      .def_readonly("name", &medinfer::ModelIdentity::name, "the package's model name")
-      .def_readonly("version", &medinfer::ModelIdentity::version, "the package's version")
-      .def_readonly("sha256", &medinfer::ModelIdentity::sha256, "SHA-256 of the package manifest")
-      .def("__repr__", [](const medinfer::ModelIdentity& i) {
-        return "ModelIdentity(name='" + i.name + "', version='" + i.version + "', sha256='" + i.sha256 + "')";
-      });
-}
-
 void bind_pipeline(py::module_& m) {
-  py::class_<Finding>(m, "Finding", "One label's finding (Result.findings; risk.assess).")
-      .def_readonly("label", &Finding::label, "the package's label ('' from risk.assess)")
-      .def_readonly("probability", &Finding::probability, "calibrated p(label present)")
-      .def_readonly("raw_score", &Finding::raw_score, "the model's logit")
-      .def_readonly("confidence", &Finding::confidence, "max(probability, 1 - probability)")
-      .def_readonly("tier", &Finding::tier, "the tier's name, or 'indeterminate'")
-      .def_readonly("escalate", &Finding::escalate, "probability >= the policy's escalation threshold (kept when indeterminate)")
-      .def_readonly("indeterminate", &Finding::indeterminate, "the policy abstained (see reason, rule)")
-      .def_readonly("reason", &Finding::reason, "why indeterminate; else ''")
-      .def_readonly("rule", &Finding::rule, "the Rule that decided (its value: 'tier_cutpoints', 'quality_gate.rows', ...)")
-      .def_readonly("operating_point_positive", &Finding::operating_point_positive, "with an operating point: probability >= its threshold")
-      .def_readonly("prediction_set", &Finding::prediction_set, "with a conformal rule: a subset of ['positive', 'negative']")
-      .def(py::pickle([](const Finding& f) { return finding_state(f); },
-                      [](const py::tuple& t) {
-                        Finding f;
-                        set_finding(f, t);
-                        return f;
-                      }))
-      .def("__repr__", [](const Finding& f) {
-        return "Finding(label='" + f.label + "', probability=" + std::to_string(f.probability) + ", tier='" +
-               f.tier + "', escalate=" + bool_text(f.escalate) + ")";
-      });
-
   py::class_<medinfer::Deployment>(m, "Deployment", "Which models a Pipeline serves (Pipeline.deployment()).")
       .def_readonly("primary", &medinfer::Deployment::primary, "the primary model's identity")
       .def_readonly("candidate", &medinfer::Deployment::candidate, "the A/B candidate's identity (empty name without a test)")
@@ -207,7 +118,6 @@ void bind_pipeline(py::module_& m) {
 
   m.def("routing_bucket", &medinfer::routing_bucket, py::arg("key"),
         "The A/B bucket of a routing key in [0, 1): keys below the candidate fraction go to the candidate.");
-  m.def("backend_formats", &medinfer::backend_formats, "The model formats this process can run.");
 
   py::class_<Result>(m, "Result", "One prediction: its primary finding at the top level, every label's in "
                                   "`findings`, and its context (model, input fingerprint, UIDs, latency).")
@@ -336,6 +246,95 @@ void bind_pipeline(py::module_& m) {
             .cast<std::string>();
       });
 
+  py::class_<medinfer::CancelToken>(m, "CancelToken",
+                                    "Cancels a running predict_many / predict_series / predict_study from any thread "
+                                    "(copies share one flag): inputs being read or run finish, the rest end in "
+                                    "CancelledError.")
+      .def(py::init<>())
+      .def("cancel", &medinfer::CancelToken::cancel, "Asks the run to stop.")
+      .def_property_readonly("cancelled", &medinfer::CancelToken::cancelled, "cancel() was called");
+  py::class_<medinfer::Input> input(m, "Input",
+                                    "One input of predict_many: a DICOM file, a Part 10 object in memory, or an image "
+                                    "(medinfer::Input). predict_many also takes paths, bytes and images directly.");
+  input.def_static("file", [](const Path& path, int frame) { return medinfer::Input::file(path.string(), frame); },
+                   py::arg("path"), py::arg("frame") = -1,
+                   "A DICOM file; frame -1: the package's own frame step, else frame 0.")
+      .def_static(
+          "dicom",
+          [](const py::bytes& part10, const std::string& name) {
+            return medinfer::Input::dicom(std::make_shared<const std::string>(part10.cast<std::string>()), name);
+          },
+          py::arg("part10"), py::arg("name") = "", "A DICOM Part 10 object in memory; name: used in errors and audit.")
+      .def_static(
+          "pixels",
+          [](const std::variant<medinfer::Image, py::array>& given, const std::string& routing_key) {
+            medinfer::Image image = std::holds_alternative<medinfer::Image>(given)
+                                        ? std::get<medinfer::Image>(given)
+                                        : image_of(std::get<py::array>(given), "Input.pixels");
+            return medinfer::Input::pixels(std::move(image), routing_key);
+          },
+          py::arg("image"), py::arg("routing_key") = "",
+          "An image in modality units (medinfer.Image, or an array borrowed as Image borrows it).")
+      .def_property_readonly(
+          "kind",
+          [](const medinfer::Input& i) {
+            return std::string(i.kind == medinfer::Input::Kind::kPath        ? "path"
+                               : i.kind == medinfer::Input::Kind::kDicomBytes ? "dicom_bytes"
+                                                                              : "image");
+          },
+          "'path', 'dicom_bytes' or 'image'")
+      .def_readonly("path", &medinfer::Input::path, "the file (path), or the name used in errors (dicom_bytes)")
+      .def_readonly("image", &medinfer::Input::image, "the Image (image inputs)")
+      .def_readwrite("routing_key", &medinfer::Input::routing_key, "image inputs: the A/B routing key ('' : the pixels' SHA-256)")
+      .def_readwrite("frame", &medinfer::Input::frame, "path / dicom_bytes: the frame to read (-1: the package's own)")
+      .def_readwrite("request_id", &medinfer::Input::request_id,
+                     "the host's request id, recorded in the audit record (at most 128 printable ASCII characters)")
+      .def("__repr__", [](const medinfer::Input& i) {
+        return py::str("Input(kind={!r}, path={!r})")
+            .format(i.kind == medinfer::Input::Kind::kPath ? "path"
+                    : i.kind == medinfer::Input::Kind::kDicomBytes ? "dicom_bytes" : "image",
+                    i.path)
+            .cast<std::string>();
+      });
+  py::class_<medinfer::Outcome>(m, "Outcome", "What became of one input of predict_many: its Result or its error.")
+      .def_readonly("index", &medinfer::Outcome::index, "the input's position in the list")
+      .def_readonly("result", &medinfer::Outcome::result, "the Result, or None")
+      .def_property_readonly(
+          "error", [](const medinfer::Outcome& o) { return o.error ? exception_object(*o.error) : py::object(py::none()); },
+          "the MedinferError it ended in, or None")
+      .def("ok", &medinfer::Outcome::ok, "a Result came out")
+      .def("__repr__", [](const medinfer::Outcome& o) {
+        return py::str("Outcome(index={}, ok={})").format(o.index, o.ok()).cast<std::string>();
+      });
+  py::class_<medinfer::ManyOptions>(m, "ManyOptions", "How predict_many / predict_series / predict_study run (medinfer::ManyOptions).")
+      .def(py::init<>())
+      .def_readwrite("workers", &medinfer::ManyOptions::workers, "threads (0: one per core; the caller's is one)")
+      .def_readwrite("batch_size", &medinfer::ManyOptions::batch_size, "images per model run, 1..256")
+      .def_readwrite("max_in_flight", &medinfer::ManyOptions::max_in_flight,
+                     "inputs read but not yet delivered, at most (0: 2 x batch_size + 2 x workers)")
+      .def_readwrite("ordered", &medinfer::ManyOptions::ordered, "deliver outcomes in input order (else as they complete)")
+      .def_property(
+          "on_outcome",
+          [](const medinfer::ManyOptions& o) -> py::object {
+            if (!o.on_outcome) return py::none();
+            return py::cpp_function([f = o.on_outcome](medinfer::Outcome out) { f(std::move(out)); });
+          },
+          [](medinfer::ManyOptions& o, const std::optional<py::function>& fn) {
+            if (!fn) {
+              o.on_outcome = nullptr;
+              return;
+            }
+            // Called on a worker without the GIL: take it for the call (pybind11's std::function caster
+            // does the same for progress); the callable is released under the GIL too.
+            std::function<void(medinfer::Outcome)> call = fn->cast<std::function<void(medinfer::Outcome)>>();
+            o.on_outcome = [call](medinfer::Outcome&& out) { call(std::move(out)); };
+          },
+                     "callable(Outcome), one call at a time (with the GIL) on a worker; when set, predict_many "
+                     "keeps nothing (returns []), so memory stays flat; an exception it raises stops the run")
+      .def_readwrite("progress", &medinfer::ManyOptions::progress, "callable(delivered, total) after each outcome")
+      .def_readwrite("cancel", &medinfer::ManyOptions::cancel, "the CancelToken that stops the run")
+      .def("__copy__", [](const medinfer::ManyOptions& o) { return o; });
+
   py::class_<medinfer::PipelineOptions>(m, "PipelineOptions",
                                         "Pipeline.open's options (pipeline.hpp); the audit log is Pipeline.open's "
                                         "audit_log / audit_key_file.")
@@ -349,7 +348,14 @@ void bind_pipeline(py::module_& m) {
           [](medinfer::PipelineOptions& o, const std::string& v) { o.actor.user_id = v; },
           "who uses the pipeline, as recorded in every audit record ('' : this process's OS account)")
       .def_readwrite("include_identifiers", &medinfer::PipelineOptions::include_identifiers,
-                     "record raw UIDs in audit records instead of pseudonyms");
+                     "record raw UIDs in audit records instead of pseudonyms")
+      .def_readwrite("audit_sink", &medinfer::PipelineOptions::audit_sink,
+                     "an audit.Sink for every record (audit.CallbackSink, FileSink, ChainedFileSink, SyslogSink); "
+                     "Pipeline.open's audit_log opens one instead")
+      .def_property(
+          "pseudonym_key", [](const medinfer::PipelineOptions& o) { return py::bytes(o.pseudonym_key); },
+          [](medinfer::PipelineOptions& o, const py::bytes& key) { o.pseudonym_key = key.cast<std::string>(); },
+          "HMAC key of the study/series/instance pseudonyms in audit records (audit.derive_pseudonym_key)");
 
   py::class_<PyPipeline> pipeline(m, "Pipeline",
                          "DICOM file -> preprocessing -> model -> calibration -> risk -> audit (medinfer::Pipeline). "
@@ -400,17 +406,21 @@ void bind_pipeline(py::module_& m) {
           "NotFoundError, UnsupportedError, AuditFailedError, ...")
       .def(
           "predict",
-          [](const PyPipeline& self, const py::array_t<float, py::array::c_style | py::array::forcecast>& pixels,
-             std::pair<double, double> spacing, const std::string& routing_key) {
+          [](const PyPipeline& self, const std::variant<medinfer::Image, py::array>& given,
+             std::optional<std::array<double, 2>> spacing, const std::string& routing_key) {
             auto p = self.get();
-            medinfer::Image image = image_of(pixels, spacing, "predict");
+            medinfer::Image image = std::holds_alternative<medinfer::Image>(given)
+                                        ? std::get<medinfer::Image>(given)
+                                        : image_of(std::get<py::array>(given), "predict");
+            if (spacing) image.set_spacing(*spacing);
             py::gil_scoped_release release;
             return p->predict(image, routing_key);
           },
-          py::arg("image"), py::arg("spacing") = std::make_pair(1.0, 1.0), py::arg("routing_key") = "",
-          "Predicts on an image already in memory: a 2-D array in modality units (HU for CT) or an RGB array "
-          "(rows, columns, 3), pixel spacing (x, y) in mm. No header: from_file windows use the step's own window, "
-          "and the quality gate sees no modality. Thread-safe; releases the GIL.")
+          py::arg("image"), py::arg("spacing") = py::none(), py::arg("routing_key") = "",
+          "Predicts on an image already in memory: a medinfer.Image, or a numpy array (rows, columns) in modality "
+          "units (HU for CT) or (rows, columns, 3) RGB, borrowed without a copy when C-contiguous (medinfer.Image); "
+          "spacing (x, y) in mm replaces the image's (an array's is 1, 1). No header: from_file windows use the "
+          "step's own window, and the quality gate sees no modality. Thread-safe; releases the GIL.")
       .def(
           "prepare",
           [](const PyPipeline& self, const Path& path) {
@@ -461,21 +471,11 @@ void bind_pipeline(py::module_& m) {
            "without a test.")
       .def(
           "_predict_many",
-          [](const PyPipeline& self, const std::vector<Path>& paths, int batch_size, unsigned workers,
-             const std::optional<py::function>& progress) {
+          [](const PyPipeline& self, const py::list& items, const medinfer::ManyOptions& options) {
             auto p = self.get();
             std::vector<medinfer::Input> inputs;
-            inputs.reserve(paths.size());
-            for (const auto& path : paths) inputs.push_back(medinfer::Input::file(path.string()));
-            medinfer::ManyOptions options;
-            options.batch_size = batch_size;
-            options.workers = workers;
-            if (progress) {
-              options.progress = [&progress](std::size_t done, std::size_t total) {
-                py::gil_scoped_acquire gil;
-                (*progress)(done, total);
-              };
-            }
+            inputs.reserve(items.size());
+            for (const auto& item : items) inputs.push_back(input_of(item));
             std::vector<medinfer::Outcome> outcomes;
             {
               py::gil_scoped_release release;
@@ -491,28 +491,35 @@ void bind_pipeline(py::module_& m) {
             }
             return out;
           },
-          py::arg("paths"), py::arg("batch_size") = 4, py::arg("workers") = 0, py::arg("progress") = py::none(),
-          "Pipeline::predict_many on files (the Python predict_many wraps it with a tqdm bar).")
+          py::arg("inputs"), py::arg("options"),
+          "Pipeline::predict_many on Inputs, paths, Part 10 bytes or images, with ManyOptions (the Python "
+          "predict_many wraps it with keyword options and a tqdm bar).")
       .def(
           "predict_series",
-          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers) {
+          [](const PyPipeline& self, const std::vector<Path>& files, std::optional<int> batch_size,
+             std::optional<unsigned> workers, const std::optional<medinfer::ManyOptions>& options) {
             auto p = self.get();
-            return series_or_study(files, batch_size, workers,
-                                   [&p](const auto& input, const auto& options) { return p->predict_series(input, options); });
+            return series_or_study(files, many_options(options, batch_size, workers),
+                                   [&p](const auto& input, const auto& o) { return p->predict_series(input, o); });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
-          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]. Returns a SeriesResult "
+          py::arg("files"), py::arg("batch_size") = py::none(), py::arg("workers") = py::none(),
+          py::arg("options") = py::none(),
+          "Predicts one series (Pipeline::predict_series): a list of files, or [directory]; ManyOptions (batch_size "
+          "and workers, when given, override its own; its cancel token stops the run). Returns a SeriesResult "
           "(the series finding, its aggregation, evidence slices, warnings). Releases the GIL.")
       .def(
           "predict_study",
-          [](const PyPipeline& self, const std::vector<Path>& files, int batch_size, unsigned workers) {
+          [](const PyPipeline& self, const std::vector<Path>& files, std::optional<int> batch_size,
+             std::optional<unsigned> workers, const std::optional<medinfer::ManyOptions>& options) {
             auto p = self.get();
-            return series_or_study(files, batch_size, workers,
-                                   [&p](const auto& input, const auto& options) { return p->predict_study(input, options); });
+            return series_or_study(files, many_options(options, batch_size, workers),
+                                   [&p](const auto& input, const auto& o) { return p->predict_study(input, o); });
           },
-          py::arg("files"), py::arg("batch_size") = 4, py::arg("workers") = 0,
+          py::arg("files"), py::arg("batch_size") = py::none(), py::arg("workers") = py::none(),
+          py::arg("options") = py::none(),
           "Predicts a study (Pipeline::predict_study): its series selected by the package's series_selection, each "
-          "predicted, every other one listed with the reason. Returns a StudyResult. Releases the GIL.");
+          "predicted, every other one listed with the reason; options as predict_series. Returns a StudyResult. "
+          "Releases the GIL.");
   // report::structured_report and fhir_bundle for each result type, with this pipeline's label codes.
   auto add_reports = [&pipeline](auto tag, const char* what) {
     using R = typename decltype(tag)::type;
@@ -545,6 +552,18 @@ void bind_pipeline(py::module_& m) {
   add_reports(type_tag<medinfer::SeriesResult>{}, "a SeriesResult");
   add_reports(type_tag<Result>{}, "an image Result");
   pipeline
+      .def(
+          "record_event",
+          [](const PyPipeline& self, medinfer::audit::EventType type, const std::string& detail,
+             medinfer::audit::Outcome outcome) {
+            auto p = self.get();
+            py::gil_scoped_release release;
+            p->record_event(type, detail, outcome);
+          },
+          py::arg("type"), py::arg("detail"), py::arg("outcome") = medinfer::audit::Outcome::kOk,
+          "Records a host event in the audit trail: CONFIGURATION_CHANGE, OVERRIDE or DICOM_TRANSFER (an "
+          "audit.EventType), detail without patient data (at most 4096 bytes). Raises AuditFailedError when the "
+          "sink fails.")
       .def("deployment", [](const PyPipeline& self) { return self.get()->deployment(); },
            "Which models this pipeline serves: the primary, and the A/B candidate with its fraction.");
 }

@@ -3,6 +3,9 @@
 // own the library's tensor (no copy). The GIL is released while computing.
 #include "common.hpp"
 
+#include <optional>
+#include <variant>
+
 #include <medinfer/image.hpp>
 #include <medinfer/preprocess.hpp>
 #include <medinfer/volume.hpp>
@@ -31,20 +34,14 @@ void bind_preprocess(py::module_& m) {
   };
   m.def(
       "apply",
-      [context_of](const py::object& spec,
-                             py::array_t<float, py::array::c_style | py::array::forcecast> pixels,
-                             std::pair<double, double> spacing, const py::object& file_window) {
-        if (pixels.ndim() != 2 && !(pixels.ndim() == 3 && pixels.shape(2) == 3)) {
-          throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
-                                "preprocess.apply: expected a 2-D array (rows, columns) or an RGB array (rows, columns, 3), got " +
-                                    std::to_string(pixels.ndim()) + " dimensions");
-        }
+      [context_of](const py::object& spec, const std::variant<medinfer::Image, py::array>& pixels,
+                   std::optional<std::array<double, 2>> spacing, const py::object& file_window) {
         const auto parsed = medinfer::preprocess::parse_spec(json_text(spec));
         const auto context = context_of(file_window);
-        medinfer::Image image = medinfer::Image::from_buffer(
-            pixels.data(), medinfer::PixelType::kFloat32, static_cast<std::size_t>(pixels.shape(1)),
-            static_cast<std::size_t>(pixels.shape(0)), pixels.ndim() == 3 ? 3 : 1);
-        image.set_spacing({spacing.first, spacing.second});
+        medinfer::Image image = std::holds_alternative<medinfer::Image>(pixels)
+                                    ? std::get<medinfer::Image>(pixels)
+                                    : image_of(std::get<py::array>(pixels), "preprocess.apply");
+        if (spacing) image.set_spacing(*spacing);
         medinfer::Tensor t;
         {
           py::gil_scoped_release release;
@@ -52,30 +49,24 @@ void bind_preprocess(py::module_& m) {
         }
         return tensor_array(std::move(t));
       },
-      py::arg("spec"), py::arg("pixels"), py::arg("spacing") = std::make_pair(1.0, 1.0),
-      py::arg("file_window") = py::none(),
-      "Applies a preprocessing spec (the manifest's 'preprocessing' array: a list of steps, or its JSON text) to a 2-D array of "
-      "pixels in modality units (or an RGB array (rows, columns, 3)) with spacing (x, y) in mm; returns the "
-      "float32 tensor [1, C, H, W]. Releases the GIL while computing.");
+      py::arg("spec"), py::arg("pixels"), py::arg("spacing") = py::none(), py::arg("file_window") = py::none(),
+      "Applies a preprocessing spec (the manifest's 'preprocessing' array: a list of steps, or its JSON text) to "
+      "a medinfer.Image or an array (rows, columns) of modality values (or (rows, columns, 3) RGB), borrowed "
+      "without a copy when C-contiguous; spacing (x, y) in mm replaces the image's (an array's is 1, 1). Returns "
+      "the float32 tensor [1, C, H, W] (an array owning the library's tensor). Releases the GIL while computing.");
   m.def(
       "apply_volume",
-      [context_of](const py::object& spec,
-                             py::array_t<float, py::array::c_style | py::array::forcecast> voxels,
-                             std::array<double, 3> spacing, std::array<double, 3> origin, std::array<double, 9> direction,
-                             const py::object& file_window, unsigned threads) {
-        if (voxels.ndim() != 3) {
-          throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
-                                "preprocess.apply_volume: expected a 3-D array (slices, rows, columns), got " +
-                                    std::to_string(voxels.ndim()) + " dimensions");
-        }
+      [context_of](const py::object& spec, const std::variant<medinfer::Volume, py::array>& voxels,
+                   std::optional<std::array<double, 3>> spacing, std::optional<std::array<double, 3>> origin,
+                   std::optional<std::array<double, 9>> direction, const py::object& file_window, unsigned threads) {
         const auto parsed = medinfer::preprocess::parse_spec(json_text(spec));
         const auto context = context_of(file_window);
-        medinfer::Volume volume(medinfer::PixelType::kFloat32, static_cast<std::size_t>(voxels.shape(2)),
-                                static_cast<std::size_t>(voxels.shape(1)), static_cast<std::size_t>(voxels.shape(0)));
-        std::memcpy(volume.mutable_data(), voxels.data(), volume.size_bytes());
-        volume.set_spacing(spacing);
-        volume.set_origin(origin);
-        volume.set_direction(direction);
+        medinfer::Volume volume = std::holds_alternative<medinfer::Volume>(voxels)
+                                      ? std::get<medinfer::Volume>(voxels)
+                                      : volume_of(std::get<py::array>(voxels), "preprocess.apply_volume");
+        if (spacing) volume.set_spacing(*spacing);
+        if (origin) volume.set_origin(*origin);
+        if (direction) volume.set_direction(*direction);
         medinfer::Tensor t;
         {
           py::gil_scoped_release release;
@@ -83,11 +74,9 @@ void bind_preprocess(py::module_& m) {
         }
         return tensor_array(std::move(t));
       },
-      py::arg("spec"), py::arg("voxels"), py::arg("spacing") = std::array<double, 3>{1.0, 1.0, 1.0},
-      py::arg("origin") = std::array<double, 3>{0.0, 0.0, 0.0},
-      py::arg("direction") = std::array<double, 9>{1, 0, 0, 0, 1, 0, 0, 0, 1}, py::arg("file_window") = py::none(),
-      py::arg("threads") = 0,
-      "Applies a preprocessing spec to a volume (slices, rows, columns) with spacing (x, y, z) in mm, origin and "
-      "direction (row, column, slice cosines); returns the float32 tensor [1, C, D, H, W].");
-
+      py::arg("spec"), py::arg("voxels"), py::arg("spacing") = py::none(), py::arg("origin") = py::none(),
+      py::arg("direction") = py::none(), py::arg("file_window") = py::none(), py::arg("threads") = 0,
+      "Applies a preprocessing spec to a medinfer.Volume or an array (slices, rows, columns), borrowed without a "
+      "copy when C-contiguous; spacing (x, y, z) in mm, origin and direction (row, column, slice cosines) replace "
+      "the volume's. Returns the float32 tensor [1, C, D, H, W]. Releases the GIL.");
 }

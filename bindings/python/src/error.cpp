@@ -1,6 +1,6 @@
 // The exception classes of medinfer/error.hpp: MedinferError and one subclass per ErrorCode, each also
 // a subclass of the fitting built-in (InvalidDicomError is a ValueError, NotFoundError a
-// FileNotFoundError with errno and filename, ...), and what the other binding files share.
+// FileNotFoundError with errno and filename, ...), and the translation of medinfer::Error to them.
 #include "common.hpp"
 
 #include <medinfer/error.hpp>
@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <map>
 
-#include <pybind11/numpy.h>
 
 namespace {
 
@@ -48,7 +47,7 @@ py::object exception_object(const medinfer::Error& e) {
 }
 
 // medinfer.InvalidDicomError(MedinferError, ValueError) and so on: catchable by the built-in too.
-void bind_errors(py::module_& m) {
+void bind_error(py::module_& m) {
   auto& ex = exceptions();
   ex.base = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
       "medinfer.MedinferError", "Base class of every medinfer error; .code is the ErrorCode name.", PyExc_RuntimeError,
@@ -89,25 +88,4 @@ void bind_errors(py::module_& m) {
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(instance.ptr())), instance.ptr());
     }
   });
-}
-
-std::vector<std::string> strings(const std::vector<Path>& paths) {
-  std::vector<std::string> out;
-  out.reserve(paths.size());
-  for (const Path& p : paths) out.push_back(p.string());
-  return out;
-}
-
-std::string json_text(const py::object& value) {
-  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
-  return py::module_::import("json").attr("dumps")(value).cast<std::string>();
-}
-
-py::object json_loads(const std::string& text) { return py::module_::import("json").attr("loads")(text); }
-
-py::array_t<float> tensor_array(medinfer::Tensor&& t) {
-  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
-  return py::array_t<float>(owned_array<medinfer::Tensor>(
-      std::move(t), [](medinfer::Tensor& x) { return static_cast<void*>(x.data.data()); }, py::dtype::of<float>(),
-      std::move(shape)));
 }
