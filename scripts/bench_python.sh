@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package's overhead and its DICOM reader, against peers in the same run (docs/python.md):
 # Pipeline.predict_many from Python against the same call from C++ (medinfer_throughput_benchmark's
-# many_w2_b4) on the same files, and dicom.read_instance against pydicom + numpy.
+# many_w2_b4) on the same files, dicom.read_instance against pydicom + numpy, and arrays going in
+# borrowed (C-contiguous float32) against copied once (the same values as a strided view).
 #   bash scripts/bench_python.sh [ROUNDS] [IMAGES]
 # Assumes scripts/test.sh has built everything; data: build/python-bench-data-IMAGES (written when missing).
 set -euo pipefail
@@ -23,4 +24,7 @@ cpp, py = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 c, p = cpp["many_w2_b4"], py["python_predict_many_images_per_s"]
 print(f"ratio Python predict_many / C++ predict_many: {p / c:.3f} (overhead {100 * (c - p) / c:+.1f} %)")
 print(f"ratio read_instance / pydicom + numpy: {py['read_instance_per_s'] / py['pydicom_numpy_per_s']:.2f}x")
+print(f"ratio predict(array) borrowed / copied once: {py['predict_array_borrowed_per_s'] / py['predict_array_copied_per_s']:.3f}x")
+print(f"ratio preprocess.apply(array) borrowed / copied once: "
+      f"{py['apply_array_borrowed_per_s'] / py['apply_array_copied_per_s']:.3f}x")
 PY

@@ -14,3 +14,15 @@ std::string json_text(const py::object& value) {
 }
 
 py::object json_loads(const std::string& text) { return py::module_::import("json").attr("loads")(text); }
+
+std::shared_ptr<py::object> held_by_library(py::object object) {
+  return std::shared_ptr<py::object>(new py::object(std::move(object)), [](py::object* o) {
+    if (!Py_IsInitialized()) {
+      o->release();  // the interpreter is gone: nothing to give the reference back to
+      delete o;
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    delete o;
+  });
+}

@@ -49,6 +49,11 @@ py::array_t<float> tensor_array(medinfer::Tensor&& t);
 /// A Tensor of an array's values (float32, its shape): copied once into the Tensor's own vector.
 medinfer::Tensor tensor_of(const py::handle& values, const char* who);
 
+/// A Python object the library holds from C++ (an array it borrows, a callable it calls back): the
+/// reference is dropped under the GIL from whichever thread releases the last copy, and left alone once
+/// the interpreter is finalizing. common.cpp
+std::shared_ptr<py::object> held_by_library(py::object object);
+
 /// A numpy array's memory as the library may borrow it: C-contiguous, a PixelType's dtype (else copied
 /// once: to float32 for a dtype the library lacks), `owner` holding the array (released under the GIL).
 struct BorrowedArray {

@@ -20,17 +20,9 @@ namespace {
 // format (Engine's rule for a failing backend); a MedinferError keeps its code.
 class PythonBackend final : public medinfer::Backend {
  public:
-  PythonBackend(py::object model, std::string format) : model_(std::move(model)), format_(std::move(format)) {
-    py::object d = model_.attr("description")();
-    description_ = py::str(d).cast<std::string>();
-  }
-  ~PythonBackend() override {
-    if (!Py_IsInitialized()) {
-      model_.release();  // the interpreter is gone: nothing to release it to
-      return;
-    }
-    py::gil_scoped_acquire gil;
-    model_ = py::object();
+  PythonBackend(py::object model, std::string format)
+      : model_(held_by_library(std::move(model))), format_(std::move(format)) {
+    description_ = py::str(model_->attr("description")()).cast<std::string>();
   }
   medinfer::Tensor run(const medinfer::Tensor& input) const override {
     py::gil_scoped_acquire gil;
@@ -39,7 +31,7 @@ class PythonBackend final : public medinfer::Backend {
     py::array view(py::dtype::of<float>(), shape, input.data.data(), py::none());
     py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     try {
-      py::object out = model_.attr("run")(view);
+      py::object out = model_->attr("run")(view);
       return tensor_of(out, ("backend '" + format_ + "'").c_str());
     } catch (py::error_already_set& e) {
       throw medinfer::Error(medinfer::ErrorCode::kInternal, "backend '" + format_ + "' raised " + e.what());
@@ -48,7 +40,7 @@ class PythonBackend final : public medinfer::Backend {
   std::string description() const override { return description_; }
 
  private:
-  py::object model_;
+  std::shared_ptr<py::object> model_;  // dropped under the GIL, from whichever thread closes the engine
   std::string format_, description_;
 };
 
@@ -110,17 +102,7 @@ void bind_engine(py::module_& m) {
         if (factory.is_none()) {
           throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, "register_backend: factory is None");
         }
-        // Held by the library's registry for the life of the process: released under the GIL, or left to
-        // the interpreter's teardown when that has begun.
-        auto held = std::shared_ptr<py::object>(new py::object(factory), [](py::object* f) {
-          if (!Py_IsInitialized()) {
-            f->release();
-            delete f;
-            return;
-          }
-          py::gil_scoped_acquire gil;
-          delete f;
-        });
+        auto held = held_by_library(factory);  // in the library's registry for the life of the process
         medinfer::register_backend(format, [held, format](const medinfer::ModelPackage& package,
                                                           const medinfer::EngineOptions& options) {
           py::gil_scoped_acquire gil;

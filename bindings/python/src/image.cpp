@@ -65,15 +65,7 @@ BorrowedArray borrowed_array(const py::handle& values, const char* who) {
   out.type = *type;
   out.data = a.data();
   out.shape.assign(a.shape(), a.shape() + a.ndim());
-  // The library holds the array for as long as an Image uses it; releasing it needs the GIL, from
-  // whichever thread drops the last Image (after interpreter shutdown the reference is left alone).
-  auto* held = new py::object(std::move(a));
-  out.owner = std::shared_ptr<const void>(held, [](const void* p) {
-    auto* o = static_cast<py::object*>(const_cast<void*>(p));
-    if (!Py_IsInitialized()) return;
-    py::gil_scoped_acquire gil;
-    delete o;
-  });
+  out.owner = held_by_library(std::move(a));  // kept for as long as an Image uses it
   return out;
 }
 

@@ -6,30 +6,16 @@
 
 #include <medinfer/log.hpp>
 
-#include <memory>
 #include <string_view>
 
 #include <pybind11/functional.h>
 
 namespace {
 
-// The Python callable the library's handler calls, released under the GIL.
-std::shared_ptr<py::object> held_handler(const py::object& handler) {
-  return std::shared_ptr<py::object>(new py::object(handler), [](py::object* h) {
-    if (!Py_IsInitialized()) {
-      h->release();
-      delete h;
-      return;
-    }
-    py::gil_scoped_acquire gil;
-    delete h;
-  });
-}
-
 void install(const py::object& handler, medinfer::LogLevel level) {
   medinfer::LogHandler fn;
   if (!handler.is_none()) {
-    auto held = held_handler(handler);
+    auto held = held_by_library(handler);
     fn = [held](medinfer::LogLevel l, std::string_view message) {
       if (!Py_IsInitialized()) return;
       py::gil_scoped_acquire gil;
