@@ -228,6 +228,16 @@ def test_python_backend_errors_are_medinfer_errors(demo_model, files, tmp_path):
         Broken.fail = True
         with pytest.raises(medinfer.InternalError, match="the runtime crashed"):
             p.predict(files[0])
+    class Hoarder(MeanModel):
+        kept = []
+
+        def run(self, batch):
+            Hoarder.kept.append(batch)  # a view of the library's tensor, valid during the call only
+            return super().run(batch)
+    medinfer.register_backend("python-hoards", lambda package, options: Hoarder(1.0))
+    with pytest.raises(medinfer.InternalError, match="kept a reference to its input"):
+        medinfer.Pipeline.open(python_backend_package(demo_model, tmp_path, "python-hoards"))
+    Hoarder.kept.clear()
     medinfer.register_backend("python-shape", lambda package, options: type(
         "Wrong", (MeanModel,), {"run": lambda self, b: np.zeros((b.shape[0], 3), np.float32)})(1.0))
     with pytest.raises(medinfer.InvalidArgumentError):

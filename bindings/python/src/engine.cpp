@@ -30,12 +30,19 @@ class PythonBackend final : public medinfer::Backend {
     std::vector<py::ssize_t> shape(input.shape.begin(), input.shape.end());
     py::array view(py::dtype::of<float>(), shape, input.data.data(), py::none());
     py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    medinfer::Tensor result;
     try {
       py::object out = model_->attr("run")(view);
-      return tensor_of(out, ("backend '" + format_ + "'").c_str());
+      result = tensor_of(out, ("backend '" + format_ + "'").c_str());
     } catch (py::error_already_set& e) {
       throw medinfer::Error(medinfer::ErrorCode::kInternal, "backend '" + format_ + "' raised " + e.what());
     }
+    // The view dies with this call: a backend that kept it would read freed memory later.
+    if (view.ref_count() > 1) {
+      throw medinfer::Error(medinfer::ErrorCode::kInternal,
+                            "backend '" + format_ + "' kept a reference to its input array (copy it instead)");
+    }
+    return result;
   }
   std::string description() const override { return description_; }
 
@@ -128,7 +135,9 @@ void bind_engine(py::module_& m) {
       "Registers a Python backend for manifest model.format == format (process-wide; replaces an earlier one "
       "for engines opened afterwards). factory(package: ModelPackage, options: EngineOptions) returns an object "
       "with run(input: float32 array (N, ...)) -> array (N, output_count) and description() -> str; it reads "
-      "the model from package.model_bytes (the package is valid during the call only: keeping it fails the open). run is called with the GIL held, one call at a time. An exception "
+      "the model from package.model_bytes (the package is valid during the call only: keeping it fails the open). "
+      "run is called with the GIL held, one call at a time; its input is a read-only view of the library's "
+      "tensor, valid during the call only (keeping it fails the prediction: copy it). An exception "
       "from factory fails Engine.open with ModelIntegrityError, one from run fails the prediction with "
       "InternalError.");
   m.def("backend_formats", &medinfer::backend_formats, "The model formats Engine.open can run now, sorted.");

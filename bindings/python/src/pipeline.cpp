@@ -96,6 +96,16 @@ struct type_tag {
   using type = T;
 };
 
+// An Input's kind by name.
+std::string input_kind(const medinfer::Input& i) {
+  switch (i.kind) {
+    case medinfer::Input::Kind::kPath: return "path";
+    case medinfer::Input::Kind::kDicomBytes: return "dicom_bytes";
+    case medinfer::Input::Kind::kImage: return "image";
+  }
+  return "path";
+}
+
 // What Pipeline.predict_many takes: an Input, a path, DICOM Part 10 bytes, or an Image / array.
 medinfer::Input input_of(const py::handle& item) {
   if (py::isinstance<medinfer::Input>(item)) return item.cast<medinfer::Input>();
@@ -275,14 +285,7 @@ void bind_pipeline(py::module_& m) {
           },
           py::arg("image"), py::arg("routing_key") = "",
           "An image in modality units (medinfer.Image, or an array borrowed as Image borrows it).")
-      .def_property_readonly(
-          "kind",
-          [](const medinfer::Input& i) {
-            return std::string(i.kind == medinfer::Input::Kind::kPath        ? "path"
-                               : i.kind == medinfer::Input::Kind::kDicomBytes ? "dicom_bytes"
-                                                                              : "image");
-          },
-          "'path', 'dicom_bytes' or 'image'")
+      .def_property_readonly("kind", &input_kind, "'path', 'dicom_bytes' or 'image'")
       .def_readonly("path", &medinfer::Input::path, "the file (path), or the name used in errors (dicom_bytes)")
       .def_readonly("image", &medinfer::Input::image, "the Image (image inputs)")
       .def_readwrite("routing_key", &medinfer::Input::routing_key, "image inputs: the A/B routing key ('' : the pixels' SHA-256)")
@@ -290,11 +293,7 @@ void bind_pipeline(py::module_& m) {
       .def_readwrite("request_id", &medinfer::Input::request_id,
                      "the host's request id, recorded in the audit record (at most 128 printable ASCII characters)")
       .def("__repr__", [](const medinfer::Input& i) {
-        return py::str("Input(kind={!r}, path={!r})")
-            .format(i.kind == medinfer::Input::Kind::kPath ? "path"
-                    : i.kind == medinfer::Input::Kind::kDicomBytes ? "dicom_bytes" : "image",
-                    i.path)
-            .cast<std::string>();
+        return py::str("Input(kind={!r}, path={!r})").format(input_kind(i), i.path).cast<std::string>();
       });
   py::class_<medinfer::Outcome>(m, "Outcome", "What became of one input of predict_many: its Result or its error.")
       .def_readonly("index", &medinfer::Outcome::index, "the input's position in the list")
