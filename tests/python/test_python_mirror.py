@@ -78,11 +78,16 @@ def test_other_arrays_are_copied_once():
     strided = medinfer.Image(a[:, ::2])
     assert not np.shares_memory(np.asarray(strided), a)
     np.testing.assert_array_equal(np.asarray(strided), a[:, ::2])
-    for odd in (np.ones((3, 3), dtype=bool), np.ones((3, 3), dtype=np.int64), np.ones((3, 3), dtype=">i2"),
-                [[1, 2], [3, 4]]):
+    # A type the library lacks: one copy to the nearest type holding every value exactly.
+    for odd, expected in ((np.ones((3, 3), dtype=bool), "uint8"), (np.full((3, 3), 2**40 + 1, dtype=np.int64), "float64"),
+                          (np.ones((3, 3), dtype=np.float16), "float32"), (np.arange(9, dtype=">i2").reshape(3, 3), "int16"),
+                          ([[1, 2], [3, 4]], "float64")):
         image = medinfer.Image(odd)
-        assert image.pixel_type == medinfer.PixelType.FLOAT32  # a type the library lacks: float32, one copy
-        np.testing.assert_array_equal(np.asarray(image), np.asarray(odd, dtype=np.float32))
+        assert image.pixel_type == expected
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(odd))  # no value changed
+    for refused in (np.ones((2, 2), complex), np.array([["a", "b"]]), np.array([[object()]])):
+        with pytest.raises(medinfer.InvalidArgumentError, match="no pixel type"):
+            medinfer.Image(refused)
     rgb = medinfer.Image(np.zeros((4, 5, 3), np.uint8))
     assert rgb.channels == 3 and np.asarray(rgb).shape == (4, 5, 3)
     with pytest.raises(medinfer.InvalidArgumentError, match="Image: expected"):

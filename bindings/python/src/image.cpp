@@ -1,7 +1,7 @@
 // medinfer/image.hpp in Python: PixelType and Image. An Image made from a numpy array borrows the
 // array's memory (Image::borrow, no copy) when the array is C-contiguous with a pixel type the library
 // has (uint8 ... float64, native byte order); any other array is copied once (numpy.ascontiguousarray,
-// to float32 when its dtype is none of those). numpy.asarray(image) is a read-only view of the pixels
+// to the nearest type that holds its values exactly; complex, string and object arrays are refused). numpy.asarray(image) is a read-only view of the pixels
 // (the buffer protocol: no copy either way).
 #include "common.hpp"
 
@@ -56,8 +56,31 @@ BorrowedArray borrowed_array(const py::handle& values, const char* who) {
   py::object numpy = py::module_::import("numpy");
   std::optional<medinfer::PixelType> type = pixel_type_of(a.dtype());
   if (!type) {
-    a = numpy.attr("ascontiguousarray")(a, py::arg("dtype") = "float32");  // the one copy: a type the library lacks
-    type = medinfer::PixelType::kFloat32;
+    // The one copy, to the nearest type the library has that holds every value exactly: bool -> uint8,
+    // 64-bit integers -> float64 (exact below 2^53), float16 -> float32, another byte order -> native.
+    // Anything else (complex, strings, objects, dates) has no pixel meaning: refused, never cast.
+    const py::dtype d = a.dtype();
+    const char kind = d.kind();
+    const std::string name = py::str(static_cast<const py::handle&>(d)).cast<std::string>();
+    std::string target;
+    if (kind == 'b') {
+      target = "uint8";
+    } else if ((kind == 'i' || kind == 'u') && d.itemsize() == 8) {
+      target = "float64";
+    } else if (kind == 'f' && d.itemsize() == 2) {
+      target = "float32";
+    } else if (kind == 'i' || kind == 'u' || kind == 'f') {
+      target = py::str(d.attr("newbyteorder")("=")).cast<std::string>();
+    } else {
+      throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                            std::string(who) + ": pixels of dtype " + name + " have no pixel type (use integers or floats)");
+    }
+    a = numpy.attr("ascontiguousarray")(a, py::arg("dtype") = target);
+    type = pixel_type_of(a.dtype());
+    if (!type) {
+      throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
+                            std::string(who) + ": pixels of dtype " + name + " have no pixel type");
+    }
   } else if (!(a.flags() & py::array::c_style)) {
     a = numpy.attr("ascontiguousarray")(a);  // the one copy: strided memory
   }
@@ -87,7 +110,8 @@ void bind_image(py::module_& m) {
                     "A 2D image with its pixel type and patient geometry (medinfer::Image). Image(pixels) borrows "
                     "a C-contiguous numpy array of uint8/int8/uint16/int16/uint32/int32/float32/float64 without a "
                     "copy (the image keeps the array alive; do not write to the array while a call uses it) and "
-                    "copies any other array once. numpy.asarray(image) is a read-only view of its pixels.")
+                    "copies any other array once (bool -> uint8, int64 -> float64, float16 -> float32, another "
+                    "byte order -> native; complex, string or object pixels raise InvalidArgumentError). numpy.asarray(image) is a read-only view of its pixels.")
       .def(py::init([](const py::object& pixels, std::array<double, 2> spacing, std::array<double, 3> origin,
                        std::array<double, 9> direction) {
              Image image = image_of(pixels, "Image");
