@@ -140,11 +140,15 @@ def class_stub(cls: type, module: str, extra: List[str]) -> List[str]:
 
 def module_stub(mod: object, module: str, extras: Dict[str, List[str]]) -> str:
     body: List[str] = []
-    exceptions, classes, functions, enums = [], [], [], []
+    exceptions, classes, functions, enums, aliases = [], [], [], [], []
     for name, value in sorted(vars(mod).items()):
         if name.startswith("_") or inspect.ismodule(value):
             continue
-        if isinstance(value, type) and issubclass(value, enum.Enum):
+        if isinstance(value, type) and not issubclass(value, BaseException) and value.__module__ != mod.__name__:
+            # A submodule's class the module also names (medinfer.ReadOptions is dicom.ReadOptions): an
+            # alias, so both names are one type to a type checker.
+            aliases.append(f"{name} = {value.__module__.rsplit('.', 1)[-1]}.{value.__name__}")
+        elif isinstance(value, type) and issubclass(value, enum.Enum):
             enums.append(value)
         elif isinstance(value, type) and issubclass(value, BaseException):
             exceptions.append(value)
@@ -162,6 +166,7 @@ def module_stub(mod: object, module: str, extras: Dict[str, List[str]]) -> str:
         body.append("\n".join(class_stub(c, module, extras.get(c.__name__, []))))
     for name, f in functions:
         body.append("\n".join(function_stub(f, name, module)))
+    body += aliases
     head = [HEADER.rstrip(), "from __future__ import annotations", "",
             "import enum", "import os", "from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, overload", "",
             "import numpy", "import numpy.typing", ""]

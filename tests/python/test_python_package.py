@@ -39,6 +39,7 @@ def test_mypy_strict_accepts_the_examples(tmp_path):
         "def score(model: pathlib.Path, files: list[pathlib.Path]) -> list[float]:\n"
         "    options = medinfer.PipelineOptions()\n"
         "    options.engine.intra_op_threads = 1\n"
+        "    options.read = medinfer.ReadOptions()  # the top-level name is dicom.ReadOptions itself\n"
         "    with medinfer.Pipeline.open(model, options) as p:\n"
         "        out = p.predict_many(files, progress=True)\n"
         "    return [r.probability for r in out if isinstance(r, medinfer.Result)]\n\n"

@@ -307,13 +307,6 @@ class PipelineOptions:
     read: dicom.ReadOptions
     user_id: str
 
-class ReadOptions:
-    def __init__(self) -> None: ...
-    apply_modality_lut: bool
-    convert_color: bool
-    frame: int
-    invert_monochrome1: bool
-
 class Result:
     def __getstate__(self) -> Tuple[Any, ...]: ...
     def __setstate__(self, arg0: Tuple[Any, ...]) -> None: ...
@@ -438,3 +431,5 @@ def routing_bucket(key: str) -> float: ...
 def set_log_handler(handler: Any, min_level: LogLevel = ...) -> None: ...
 
 def version() -> str: ...
+
+ReadOptions = dicom.ReadOptions
