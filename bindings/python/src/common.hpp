@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,16 @@ BorrowedArray borrowed_array(const py::handle& values, const char* who);
 medinfer::Image image_of(const py::handle& pixels, const char* who);
 /// A medinfer.Volume, or an array (slices, rows, columns) borrowed without a copy. volume.cpp
 medinfer::Volume volume_of(const py::handle& voxels, const char* who);
+/// What a signature that takes pixels declares (so stubs and help() say "Image | ndarray"), and the
+/// one conversion of it: the Image as given (its buffer shared), or the array borrowed by image_of.
+using ImageArgument = std::variant<medinfer::Image, py::array>;
+using VolumeArgument = std::variant<medinfer::Volume, py::array>;
+medinfer::Image image_of(const ImageArgument& given, const char* who);
+medinfer::Volume volume_of(const VolumeArgument& given, const char* who);
 /// The buffer-protocol format character of a PixelType.
 const char* buffer_format(medinfer::PixelType type);
+/// The numpy dtype of a PixelType.
+py::dtype dtype_of(medinfer::PixelType type);
 
 // One registration function per public header's mirror: bindings/python/src/<header>.cpp binds
 // include/medinfer/<header>.hpp (module.cpp calls them in the order their types are named).

@@ -18,8 +18,6 @@ namespace dicom = medinfer::dicom;
 
 namespace {
 
-py::dtype dtype_of(medinfer::PixelType t) { return py::dtype(medinfer::to_string(t)); }
-
 py::dict header_dict(const dicom::ImageHeader& h) {
   py::dict d;
   d["sop_class_uid"] = h.sop_class_uid;

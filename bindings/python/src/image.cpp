@@ -104,6 +104,13 @@ medinfer::Image image_of(const py::handle& pixels, const char* who) {
                                  static_cast<std::size_t>(a.shape[0]), a.shape.size() == 3 ? 3 : 1);
 }
 
+medinfer::Image image_of(const ImageArgument& given, const char* who) {
+  if (const auto* image = std::get_if<medinfer::Image>(&given)) return *image;
+  return image_of(std::get<py::array>(given), who);
+}
+
+py::dtype dtype_of(medinfer::PixelType type) { return py::dtype(medinfer::to_string(type)); }
+
 void bind_image(py::module_& m) {
   using medinfer::Image;
   py::class_<Image>(m, "Image", py::buffer_protocol(),

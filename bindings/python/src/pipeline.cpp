@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <variant>
 
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
@@ -277,10 +276,8 @@ void bind_pipeline(py::module_& m) {
           py::arg("part10"), py::arg("name") = "", "A DICOM Part 10 object in memory; name: used in errors and audit.")
       .def_static(
           "pixels",
-          [](const std::variant<medinfer::Image, py::array>& given, const std::string& routing_key) {
-            medinfer::Image image = std::holds_alternative<medinfer::Image>(given)
-                                        ? std::get<medinfer::Image>(given)
-                                        : image_of(std::get<py::array>(given), "Input.pixels");
+          [](const ImageArgument& given, const std::string& routing_key) {
+            medinfer::Image image = image_of(given, "Input.pixels");
             return medinfer::Input::pixels(std::move(image), routing_key);
           },
           py::arg("image"), py::arg("routing_key") = "",
@@ -405,12 +402,10 @@ void bind_pipeline(py::module_& m) {
           "NotFoundError, UnsupportedError, AuditFailedError, ...")
       .def(
           "predict",
-          [](const PyPipeline& self, const std::variant<medinfer::Image, py::array>& given,
+          [](const PyPipeline& self, const ImageArgument& given,
              std::optional<std::array<double, 2>> spacing, const std::string& routing_key) {
             auto p = self.get();
-            medinfer::Image image = std::holds_alternative<medinfer::Image>(given)
-                                        ? std::get<medinfer::Image>(given)
-                                        : image_of(std::get<py::array>(given), "predict");
+            medinfer::Image image = image_of(given, "predict");
             if (spacing) image.set_spacing(*spacing);
             py::gil_scoped_release release;
             return p->predict(image, routing_key);

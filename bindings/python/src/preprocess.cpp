@@ -4,7 +4,6 @@
 #include "common.hpp"
 
 #include <optional>
-#include <variant>
 
 #include <medinfer/image.hpp>
 #include <medinfer/preprocess.hpp>
@@ -34,13 +33,11 @@ void bind_preprocess(py::module_& m) {
   };
   m.def(
       "apply",
-      [context_of](const py::object& spec, const std::variant<medinfer::Image, py::array>& pixels,
+      [context_of](const py::object& spec, const ImageArgument& pixels,
                    std::optional<std::array<double, 2>> spacing, const py::object& file_window) {
         const auto parsed = medinfer::preprocess::parse_spec(json_text(spec));
         const auto context = context_of(file_window);
-        medinfer::Image image = std::holds_alternative<medinfer::Image>(pixels)
-                                    ? std::get<medinfer::Image>(pixels)
-                                    : image_of(std::get<py::array>(pixels), "preprocess.apply");
+        medinfer::Image image = image_of(pixels, "preprocess.apply");
         if (spacing) image.set_spacing(*spacing);
         medinfer::Tensor t;
         {
@@ -56,14 +53,12 @@ void bind_preprocess(py::module_& m) {
       "the float32 tensor [1, C, H, W] (an array owning the library's tensor). Releases the GIL while computing.");
   m.def(
       "apply_volume",
-      [context_of](const py::object& spec, const std::variant<medinfer::Volume, py::array>& voxels,
+      [context_of](const py::object& spec, const VolumeArgument& voxels,
                    std::optional<std::array<double, 3>> spacing, std::optional<std::array<double, 3>> origin,
                    std::optional<std::array<double, 9>> direction, const py::object& file_window, unsigned threads) {
         const auto parsed = medinfer::preprocess::parse_spec(json_text(spec));
         const auto context = context_of(file_window);
-        medinfer::Volume volume = std::holds_alternative<medinfer::Volume>(voxels)
-                                      ? std::get<medinfer::Volume>(voxels)
-                                      : volume_of(std::get<py::array>(voxels), "preprocess.apply_volume");
+        medinfer::Volume volume = volume_of(voxels, "preprocess.apply_volume");
         if (spacing) volume.set_spacing(*spacing);
         if (origin) volume.set_origin(*origin);
         if (direction) volume.set_direction(*direction);

@@ -71,7 +71,7 @@ void bind_series(py::module_& m) {
                       py::arg("header") = py::cast(v.header));
         const medinfer::PixelType type = vol.pixel_type();
         py::array a = owned_array<medinfer::Volume>(std::move(v.volume), [](medinfer::Volume& x) { return x.mutable_data(); },
-                                                   py::dtype(medinfer::to_string(type)), shape);
+                                                   dtype_of(type), shape);
         return py::make_tuple(a, info);
       },
       py::arg("files"), py::arg("strict") = false, py::arg("threads") = 0,

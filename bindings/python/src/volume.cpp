@@ -18,6 +18,11 @@ medinfer::Volume volume_of(const py::handle& voxels, const char* who) {
                                   static_cast<std::size_t>(a.shape[1]), static_cast<std::size_t>(a.shape[0]));
 }
 
+medinfer::Volume volume_of(const VolumeArgument& given, const char* who) {
+  if (const auto* volume = std::get_if<medinfer::Volume>(&given)) return *volume;
+  return volume_of(std::get<py::array>(given), who);
+}
+
 void bind_volume(py::module_& m) {
   using medinfer::Volume;
   py::class_<Volume>(m, "Volume", py::buffer_protocol(),
