@@ -53,7 +53,6 @@ const char* buffer_format(medinfer::PixelType t) {
 BorrowedArray borrowed_array(const py::handle& values, const char* who) {
   py::array a = py::array::ensure(values);
   if (!a) throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument, std::string(who) + ": expected an array of pixel values");
-  py::object numpy = py::module_::import("numpy");
   std::optional<medinfer::PixelType> type = pixel_type_of(a.dtype());
   if (!type) {
     // The one copy, to the nearest type the library has that holds every value exactly: bool -> uint8,
@@ -75,14 +74,14 @@ BorrowedArray borrowed_array(const py::handle& values, const char* who) {
       throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
                             std::string(who) + ": pixels of dtype " + name + " have no pixel type (use integers or floats)");
     }
-    a = numpy.attr("ascontiguousarray")(a, py::arg("dtype") = target);
+    a = py::module_::import("numpy").attr("ascontiguousarray")(a, py::arg("dtype") = target);
     type = pixel_type_of(a.dtype());
     if (!type) {
       throw medinfer::Error(medinfer::ErrorCode::kInvalidArgument,
                             std::string(who) + ": pixels of dtype " + name + " have no pixel type");
     }
   } else if (!(a.flags() & py::array::c_style)) {
-    a = numpy.attr("ascontiguousarray")(a);  // the one copy: strided memory
+    a = py::module_::import("numpy").attr("ascontiguousarray")(a);  // the one copy: strided memory
   }
   BorrowedArray out;
   out.type = *type;
