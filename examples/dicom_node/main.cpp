@@ -45,14 +45,8 @@ extern "C" void on_stop(int) { g_stop = true; }
 
 void log_line(const std::string& s) { std::cerr << "medinfer-dicom-node: " << s << std::endl; }
 
-// A UID as a file name: digits and dots only (anything else is refused, never used as a path).
-bool safe_uid(const std::string& uid) {
-  if (uid.empty() || uid.size() > 64) return false;
-  for (char c : uid) {
-    if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
-  }
-  return uid.front() != '.';
-}
+// A UID as a file name: the library's rule (anything but a UID is refused, never used as a path).
+bool safe_uid(const std::string& uid) { return medinfer::report::valid_uid(uid); }
 
 struct Options {
   std::string model, aet = "MEDINFER", spool, destination, sr_dir, fhir_dir, audit_log, audit_key;

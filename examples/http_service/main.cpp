@@ -258,6 +258,7 @@ class Service {
   void studies(const httplib::Request& req, httplib::Response& res, const std::string& body, bool dicomweb);
   Json models() const;
   void reload(const std::string& dir);
+  std::string model_dir_for(const std::string& name) const;
   void count_findings(const medinfer::Result& r);
 
   ServeConfig config_;
@@ -268,7 +269,8 @@ class Service {
   std::optional<medinfer::Pipeline> pipeline_;
   std::atomic<bool> ready_{false};
   std::mutex reload_mutex_;
-  fs::path spool_;
+  fs::path spool_;  // mkdtemp: 0700, a name no one else can predict or pre-create
+  std::atomic<unsigned long long> spool_serial_{0};
 };
 
 void Service::open() {
@@ -299,8 +301,12 @@ void Service::open() {
   }
   const medinfer::ModelIdentity id = pipeline_->model();
   metrics_.model.Add({{"name", id.name}, {"version", id.version}, {"sha256", id.sha256}}).Set(1);
-  spool_ = fs::temp_directory_path() / ("medinfer-serve-" + std::to_string(getpid()));
-  fs::create_directories(spool_);
+  std::string spool_template = (fs::temp_directory_path() / "medinfer-serve-XXXXXX").string();
+  if (mkdtemp(spool_template.data()) == nullptr) {
+    throw medinfer::Error(medinfer::ErrorCode::kIo, "cannot create a spool folder under " +
+                                                        fs::temp_directory_path().string());
+  }
+  spool_ = spool_template;
 }
 
 void Service::reply(httplib::Response& res, int status, const Json& body, const std::string& request_id) {
@@ -397,9 +403,11 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
     return reply_error(res, 400, "bad_request", e.what(), id);
   }
   guarded(id, res, parts.size(), [&] {
-    // The parts as files in a private spool folder (predict_study scans files), removed afterwards.
-    const fs::path dir = spool_ / id;
-    fs::create_directories(dir);
+    // The parts as files in the service's private spool folder (predict_study scans files), removed
+    // afterwards. The folder's name is the service's own counter: no client string (X-Request-Id, a
+    // UID, a part header) ever becomes a path.
+    const fs::path dir = spool_ / ("r" + std::to_string(spool_serial_.fetch_add(1)));
+    fs::create_directory(dir);
     struct Cleanup {
       fs::path p;
       ~Cleanup() {
@@ -423,6 +431,12 @@ void Service::studies(const httplib::Request& req, httplib::Response& res, const
     Json result = Json::parse(medinfer::to_json(study));
     result["request_id"] = id;
     if (!config_.sr_dir.empty() && !study.series.empty()) {
+      // The file is named after the study's UID only when it is one (digits and dots): an uploaded
+      // header is a client string. Checked before anything is made.
+      if (!medinfer::report::valid_uid(study.study_instance_uid)) {
+        throw medinfer::Error(medinfer::ErrorCode::kInvalidDicom,
+                              "Study Instance UID (0020,000D) is not a valid UID; no SR written");
+      }
       medinfer::report::ReportOptions ro;
       ro.label_codes = medinfer::report::label_codes(*pipeline_->package());
       const auto sr = medinfer::report::structured_report(study, files, ro);
@@ -468,6 +482,26 @@ Json Service::models() const {
                         {"fraction", d.candidate_fraction}};
   }
   return out;
+}
+
+// The package directory /admin/reload may load for the body's `name`: the configured model, or a
+// package directly under models_root. Throws std::invalid_argument for anything else.
+std::string Service::model_dir_for(const std::string& name) const {
+  if (name == config_.model) return config_.model;
+  if (config_.models_root.empty()) {
+    throw std::invalid_argument("only the configured model can be reloaded (set models_root to allow others)");
+  }
+  const bool plain = !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              c == '.' || c == '-' || c == '_';
+                     });
+  if (!plain) throw std::invalid_argument("model: a package name under models_root (letters, digits, . - _), not a path");
+  std::error_code ec;
+  const fs::path root = fs::weakly_canonical(config_.models_root, ec);
+  const fs::path dir = fs::weakly_canonical(root / name, ec);
+  if (ec || dir.parent_path() != root) throw std::invalid_argument("model: " + name + " is not a package under models_root");
+  return dir.string();
 }
 
 void Service::reload(const std::string& dir) {
@@ -572,12 +606,21 @@ void Service::routes(httplib::Server& svr) {
     res.set_content(out.str(), "text/plain; version=0.0.4; charset=utf-8");
   });
   svr.Post("/admin/reload", [this](const httplib::Request& req, httplib::Response& res) {
+    // The body names a package, never a path: {"model": NAME} is NAME under models_root (one path
+    // component, resolved and checked to stay there, symbolic links included), or the configured
+    // --model exactly as configured. Anything else is refused before the file system is touched.
     std::string dir = config_.model;
     if (!req.body.empty()) {
+      std::string name;
       try {
-        dir = Json::parse(req.body).at("model").get<std::string>();
+        name = Json::parse(req.body).at("model").get<std::string>();
       } catch (const std::exception&) {
-        return reply_error(res, 400, "bad_request", "expected {\"model\": DIR} or an empty body", "");
+        return reply_error(res, 400, "bad_request", "expected {\"model\": NAME} or an empty body", "");
+      }
+      try {
+        dir = model_dir_for(name);
+      } catch (const std::invalid_argument& e) {
+        return reply_error(res, 403, "forbidden", e.what(), "");
       }
     }
     try {
@@ -685,6 +728,7 @@ int main(int argc, char** argv) {
   opt("--listen", "listen", "HOST:PORT to listen on (port 0: any free port, printed on the ready line)");
   opt("--api-keys", "api_keys_file", "a file with one API key per line (also $MEDINFER_API_KEYS, comma-separated)");
   opt("--admin-keys", "admin_keys_file", "a file of keys for /admin/reload (none: admin endpoints off)");
+  opt("--models-root", "models_root", "/admin/reload may load {\"model\": NAME} from DIR/NAME (none: only --model)");
   opt("--tls-cert", "tls_cert", "PEM certificate: serve HTTPS");
   opt("--tls-key", "tls_key", "PEM private key of --tls-cert");
   opt("--audit-log", "audit_log", "append one audit record per prediction to FILE");

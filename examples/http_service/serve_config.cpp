@@ -15,7 +15,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const std::vector<std::string> kKeys = {"model", "listen", "api_keys_file", "admin_keys_file", "tls_cert", "tls_key",
+const std::vector<std::string> kKeys = {"model", "listen", "api_keys_file", "admin_keys_file", "models_root", "tls_cert", "tls_key",
                                         "audit_log", "audit_key", "audit_witness", "sr_dir", "max_body_bytes",
                                         "workers", "queue_depth", "http_threads", "max_batch_size", "max_batch_delay_us",
                                         "drain_seconds"};
@@ -34,6 +34,7 @@ void set(ServeConfig& c, const std::string& key, const host::Setting& v) {
   else if (key == "listen") c.listen = text();
   else if (key == "api_keys_file") c.api_keys_file = text();
   else if (key == "admin_keys_file") c.admin_keys_file = text();
+  else if (key == "models_root") c.models_root = text();
   else if (key == "tls_cert") c.tls_cert = text();
   else if (key == "tls_key") c.tls_key = text();
   else if (key == "audit_log") c.audit_log = text();
@@ -91,6 +92,9 @@ ServeConfig load_config(const std::string& file, const std::map<std::string, std
   } catch (const std::exception&) {
     bad("configuration", "listen", "expected HOST:PORT with a port 0..65535, not '" + c.listen + "'");
   }
+  if (!c.models_root.empty() && !std::filesystem::is_directory(c.models_root)) {
+    bad("configuration", "models_root", "no such folder: " + c.models_root);
+  }
   if (c.tls_cert.empty() != c.tls_key.empty()) bad("configuration", "tls_cert", "tls_cert and tls_key go together");
   for (const auto& [key, path] : {std::pair<const char*, const std::string&>{"tls_cert", c.tls_cert}, {"tls_key", c.tls_key}}) {
     if (!path.empty() && !std::filesystem::is_regular_file(path)) bad("configuration", key, "no such file: " + path);
@@ -114,6 +118,7 @@ std::string describe(const ServeConfig& c) {
          {"listen", c.listen},
          {"api_keys", c.api_keys.size()},
          {"admin_keys", c.admin_keys.size()},
+         {"models_root", c.models_root},
          {"tls", !c.tls_cert.empty()},
          {"audit_log", c.audit_log},
          {"audit_chained", !c.audit_key.empty()},

@@ -12,6 +12,9 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";  ///< "listen": HOST:PORT
   std::string api_keys_file;         ///< "api_keys_file": one key per line (also $MEDINFER_API_KEYS)
   std::string admin_keys_file;       ///< "admin_keys_file": keys for /admin/* (none: admin endpoints off)
+  /// "models_root": /admin/reload's {"model": NAME} loads DIR/NAME (NAME one path component, resolved
+  /// inside DIR); empty: only the configured model can be reloaded
+  std::string models_root;
   std::string tls_cert, tls_key;     ///< "tls_cert", "tls_key": PEM files; both or neither
   std::string audit_log, audit_key, audit_witness;  ///< as `medinfer predict`'s --audit-*
   std::string sr_dir;                ///< "sr_dir": write each study's DICOM SR here (none: no SR)

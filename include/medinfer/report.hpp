@@ -31,6 +31,10 @@ struct ReportOptions {
   std::string fhir_subject;
 };
 
+/// Whether `uid` is a DICOM UID: 1-64 characters of digit runs joined by single dots (PS3.5 9.1). The
+/// one rule for naming a file after a UID: anything else (a NUL, a slash, "..") is refused, never cleaned.
+MEDINFER_API bool valid_uid(const std::string& uid);
+
 /// The package's label codes, by label: what ReportOptions::label_codes wants.
 MEDINFER_API std::map<std::string, LabelCode> label_codes(const ModelPackage& package);
 

@@ -71,6 +71,8 @@ sr::Item tracking_and_algorithm(const detail::Group& g, const Code& label, sr::I
   return group;
 }
 
+}  // namespace
+
 bool valid_uid(const std::string& uid) {
   if (uid.empty() || uid.size() > 64 || uid.front() == '.' || uid.back() == '.') return false;
   for (std::size_t i = 0; i < uid.size(); ++i) {
@@ -83,6 +85,8 @@ bool valid_uid(const std::string& uid) {
   }
   return true;
 }
+
+namespace {
 
 void check_options(const ReportOptions& o) {
   auto bad = [](const char* field, const std::string& why) {

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -248,13 +249,13 @@ def test_hot_swap_by_admin_endpoint_and_sighup(server, tmp_path):
     (pkg / "manifest.json").write_text(json.dumps(m))
     admin = tmp_path / "admin.txt"
     admin.write_text("admin-key-0123456789abcdef\n")
-    s = server("--admin-keys", admin)
+    s = server("--admin-keys", admin, "--models-root", tmp_path)
     assert curl(s.url + "/admin/reload", *auth(s.key), "-X", "POST")[0] == 403  # a client key is not an admin key
     status, _, body = curl(s.url + "/admin/reload", *auth("admin-key-0123456789abcdef"), "--data-binary",
-                           json.dumps({"model": str(pkg)}))
+                           json.dumps({"model": "demo-1.2.0"}))
     assert status == 200 and json.loads(body)["primary"]["version"] == "1.2.0"
     status, _, body = curl(s.url + "/admin/reload", *auth("admin-key-0123456789abcdef"), "--data-binary",
-                           json.dumps({"model": str(tmp_path / "missing")}))
+                           json.dumps({"model": "missing"}))
     assert status == 422 and json.loads(body)["error"]["code"] == "kNotFound"
     s.proc.send_signal(signal.SIGHUP)  # reloads the configured --model (1.1.0)
     for _ in range(100):
@@ -450,3 +451,77 @@ http {{
     finally:
         nginx.terminate()
         nginx.wait(timeout=30)
+
+
+# --- a client's string is never a path (hot-fix: X-Request-Id was a spool folder, deleted afterwards) ---
+
+def test_a_request_id_never_becomes_a_path(server, tmp_path):
+    victim = tmp_path / "victim"
+    (victim / "inner").mkdir(parents=True)
+    (victim / "inner" / "keep.txt").write_text("precious")
+    files = write_series(tmp_path / "series", 2)
+    before = set(pathlib.Path(tempfile.gettempdir()).glob("medinfer-serve-*"))
+    s = server()
+    spool, = set(pathlib.Path(tempfile.gettempdir()).glob("medinfer-serve-*")) - before
+    assert spool.stat().st_mode & 0o777 == 0o700  # the service's own mkdtemp folder
+    body, ctype = multipart(files)
+    relative = os.path.relpath(victim, "/tmp/x")  # from inside any spool folder under /tmp
+    for rid in (str(victim), str(victim / "inner"), relative, "../../" + relative, "..", "."):
+        for route in ("/v1/studies", "/dicomweb/studies"):
+            status, headers, out = curl(s.url + route, *auth(s.key), "-H", f"Content-Type: {ctype}",
+                                        "-H", f"X-Request-Id: {rid}", "--data-binary", "@-", data=body)
+            assert status == 200, out
+            assert headers["x-request-id"] == rid  # echoed as a label, never used as a folder
+            assert (victim / "inner" / "keep.txt").read_text() == "precious", (rid, route)
+    assert list(spool.iterdir()) == []  # each request's parts removed after it
+
+
+def test_admin_reload_accepts_only_the_configured_model_or_a_name_under_models_root(server, tmp_path):
+    admin = tmp_path / "admin.txt"
+    admin.write_text("admin-key-0123456789abcdef\n")
+    root = tmp_path / "models"
+    root.mkdir()
+    outside = tmp_path / "outside-1.3.0"
+    shutil.copytree(DEMO, outside)
+    m = json.loads((outside / "manifest.json").read_text())
+    m["version"] = "1.3.0"
+    (outside / "manifest.json").write_text(json.dumps(m))
+    (root / "escape").symlink_to(outside)  # a symbolic link out of the root is not under it
+    admin_auth = auth("admin-key-0123456789abcdef")
+
+    def reload(model):
+        return curl(s.url + "/admin/reload", *admin_auth, "--data-binary", json.dumps({"model": model}))
+
+    s = server("--admin-keys", admin)  # no models_root: only --model
+    assert reload(str(outside))[0] == 403
+    status, _, body = reload(str(DEMO))  # the configured model, as configured
+    assert status == 200 and json.loads(body)["primary"]["version"] == "1.1.0"
+    s.stop(signal.SIGKILL)
+    s = server("--admin-keys", admin, "--models-root", root)
+    for hostile in (str(outside), "../outside-1.3.0", "escape", "a/b", "..", ".", "", "/", "x\u0000y",
+                    str(root / ".." / "outside-1.3.0")):
+        status, _, body = reload(hostile)
+        assert status == 403, (hostile, body)
+        assert json.loads(body)["error"]["code"] == "forbidden"
+    assert json.loads(curl(s.url + "/v1/models", *auth(s.key))[2])["primary"]["version"] == "1.1.0"
+    shutil.copytree(outside, root / "inside-1.3.0")
+    status, _, body = reload("inside-1.3.0")
+    assert status == 200 and json.loads(body)["primary"]["version"] == "1.3.0"
+    # the configuration refuses a models_root that is not a folder
+    r = subprocess.run([str(SERVE), "--model", str(DEMO), "--models-root", str(tmp_path / "nope"), "--check-config"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "models_root" in r.stderr
+
+
+def test_an_uploaded_study_uid_never_becomes_a_path(server, tmp_path):
+    sr_dir = tmp_path / "sr"
+    s = server("--sr-dir", sr_dir)
+    (tmp_path / "x").mkdir()
+    for i, uid in enumerate(("1.2.3\x00evil", "1.2.3/../../x/evil", "..", "1.2.3\x00/../x/evil")):
+        files = write_series(tmp_path / f"bad{i}", 2, study_uid=uid, series_uid="1.2.826.0.1.3680043.8.498.99")
+        body, ctype = multipart(files)
+        status, _, out = curl(s.url + "/v1/studies", *auth(s.key), "-H", f"Content-Type: {ctype}",
+                              "--data-binary", "@-", data=body)
+        assert status != 200 and "Study Instance UID" in json.loads(out)["error"]["message"], out
+    assert list((tmp_path / "x").iterdir()) == []
+    assert not sr_dir.exists() or list(sr_dir.iterdir()) == []
