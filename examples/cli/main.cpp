@@ -10,6 +10,7 @@
 
 #include "cli_common.hpp"
 #include "report_files.hpp"
+#include "../common/files.hpp"
 
 #include <malloc.h>
 #include <signal.h>
@@ -43,48 +44,15 @@ struct PredictOptions {
   std::string format = "jsonl";
   bool quiet = false;
   std::string by = "image";
-  bool recursive = false;
+  bool recursive = false;     // --recursive: the default now, kept so that scripts using it still run
+  bool no_recursive = false;  // --no-recursive: a folder's own files only
+  std::string list_unprocessed;  // --list-unprocessed FILE: the inputs a signal left unread
   std::string sr_dir, fhir_dir;
   medinfer::ManyOptions many;
   std::string audit_log, audit_key, audit_mode = "strict", audit_witness;
   std::vector<std::string> trusted_keys;
   medinfer::PipelineOptions pipeline;
 };
-
-// The inputs with every directory replaced by the regular files in it (with `recursive`, the files of
-// its whole tree), sorted; symbolic links not followed. A path that does not exist stays, so that its
-// line says so.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs, bool recursive) {
-  namespace fs = std::filesystem;
-  std::vector<std::string> out;
-  for (const auto& input : inputs) {
-    std::error_code ec;
-    if (!fs::is_directory(input, ec)) {
-      out.push_back(input);
-      continue;
-    }
-    std::vector<std::string> files;
-    auto take = [&](const fs::directory_entry& e) {
-      std::error_code fec;
-      if (e.is_regular_file(fec) && !e.is_symlink(fec)) files.push_back(e.path().string());
-    };
-    if (recursive) {
-      for (fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec), end;
-           !ec && it != end; it.increment(ec)) {
-        take(*it);
-      }
-    } else {
-      for (fs::directory_iterator it(input, ec), end; !ec && it != end; it.increment(ec)) take(*it);
-    }
-    if (ec) {
-      out.push_back(input);  // its line reports the read error
-      continue;
-    }
-    std::sort(files.begin(), files.end());
-    out.insert(out.end(), files.begin(), files.end());
-  }
-  return out;
-}
 
 // SIGINT / SIGTERM during predict: the signal's number, set by the handler (async-signal-safe) and read
 // by the run, which stops taking new inputs, finishes what is in flight, prints it, closes the audit
@@ -114,6 +82,7 @@ struct Tally {
   std::size_t ok = 0, indeterminate = 0;
   std::map<std::string, std::size_t> failed;  // by ErrorCode name
   std::vector<std::string> not_processed;
+  std::size_t skipped = 0;  // files left out (not DICOM, ...): reported, never a failure
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   void result(bool indeterminate_result) {
@@ -137,8 +106,22 @@ struct Tally {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cerr << "medinfer: summary: " << ok << " " << unit << " ok (" << indeterminate << " indeterminate), "
               << failures() << " failed" << failures_by_code << ", " << not_processed.size() << " not processed, "
-              << fmt_seconds(elapsed) << '\n';
-    for (const auto& input : not_processed) std::cerr << "medinfer: not processed: " << input << '\n';
+              << (skipped > 0 ? std::to_string(skipped) + " skipped, " : std::string()) << fmt_seconds(elapsed) << '\n';
+  }
+  // One line for what a signal left undone (never read, never audited), their names in `list_file`
+  // when given (--list-unprocessed), else how to get them. Throws Error(kIo) when the list cannot be written.
+  void print_unprocessed(const std::string& list_file) const {
+    if (not_processed.empty()) return;
+    if (list_file.empty()) {
+      std::cerr << "medinfer: " << not_processed.size()
+                << " not processed (never read, not audited); --list-unprocessed FILE writes their names\n";
+      return;
+    }
+    std::string names;
+    for (const auto& input : not_processed) names += input + '\n';
+    host::write_whole(list_file, names);
+    std::cerr << "medinfer: " << not_processed.size() << " not processed (never read, not audited): listed in "
+              << list_file << '\n';
   }
   static std::string fmt_seconds(double s) {
     char buf[32];
@@ -162,7 +145,7 @@ class Progress {
       if (now - last_ < std::chrono::milliseconds(100) && done != total_) return;
       const std::size_t width = 30, filled = total_ ? width * done / total_ : width;
       std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done << "/"
-                << total_ << " " << unit_ << std::flush;
+                << total_ << " " << unit_ << rate(done) << std::flush;
     } else if (now - last_ >= std::chrono::seconds(5)) {
       line(done);
     } else {
@@ -173,7 +156,7 @@ class Progress {
   void finish(std::size_t done) {
     if (quiet_) return;
     if (tty_) {
-      std::cerr << "\r" << std::string(60, ' ') << "\r" << std::flush;
+      std::cerr << "\r" << std::string(80, ' ') << "\r" << std::flush;
     } else {
       line(done);
     }
@@ -181,13 +164,24 @@ class Progress {
 
  private:
   void line(std::size_t done) {
-    std::cerr << "medinfer: progress: " << done << "/" << total_ << " " << unit_ << '\n';
+    std::cerr << "medinfer: progress: " << done << "/" << total_ << " " << unit_ << rate(done) << '\n';
     last_ = std::chrono::steady_clock::now();
+  }
+  // ", 41.3/s, ETA 2m05s" once something is done (nothing before: no rate to tell).
+  std::string rate(std::size_t done) const {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (done == 0 || elapsed <= 0.0) return "";
+    const double per_second = static_cast<double>(done) / elapsed;
+    const auto left = static_cast<long long>(static_cast<double>(total_ > done ? total_ - done : 0) / per_second + 0.5);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", %.1f/s, ETA %lldm%02llds", per_second, left / 60, left % 60);
+    return buf;
   }
   bool quiet_, tty_;
   std::size_t total_;
   const char* unit_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_ = start_;
 };
 
 // The paths of --files-from (one per line; blank lines skipped; "-" reads stdin).
@@ -331,8 +325,29 @@ int run_predict(PredictOptions& o) {
   install_stop_handlers();
   Tally tally;
   const char* unit = o.by == "image" ? "images" : o.by == "series" ? "series" : "studies";
-  const std::vector<std::string> files = expand_inputs(o.inputs, o.recursive);
+  // The library's one rule for what the inputs are (folders searched recursively unless
+  // --no-recursive, links followed, non-DICOM files skipped and listed); nothing found is an error
+  // naming what was searched.
+  medinfer::Inputs given(o.inputs);
+  given.find.recursive = !o.no_recursive;
+  medinfer::ResolvedInputs resolved;
+  try {
+    resolved = given.resolve();
+  } catch (const medinfer::Error& e) {
+    fail_every_input(e);
+    return kExitAllFailed;
+  }
   if (csv) print_csv_header();
+  auto print_skipped = [&](const medinfer::dicom::SkippedFile& skipped) {
+    ++tally.skipped;
+    if (csv) {
+      print_csv_error(skipped.path, "skipped", medinfer::to_string(skipped.code) + std::string(": ") + skipped.reason);
+    } else {
+      print_line(Json{{"input", skipped.path},
+                      {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
+    }
+  };
+  for (const auto& skipped : resolved.skipped) print_skipped(skipped);
   // A result's reports (--sr, --fhir): written before its line is printed, which names them. A report
   // that fails is the input's failure (its line carries the result and "report_error").
   auto with_reports = [&](Json& line, const auto& result, const std::vector<std::string>& sources) {
@@ -348,44 +363,41 @@ int run_predict(PredictOptions& o) {
   };
   if (o.by == "image") {
     // Every file gets a line, in this order.
-    std::vector<medinfer::Input> inputs;
-    for (const auto& input : files) inputs.push_back(medinfer::Input::file(input));
+    const std::vector<medinfer::Input>& inputs = resolved.inputs;
     Progress progress(o.quiet, inputs.size(), unit);
     medinfer::ManyOptions many = o.many;
+    std::size_t processed = 0;  // outcomes of inputs that were read (the progress line's count)
     many.on_outcome = [&](medinfer::Outcome&& outcome) {
       const std::string& input = inputs[outcome.index].path;
       if (!outcome.ok()) {
         if (outcome.error->code() == medinfer::ErrorCode::kCancelled) {
-          tally.not_processed.push_back(input);  // never read, never audited: listed in the summary
+          tally.not_processed.push_back(input);  // never read, never audited: counted in the summary
           return;
         }
+        ++processed;
         tally.error(outcome.error->code());
         csv ? print_csv_error(input, *outcome.error) : print_line(error_json(input, *outcome.error));
         return;
       }
+      ++processed;
       Json line{{"input", input}};
       line.update(Json::parse(medinfer::to_json(*outcome.result)));
       if (with_reports(line, *outcome.result, {input})) tally.result(outcome.result->indeterminate);
       csv ? print_csv_result(input, *outcome.result, line) : print_line(line);
     };
-    many.progress = [&](std::size_t done, std::size_t) {
+    many.progress = [&](std::size_t, std::size_t) {
       if (g_signal != 0) many.cancel.cancel();
-      progress.update(done);
+      progress.update(processed);
     };
     pipeline->predict_many(inputs, many);
-    progress.finish(inputs.size());
+    progress.finish(processed);
   } else {
     // Series and studies: the files are scanned and grouped by their headers. A signal stops between
     // series (or studies): a series is never cut short and passed off as whole.
+    std::vector<std::string> files;
+    for (const auto& input : resolved.inputs) files.push_back(input.path);
     const medinfer::dicom::DirectoryIndex index = medinfer::dicom::scan_files(files, o.pipeline.read, o.many.workers);
-    for (const auto& skipped : index.skipped) {
-      if (csv) {
-        print_csv_error(skipped.path, "skipped", medinfer::to_string(skipped.code) + std::string(": ") + skipped.reason);
-      } else {
-        print_line(Json{{"input", skipped.path},
-                        {"skipped", {{"code", medinfer::to_string(skipped.code)}, {"reason", skipped.reason}}}});
-      }
-    }
+    for (const auto& skipped : index.skipped) print_skipped(skipped);
     std::size_t units = 0;
     for (const auto& study : index.studies) units += o.by == "study" ? 1 : study.series.size();
     Progress progress(o.quiet, units, unit);
@@ -472,6 +484,12 @@ int run_predict(PredictOptions& o) {
   }
   std::cout << std::flush;
   tally.print(unit);
+  try {
+    tally.print_unprocessed(o.list_unprocessed);
+  } catch (const medinfer::Error& e) {
+    report_error(e);
+    audit_failed = true;  // (the run's status: some failed)
+  }
   if (g_signal != 0) return 128 + g_signal;
   if (tally.ok == 0) return kExitAllFailed;  // every input failed (or there was none)
   return tally.failures() > 0 || audit_failed ? kExitSomeFailed : 0;
@@ -531,7 +549,74 @@ int run_version(bool json) {
   return 0;
 }
 
+// Levenshtein distance, for "did you mean".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
 }  // namespace
+
+// "; did you mean 'NAME'?" naming the nearest of `app`'s options (`option`) or commands, when one is near.
+std::string suggestion(const CLI::App& app, const std::string& given, bool option) {
+  std::vector<std::string> names;
+  if (option) {
+    for (const CLI::Option* opt : app.get_options()) {
+      for (const auto& l : opt->get_lnames()) names.push_back("--" + l);
+    }
+  } else {
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+  }
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(3, given.size() / 3) + 1;
+  for (const auto& n : names) {
+    const std::size_t d = edit_distance(given, n);
+    if (d < best_distance) best = n, best_distance = d;
+  }
+  return best.empty() ? std::string() : "; did you mean '" + best + "'?";
+}
+
+// Before CLI11 parses (it would report a missing required option first, e.g. "--model is required" for
+// "--modle"): the first "--NAME" that no command on the path takes, as "unknown option --NAME for
+// 'COMMAND'; did you mean '--model'?", or "" when every option is known.
+std::string unknown_option(const CLI::App& app, int argc, char** argv) {
+  std::vector<const CLI::App*> path{&app};
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) != 0) {
+      for (const CLI::App* sub : path.back()->get_subcommands([](const CLI::App*) { return true; })) {
+        if (sub->get_name() == arg) {
+          path.push_back(sub);
+          break;
+        }
+      }
+      continue;
+    }
+    const std::string name = arg.substr(0, arg.find('='));
+    bool known = false;
+    for (const CLI::App* a : path) {
+      for (const CLI::Option* opt : a->get_options()) {
+        for (const auto& l : opt->get_lnames()) known = known || name == "--" + l;
+      }
+    }
+    if (!known) {
+      const std::string where = path.size() == 1 ? std::string("medinfer") : path.back()->get_name();
+      return "unknown option " + name + " for '" + where + "'" + suggestion(*path.back(), name, true);
+    }
+  }
+  return "";
+}
 
 void add_predict_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<PredictOptions>();
@@ -542,11 +627,16 @@ void add_predict_command(CLI::App& app, Runner& run) {
                  "one JSON line per input");
   cmd->add_option("--model", o->model, "the model package directory")->required();
   cmd->add_option("inputs", o->inputs,
-                  "DICOM files and folders (a folder's own files; its whole tree with --recursive); with --by image, "
-                  "scored in this order (a folder's files sorted by path)");
-  cmd->add_flag("--recursive", o->recursive, "descend into the subfolders of each folder given");
+                  "DICOM files and folders (a folder's whole tree, symbolic links followed; files that are not DICOM "
+                  "are skipped and listed); with --by image, scored in this order (a folder's files sorted by path)");
+  cmd->add_flag("--recursive", o->recursive, "search each folder's whole tree (the default; kept for scripts)");
+  cmd->add_flag("--no-recursive", o->no_recursive, "only the files directly in each folder given");
   cmd->add_option("--files-from", o->files_from,
                   "also read input paths from FILE, one per line (blank lines skipped); '-' reads standard input");
+  cmd->add_option("--list-unprocessed", o->list_unprocessed,
+                  "after a signal, write the inputs (or series, studies) that were never read to FILE, one per line "
+                  "(the summary counts them either way)")
+      ->type_name("FILE");
   cmd->add_flag("--quiet", o->quiet, "no progress on stderr (the summary line is still printed)");
   cmd->add_option("--format", o->format,
                   "jsonl: one JSON object per line; csv: a header, then one row per finding (input, UIDs, label, "
@@ -713,8 +803,29 @@ int main(int argc, char** argv) {
   add_preprocess_command(app, run);
   add_calibrate_command(app, run);
   add_version_command(app, run);
-  CLI::App* help = app.add_subcommand("help", "prints this text");
-  help->callback([&] { run = [&] { std::cout << app.help(); return 0; }; });
+  CLI::App* help = app.add_subcommand("help", "help [COMMAND [SUBCOMMAND]]: this text, or a command's (as COMMAND --help)");
+  std::vector<std::string> help_topic;
+  help->add_option("command", help_topic, "the command (and subcommand) to describe");
+  help->callback([&] {
+    run = [&]() -> int {
+      const CLI::App* topic = &app;
+      for (const auto& name : help_topic) {
+        const CLI::App* next = nullptr;
+        for (const CLI::App* sub : topic->get_subcommands([](const CLI::App*) { return true; })) {
+          if (sub->get_name() == name) next = sub;
+        }
+        if (next == nullptr) throw UsageError("help: no command '" + name + "'" + suggestion(*topic, name, false));
+        topic = next;
+      }
+      std::cout << topic->get_formatter()->make_help(topic, topic == &app ? "medinfer" : topic->get_name(),
+                                                     CLI::AppFormatMode::Normal);
+      return 0;
+    };
+  });
+  if (const std::string unknown = unknown_option(app, argc, argv); !unknown.empty()) {
+    std::cerr << "medinfer: " << unknown << " (see 'medinfer --help')\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -14,7 +14,8 @@ end every worker's pipeline is closed (each chain gets its closing checkpoint) a
 verified. Results are gathered into one CSV, one row per file, sorted by path: the same rows, in the
 same order, whatever the cluster. On a real cluster the model directory, the archive, the audit
 directory and the key must be at the same paths on every worker (a shared filesystem).
-Exit status: 0 when every file was scored and every audit log verified, 1 otherwise, 2 usage.
+Exit status: 0 when every file was scored and every audit log verified, 1 otherwise (no DICOM image
+under ARCHIVE included), 2 usage.
 """
 from __future__ import annotations
 
@@ -120,6 +121,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--workers must be >= 0")
     if args.audit_dir:
         os.makedirs(args.audit_dir, exist_ok=True)
+    if not series_tasks(args.archive):  # the library's rule: folders searched recursively, links followed
+        index = medinfer.dicom.scan_directory(args.archive)
+        print(f"score_archive.py: no DICOM images under {args.archive} ({index['files_seen']} files seen, "
+              f"{len(index['skipped'])} skipped)", file=sys.stderr)
+        return 1
     rows, logs = score(args.archive, args.model, args.workers, args.scheduler, args.audit_dir, args.audit_key)
     tmp = args.out.with_name(args.out.name + ".tmp")
     with open(tmp, "w", newline="") as fh:

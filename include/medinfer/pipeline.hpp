@@ -96,6 +96,48 @@ struct MEDINFER_API Input {
   static Input pixels(Image image, std::string routing_key = {});
 };
 
+/// What Inputs::resolve made of the inputs: every unit to read, and what was left out.
+struct ResolvedInputs {
+  /// Each given input in order, a directory replaced by its DICOM files (dicom::find_files: sorted
+  /// by path, recursively unless FindOptions says otherwise). Files, Part 10 bytes and pixels as given.
+  std::vector<Input> inputs;
+  /// Files found under the directories and left out (not DICOM, broken links, ...), with the reason.
+  /// A skipped file is reported, never a failure.
+  std::vector<dicom::SkippedFile> skipped;
+  /// The directories searched, as given.
+  std::vector<std::string> searched;
+};
+
+/// The inputs of one unit of work: files, directories, DICOM Part 10 objects in memory and pixel
+/// arrays, resolved by one rule (directories searched by dicom::find_files: recursively, symbolic
+/// links followed with loop protection, non-DICOM files skipped and listed). What the CLI, the HTTP
+/// service, the DICOM node and Python hand the library. A value type.
+class MEDINFER_API Inputs {
+ public:
+  Inputs() = default;
+  /// Files and directories.
+  Inputs(const std::vector<std::string>& paths);  // NOLINT: implicit, a list of paths is the usual form
+  Inputs(std::vector<Input> inputs);              // NOLINT
+  /// A file or a directory (a directory's `frame` and `request_id` apply to every file found in it).
+  Inputs& add(std::string path, int frame = -1);
+  /// A file, a DICOM Part 10 object in memory or an image.
+  Inputs& add(Input input);
+  bool empty() const noexcept { return entries_.empty(); }
+  std::size_t size() const noexcept { return entries_.size(); }
+  const std::vector<Input>& entries() const noexcept { return entries_; }
+
+  /// How directories are searched.
+  dicom::FindOptions find;
+
+  /// Resolves the directories. Throws Error: kInvalidArgument (no inputs at all), kNotFound when
+  /// nothing is left to read (naming every directory searched, how, and how many files were skipped
+  /// and why), kResourceLimit (FindOptions::max_files).
+  ResolvedInputs resolve() const;
+
+ private:
+  std::vector<Input> entries_;
+};
+
 /// What became of one input: its Result, or the Error it ended in (never both).
 struct Outcome {
   std::size_t index = 0;  ///< the input's position in the list given to predict_many

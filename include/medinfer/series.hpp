@@ -56,17 +56,53 @@ struct DirectoryIndex {
   std::size_t files_seen = 0;
 };
 
-/// Walks `root` recursively (symbolic links are not followed) and indexes every DICOM image file by
-/// study, series and instance. Non-DICOM files, DICOMDIR files, objects without pixel data and
+/// How find_files searches directories: the library's one rule for "a directory's files".
+struct FindOptions {
+  /// true: a directory's whole tree; false: only the files directly in it.
+  bool recursive = true;
+  /// true: symbolic links to files and directories are followed (a directory reached twice, e.g. by a
+  /// link loop, is searched once); false: links are skipped and listed.
+  bool follow_symlinks = true;
+  /// More files than this under the given paths: Error(kResourceLimit) naming the path being searched.
+  std::size_t max_files = 10'000'000;
+};
+
+/// What find_files found.
+struct FoundFiles {
+  /// The files to read, in order: each given path as given when it is not a directory (a path that
+  /// does not exist stays, so that its reader says so), each directory's DICOM files sorted by path.
+  /// A file reached twice (two links to it) is listed once.
+  std::vector<std::string> files;
+  /// Files under the directories that were left out, and why: not DICOM (no 'DICM' marker at byte 128
+  /// and no dataset at the start), a file named DICOMDIR (a media directory), a broken link, a link not followed, an unreadable folder. Never a
+  /// failure: a file that looks like DICOM and fails to read is listed in `files` and fails there.
+  std::vector<SkippedFile> skipped;
+  /// The directories searched (the given ones, as given).
+  std::vector<std::string> searched;
+};
+
+/// Whether the first bytes of a file look like DICOM: 'DICM' at byte 128 (or at 0, a file missing its
+/// preamble), or a dataset starting with a low group number (0002 or 0008, either byte order): the
+/// same test the reader applies before it says "not DICOM".
+MEDINFER_API bool looks_like_dicom(const std::uint8_t* data, std::size_t size) noexcept;
+/// looks_like_dicom on the file's first 132 bytes. Throws Error: kNotFound, kIo (cannot be opened).
+MEDINFER_API bool looks_like_dicom(const std::string& path);
+
+/// The DICOM files of `paths` (files and directories) by the rule of FindOptions. Throws Error
+/// kResourceLimit (more than options.max_files files). Never fails for a path that does not exist or
+/// a file that cannot be read: those stay in `files` for their reader to report.
+MEDINFER_API FoundFiles find_files(const std::vector<std::string>& paths, const FindOptions& options = {});
+
+/// Finds the files under `root` as find_files does (recursively, links followed) and indexes every
+/// DICOM image file by study, series and instance. Non-DICOM files, DICOMDIR files, objects without pixel data and
 /// unreadable files are listed in `skipped` with the reason; the scan itself only fails
 /// (kNotFound/kIo) when `root` cannot be read. Headers are read on `threads` threads (0: all cores).
 MEDINFER_API DirectoryIndex scan_directory(const std::string& root, const ReadOptions& options = {},
                                            unsigned threads = 0);
 
-/// The same index for a list of files (directories among them are walked as scan_directory walks
-/// them). A path that does not exist is listed in `skipped` (kNotFound); the scan never fails.
+/// The same index for a list of files (directories among them searched by find_files with `find`). A path that does not exist is listed in `skipped` (kNotFound); the scan never fails.
 MEDINFER_API DirectoryIndex scan_files(const std::vector<std::string>& paths, const ReadOptions& options = {},
-                                       unsigned threads = 0);
+                                       unsigned threads = 0, const FindOptions& find = {});
 
 /// How read_series treats an imperfect series.
 struct SeriesOptions {

@@ -538,6 +538,13 @@ std::string syntax_name(const std::string& uid) {
   return "unknown transfer syntax";
 }
 
+bool plausible_start(const std::uint8_t* data, std::size_t size) noexcept {
+  if (size >= 132 && std::memcmp(data + 128, "DICM", 4) == 0) return true;
+  if (size >= 4 && std::memcmp(data, "DICM", 4) == 0) return true;
+  // No preamble, no meta: a bare meta group, or legacy ACR-NEMA style files starting with group 0008.
+  return size >= 8 && (le16(data) == 0x0002 || le16(data) == 0x0008 || (data[0] == 0 && data[1] == 0x08));
+}
+
 Layout walk(const std::uint8_t* data, std::size_t size, const std::string& source, const std::string& fallback_syntax,
             std::uint64_t max_inflated, medinfer::detail::Block& inflated, std::size_t full_size) {
   const std::size_t missing = full_size > size ? full_size - size : 0;
@@ -552,8 +559,7 @@ Layout walk(const std::uint8_t* data, std::size_t size, const std::string& sourc
     pos = parse_meta(data, size, 0, source, out);
   } else if (fallback_syntax.empty()) {
     // No preamble, no meta: legacy ACR-NEMA style files still start with a low group number.
-    const bool plausible = size >= 8 && (le16(data) == 0x0008 || (data[0] == 0 && data[1] == 0x08));
-    if (!plausible) {
+    if (!plausible_start(data, size)) {
       throw Error(ErrorCode::kInvalidDicom,
                   fmt::format("{}: not DICOM (no 'DICM' prefix at byte 128 and no dataset at the start)", source));
     }

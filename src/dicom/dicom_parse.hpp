@@ -77,6 +77,11 @@ void add_warning(std::vector<HeaderWarning>& warnings, HeaderWarningKind kind, s
 /// "(GGGG,EEEE)"
 std::string tag_text(std::uint16_t group, std::uint16_t element);
 
+/// Whether `data` starts as a DICOM file can: 'DICM' at byte 128 or at 0, or a dataset whose first
+/// element has group 0002 or 0008 (little or big endian). The one "is it DICOM at all" test: walk()
+/// refuses what fails it, and find_files skips such files.
+bool plausible_start(const std::uint8_t* data, std::size_t size) noexcept;
+
 /// Thrown (header-only walks) when the prefix is not enough: read the whole stream and walk again.
 struct NeedFullRead {};
 

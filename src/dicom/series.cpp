@@ -115,17 +115,6 @@ void keep_majority(std::vector<Slice>& slices, Key key, Problems& problems, Seri
 
 namespace {
 
-// Every regular file under `root` (symbolic links not followed), appended to `paths`.
-void walk(const std::string& root, std::vector<std::string>& paths) {
-  std::error_code ec;
-  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) throw Error(ErrorCode::kIo, root + ": cannot be read: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) throw Error(ErrorCode::kIo, root + ": cannot be read: " + ec.message());
-    if (it->is_regular_file(ec) && !it->is_symlink(ec)) paths.push_back(it->path().string());
-  }
-}
-
 DirectoryIndex index_files(std::vector<std::string> paths, std::vector<SkippedFile> skipped, const ReadOptions& options,
                            unsigned threads);
 
@@ -136,32 +125,15 @@ DirectoryIndex scan_directory(const std::string& root, const ReadOptions& option
   const fs::file_status st = fs::status(root, ec);
   if (ec || !fs::exists(st)) throw Error(ErrorCode::kNotFound, root + ": no such directory");
   if (!fs::is_directory(st)) throw Error(ErrorCode::kIo, root + ": not a directory");
-  std::vector<std::string> paths;
-  walk(root, paths);
-  return index_files(std::move(paths), {}, options, threads);
+  return scan_files({root}, options, threads);
 }
 
-DirectoryIndex scan_files(const std::vector<std::string>& inputs, const ReadOptions& options, unsigned threads) {
-  std::vector<std::string> paths;
-  std::vector<SkippedFile> skipped;
-  for (const std::string& p : inputs) {
-    std::error_code ec;
-    const fs::file_status st = fs::status(p, ec);
-    if (ec || !fs::exists(st)) {
-      skipped.push_back({p, ErrorCode::kNotFound, p + ": no such file or directory"});
-    } else if (fs::is_directory(st)) {
-      try {
-        walk(p, paths);
-      } catch (const Error& e) {
-        skipped.push_back({p, e.code(), e.what()});
-      }
-    } else {
-      paths.push_back(p);
-    }
-  }
-  std::sort(paths.begin(), paths.end());
-  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
-  return index_files(std::move(paths), std::move(skipped), options, threads);
+DirectoryIndex scan_files(const std::vector<std::string>& inputs, const ReadOptions& options, unsigned threads,
+                          const FindOptions& find) {
+  FoundFiles found = find_files(inputs, find);
+  std::sort(found.files.begin(), found.files.end());
+  found.files.erase(std::unique(found.files.begin(), found.files.end()), found.files.end());
+  return index_files(std::move(found.files), std::move(found.skipped), options, threads);
 }
 
 namespace {

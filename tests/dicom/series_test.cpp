@@ -1,5 +1,6 @@
 // Series: directory scanning and volume assembly (shuffled files, gaps, duplicates, tilt, localizers).
 #include <medinfer/error.hpp>
+#include <medinfer/pipeline.hpp>
 #include <medinfer/series.hpp>
 
 #include <catch2/catch.hpp>
@@ -217,4 +218,106 @@ TEST_CASE("scan_directory indexes studies and series and says why it skipped eac
   const auto v = dicom::read_series(*series3);
   CHECK(v.volume.depth() == 3);
   CHECK(error_code_of([&] { dicom::scan_directory((dir / "nope").string()); }) == ErrorCode::kNotFound);
+}
+
+TEST_CASE("find_files: one rule for a folder's files (recursive, links followed once, non-DICOM skipped)", "[dicom][series]") {
+  test::TempDir dir, outside;
+  const test::fs::path root = dir / "study";
+  test::fs::create_directories(root / "s1");
+  test::fs::create_directories(root / "deep" / "s2");
+  for (int k = 0; k < 3; ++k) test::write_dicom(root / "s1" / ("i" + std::to_string(k)), slice_spec(k, 0, 0, k, k));
+  for (int k = 0; k < 2; ++k) test::write_dicom(root / "deep" / "s2" / ("i" + std::to_string(k) + ".dcm"), slice_spec(k, 0, 0, k, k));
+  test::fs::create_directories(outside / "s3");
+  for (int k = 0; k < 2; ++k) test::write_dicom(outside / "s3" / ("i" + std::to_string(k) + ".dcm"), slice_spec(k, 0, 0, k, k));
+  test::write_text(root / "labels.csv", "file,label\na,1\n");
+  test::write_dicom(root / "top.dcm", slice_spec(0, 0, 0, 0, 1));
+  test::fs::create_directory_symlink(outside / "s3", root / "linked-series");  // a series elsewhere, linked in
+  test::fs::create_directory_symlink(root, root / "deep" / "loop");           // a loop back to the top
+  test::fs::create_symlink(root / "top.dcm", root / "second-name.dcm");       // a second name for one file
+  test::fs::create_symlink(root / "gone.dcm", root / "broken.dcm");           // a link to nothing
+
+  const dicom::FoundFiles found = dicom::find_files({root.string()});
+  CHECK(found.searched == std::vector<std::string>{root.string()});
+  CHECK(found.files.size() == 3 + 2 + 2 + 1);  // the linked series found, the loop searched once, top.dcm once
+  CHECK(std::is_sorted(found.files.begin(), found.files.end()));
+  std::map<std::string, std::string> skipped;
+  for (const auto& s : found.skipped) skipped[test::fs::path(s.path).filename().string()] = s.reason;
+  CHECK_THAT(skipped["labels.csv"], Catch::Contains("not DICOM"));
+  CHECK_THAT(skipped["broken.dcm"], Catch::Contains("broken symbolic link"));
+  CHECK_THAT(skipped["loop"], Catch::Contains("already searched"));
+
+  dicom::FindOptions flat;
+  flat.recursive = false;
+  CHECK(dicom::find_files({root.string()}, flat).files.size() == 1);  // top.dcm (its second name is the same file)
+
+  dicom::FindOptions no_links;
+  no_links.follow_symlinks = false;
+  const auto unlinked = dicom::find_files({root.string()}, no_links);
+  CHECK(unlinked.files.size() == 3 + 2 + 1);
+  CHECK(std::count_if(unlinked.skipped.begin(), unlinked.skipped.end(),
+                      [](const dicom::SkippedFile& s) { return s.reason.find("not followed") != std::string::npos; }) == 4);
+
+  dicom::FindOptions few;
+  few.max_files = 4;
+  CHECK(error_code_of([&] { dicom::find_files({root.string()}, few); }) == ErrorCode::kResourceLimit);
+
+  // A file given by name is kept as given (its reader says what it is), a missing one too.
+  const auto given = dicom::find_files({(root / "labels.csv").string(), (root / "nope.dcm").string()});
+  CHECK(given.files.size() == 2);
+  CHECK(given.skipped.empty());
+
+  // scan_files / scan_directory use the same rule: the linked series is indexed too.
+  const auto index = dicom::scan_directory(root.string());
+  std::size_t instances = 0;
+  for (const auto& study : index.studies) {
+    for (const auto& s : study.series) instances += s.instances.size();
+  }
+  CHECK(instances == 3 + 2 + 2 + 1);
+
+  const std::string preamble(128, '\0');
+  CHECK(dicom::looks_like_dicom(reinterpret_cast<const std::uint8_t*>((preamble + "DICM").data()), 132));
+  CHECK_FALSE(dicom::looks_like_dicom(reinterpret_cast<const std::uint8_t*>("file,label\na,1\n"), 15));
+  CHECK(error_code_of([&] { dicom::looks_like_dicom((root / "nope.dcm").string()); }) == ErrorCode::kNotFound);
+}
+
+TEST_CASE("Inputs::resolve: folders by the one rule, other inputs as given, nothing found names what was searched", "[dicom][series]") {
+  test::TempDir dir;
+  test::fs::create_directories(dir / "empty");
+  test::fs::create_directories(dir / "only-folders" / "a" / "b");
+  test::fs::create_directories(dir / "notes");
+  test::write_text(dir / "notes" / "labels.csv", "x");
+  test::fs::create_directories(dir / "study" / "s1");
+  for (int k = 0; k < 2; ++k) test::write_dicom(dir / "study" / "s1" / ("i" + std::to_string(k) + ".dcm"), slice_spec(k, 0, 0, k, k));
+  test::write_text(dir / "study" / "labels.csv", "x");
+
+  CHECK(error_code_of([] { Inputs{}.resolve(); }) == ErrorCode::kInvalidArgument);
+  for (const char* name : {"empty", "only-folders", "notes"}) {
+    const std::string folder = (dir / name).string();
+    try {
+      Inputs(std::vector<std::string>{folder}).resolve();
+      FAIL("resolved " << folder);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kNotFound);
+      CHECK_THAT(e.what(), Catch::Contains(folder) && Catch::Contains("recursively"));
+      if (std::string(name) == "notes") CHECK_THAT(e.what(), Catch::Contains("1 file skipped") && Catch::Contains("labels.csv"));
+    }
+  }
+  auto bytes = std::make_shared<const std::string>("DICM?");
+  Inputs inputs;
+  inputs.add(Input::dicom(bytes, "upload"));
+  inputs.add((dir / "study").string());
+  inputs.add((dir / "missing.dcm").string());
+  const ResolvedInputs r = inputs.resolve();
+  REQUIRE(r.inputs.size() == 4);
+  CHECK(r.inputs[0].kind == Input::Kind::kDicomBytes);
+  CHECK(r.inputs[0].bytes == bytes);  // shared, not copied
+  CHECK(test::fs::path(r.inputs[1].path).filename() == "i0.dcm");
+  CHECK(test::fs::path(r.inputs[2].path).filename() == "i1.dcm");
+  CHECK(test::fs::path(r.inputs[3].path).filename() == "missing.dcm");  // kept: its reader says it is missing
+  REQUIRE(r.skipped.size() == 1);
+  CHECK(test::fs::path(r.skipped[0].path).filename() == "labels.csv");
+  CHECK(r.searched == std::vector<std::string>{(dir / "study").string()});
+  Inputs flat(std::vector<std::string>{(dir / "study").string()});
+  flat.find.recursive = false;
+  CHECK(error_code_of([&] { flat.resolve(); }) == ErrorCode::kNotFound);
 }

@@ -26,10 +26,10 @@ def summary(stderr):
     lines = [l for l in stderr.splitlines() if l.startswith("medinfer: summary: ")]
     assert len(lines) == 1, stderr
     m = re.fullmatch(r"medinfer: summary: (\d+) (\w+) ok \((\d+) indeterminate\), (\d+) failed(?: \((.*)\))?, "
-                     r"(\d+) not processed, [0-9.]+ s", lines[0])
+                     r"(\d+) not processed, (?:(\d+) skipped, )?[0-9.]+ s", lines[0])
     assert m, lines[0]
     return {"ok": int(m[1]), "unit": m[2], "indeterminate": int(m[3]), "failed": int(m[4]), "by_code": m[5] or "",
-            "not_processed": int(m[6])}
+            "not_processed": int(m[6]), "skipped": int(m[7] or 0)}
 
 
 def test_exit_statuses_are_distinct(cli, demo_model, study, tmp_path):
@@ -77,8 +77,10 @@ def test_a_signal_mid_run_finishes_what_started_closes_the_chain_and_lists_the_r
     log = tmp_path / "chain.jsonl"
     n = 4000
     listing = "".join(f"{directory / rows[i % len(rows)]['file']}\n" for i in range(n))
+    unprocessed = tmp_path / "unprocessed.txt"
     proc = subprocess.Popen([cli, "predict", "--model", str(demo_model), "--audit-log", str(log), "--audit-key",
-                             str(key), "--jobs", "2", "--files-from", "-"], stdin=subprocess.PIPE,
+                             str(key), "--jobs", "2", "--list-unprocessed", str(unprocessed), "--files-from", "-"],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     proc.stdin.write(listing.encode())
     proc.stdin.close()
@@ -91,7 +93,13 @@ def test_a_signal_mid_run_finishes_what_started_closes_the_chain_and_lists_the_r
     assert all("probability" in l for l in printed)
     s = summary(err)
     assert s["ok"] == len(printed) and s["ok"] + s["not_processed"] == n and s["not_processed"] > 0
-    assert len([l for l in err.splitlines() if l.startswith("medinfer: not processed: ")]) == s["not_processed"]
+    # one line says how many were not processed (not one line each), --list-unprocessed holds their names
+    assert f"medinfer: {s['not_processed']} not processed (never read, not audited): listed in {unprocessed}" in err
+    assert len(unprocessed.read_text().splitlines()) == s["not_processed"]
+    assert len(err.splitlines()) < 10, err
+    # the last progress line counts what was done, not what was cancelled
+    progress = [l for l in err.splitlines() if l.startswith("medinfer: progress: ")]
+    assert progress[-1].startswith(f"medinfer: progress: {s['ok']}/{n} images"), progress[-1]
     records = [json.loads(l) for l in log.read_text().splitlines()]
     inference = [r for r in records if r.get("event") == "inference"]
     assert len(inference) == len(printed)  # nothing audited that was not printed, nothing printed unaudited
@@ -118,7 +126,7 @@ def test_a_signal_during_by_series_never_cuts_a_series_short(cli, demo_model, tm
     s = summary(err)
     assert s["unit"] == "series" and s["ok"] == len(lines) and s["ok"] + s["not_processed"] == 80
     assert s["not_processed"] > 0
-    assert all(l.startswith("medinfer: not processed: series ") for l in err.splitlines() if "not processed: " in l)
+    assert f"medinfer: {s['not_processed']} not processed (never read, not audited); --list-unprocessed FILE" in err
 
 
 def test_results_carry_the_uids_and_csv_parses_back(cli, demo_model, heads, study, tmp_path):
@@ -169,9 +177,11 @@ def test_a_folder_tree_with_junk_a_dicomdir_and_a_series_with_a_gap(cli, demo_mo
     d = subprocess.run(["dcmmkdir", "--recurse", "--input-directory", str(root), "--output-file",
                         str(root / "DICOMDIR"), "--invent", "CT"], capture_output=True, text=True)
     assert d.returncode == 0, d.stderr
-    # without --recursive: only the top folder's own files (README.txt, DICOMDIR), neither an image
-    r = run(cli, "predict", "--model", demo_model, root)
-    assert r.returncode == 3 and len(r.stdout.splitlines()) == 2, r.stderr
+    # --no-recursive: only the top folder's own files (README.txt, DICOMDIR), neither an image: nothing to
+    # read, one line for the folder naming what was searched
+    r = run(cli, "predict", "--model", demo_model, "--no-recursive", root)
+    assert r.returncode == 3 and len(r.stdout.splitlines()) == 1, r.stderr
+    assert "not recursively" in r.stderr and "2 files skipped" in r.stderr
     r = run(cli, "predict", "--model", demo_model, "--recursive", "--by", "series", root)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(l) for l in r.stdout.splitlines()]
@@ -192,3 +202,23 @@ def test_a_folder_tree_with_junk_a_dicomdir_and_a_series_with_a_gap(cli, demo_mo
 
 def pathlib_name(p):
     return os.path.basename(p)
+
+
+def test_help_unknown_options_and_the_progress_rate(cli, demo_model, study):
+    directory, rows = study
+    r = run(cli, "help")
+    assert r.returncode == 0 and "predict" in r.stdout and "Subcommands:" in r.stdout, r.stdout
+    r = run(cli, "help", "predict")
+    assert r.returncode == 0 and "--model" in r.stdout and "--no-recursive" in r.stdout, r.stdout + r.stderr
+    r = run(cli, "help", "audit", "verify")
+    assert r.returncode == 0 and "--key" in r.stdout, r.stdout + r.stderr
+    r = run(cli, "help", "predcit")
+    assert r.returncode == 2 and "no command 'predcit'; did you mean 'predict'?" in r.stderr, r.stderr
+    r = run(cli, "predict", "--modle", demo_model, directory)
+    assert r.returncode == 2 and "unknown option --modle for 'predict'; did you mean '--model'?" in r.stderr, r.stderr
+    assert "--model is required" not in r.stderr
+    r = run(cli, "predict", "--model", demo_model, "--bogus-thing", directory)
+    assert r.returncode == 2 and "unknown option --bogus-thing for 'predict'" in r.stderr, r.stderr
+    r = run(cli, "predict", "--model", demo_model, directory / rows[0]["file"])
+    (last,) = [l for l in r.stderr.splitlines() if l.startswith("medinfer: progress: 1/")]
+    assert re.fullmatch(r"medinfer: progress: 1/1 images, [0-9.]+/s, ETA 0m00s", last), last

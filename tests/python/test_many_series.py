@@ -123,17 +123,25 @@ def test_cli_by_image_series_study(cli, demo_model, tmp_path):
     write_series(tmp_path / "study" / "a", n=6, series_uid=STUDY_UID + ".1")
     write_series(tmp_path / "study" / "b", n=4, series_uid=STUDY_UID + ".2")
     (tmp_path / "study" / "notes.txt").write_text("not DICOM")
-    # without --recursive a folder is its own files: here only the text file
-    proc = run_cli(cli, "predict", "--model", str(demo_model), str(tmp_path / "study"))
-    assert [json.loads(l)["input"] for l in proc.stdout.splitlines()] == [str(tmp_path / "study" / "notes.txt")]
-    assert proc.returncode == 3
-    # --by image --recursive: the folder's tree, one line each (the text file's line is its error)
-    proc = run_cli(cli, "predict", "--model", str(demo_model), "--recursive", "--jobs", "2", "--batch-size", "4",
-                   str(tmp_path / "study"))
-    lines = [json.loads(l) for l in proc.stdout.splitlines()]
-    assert len(lines) == 11
-    assert sum("error" in l for l in lines) == 1 and proc.returncode == 1
-    assert [l["input"] for l in lines] == sorted(l["input"] for l in lines)
+    # --no-recursive: a folder is its own files, here only the text file, which is not DICOM: nothing to
+    # read, and the error names the folder searched
+    proc = run_cli(cli, "predict", "--model", str(demo_model), "--no-recursive", str(tmp_path / "study"))
+    (line,) = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert line["input"] == str(tmp_path / "study") and line["error"]["code"] == "kNotFound"
+    assert "notes.txt" in line["error"]["message"] and proc.returncode == 3
+    # --by image (recursive by default; --recursive kept): the folder's tree, one line each, the text
+    # file's line says it was skipped, which is not a failure
+    for flags in ([], ["--recursive"]):
+        proc = run_cli(cli, "predict", "--model", str(demo_model), *flags, "--jobs", "2", "--batch-size", "4",
+                       str(tmp_path / "study"))
+        lines = [json.loads(l) for l in proc.stdout.splitlines()]
+        assert len(lines) == 11
+        assert sum("error" in l for l in lines) == 0 and proc.returncode == 0, proc.stderr
+        (skipped,) = [l for l in lines if "skipped" in l]
+        assert skipped["input"].endswith("notes.txt") and "not DICOM" in skipped["skipped"]["reason"]
+        assert ", 1 skipped, " in proc.stderr
+        results = [l["input"] for l in lines if "skipped" not in l]
+        assert results == sorted(results)
     # --by series: one line per series (and the unindexed file reported as skipped)
     proc = run_cli(cli, "predict", "--model", str(demo_model), "--recursive", "--by", "series", str(tmp_path / "study"))
     lines = [json.loads(l) for l in proc.stdout.splitlines()]

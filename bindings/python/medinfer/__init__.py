@@ -28,6 +28,7 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     Finding,
     Image,
     Input,
+    Inputs,
     InternalError,
     InvalidArgumentError,
     InvalidDicomError,
@@ -45,6 +46,7 @@ from ._medinfer import (  # noqa: F401  (the public names, re-exported)
     PipelineOptions,
     PixelType,
     ReadOptions,
+    ResolvedInputs,
     ResourceLimitError,
     Result,
     Rule,
@@ -74,9 +76,9 @@ Pipeline.predict_many = _predict_many  # type: ignore[method-assign]
 __all__ = [
     "Arm", "ErrorCode", "Rule", "Task",
     "AuditFailedError", "BatchingOptions", "CancelledError", "Deployment", "EngineOptions", "Evidence", "Finding",
-    "InternalError", "InvalidArgumentError", "InvalidDicomError", "IoError", "MedinferError", "ModelIdentity",
+    "Inputs", "InternalError", "InvalidArgumentError", "InvalidDicomError", "IoError", "MedinferError", "ModelIdentity",
     "ModelIntegrityError", "NotFoundError", "OverloadedError", "PackageOptions", "Pipeline", "PipelineOptions",
-    "ReadOptions", "ResourceLimitError", "Result", "SeriesResult", "SkippedSeries",
+    "ReadOptions", "ResolvedInputs", "ResourceLimitError", "Result", "SeriesResult", "SkippedSeries",
     "StudyResult", "UnsupportedError", "audit", "backend_formats", "build_info",
     "calibration", "dicom", "package", "preprocess", "risk", "routing_bucket", "version", "__version__",
 ]

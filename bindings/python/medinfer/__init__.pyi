@@ -220,6 +220,12 @@ class Input:
     request_id: str
     routing_key: str
 
+class Inputs:
+    def __init__(self, items: List[Any] = ...) -> None: ...
+    def add(self, path: Union[str, os.PathLike[str]]) -> Inputs: ...
+    find: dicom.FindOptions
+    def resolve(self) -> ResolvedInputs: ...
+
 class ManyOptions:
     def __init__(self) -> None: ...
     batch_size: int
@@ -306,6 +312,14 @@ class PipelineOptions:
     pseudonym_key: bytes
     read: dicom.ReadOptions
     user_id: str
+
+class ResolvedInputs:
+    @property
+    def inputs(self) -> List[Input]: ...
+    @property
+    def searched(self) -> List[str]: ...
+    @property
+    def skipped(self) -> List[dicom.SkippedFile]: ...
 
 class Result:
     def __getstate__(self) -> Tuple[Any, ...]: ...

@@ -292,6 +292,37 @@ void bind_pipeline(py::module_& m) {
       .def("__repr__", [](const medinfer::Input& i) {
         return py::str("Input(kind={!r}, path={!r})").format(input_kind(i), i.path).cast<std::string>();
       });
+  py::class_<medinfer::ResolvedInputs>(m, "ResolvedInputs", "What Inputs.resolve made of the inputs.")
+      .def_readonly("inputs", &medinfer::ResolvedInputs::inputs, "each Input to read, folders replaced by their files")
+      .def_readonly("skipped", &medinfer::ResolvedInputs::skipped, "dicom.SkippedFile for each file left out")
+      .def_readonly("searched", &medinfer::ResolvedInputs::searched, "the folders searched");
+  py::class_<medinfer::Inputs>(m, "Inputs",
+                               "The inputs of one unit of work: files, folders, Part 10 bytes and images, resolved by "
+                               "the library's one rule (medinfer::Inputs).")
+      .def(py::init([](const std::vector<py::object>& items) {
+             medinfer::Inputs inputs;
+             for (const py::object& item : items) {
+               if (py::isinstance<medinfer::Input>(item) || !(py::isinstance<py::str>(item) || py::hasattr(item, "__fspath__"))) {
+                 inputs.add(input_of(item));
+               } else {
+                 inputs.add(py::module_::import("os").attr("fspath")(item).cast<std::string>());
+               }
+             }
+             return inputs;
+           }),
+           py::arg("items") = std::vector<py::object>{},
+           "Paths (files or folders), Input values, DICOM bytes or images, in order.")
+      .def_readwrite("find", &medinfer::Inputs::find, "dicom.FindOptions: how folders are searched")
+      .def("add", [](medinfer::Inputs& self, const Path& path) -> medinfer::Inputs& { return self.add(path.string()); },
+           py::arg("path"), py::return_value_policy::reference_internal, "Adds a file or a folder.")
+      .def("__len__", &medinfer::Inputs::size, "how many inputs were given")
+      .def(
+          "resolve",
+          [](const medinfer::Inputs& self) {
+            py::gil_scoped_release release;
+            return self.resolve();
+          },
+          "Folders replaced by their DICOM files; NotFoundError naming what was searched when nothing is left.");
   py::class_<medinfer::Outcome>(m, "Outcome", "What became of one input of predict_many: its Result or its error.")
       .def_readonly("index", &medinfer::Outcome::index, "the input's position in the list")
       .def_readonly("result", &medinfer::Outcome::result, "the Result, or None")

@@ -16,15 +16,10 @@
 
 namespace report = medinfer::report;
 
+// The report's source files: the paths, folders resolved by the library's one rule (medinfer::Inputs).
 std::vector<std::string> sources_of(const std::vector<Path>& paths) {
-  std::vector<std::string> files = strings(paths);
-  if (files.size() != 1 || !std::filesystem::is_directory(files[0])) return files;
   std::vector<std::string> out;
-  for (const auto& study : medinfer::dicom::scan_directory(files[0]).studies) {
-    for (const auto& series : study.series) {
-      for (const auto& instance : series.instances) out.push_back(instance.path);
-    }
-  }
+  for (const auto& input : medinfer::Inputs(strings(paths)).resolve().inputs) out.push_back(input.path);
   return out;
 }
 

@@ -1,9 +1,11 @@
-// medinfer/series.hpp in medinfer.dicom: scan_directory (an index of studies, series and files; what
+// medinfer/series.hpp in medinfer.dicom: find_files (the one rule for a folder's files), scan_directory (an index of studies, series and files; what
 // could not be indexed), read_series (a volume in slice order with its geometry), SeriesWarning and
 // SkippedFile. The GIL is released while files are read.
 #include "common.hpp"
 
 #include <medinfer/series.hpp>
+
+#include <optional>
 
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
@@ -18,6 +20,29 @@ void bind_series(py::module_& m) {
       .def_readonly("path", &medinfer::dicom::SkippedFile::path, "the file")
       .def_readonly("code", &medinfer::dicom::SkippedFile::code, "the ErrorCode")
       .def_readonly("reason", &medinfer::dicom::SkippedFile::reason, "why");
+  py::class_<dicom::FindOptions>(m, "FindOptions", "How find_files (and Inputs) search folders: the library's one rule.")
+      .def(py::init<>())
+      .def_readwrite("recursive", &dicom::FindOptions::recursive, "a folder's whole tree (True) or its own files")
+      .def_readwrite("follow_symlinks", &dicom::FindOptions::follow_symlinks,
+                     "follow symbolic links (a folder reached twice is searched once)")
+      .def_readwrite("max_files", &dicom::FindOptions::max_files, "more files than this: ResourceLimitError");
+  py::class_<dicom::FoundFiles>(m, "FoundFiles", "What find_files found: files, skipped files, folders searched.")
+      .def_readonly("files", &dicom::FoundFiles::files, "the files to read, in order")
+      .def_readonly("skipped", &dicom::FoundFiles::skipped, "SkippedFile for each file left out (not DICOM, ...)")
+      .def_readonly("searched", &dicom::FoundFiles::searched, "the folders searched");
+  m.def(
+      "find_files",
+      [](const std::vector<Path>& paths, const std::optional<dicom::FindOptions>& options) {
+        const std::vector<std::string> given = strings(paths);
+        py::gil_scoped_release release;
+        return dicom::find_files(given, options.value_or(dicom::FindOptions{}));
+      },
+      py::arg("paths"), py::arg("options") = py::none(),
+      "The DICOM files of paths (files kept as given; folders searched recursively, links followed, files that "
+      "are not DICOM skipped and listed).");
+  m.def(
+      "looks_like_dicom", [](const Path& path) { return dicom::looks_like_dicom(path.string()); }, py::arg("path"),
+      "Whether the file starts as DICOM does ('DICM' at byte 128, or a dataset at the start).");
   m.def(
       "scan_directory",
       [](const Path& root, unsigned threads) {
