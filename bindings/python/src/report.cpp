@@ -19,6 +19,7 @@ namespace report = medinfer::report;
 // The report's source files: the paths, folders resolved by the library's one rule (medinfer::Inputs).
 std::vector<std::string> sources_of(const std::vector<Path>& paths) {
   std::vector<std::string> out;
+  if (paths.empty()) return out;  // structured_report names what is missing: the result's source files
   for (const auto& input : medinfer::Inputs(strings(paths)).resolve().inputs) out.push_back(input.path);
   return out;
 }
