@@ -565,7 +565,17 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-}  // namespace
+std::vector<const CLI::App*> subcommands_of(const CLI::App& app) {
+  return app.get_subcommands([](const CLI::App*) { return true; });
+}
+
+// The subcommand of `app` called `name`, or null (CLI11 2.1's get_subcommand throws instead).
+const CLI::App* subcommand_named(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : subcommands_of(app)) {
+    if (sub->get_name() == name) return sub;
+  }
+  return nullptr;
+}
 
 // "; did you mean 'NAME'?" naming the nearest of `app`'s options (`option`) or commands, when one is near.
 std::string suggestion(const CLI::App& app, const std::string& given, bool option) {
@@ -575,7 +585,7 @@ std::string suggestion(const CLI::App& app, const std::string& given, bool optio
       for (const auto& l : opt->get_lnames()) names.push_back("--" + l);
     }
   } else {
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+    for (const CLI::App* sub : subcommands_of(app)) names.push_back(sub->get_name());
   }
   std::string best;
   std::size_t best_distance = std::max<std::size_t>(3, given.size() / 3) + 1;
@@ -595,21 +605,12 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--") break;
     if (arg.rfind("--", 0) != 0) {
-      for (const CLI::App* sub : path.back()->get_subcommands([](const CLI::App*) { return true; })) {
-        if (sub->get_name() == arg) {
-          path.push_back(sub);
-          break;
-        }
-      }
+      if (const CLI::App* sub = subcommand_named(*path.back(), arg)) path.push_back(sub);
       continue;
     }
     const std::string name = arg.substr(0, arg.find('='));
-    bool known = false;
-    for (const CLI::App* a : path) {
-      for (const CLI::Option* opt : a->get_options()) {
-        for (const auto& l : opt->get_lnames()) known = known || name == "--" + l;
-      }
-    }
+    const bool known = std::any_of(path.begin(), path.end(),
+                                   [&](const CLI::App* a) { return a->get_option_no_throw(name) != nullptr; });
     if (!known) {
       const std::string where = path.size() == 1 ? std::string("medinfer") : path.back()->get_name();
       return "unknown option " + name + " for '" + where + "'" + suggestion(*path.back(), name, true);
@@ -617,6 +618,8 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
   }
   return "";
 }
+
+}  // namespace
 
 void add_predict_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<PredictOptions>();
@@ -810,10 +813,7 @@ int main(int argc, char** argv) {
     run = [&]() -> int {
       const CLI::App* topic = &app;
       for (const auto& name : help_topic) {
-        const CLI::App* next = nullptr;
-        for (const CLI::App* sub : topic->get_subcommands([](const CLI::App*) { return true; })) {
-          if (sub->get_name() == name) next = sub;
-        }
+        const CLI::App* next = subcommand_named(*topic, name);
         if (next == nullptr) throw UsageError("help: no command '" + name + "'" + suggestion(*topic, name, false));
         topic = next;
       }

@@ -45,8 +45,6 @@ extern "C" void on_stop(int) { g_stop = true; }
 
 void log_line(const std::string& s) { std::cerr << "medinfer-dicom-node: " << s << std::endl; }
 
-// A UID as a file name: the library's rule (anything but a UID is refused, never used as a path).
-bool safe_uid(const std::string& uid) { return medinfer::report::valid_uid(uid); }
 
 struct Options {
   std::string model, aet = "MEDINFER", spool, destination, sr_dir, fhir_dir, audit_log, audit_key;
@@ -134,7 +132,7 @@ Uint16 Node::accept(const fs::path& tmp, std::string& series) {
     fs::remove(tmp, ec);
     return STATUS_STORE_Error_CannotUnderstand;
   }
-  if (!safe_uid(h.series_instance_uid) || !safe_uid(h.sop_instance_uid)) {
+  if (!medinfer::report::valid_uid(h.series_instance_uid) || !medinfer::report::valid_uid(h.sop_instance_uid)) {
     log_line("refused an instance whose Series or SOP Instance UID is not a UID");
     fs::remove(tmp, ec);
     return STATUS_STORE_Error_CannotUnderstand;
@@ -172,7 +170,7 @@ void Node::audit(const std::string& detail, bool failed) {
 void Node::resume() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(o_.spool, ec)) {
-    if (!e.is_directory() || !safe_uid(e.path().filename().string())) continue;
+    if (!e.is_directory() || !medinfer::report::valid_uid(e.path().filename().string())) continue;
     if (fs::exists(e.path() / ".reported") || fs::exists(e.path() / ".failed")) continue;
     std::lock_guard<std::mutex> lock(m_);
     pending_[e.path().filename().string()] = Clock::now();

@@ -497,10 +497,12 @@ std::string Service::model_dir_for(const std::string& name) const {
                               c == '.' || c == '-' || c == '_';
                      });
   if (!plain) throw std::invalid_argument("model: a package name under models_root (letters, digits, . - _), not a path");
-  std::error_code ec;
-  const fs::path root = fs::weakly_canonical(config_.models_root, ec);
-  const fs::path dir = fs::weakly_canonical(root / name, ec);
-  if (ec || dir.parent_path() != root) throw std::invalid_argument("model: " + name + " is not a package under models_root");
+  std::error_code root_ec, dir_ec;
+  const fs::path root = fs::weakly_canonical(config_.models_root, root_ec);
+  const fs::path dir = fs::weakly_canonical(root / name, dir_ec);
+  if (root_ec || dir_ec || dir.parent_path() != root) {
+    throw std::invalid_argument("model: " + name + " is not a package under models_root");
+  }
   return dir.string();
 }
 

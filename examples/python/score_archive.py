@@ -32,9 +32,8 @@ COLUMNS = ["path", "series_instance_uid", "sop_instance_uid", "label", "probabil
            "escalate", "indeterminate", "error"]
 
 
-def series_tasks(root: pathlib.Path) -> List[List[str]]:
-    """The archive's files, one list per series (files that are not DICOM images are left out)."""
-    index = medinfer.dicom.scan_directory(root)
+def series_tasks(index: Dict[str, Any]) -> List[List[str]]:
+    """The indexed archive's files, one list per series (files that are not DICOM images are left out)."""
     return [list(series["files"]) for study in index["studies"] for series in study["series"]]
 
 
@@ -81,10 +80,9 @@ def close_on_worker(dask_worker: Any) -> Optional[str]:
     return getattr(dask_worker, "medinfer_audit_log", None)
 
 
-def score(root: pathlib.Path, model: str, workers: int, scheduler: Optional[str], audit_dir: Optional[str],
+def score(tasks: List[List[str]], model: str, workers: int, scheduler: Optional[str], audit_dir: Optional[str],
           audit_key: Optional[str]) -> tuple[List[Dict[str, Any]], List[str]]:
-    """(rows sorted by path, the audit logs written)."""
-    tasks = series_tasks(root)
+    """(rows sorted by path, the audit logs written) for the series' files in `tasks`."""
     if scheduler is None and workers == 0:
         log = os.path.join(audit_dir, "worker-0.jsonl") if audit_dir else None
         with open_pipeline(model, log, audit_key) as pipeline:
@@ -121,12 +119,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--workers must be >= 0")
     if args.audit_dir:
         os.makedirs(args.audit_dir, exist_ok=True)
-    if not series_tasks(args.archive):  # the library's rule: folders searched recursively, links followed
-        index = medinfer.dicom.scan_directory(args.archive)
+    index = medinfer.dicom.scan_directory(args.archive)  # the library's rule: recursive, links followed
+    tasks = series_tasks(index)
+    if not tasks:
         print(f"score_archive.py: no DICOM images under {args.archive} ({index['files_seen']} files seen, "
               f"{len(index['skipped'])} skipped)", file=sys.stderr)
         return 1
-    rows, logs = score(args.archive, args.model, args.workers, args.scheduler, args.audit_dir, args.audit_key)
+    rows, logs = score(tasks, args.model, args.workers, args.scheduler, args.audit_dir, args.audit_key)
     tmp = args.out.with_name(args.out.name + ".tmp")
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)

@@ -46,7 +46,7 @@ class Finder {
   void directory(const std::string& root) {
     out_.searched.push_back(root);
     std::vector<std::string> files;
-    visit(root, files, 0);
+    visit(root, files);
     std::sort(files.begin(), files.end());
     for (auto& f : files) out_.files.push_back(std::move(f));
   }
@@ -56,8 +56,8 @@ class Finder {
     out_.skipped.push_back({path, code, std::move(reason)});
   }
 
-  // Appends the DICOM files under `dir` to `files`; `depth` 0 is a given directory.
-  void visit(const std::string& dir, std::vector<std::string>& files, int depth) {
+  // Appends the DICOM files under `dir` to `files`.
+  void visit(const std::string& dir, std::vector<std::string>& files) {
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) return skip(dir, ErrorCode::kIo, dir + ": cannot be read: " + std::strerror(errno));
     if (!dirs_.insert({st.st_dev, st.st_ino}).second) {
@@ -111,7 +111,7 @@ class Finder {
       }
       files.push_back(path);
     }
-    for (const auto& sub : subdirs) visit(sub, files, depth + 1);
+    for (const auto& sub : subdirs) visit(sub, files);
   }
 
   const FindOptions& options_;

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
 #include <map>
 #include <utility>
 
@@ -52,8 +51,7 @@ ResolvedInputs Inputs::resolve() const {
   ResolvedInputs out;
   out.inputs.reserve(entries_.size());
   for (const Input& entry : entries_) {
-    std::error_code ec;
-    if (entry.kind != Input::Kind::kPath || !std::filesystem::is_directory(entry.path, ec)) {
+    if (entry.kind != Input::Kind::kPath) {
       out.inputs.push_back(entry);
       continue;
     }

@@ -301,13 +301,7 @@ void bind_pipeline(py::module_& m) {
                                "the library's one rule (medinfer::Inputs).")
       .def(py::init([](const std::vector<py::object>& items) {
              medinfer::Inputs inputs;
-             for (const py::object& item : items) {
-               if (py::isinstance<medinfer::Input>(item) || !(py::isinstance<py::str>(item) || py::hasattr(item, "__fspath__"))) {
-                 inputs.add(input_of(item));
-               } else {
-                 inputs.add(py::module_::import("os").attr("fspath")(item).cast<std::string>());
-               }
-             }
+             for (const py::object& item : items) inputs.add(input_of(item));  // a path may name a folder
              return inputs;
            }),
            py::arg("items") = std::vector<py::object>{},
